@@ -1,0 +1,577 @@
+//! FLV keyframe index. The head of the file is walked tag by tag (headers
+//! and the first body bytes only) until the codec configuration and
+//! onMetaData are known. Metadata keyframes are then checked against the
+//! tags they point at; when they do not hold, or are missing, the walk goes
+//! on to the end of the file.
+
+use byteorder::{BigEndian, ByteOrder};
+
+use super::{IndexOrigin, Keyframe, MediaInfo};
+use crate::error::{Error, Result};
+use crate::format::flv::meta::{self, Metadata};
+use crate::format::flv::tag::{
+    self, audio_role, parse_file_header, parse_tag_header, video_role, TagError, TagHeader,
+    VideoRole, PREV_SIZE_LEN, TAG_AUDIO, TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
+};
+use crate::format::Format;
+use crate::source::{read_full_at, ByteSource};
+
+/// Bytes read per refill when hopping between tag headers. Tags larger than
+/// this are skipped without reading their bodies.
+const WINDOW: usize = 16 * 1024;
+/// Header plus the body bytes that say what a tag carries.
+const PEEK: usize = TAG_HEADER_LEN + 5;
+/// Larger script tags are not read for onMetaData.
+const MAX_SCRIPT_BODY: u32 = 16 * 1024 * 1024;
+/// Larger codec configuration tags are not kept (real ones are < 1 KiB).
+const MAX_CONFIG_TAG: u32 = 64 * 1024;
+/// Codec configuration tags kept per file (they repeat on resolution changes).
+const MAX_CONFIG_TAGS: usize = 64;
+/// Audio-only files get a seek point about this often.
+const AUDIO_SEEK_SPACING_MS: u64 = 1000;
+/// The head walk gives up looking for a declared stream after this much media.
+const HEAD_MEDIA_SPAN_MS: u64 = 5000;
+const HEAD_MAX_TAGS: usize = 4000;
+/// Metadata times may be rounded; beyond this they describe another file.
+const META_TIME_TOLERANCE_MS: u64 = 1500;
+
+/// A codec configuration tag (AVC decoder configuration, AAC
+/// AudioSpecificConfig), kept whole so a cut can re-send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigTag {
+    pub offset: u64,
+    pub is_video: bool,
+    /// Header, body and PreviousTagSize, as in the file.
+    pub bytes: Vec<u8>,
+}
+
+/// Everything the FLV plan needs, built once per file version.
+#[derive(Debug)]
+pub struct FlvIndex {
+    pub info: MediaInfo,
+    pub keyframes: Vec<Keyframe>,
+    /// Offset of the first tag (after PreviousTagSize0).
+    pub data_start: u64,
+    /// Offset of the first audio or video tag: starts before it are the head.
+    pub media_start: u64,
+    pub configs: Vec<ConfigTag>,
+    pub metadata: Option<Metadata>,
+}
+
+impl FlvIndex {
+    pub(crate) fn cost_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.keyframes.len() * std::mem::size_of::<Keyframe>()
+            + self
+                .configs
+                .iter()
+                .map(|c| c.bytes.len() + 48)
+                .sum::<usize>()
+            + self
+                .metadata
+                .as_ref()
+                .map_or(0, |m| m.kept_properties.len() + 128)
+    }
+
+    /// The configuration tags to re-send before `offset`: the last video and
+    /// the last audio configuration that precede it in the file.
+    pub fn configs_before(&self, offset: u64) -> impl Iterator<Item = &ConfigTag> {
+        let last = |video: bool| {
+            self.configs
+                .iter()
+                .rev()
+                .find(move |c| c.is_video == video && c.offset < offset)
+        };
+        last(true).into_iter().chain(last(false))
+    }
+
+    /// Builds the index of an FLV source.
+    pub fn build(src: &dyn ByteSource) -> Result<FlvIndex> {
+        let size = src.size();
+        let mut head = [0u8; tag::FILE_HEADER_LEN];
+        let n = read_full_at(src, 0, &mut head)?;
+        let header = parse_file_header(&head[..n]).map_err(|e| match e {
+            TagError::NotFlv => Error::UnsupportedFormat(e.to_string()),
+            _ => Error::malformed(e.to_string()),
+        })?;
+        let data_start = u64::from(header.data_offset) + PREV_SIZE_LEN as u64;
+        if data_start > size {
+            return Err(Error::malformed("FLV file ends inside its header"));
+        }
+
+        let mut walker = TagWalker::new(src);
+        let mut seen = Collector::new(src, header.has_audio, header.has_video);
+        let head_end = walker.walk(data_start, |pos, h, peek| seen.visit(pos, h, peek, true))?;
+        if seen.media_start.is_none() && head_end.stopped_at == data_start && size > data_start {
+            return Err(Error::malformed("no FLV tag could be read after the header"));
+        }
+
+        let meta_keyframes = seen.metadata.as_ref().and_then(|m| m.keyframes.clone());
+        let checked = match &meta_keyframes {
+            Some(list) => check_metadata_keyframes(src, &mut walker, &seen, list, data_start)?,
+            None => None,
+        };
+        let (keyframes, origin, last_ts) = match checked {
+            Some((keyframes, last_ts)) => (keyframes, IndexOrigin::Metadata, last_ts),
+            None => {
+                if let Some(resume) = head_end.resume_at {
+                    walker.walk(resume, |pos, h, peek| {
+                        seen.visit(pos, h, peek, false)
+                    })?;
+                }
+                let origin = if meta_keyframes.is_some() {
+                    IndexOrigin::MetadataStale
+                } else {
+                    IndexOrigin::Scanned
+                };
+                (std::mem::take(&mut seen.keyframes), origin, seen.last_ts)
+            }
+        };
+
+        let seek_points_from_audio = keyframes.is_empty() && !seen.has_video;
+        let keyframes = if seek_points_from_audio {
+            std::mem::take(&mut seen.audio_points)
+        } else {
+            keyframes
+        };
+        let start_ms = seen.first_ts.unwrap_or(0);
+        let media_start = seen.media_start.unwrap_or(size);
+        let mut duration_ms = last_ts.saturating_sub(start_ms);
+        if duration_ms == 0 {
+            let meta_ms = seen
+                .metadata
+                .as_ref()
+                .and_then(|m| m.duration_s)
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .map_or(0, |d| (d * 1000.0) as u64);
+            duration_ms = meta_ms;
+        }
+        let bitrate_bps = if duration_ms > 0 {
+            let bits = u128::from(size - media_start.min(size)) * 8000;
+            (bits / u128::from(duration_ms)) as u64
+        } else {
+            0
+        };
+        let dimension = |v: Option<f64>| {
+            v.filter(|d| d.is_finite() && *d > 0.0 && *d < 65536.0)
+                .map(|d| d as u32)
+        };
+        let metadata = seen.metadata.take();
+        let info = MediaInfo {
+            format: Format::Flv,
+            size,
+            start_ms,
+            duration_ms,
+            has_audio: seen.has_audio,
+            has_video: seen.has_video,
+            video_codec: seen.video_codec,
+            audio_codec: seen.audio_codec,
+            width: dimension(metadata.as_ref().and_then(|m| m.width)),
+            height: dimension(metadata.as_ref().and_then(|m| m.height)),
+            bitrate_bps,
+            keyframe_count: keyframes.len(),
+            seek_points_from_audio,
+            origin,
+        };
+        Ok(FlvIndex {
+            info,
+            keyframes,
+            data_start,
+            media_start,
+            configs: seen.configs,
+            metadata,
+        })
+    }
+
+    /// End of the tag containing byte `last_byte` and the latest timestamp up
+    /// to there, searched from the keyframe at or before it but not before
+    /// `from`: a cut ending there ends on a whole tag.
+    pub fn tag_end_after(
+        &self,
+        src: &dyn ByteSource,
+        from: u64,
+        last_byte: u64,
+    ) -> Result<(u64, u64)> {
+        let start = self.walk_start(from, |k| k.offset <= last_byte);
+        let mut end = src.size();
+        let mut last_ts = self.info.start_ms;
+        TagWalker::new(src).walk(start, |pos, h, _| {
+            if matches!(h.tag_type, TAG_AUDIO | TAG_VIDEO) {
+                last_ts = last_ts.max(u64::from(h.timestamp));
+            }
+            let next = pos + h.span();
+            if next > last_byte {
+                end = next;
+                return Step::Stop;
+            }
+            Step::Go
+        })?;
+        Ok((end, last_ts))
+    }
+
+    /// Offset of the first audio/video tag stamped at or after `time_ms`,
+    /// searched from the keyframe at or before that time but not before
+    /// `from`; the source size when there is none.
+    pub fn first_tag_at_time(&self, src: &dyn ByteSource, from: u64, time_ms: u64) -> Result<u64> {
+        let start = self.walk_start(from, |k| k.time_ms <= time_ms);
+        let mut end = src.size();
+        TagWalker::new(src).walk(start, |pos, h, _| {
+            if matches!(h.tag_type, TAG_AUDIO | TAG_VIDEO) && u64::from(h.timestamp) >= time_ms {
+                end = pos;
+                return Step::Stop;
+            }
+            Step::Go
+        })?;
+        Ok(end)
+    }
+
+    fn walk_start(&self, from: u64, before: impl Fn(&Keyframe) -> bool) -> u64 {
+        let i = self.keyframes.partition_point(before);
+        let near = i
+            .checked_sub(1)
+            .map_or(self.data_start, |i| self.keyframes[i].offset);
+        near.max(from).max(self.data_start)
+    }
+}
+
+/// Checks metadata keyframes against the file: every position must be the
+/// start of a video keyframe tag whose PreviousTagSize leads back to a tag
+/// header of that size, positions must rise, times must match the tags, the
+/// head must hold no earlier keyframe and the tail no later one. Returns the
+/// keyframes with the tags' own times, and the last timestamp in the file.
+fn check_metadata_keyframes(
+    src: &dyn ByteSource,
+    walker: &mut TagWalker,
+    head: &Collector,
+    list: &[(f64, f64)],
+    data_start: u64,
+) -> Result<Option<(Vec<Keyframe>, u64)>> {
+    let size = src.size();
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if let Some(declared) = head.metadata.as_ref().and_then(|m| m.filesize) {
+        if declared > 0.0 && declared != size as f64 {
+            return Ok(None);
+        }
+    }
+    let mut keyframes = Vec::with_capacity(list.len());
+    let mut buf = [0u8; PREV_SIZE_LEN + PEEK];
+    for &(time_s, pos_f) in list {
+        let valid_number = pos_f.is_finite() && pos_f.fract() == 0.0 && pos_f >= 0.0;
+        if !valid_number || !time_s.is_finite() || time_s < 0.0 {
+            return Ok(None);
+        }
+        let pos = pos_f as u64;
+        let after_previous = keyframes.last().map_or(true, |k: &Keyframe| pos > k.offset);
+        if pos < data_start || pos >= size || !after_previous {
+            return Ok(None);
+        }
+        let n = read_full_at(src, pos - PREV_SIZE_LEN as u64, &mut buf)?;
+        if n < PREV_SIZE_LEN + TAG_HEADER_LEN {
+            return Ok(None);
+        }
+        let h = parse_tag_header(&buf[PREV_SIZE_LEN..]);
+        let body = &buf[PREV_SIZE_LEN + TAG_HEADER_LEN..n];
+        let is_keyframe = h.tag_type == TAG_VIDEO
+            && matches!(video_role(body), Some((_, VideoRole::Keyframe)))
+            && pos + h.span() <= size;
+        if !is_keyframe || !previous_tag_leads_back(src, pos, &buf, data_start)? {
+            return Ok(None);
+        }
+        let tag_ms = u64::from(h.timestamp);
+        let meta_ms = (time_s * 1000.0) as u64;
+        if tag_ms.abs_diff(meta_ms) > META_TIME_TOLERANCE_MS {
+            return Ok(None);
+        }
+        let time_ms = keyframes.last().map_or(tag_ms, |k: &Keyframe| tag_ms.max(k.time_ms));
+        keyframes.push(Keyframe {
+            time_ms,
+            offset: pos,
+        });
+    }
+    // The head walk may have met keyframes the metadata does not list.
+    let first = keyframes[0].offset;
+    if head.keyframes.iter().any(|k| k.offset < first) {
+        return Ok(None);
+    }
+    // Walk the last group of pictures: no keyframe may follow the last one.
+    let last = *keyframes.last().expect("non-empty");
+    let mut last_ts = head.last_ts;
+    let mut unlisted = false;
+    walker.walk(last.offset, |pos, h, peek| {
+        if matches!(h.tag_type, TAG_AUDIO | TAG_VIDEO) {
+            last_ts = last_ts.max(u64::from(h.timestamp));
+        }
+        let keyframe = h.tag_type == TAG_VIDEO
+            && matches!(video_role(peek), Some((_, VideoRole::Keyframe)));
+        if keyframe && pos != last.offset {
+            unlisted = true;
+            return Step::Stop;
+        }
+        Step::Go
+    })?;
+    Ok((!unlisted).then_some((keyframes, last_ts)))
+}
+
+/// Whether the PreviousTagSize in `buf[..4]` (read just before `pos`) points
+/// back at a tag header whose size it matches, or at PreviousTagSize0.
+fn previous_tag_leads_back(
+    src: &dyn ByteSource,
+    pos: u64,
+    buf: &[u8],
+    data_start: u64,
+) -> Result<bool> {
+    let prev_size = u64::from(BigEndian::read_u32(&buf[..PREV_SIZE_LEN]));
+    if prev_size == 0 {
+        return Ok(pos == data_start);
+    }
+    let Some(prev_pos) = (pos - PREV_SIZE_LEN as u64).checked_sub(prev_size) else {
+        return Ok(false);
+    };
+    if prev_pos < data_start {
+        return Ok(false);
+    }
+    let mut hdr = [0u8; TAG_HEADER_LEN];
+    if read_full_at(src, prev_pos, &mut hdr)? < TAG_HEADER_LEN {
+        return Ok(false);
+    }
+    let h = parse_tag_header(&hdr);
+    Ok(h.is_plausible() && u64::from(h.expected_prev_size()) == prev_size)
+}
+
+/// What a visitor tells the walk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Go,
+    Stop,
+}
+
+/// Where a walk ended.
+pub(crate) struct WalkEnd {
+    /// Offset of the tag the visitor stopped at, or where tags ran out.
+    pub stopped_at: u64,
+    /// Where to go on when the visitor stopped the walk: the next tag.
+    pub resume_at: Option<u64>,
+}
+
+/// Hops from tag header to tag header through a small read window.
+pub(crate) struct TagWalker<'a> {
+    src: &'a dyn ByteSource,
+    buf: Vec<u8>,
+    buf_start: u64,
+    buf_len: usize,
+}
+
+impl<'a> TagWalker<'a> {
+    pub(crate) fn new(src: &'a dyn ByteSource) -> Self {
+        TagWalker {
+            src,
+            buf: vec![0; WINDOW],
+            buf_start: 0,
+            buf_len: 0,
+        }
+    }
+
+    /// Up to `n` bytes at `offset` (fewer only at the end of the source).
+    fn bytes(&mut self, offset: u64, n: usize) -> Result<&[u8]> {
+        let end = self.buf_start + self.buf_len as u64;
+        if offset < self.buf_start || offset + n as u64 > end {
+            self.buf_len = read_full_at(self.src, offset, &mut self.buf)?;
+            self.buf_start = offset;
+        }
+        let at = (offset - self.buf_start) as usize;
+        let take = n.min(self.buf_len.saturating_sub(at));
+        Ok(&self.buf[at..at + take])
+    }
+
+    /// Visits whole tags from `pos` on. A tag that runs past the end of the
+    /// source, or whose type is not audio, video or script, ends the walk.
+    pub(crate) fn walk(
+        &mut self,
+        mut pos: u64,
+        mut visit: impl FnMut(u64, &TagHeader, &[u8]) -> Step,
+    ) -> Result<WalkEnd> {
+        let size = self.src.size();
+        loop {
+            let b = self.bytes(pos, PEEK)?;
+            if b.len() < TAG_HEADER_LEN {
+                break;
+            }
+            let h = parse_tag_header(b);
+            if !h.is_plausible() || pos + h.span() > size {
+                break;
+            }
+            let body_len = (b.len() - TAG_HEADER_LEN).min(h.data_size as usize);
+            let peek = &b[TAG_HEADER_LEN..TAG_HEADER_LEN + body_len];
+            if visit(pos, &h, peek) == Step::Stop {
+                return Ok(WalkEnd {
+                    stopped_at: pos,
+                    resume_at: Some(pos + h.span()),
+                });
+            }
+            pos += h.span();
+        }
+        Ok(WalkEnd {
+            stopped_at: pos,
+            resume_at: None,
+        })
+    }
+}
+
+/// Gathers what the walk sees.
+struct Collector<'a> {
+    src: &'a dyn ByteSource,
+    declared_audio: bool,
+    declared_video: bool,
+    keyframes: Vec<Keyframe>,
+    audio_points: Vec<Keyframe>,
+    configs: Vec<ConfigTag>,
+    metadata: Option<Metadata>,
+    media_start: Option<u64>,
+    has_audio: bool,
+    has_video: bool,
+    seen_audio_frame: bool,
+    video_codec: Option<u32>,
+    audio_codec: Option<u32>,
+    first_ts: Option<u64>,
+    last_ts: u64,
+    tags: usize,
+}
+
+impl<'a> Collector<'a> {
+    fn new(src: &'a dyn ByteSource, declared_audio: bool, declared_video: bool) -> Self {
+        Collector {
+            src,
+            declared_audio,
+            declared_video,
+            keyframes: Vec::new(),
+            audio_points: Vec::new(),
+            configs: Vec::new(),
+            metadata: None,
+            media_start: None,
+            has_audio: false,
+            has_video: false,
+            seen_audio_frame: false,
+            video_codec: None,
+            audio_codec: None,
+            first_ts: None,
+            last_ts: 0,
+            tags: 0,
+        }
+    }
+
+    /// Records one tag. In the head walk, stops once the codec configuration
+    /// and the first frames of every declared stream are known.
+    fn visit(&mut self, pos: u64, h: &TagHeader, peek: &[u8], in_head: bool) -> Step {
+        self.tags += 1;
+        let ts = u64::from(h.timestamp);
+        match h.tag_type {
+            TAG_SCRIPT if self.media_start.is_none() => self.script(pos, h),
+            TAG_VIDEO => {
+                self.media(pos, ts);
+                self.has_video = true;
+                if let Some((codec, role)) = video_role(peek) {
+                    self.video_codec.get_or_insert(codec);
+                    match role {
+                        VideoRole::Keyframe => self.push_keyframe(ts, pos),
+                        VideoRole::SequenceHeader => self.config(pos, h, true),
+                        _ => {}
+                    }
+                }
+            }
+            TAG_AUDIO => {
+                self.media(pos, ts);
+                self.has_audio = true;
+                if let Some((format, is_config)) = audio_role(peek) {
+                    self.audio_codec.get_or_insert(format);
+                    if is_config {
+                        self.config(pos, h, false);
+                    } else {
+                        self.seen_audio_frame = true;
+                        let due = self
+                            .audio_points
+                            .last()
+                            .map_or(true, |p| ts >= p.time_ms + AUDIO_SEEK_SPACING_MS);
+                        if due {
+                            self.audio_points.push(Keyframe {
+                                time_ms: ts,
+                                offset: pos,
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if in_head && self.head_is_known(ts) {
+            return Step::Stop;
+        }
+        Step::Go
+    }
+
+    fn head_is_known(&self, ts: u64) -> bool {
+        let video_known = !self.declared_video || !self.keyframes.is_empty();
+        let audio_known = !self.declared_audio || self.seen_audio_frame;
+        let media_span = self
+            .first_ts
+            .is_some_and(|first| ts > first + HEAD_MEDIA_SPAN_MS);
+        (video_known && audio_known && self.media_start.is_some())
+            || media_span
+            || self.tags >= HEAD_MAX_TAGS
+    }
+
+    fn media(&mut self, pos: u64, ts: u64) {
+        self.media_start.get_or_insert(pos);
+        self.first_ts.get_or_insert(ts);
+        self.last_ts = self.last_ts.max(ts);
+    }
+
+    fn push_keyframe(&mut self, ts: u64, pos: u64) {
+        // Times must not run backwards for time lookups; clamp broken stamps.
+        let time_ms = self.keyframes.last().map_or(ts, |k| ts.max(k.time_ms));
+        self.keyframes.push(Keyframe {
+            time_ms,
+            offset: pos,
+        });
+    }
+
+    fn config(&mut self, pos: u64, h: &TagHeader, is_video: bool) {
+        if h.data_size > MAX_CONFIG_TAG || self.configs.len() >= MAX_CONFIG_TAGS {
+            return;
+        }
+        let mut bytes = vec![0u8; h.span() as usize];
+        if matches!(read_full_at(self.src, pos, &mut bytes), Ok(n) if n == bytes.len()) {
+            self.configs.push(ConfigTag {
+                offset: pos,
+                is_video,
+                bytes,
+            });
+        }
+    }
+
+    /// Reads an onMetaData in the head. The first one with keyframes wins;
+    /// failing that, the first one.
+    fn script(&mut self, pos: u64, h: &TagHeader) {
+        let has_keyframes = self
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.keyframes.is_some());
+        if has_keyframes || h.data_size > MAX_SCRIPT_BODY {
+            return;
+        }
+        let mut body = vec![0u8; h.data_size as usize];
+        let start = pos + TAG_HEADER_LEN as u64;
+        if !matches!(read_full_at(self.src, start, &mut body), Ok(n) if n == body.len()) {
+            return;
+        }
+        if let Some((name, value)) = meta::parse_script(&body) {
+            if name == meta::ON_METADATA {
+                let found = meta::metadata_from(&value);
+                if self.metadata.is_none() || found.keyframes.is_some() {
+                    self.metadata = Some(found);
+                }
+            }
+        }
+    }
+}

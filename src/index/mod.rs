@@ -1,0 +1,145 @@
+//! Keyframe index: where a stream may start, built from metadata that has
+//! been checked against the file, or by scanning tag headers.
+
+pub mod flv;
+
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::source::{read_full_at, ByteSource};
+
+/// A point a stream may start at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keyframe {
+    /// Presentation time of the tag, milliseconds, as stamped in the file.
+    pub time_ms: u64,
+    /// Offset of the tag's first header byte.
+    pub offset: u64,
+}
+
+/// Where the keyframe index came from. Numbers are part of the C ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum IndexOrigin {
+    /// The file's own metadata, checked against the tags it points at.
+    Metadata = 1,
+    /// The metadata's keyframes did not match the file; rebuilt by scanning.
+    MetadataStale = 2,
+    /// No keyframe metadata; built by scanning.
+    Scanned = 3,
+}
+
+impl IndexOrigin {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexOrigin::Metadata => "metadata",
+            IndexOrigin::MetadataStale => "metadata-stale-rebuilt",
+            IndexOrigin::Scanned => "scanned",
+        }
+    }
+}
+
+/// What a host or player wants to know about a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaInfo {
+    pub format: Format,
+    pub size: u64,
+    /// Timestamp of the first audio/video tag.
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    pub has_audio: bool,
+    pub has_video: bool,
+    /// FLV CodecID (video) or SoundFormat (audio); FourCC for enhanced FLV.
+    pub video_codec: Option<u32>,
+    pub audio_codec: Option<u32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Average over the media data, bits per second; 0 when duration is 0.
+    pub bitrate_bps: u64,
+    pub keyframe_count: usize,
+    /// Seek points are audio tags about a second apart (no video).
+    pub seek_points_from_audio: bool,
+    pub origin: IndexOrigin,
+}
+
+/// The index of one file, whatever its format.
+#[derive(Debug)]
+pub enum MediaIndex {
+    Flv(flv::FlvIndex),
+}
+
+impl MediaIndex {
+    /// Recognises the format and builds its index.
+    pub fn build(src: &dyn ByteSource) -> Result<MediaIndex> {
+        let mut head = [0u8; 16];
+        let n = read_full_at(src, 0, &mut head)?;
+        match Format::sniff(&head[..n]) {
+            Some(Format::Flv) => Ok(MediaIndex::Flv(flv::FlvIndex::build(src)?)),
+            None => Err(Error::UnsupportedFormat(
+                "not an FLV file (no FLV signature)".into(),
+            )),
+        }
+    }
+
+    pub fn info(&self) -> &MediaInfo {
+        match self {
+            MediaIndex::Flv(i) => &i.info,
+        }
+    }
+
+    pub fn keyframes(&self) -> &[Keyframe] {
+        match self {
+            MediaIndex::Flv(i) => &i.keyframes,
+        }
+    }
+
+    /// Approximate heap bytes, for the cache's budget.
+    pub fn cost_bytes(&self) -> usize {
+        match self {
+            MediaIndex::Flv(i) => i.cost_bytes(),
+        }
+    }
+}
+
+/// Index of the last keyframe at or before `offset` (None: before the first).
+pub fn keyframe_at_or_before_offset(keyframes: &[Keyframe], offset: u64) -> Option<usize> {
+    keyframes
+        .partition_point(|k| k.offset <= offset)
+        .checked_sub(1)
+}
+
+/// Index of the keyframe for a time seek: the last time at or before
+/// `time_ms`; among keyframes sharing that time, the first in the file.
+pub fn keyframe_at_or_before_time(keyframes: &[Keyframe], time_ms: u64) -> Option<usize> {
+    let last = keyframes
+        .partition_point(|k| k.time_ms <= time_ms)
+        .checked_sub(1)?;
+    let time = keyframes[last].time_ms;
+    Some(keyframes[..=last].partition_point(|k| k.time_ms < time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kf(list: &[(u64, u64)]) -> Vec<Keyframe> {
+        list.iter()
+            .map(|&(time_ms, offset)| Keyframe { time_ms, offset })
+            .collect()
+    }
+
+    #[test]
+    fn lookups() {
+        let k = kf(&[(0, 100), (2000, 500), (2000, 600), (4000, 900)]);
+        assert_eq!(keyframe_at_or_before_offset(&k, 99), None);
+        assert_eq!(keyframe_at_or_before_offset(&k, 100), Some(0));
+        assert_eq!(keyframe_at_or_before_offset(&k, 599), Some(1));
+        assert_eq!(keyframe_at_or_before_offset(&k, 10_000), Some(3));
+        assert_eq!(keyframe_at_or_before_time(&k, 1999), Some(0));
+        // Duplicate times: the first tag carrying that time.
+        assert_eq!(keyframe_at_or_before_time(&k, 2000), Some(1));
+        assert_eq!(keyframe_at_or_before_time(&k, 3999), Some(1));
+        assert_eq!(keyframe_at_or_before_time(&k, 99_999), Some(3));
+        assert_eq!(keyframe_at_or_before_time(&kf(&[(500, 1)]), 499), None);
+        assert_eq!(keyframe_at_or_before_time(&[], 5), None);
+    }
+}

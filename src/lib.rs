@@ -1,0 +1,26 @@
+//! libpseudostream: HTTP pseudostreaming of video for web servers.
+//!
+//! Layers, each depending only on those before it:
+//! `format` (pure parsers) → `index` (+ `cache`) → `plan` → `stream` and
+//! `pacer` → `ffi` (the C ABI). `source` provides the bytes underneath.
+
+pub mod cache;
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod media;
+pub mod pacer;
+pub mod plan;
+pub mod query;
+pub mod source;
+pub mod stream;
+
+mod ffi;
+
+pub use error::{Error, Result};
+pub use index::{IndexOrigin, Keyframe, MediaInfo};
+pub use media::Media;
+pub use pacer::{Burst, Pacer, Pacing, Rate};
+pub use plan::{Options, Plan, Position, PrefixMode, RangeOutcome, Request};
+pub use source::{ByteSource, FileSource, MemorySource};
+pub use stream::{Fill, Stream};

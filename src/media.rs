@@ -1,0 +1,100 @@
+//! An opened media file: its source and its (cached) index. Immutable and
+//! shareable across threads.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cache::IndexCache;
+use crate::error::Result;
+use crate::index::{Keyframe, MediaIndex, MediaInfo};
+use crate::plan::{self, Options, Plan, Request};
+use crate::source::{ByteSource, FileSource};
+use crate::stream::Stream;
+
+/// A media file ready to plan requests against.
+#[derive(Clone)]
+pub struct Media {
+    source: Arc<dyn ByteSource>,
+    index: Arc<MediaIndex>,
+}
+
+impl Media {
+    /// Opens a file, reusing the process-wide index cache.
+    pub fn open(path: impl AsRef<Path>) -> Result<Media> {
+        Media::from_source(Arc::new(FileSource::open(path.as_ref())?))
+    }
+
+    /// Opens any byte source through the process-wide cache (sources
+    /// without a key are indexed every time).
+    pub fn from_source(source: Arc<dyn ByteSource>) -> Result<Media> {
+        Media::with_cache(source, IndexCache::global())
+    }
+
+    /// Opens a byte source through a given cache.
+    pub fn with_cache(source: Arc<dyn ByteSource>, cache: &IndexCache) -> Result<Media> {
+        let index = cache.get_or_build(&source.identity(), || MediaIndex::build(&*source))?;
+        Ok(Media { source, index })
+    }
+
+    pub fn info(&self) -> &MediaInfo {
+        self.index.info()
+    }
+
+    pub fn keyframes(&self) -> &[Keyframe] {
+        self.index.keyframes()
+    }
+
+    pub fn index(&self) -> &MediaIndex {
+        &self.index
+    }
+
+    pub fn source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
+    }
+
+    /// Resolves a request into what to send.
+    pub fn plan(&self, options: &Options, request: &Request) -> Result<Plan> {
+        plan::resolve(&self.index, &*self.source, options, request)
+    }
+
+    /// A stream of `len` bytes from `first` of `plan`'s response.
+    pub fn stream(&self, plan: &Plan, first: u64, len: u64) -> Result<Stream> {
+        Stream::new(Arc::clone(&self.source), plan, first, len)
+    }
+
+    /// Media information and the keyframe list as JSON, for player-side
+    /// lookup tables and tools.
+    pub fn info_json(&self) -> String {
+        let i = self.info();
+        let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{{\"format\":\"{}\",\"size\":{},\"start_ms\":{},\"duration_ms\":{},\
+             \"has_audio\":{},\"has_video\":{},\"video_codec\":{},\"audio_codec\":{},\
+             \"width\":{},\"height\":{},\"bitrate_bps\":{},\"index_origin\":\"{}\",\
+             \"seek_points_from_audio\":{},\"keyframe_count\":{},\"keyframes\":[",
+            i.format.name(),
+            i.size,
+            i.start_ms,
+            i.duration_ms,
+            i.has_audio,
+            i.has_video,
+            opt(i.video_codec),
+            opt(i.audio_codec),
+            opt(i.width),
+            opt(i.height),
+            i.bitrate_bps,
+            i.origin.name(),
+            i.seek_points_from_audio,
+            i.keyframe_count,
+        );
+        for (n, k) in self.keyframes().iter().enumerate() {
+            let sep = if n == 0 { "" } else { "," };
+            let _ = write!(s, "{sep}{{\"time_ms\":{},\"offset\":{}}}", k.time_ms, k.offset);
+        }
+        s.push_str("]}");
+        s
+    }
+}

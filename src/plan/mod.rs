@@ -1,0 +1,371 @@
+//! Seek plans: a request resolved against a media index into the bytes a
+//! host sends: a prefix the library owns, then one range of the file.
+
+mod flv;
+pub mod range;
+
+pub use range::RangeOutcome;
+
+use crate::error::{Error, Result};
+use crate::format::Format;
+use crate::index::MediaIndex;
+use crate::pacer::{Burst, Pacing, Rate};
+use crate::source::{ByteSource, SourceKey};
+
+/// A point in the media: a byte offset in the file or a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Bytes(u64),
+    Millis(u64),
+}
+
+/// What goes before the file bytes of a seek. Numbers are part of the C ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PrefixMode {
+    /// Raw file bytes from the exact offset (flv.js `bstart`/`bend`).
+    None = 0,
+    /// The 13-byte FLV header, as nginx's flv module sends.
+    Header = 1,
+    /// Header and codec configuration: a standalone stream decoders accept.
+    Init = 2,
+    /// Like `Init`, plus an onMetaData describing the new stream.
+    Full = 3,
+}
+
+impl PrefixMode {
+    pub fn from_u32(v: u32) -> Option<PrefixMode> {
+        Some(match v {
+            0 => PrefixMode::None,
+            1 => PrefixMode::Header,
+            2 => PrefixMode::Init,
+            3 => PrefixMode::Full,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefixMode::None => "none",
+            PrefixMode::Header => "header",
+            PrefixMode::Init => "init",
+            PrefixMode::Full => "full",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PrefixMode> {
+        [
+            PrefixMode::None,
+            PrefixMode::Header,
+            PrefixMode::Init,
+            PrefixMode::Full,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+    }
+}
+
+/// Unit of the `start`/`end` query parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum StartUnit {
+    /// Byte offsets: nginx, lighttpd, JW Player, Flowplayer.
+    Bytes = 0,
+    /// Seconds with up to millisecond precision: CDN jump-to-time.
+    Seconds = 1,
+}
+
+/// Query parameter names a host listens to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamNames {
+    pub start: String,
+    pub end: String,
+    /// CDN jump-to-byte: the first `ib` bytes of the file...
+    pub initial_bytes: String,
+    /// ...then the file from `fs`.
+    pub file_start: String,
+    /// flv.js `seekType: 'param'`: raw bytes from `bstart` to `bend` inclusive.
+    pub byte_start: String,
+    pub byte_end: String,
+    /// Burst bytes.
+    pub burst: String,
+    /// Sustained rate, kbit/s.
+    pub rate: String,
+}
+
+impl Default for ParamNames {
+    fn default() -> Self {
+        ParamNames {
+            start: "start".into(),
+            end: "end".into(),
+            initial_bytes: "ib".into(),
+            file_start: "fs".into(),
+            byte_start: "bstart".into(),
+            byte_end: "bend".into(),
+            burst: "ri".into(),
+            rate: "rs".into(),
+        }
+    }
+}
+
+/// How a host serves: defaults for requests that do not say otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub prefix: PrefixMode,
+    pub start_unit: StartUnit,
+    pub names: ParamNames,
+    pub pacing: Pacing,
+    /// Whether `ri`/`rs` in a request may set the pacing.
+    pub client_pacing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefix: PrefixMode::Init,
+            start_unit: StartUnit::Bytes,
+            names: ParamNames::default(),
+            pacing: Pacing::default(),
+            client_pacing: true,
+        }
+    }
+}
+
+/// Largest `ib` honoured: the prefix is held in memory.
+pub const MAX_INITIAL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One request, as parsed from a query or built by a host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub start: Option<Position>,
+    /// Bytes: inclusive offset. Time: the cut ends before the first tag at or
+    /// past it.
+    pub end: Option<Position>,
+    /// Overrides `Options::prefix`.
+    pub prefix: Option<PrefixMode>,
+    /// CDN jump-to-byte: these first bytes of the file form the prefix.
+    pub initial_bytes: Option<u64>,
+    pub burst_bytes: Option<u64>,
+    pub rate_bytes_per_s: Option<u64>,
+}
+
+/// What a host sends for one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub format: Format,
+    /// Bytes before the file range (header, codec configuration, metadata).
+    pub prefix: Vec<u8>,
+    /// File range `[file_from, file_to)`.
+    pub file_from: u64,
+    pub file_to: u64,
+    /// Media time the response starts and ends at, milliseconds.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Pacing resolved against the media: burst bytes, then bytes per second
+    /// (0 = unpaced).
+    pub burst_bytes: u64,
+    pub rate_bytes_per_s: u64,
+    /// Strong validator, quoted; differs between plans of one file and
+    /// between versions of the file.
+    pub etag: String,
+    /// The response is the file as it is on disk.
+    pub whole_file: bool,
+}
+
+/// Where a byte window of a plan's response comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// Prefix bytes `[prefix_from, prefix_to)`.
+    pub prefix_from: usize,
+    pub prefix_to: usize,
+    /// Then file bytes `[file_from, file_to)`.
+    pub file_from: u64,
+    pub file_to: u64,
+}
+
+impl Plan {
+    /// Length of the whole response.
+    pub fn len(&self) -> u64 {
+        self.prefix.len() as u64 + (self.file_to - self.file_from)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+
+    /// Applies a Range header to this response.
+    pub fn range(&self, header: Option<&str>) -> RangeOutcome {
+        range::resolve(header, self.len())
+    }
+
+    /// The prefix and file bytes that make up `len` bytes from `first`.
+    pub fn slice(&self, first: u64, len: u64) -> Result<Slice> {
+        let end = first
+            .checked_add(len)
+            .filter(|&e| e <= self.len())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "window {first}+{len} outside a response of {} bytes",
+                    self.len()
+                ))
+            })?;
+        let plen = self.prefix.len() as u64;
+        Ok(Slice {
+            prefix_from: first.min(plen) as usize,
+            prefix_to: end.min(plen) as usize,
+            file_from: self.file_from + first.saturating_sub(plen),
+            file_to: self.file_from + end.saturating_sub(plen),
+        })
+    }
+}
+
+/// Resolves a request against a media index.
+pub(crate) fn resolve(
+    index: &MediaIndex,
+    src: &dyn ByteSource,
+    options: &Options,
+    request: &Request,
+) -> Result<Plan> {
+    let mode = request.prefix.unwrap_or(options.prefix);
+    let cut = match index {
+        MediaIndex::Flv(flv_index) => flv::resolve(flv_index, src, request, mode)?,
+    };
+    let info = index.info();
+    let (burst_bytes, rate_bytes_per_s) = pacing(options, request, info.bitrate_bps);
+    let whole_file = cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size;
+    let etag = etag(src, &cut.prefix, cut.from, cut.to);
+    Ok(Plan {
+        format: info.format,
+        prefix: cut.prefix,
+        file_from: cut.from,
+        file_to: cut.to,
+        start_ms: cut.start_ms,
+        end_ms: cut.end_ms,
+        burst_bytes,
+        rate_bytes_per_s,
+        etag,
+        whole_file,
+    })
+}
+
+/// What a format's resolver decides.
+pub(crate) struct Cut {
+    pub prefix: Vec<u8>,
+    pub from: u64,
+    pub to: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// Burst and rate in bytes for this media: host configuration, overridden by
+/// the request's `ri`/`rs` where the host allows it.
+fn pacing(options: &Options, request: &Request, bitrate_bps: u64) -> (u64, u64) {
+    let from_client = |v: Option<u64>| v.filter(|_| options.client_pacing);
+    let burst = from_client(request.burst_bytes).unwrap_or(match options.pacing.burst {
+        Burst::Bytes(n) => n,
+        Burst::MediaMillis(ms) => mul_div(bitrate_bps, ms, 8000),
+    });
+    let rate = from_client(request.rate_bytes_per_s).unwrap_or(match options.pacing.rate {
+        Rate::Off => 0,
+        Rate::BytesPerSecond(n) => n,
+        Rate::Auto { permille } => mul_div(bitrate_bps, u64::from(permille), 8000),
+    });
+    (burst, rate)
+}
+
+fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    u64::try_from(u128::from(a) * u128::from(b) / u128::from(c)).unwrap_or(u64::MAX)
+}
+
+/// A strong validator over the file's identity and version and the exact
+/// bytes of the plan, stable across processes (FNV-1a, not the std hasher).
+fn etag(src: &dyn ByteSource, prefix: &[u8], from: u64, to: u64) -> String {
+    let id = src.identity();
+    let mut h = Fnv::new();
+    match &id.key {
+        Some(SourceKey::File { dev, ino }) => {
+            h.write(&dev.to_le_bytes());
+            h.write(&ino.to_le_bytes());
+        }
+        Some(SourceKey::Named(name)) => h.write(name.as_bytes()),
+        None => {}
+    }
+    h.write(&from.to_le_bytes());
+    h.write(&to.to_le_bytes());
+    h.write(prefix);
+    format!("\"{:x}-{:x}-{:016x}\"", id.mtime_ns, id.size, h.finish())
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(prefix: usize, from: u64, to: u64) -> Plan {
+        Plan {
+            format: Format::Flv,
+            prefix: vec![7; prefix],
+            file_from: from,
+            file_to: to,
+            start_ms: 0,
+            end_ms: 0,
+            burst_bytes: 0,
+            rate_bytes_per_s: 0,
+            etag: String::new(),
+            whole_file: false,
+        }
+    }
+
+    #[test]
+    fn slices_cross_the_prefix_boundary() {
+        let p = plan(13, 1000, 2000);
+        assert_eq!(p.len(), 1013);
+        let s = p.slice(0, 1013).unwrap();
+        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (0, 13, 1000, 2000));
+        let s = p.slice(10, 10).unwrap();
+        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (10, 13, 1000, 1007));
+        let s = p.slice(20, 5).unwrap();
+        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (13, 13, 1007, 1012));
+        assert!(p.slice(1000, 14).is_err());
+        assert!(p.slice(u64::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn pacing_resolution() {
+        let mut o = Options::default();
+        let r = Request::default();
+        assert_eq!(pacing(&o, &r, 800_000), (300_000, 0));
+        o.pacing.rate = Rate::Auto { permille: 1250 };
+        assert_eq!(pacing(&o, &r, 800_000), (300_000, 125_000));
+        let r = Request {
+            burst_bytes: Some(5),
+            rate_bytes_per_s: Some(7),
+            ..Request::default()
+        };
+        assert_eq!(pacing(&o, &r, 800_000), (5, 7));
+        o.client_pacing = false;
+        assert_eq!(pacing(&o, &r, 800_000), (300_000, 125_000));
+    }
+}
