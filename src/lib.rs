@@ -21,6 +21,9 @@ pub use error::{Error, Result};
 pub use index::{IndexOrigin, Keyframe, MediaInfo};
 pub use media::Media;
 pub use pacer::{Burst, Pacer, Pacing, Rate};
-pub use plan::{Options, Plan, Position, PrefixMode, RangeOutcome, Request};
+pub use plan::{
+    Conditions, Options, ParamNames, Plan, Position, PrefixMode, RangeOutcome, Request, Response,
+    StartUnit,
+};
 pub use source::{ByteSource, FileSource, MemorySource};
 pub use stream::{Fill, Stream};

@@ -92,7 +92,11 @@ impl Media {
         );
         for (n, k) in self.keyframes().iter().enumerate() {
             let sep = if n == 0 { "" } else { "," };
-            let _ = write!(s, "{sep}{{\"time_ms\":{},\"offset\":{}}}", k.time_ms, k.offset);
+            let _ = write!(
+                s,
+                "{sep}{{\"time_ms\":{},\"offset\":{}}}",
+                k.time_ms, k.offset
+            );
         }
         s.push_str("]}");
         s

@@ -17,7 +17,9 @@ pub enum Rate {
     Off,
     BytesPerSecond(u64),
     /// The media's average bitrate times `permille`/1000 (1250 = 1.25×).
-    Auto { permille: u32 },
+    Auto {
+        permille: u32,
+    },
 }
 
 /// Pacing as configured by a host, before it meets a media file.
@@ -166,7 +168,11 @@ mod tests {
 
     #[test]
     fn sustained_rate_within_one_percent() {
-        for &(rate, chunk) in &[(100_000u64, 16 * 1024u64), (1_250_000, 64 * 1024), (7_777, 1500)] {
+        for &(rate, chunk) in &[
+            (100_000u64, 16 * 1024u64),
+            (1_250_000, 64 * 1024),
+            (7_777, 1500),
+        ] {
             let burst = rate * 3;
             let total = burst + rate * 20;
             let mut p = Pacer::new(burst, rate);

@@ -78,7 +78,9 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         request.start = bytes(field(&fs, wanted[3]))?.map(Position::Bytes);
     } else if flvjs {
         request.prefix = Some(PrefixMode::None);
-        request.start = Some(Position::Bytes(bytes(field(&bstart, wanted[4]))?.unwrap_or(0)));
+        request.start = Some(Position::Bytes(
+            bytes(field(&bstart, wanted[4]))?.unwrap_or(0),
+        ));
         request.end = bytes(field(&bend, wanted[5]))?.map(Position::Bytes);
     }
     Ok(request)
@@ -193,8 +195,18 @@ mod tests {
         assert_eq!(r.start, Some(Position::Millis(250)));
         let r = parse(b"start=1.23456", &o).unwrap();
         assert_eq!(r.start, Some(Position::Millis(1234)));
-        for bad in ["start=-1", "start=1e3", "start=.", "start=1.2.3", "start=", "start=99999999999999999999"] {
-            assert!(matches!(parse(bad.as_bytes(), &o), Err(Error::BadRequest(_))), "{bad}");
+        for bad in [
+            "start=-1",
+            "start=1e3",
+            "start=.",
+            "start=1.2.3",
+            "start=",
+            "start=99999999999999999999",
+        ] {
+            assert!(
+                matches!(parse(bad.as_bytes(), &o), Err(Error::BadRequest(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -232,7 +244,11 @@ mod tests {
             "bend=-1",
             "start=%FF",
         ] {
-            assert!(matches!(q(bad), Err(Error::BadRequest(_))), "{bad}: {:?}", q(bad));
+            assert!(
+                matches!(q(bad), Err(Error::BadRequest(_))),
+                "{bad}: {:?}",
+                q(bad)
+            );
         }
     }
 
@@ -246,6 +262,9 @@ mod tests {
             },
             ..Options::default()
         };
-        assert_eq!(parse(b"pos=7&start=x", &o).unwrap().start, Some(Position::Bytes(7)));
+        assert_eq!(
+            parse(b"pos=7&start=x", &o).unwrap().start,
+            Some(Position::Bytes(7))
+        );
     }
 }

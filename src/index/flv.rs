@@ -103,7 +103,9 @@ impl FlvIndex {
         let mut seen = Collector::new(src, header.has_audio, header.has_video);
         let head_end = walker.walk(data_start, |pos, h, peek| seen.visit(pos, h, peek, true))?;
         if seen.media_start.is_none() && head_end.stopped_at == data_start && size > data_start {
-            return Err(Error::malformed("no FLV tag could be read after the header"));
+            return Err(Error::malformed(
+                "no FLV tag could be read after the header",
+            ));
         }
 
         let meta_keyframes = seen.metadata.as_ref().and_then(|m| m.keyframes.clone());
@@ -115,9 +117,7 @@ impl FlvIndex {
             Some((keyframes, last_ts)) => (keyframes, IndexOrigin::Metadata, last_ts),
             None => {
                 if let Some(resume) = head_end.resume_at {
-                    walker.walk(resume, |pos, h, peek| {
-                        seen.visit(pos, h, peek, false)
-                    })?;
+                    walker.walk(resume, |pos, h, peek| seen.visit(pos, h, peek, false))?;
                 }
                 let origin = if meta_keyframes.is_some() {
                     IndexOrigin::MetadataStale
@@ -284,7 +284,9 @@ fn check_metadata_keyframes(
         if tag_ms.abs_diff(meta_ms) > META_TIME_TOLERANCE_MS {
             return Ok(None);
         }
-        let time_ms = keyframes.last().map_or(tag_ms, |k: &Keyframe| tag_ms.max(k.time_ms));
+        let time_ms = keyframes
+            .last()
+            .map_or(tag_ms, |k: &Keyframe| tag_ms.max(k.time_ms));
         keyframes.push(Keyframe {
             time_ms,
             offset: pos,
@@ -303,8 +305,8 @@ fn check_metadata_keyframes(
         if matches!(h.tag_type, TAG_AUDIO | TAG_VIDEO) {
             last_ts = last_ts.max(u64::from(h.timestamp));
         }
-        let keyframe = h.tag_type == TAG_VIDEO
-            && matches!(video_role(peek), Some((_, VideoRole::Keyframe)));
+        let keyframe =
+            h.tag_type == TAG_VIDEO && matches!(video_role(peek), Some((_, VideoRole::Keyframe)));
         if keyframe && pos != last.offset {
             unlisted = true;
             return Step::Stop;

@@ -46,10 +46,12 @@ pub(super) fn resolve(
             Start::Raw(b)
         }
         Some(Position::Bytes(b)) if b < index.media_start => Start::Whole,
-        Some(Position::Bytes(b)) => keyframe_at_or_before_offset(&index.keyframes, b)
-            .map_or(Start::Whole, Start::Keyframe),
-        Some(Position::Millis(t)) => keyframe_at_or_before_time(&index.keyframes, t)
-            .map_or(Start::Whole, Start::Keyframe),
+        Some(Position::Bytes(b)) => {
+            keyframe_at_or_before_offset(&index.keyframes, b).map_or(Start::Whole, Start::Keyframe)
+        }
+        Some(Position::Millis(t)) => {
+            keyframe_at_or_before_time(&index.keyframes, t).map_or(Start::Whole, Start::Keyframe)
+        }
     };
 
     let mut prefix = Vec::new();
@@ -91,10 +93,13 @@ pub(super) fn resolve(
     let (file_to, end_ms) = match request.end {
         None => (size, media_end_ms),
         Some(Position::Bytes(e)) if e.saturating_add(1) >= size => (size, media_end_ms),
-        Some(Position::Bytes(e)) if mode == PrefixMode::None => (e + 1, start_ms.max(
-            keyframe_at_or_before_offset(&index.keyframes, e)
-                .map_or(start_ms, |i| index.keyframes[i].time_ms),
-        )),
+        Some(Position::Bytes(e)) if mode == PrefixMode::None => (
+            e + 1,
+            start_ms.max(
+                keyframe_at_or_before_offset(&index.keyframes, e)
+                    .map_or(start_ms, |i| index.keyframes[i].time_ms),
+            ),
+        ),
         Some(Position::Bytes(e)) => index.tag_end_after(src, file_from, e)?,
         Some(Position::Millis(t)) if t >= media_end_ms => (size, media_end_ms),
         Some(Position::Millis(t)) => (index.first_tag_at_time(src, file_from, t)?, t),

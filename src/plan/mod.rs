@@ -2,8 +2,10 @@
 //! host sends: a prefix the library owns, then one range of the file.
 
 mod flv;
+pub mod http;
 pub mod range;
 
+pub use http::{Conditions, Response};
 pub use range::RangeOutcome;
 
 use crate::error::{Error, Result};
@@ -343,11 +345,20 @@ mod tests {
         let p = plan(13, 1000, 2000);
         assert_eq!(p.len(), 1013);
         let s = p.slice(0, 1013).unwrap();
-        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (0, 13, 1000, 2000));
+        assert_eq!(
+            (s.prefix_from, s.prefix_to, s.file_from, s.file_to),
+            (0, 13, 1000, 2000)
+        );
         let s = p.slice(10, 10).unwrap();
-        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (10, 13, 1000, 1007));
+        assert_eq!(
+            (s.prefix_from, s.prefix_to, s.file_from, s.file_to),
+            (10, 13, 1000, 1007)
+        );
         let s = p.slice(20, 5).unwrap();
-        assert_eq!((s.prefix_from, s.prefix_to, s.file_from, s.file_to), (13, 13, 1007, 1012));
+        assert_eq!(
+            (s.prefix_from, s.prefix_to, s.file_from, s.file_to),
+            (13, 13, 1007, 1012)
+        );
         assert!(p.slice(1000, 14).is_err());
         assert!(p.slice(u64::MAX, 2).is_err());
     }

@@ -92,16 +92,55 @@ mod tests {
     fn rfc_9110_cases() {
         let l = 10_000;
         assert_eq!(resolve(None, l), Full);
-        assert_eq!(resolve(Some("bytes=0-499"), l), Partial { first: 0, len: 500 });
-        assert_eq!(resolve(Some("bytes=500-999"), l), Partial { first: 500, len: 500 });
-        assert_eq!(resolve(Some("bytes=-500"), l), Partial { first: 9500, len: 500 });
-        assert_eq!(resolve(Some("bytes=9500-"), l), Partial { first: 9500, len: 500 });
+        assert_eq!(
+            resolve(Some("bytes=0-499"), l),
+            Partial { first: 0, len: 500 }
+        );
+        assert_eq!(
+            resolve(Some("bytes=500-999"), l),
+            Partial {
+                first: 500,
+                len: 500
+            }
+        );
+        assert_eq!(
+            resolve(Some("bytes=-500"), l),
+            Partial {
+                first: 9500,
+                len: 500
+            }
+        );
+        assert_eq!(
+            resolve(Some("bytes=9500-"), l),
+            Partial {
+                first: 9500,
+                len: 500
+            }
+        );
         assert_eq!(resolve(Some("bytes=0-0"), l), Partial { first: 0, len: 1 });
-        assert_eq!(resolve(Some("bytes=-1"), l), Partial { first: 9999, len: 1 });
-        assert_eq!(resolve(Some("bytes=0-99999"), l), Partial { first: 0, len: l });
-        assert_eq!(resolve(Some("bytes=-99999"), l), Partial { first: 0, len: l });
+        assert_eq!(
+            resolve(Some("bytes=-1"), l),
+            Partial {
+                first: 9999,
+                len: 1
+            }
+        );
+        assert_eq!(
+            resolve(Some("bytes=0-99999"), l),
+            Partial { first: 0, len: l }
+        );
+        assert_eq!(
+            resolve(Some("bytes=-99999"), l),
+            Partial { first: 0, len: l }
+        );
         assert_eq!(resolve(Some("Bytes = 5-"), l), Full); // space before '=' is not the grammar
-        assert_eq!(resolve(Some("BYTES=5-"), l), Partial { first: 5, len: l - 5 });
+        assert_eq!(
+            resolve(Some("BYTES=5-"), l),
+            Partial {
+                first: 5,
+                len: l - 5
+            }
+        );
         assert_eq!(resolve(Some("bytes=10000-"), l), Unsatisfiable);
         assert_eq!(resolve(Some("bytes=-0"), l), Unsatisfiable);
         assert_eq!(resolve(Some("bytes=0-"), 0), Unsatisfiable);

@@ -174,7 +174,10 @@ mod tests {
                 ("filepositions".into(), Value::StrictArray(vec![])),
             ]),
         )]);
-        assert_eq!(metadata_from(&parse_script(&body).unwrap().1).keyframes, None);
+        assert_eq!(
+            metadata_from(&parse_script(&body).unwrap().1).keyframes,
+            None
+        );
         let body = on_metadata(vec![(
             "keyframes".into(),
             Value::Object(vec![
@@ -185,7 +188,10 @@ mod tests {
                 ),
             ]),
         )]);
-        assert_eq!(metadata_from(&parse_script(&body).unwrap().1).keyframes, None);
+        assert_eq!(
+            metadata_from(&parse_script(&body).unwrap().1).keyframes,
+            None
+        );
         assert!(parse_script(&[0x00, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
     }
 

@@ -1,0 +1,189 @@
+//! HTTP semantics over a plan (RFC 9110 §13 preconditions, §14 ranges), so
+//! every host answers conditional and Range requests the same way.
+
+use super::range::{self, RangeOutcome};
+use super::Plan;
+
+/// Request header values that shape the response (None: header absent).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conditions<'a> {
+    pub range: Option<&'a str>,
+    pub if_match: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+}
+
+/// What to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// 200, 206, 304, 412 or 416.
+    pub status: u16,
+    /// The window of the plan's response to send (empty for 304/412/416).
+    pub first: u64,
+    pub len: u64,
+}
+
+impl Plan {
+    /// Evaluates preconditions and Range, in RFC 9110's order, for a GET
+    /// (HEAD answers the same, without a body).
+    pub fn respond(&self, c: &Conditions) -> Response {
+        let total = self.len();
+        let status_only = |status| Response {
+            status,
+            first: 0,
+            len: 0,
+        };
+        if let Some(list) = c.if_match {
+            if !etag_list_matches(list, &self.etag, false) {
+                return status_only(412);
+            }
+        }
+        if let Some(list) = c.if_none_match {
+            if etag_list_matches(list, &self.etag, true) {
+                return status_only(304);
+            }
+        }
+        // If-Range with another validator: the client's copy is stale, send all.
+        let range_header = match c.if_range {
+            Some(tag) if !strong_eq(tag.trim(), &self.etag) => None,
+            _ => c.range,
+        };
+        match range::resolve(range_header, total) {
+            RangeOutcome::Full => Response {
+                status: 200,
+                first: 0,
+                len: total,
+            },
+            RangeOutcome::Partial { first, len } => Response {
+                status: 206,
+                first,
+                len,
+            },
+            RangeOutcome::Unsatisfiable => status_only(416),
+        }
+    }
+
+    /// The Content-Range value for a response: `bytes a-b/len` for 206,
+    /// `bytes */len` for 416, None otherwise.
+    pub fn content_range(&self, r: &Response) -> Option<String> {
+        match r.status {
+            206 => Some(range::content_range(r.first, r.len, self.len())),
+            416 => Some(format!("bytes */{}", self.len())),
+            _ => None,
+        }
+    }
+}
+
+/// `*` or a comma-separated list of entity tags containing `etag`; weak
+/// comparison ignores `W/` prefixes.
+fn etag_list_matches(list: &str, etag: &str, weak: bool) -> bool {
+    let list = list.trim();
+    if list == "*" {
+        return true;
+    }
+    list.split(',').map(str::trim).any(|candidate| {
+        if weak {
+            strip_weak(candidate) == strip_weak(etag)
+        } else {
+            strong_eq(candidate, etag)
+        }
+    })
+}
+
+fn strong_eq(a: &str, b: &str) -> bool {
+    !a.starts_with("W/") && !b.starts_with("W/") && a == b
+}
+
+fn strip_weak(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+
+    fn plan() -> Plan {
+        Plan {
+            format: Format::Flv,
+            prefix: vec![0; 13],
+            file_from: 100,
+            file_to: 1087,
+            start_ms: 0,
+            end_ms: 0,
+            burst_bytes: 0,
+            rate_bytes_per_s: 0,
+            etag: "\"abc\"".into(),
+            whole_file: false,
+        }
+    }
+
+    fn respond(c: Conditions) -> (u16, u64, u64) {
+        let r = plan().respond(&c);
+        (r.status, r.first, r.len)
+    }
+
+    #[test]
+    fn precedence_and_validators() {
+        assert_eq!(respond(Conditions::default()), (200, 0, 1000));
+        let range = Some("bytes=10-19");
+        assert_eq!(
+            respond(Conditions {
+                range,
+                ..Default::default()
+            }),
+            (206, 10, 10)
+        );
+        let c = Conditions {
+            if_none_match: Some("\"x\", W/\"abc\""),
+            ..Default::default()
+        };
+        assert_eq!(respond(c).0, 304);
+        let c = Conditions {
+            if_none_match: Some("*"),
+            ..Default::default()
+        };
+        assert_eq!(respond(c).0, 304);
+        let c = Conditions {
+            if_match: Some("\"zzz\""),
+            range,
+            ..Default::default()
+        };
+        assert_eq!(respond(c).0, 412);
+        let c = Conditions {
+            if_match: Some("W/\"abc\""),
+            ..Default::default()
+        };
+        assert_eq!(respond(c).0, 412, "If-Match uses strong comparison");
+        let c = Conditions {
+            if_match: Some("\"abc\""),
+            range,
+            ..Default::default()
+        };
+        assert_eq!(respond(c), (206, 10, 10));
+        let c = Conditions {
+            if_range: Some("\"old\""),
+            range,
+            ..Default::default()
+        };
+        assert_eq!(respond(c), (200, 0, 1000));
+        let c = Conditions {
+            if_range: Some("\"abc\""),
+            range,
+            ..Default::default()
+        };
+        assert_eq!(respond(c), (206, 10, 10));
+        let c = Conditions {
+            range: Some("bytes=5000-"),
+            ..Default::default()
+        };
+        let r = plan().respond(&c);
+        assert_eq!(r.status, 416);
+        assert_eq!(plan().content_range(&r).unwrap(), "bytes */1000");
+        let r = plan().respond(&Conditions {
+            range,
+            ..Default::default()
+        });
+        assert_eq!(plan().content_range(&r).unwrap(), "bytes 10-19/1000");
+    }
+}
