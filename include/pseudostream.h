@@ -22,44 +22,744 @@
 #include <stdint.h>
 
 /*
- Default budget: room for the indexes of thousands of feature-length files.
+ Result of every call. The numbers are fixed: a retired value is never
+ reused, new values are only appended.
  */
-#define DEFAULT_CAPACITY ((64 * 1024) * 1024)
+enum ps_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  PS_OK = 0,
+  /*
+   A required pointer argument was NULL.
+   */
+  PS_ERR_NULL_ARG = 1,
+  /*
+   A bug inside the library was caught before it reached the caller.
+   */
+  PS_ERR_PANIC = 2,
+  /*
+   A handle was freed already, or is not the kind the function takes.
+   */
+  PS_ERR_BAD_HANDLE = 3,
+  /*
+   An argument is outside its domain (unknown enum value, bad window).
+   */
+  PS_ERR_INVALID_ARG = 4,
+  /*
+   The output buffer is too small; the needed size was reported.
+   */
+  PS_ERR_BUFFER_TOO_SMALL = 5,
+  /*
+   Reading the file or the caller's source failed.
+   */
+  PS_ERR_IO = 6,
+  /*
+   The file does not exist or is not a regular file (HTTP 404).
+   */
+  PS_ERR_NOT_FOUND = 7,
+  /*
+   The file may not be read (HTTP 403).
+   */
+  PS_ERR_PERMISSION = 8,
+  /*
+   Not a container this library serves (HTTP 415).
+   */
+  PS_ERR_UNSUPPORTED_FORMAT = 9,
+  /*
+   A recognised container, broken where it matters (HTTP 415).
+   */
+  PS_ERR_MALFORMED_MEDIA = 10,
+  /*
+   A request parameter is garbage, negative, overflowing or repeated (HTTP 400).
+   */
+  PS_ERR_BAD_REQUEST = 11,
+  /*
+   The start, end or byte range lies outside the stream (HTTP 416).
+   */
+  PS_ERR_RANGE_NOT_SATISFIABLE = 12,
+  /*
+   The source ended before the planned range: the file shrank while served.
+   */
+  PS_ERR_SOURCE_CHANGED = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_status ps_status;
+#else
+typedef uint32_t ps_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Bytes of the FLV file header proper.
+ What precedes the file bytes of a seek.
  */
-#define FILE_HEADER_LEN 9
+enum ps_prefix_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Raw file bytes from the exact offset (flv.js bstart/bend).
+   */
+  PS_PREFIX_NONE = 0,
+  /*
+   The 13-byte FLV header (what nginx's flv module sends).
+   */
+  PS_PREFIX_HEADER = 1,
+  /*
+   Header and codec configuration: a standalone, decodable stream. Default.
+   */
+  PS_PREFIX_INIT = 2,
+  /*
+   Like INIT, plus an onMetaData describing the new stream.
+   */
+  PS_PREFIX_FULL = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_prefix_mode ps_prefix_mode;
+#else
+typedef uint32_t ps_prefix_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Bytes of a tag header (type, size, timestamp, extended timestamp, stream id).
+ Units of positions.
  */
-#define TAG_HEADER_LEN 11
+enum ps_unit
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  PS_UNIT_BYTES = 0,
+  /*
+   For the query's start/end parameters (ps_options_set_start_unit).
+   */
+  PS_UNIT_SECONDS = 1,
+  /*
+   For positions set directly on a request.
+   */
+  PS_UNIT_MILLISECONDS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_unit ps_unit;
+#else
+typedef uint32_t ps_unit;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Bytes of the PreviousTagSize field that follows every tag.
+ What ps_stream_fill did.
  */
-#define PREV_SIZE_LEN 4
+enum ps_fill_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   `*written` bytes were put in the buffer.
+   */
+  PS_FILL_DATA = 0,
+  /*
+   Ahead of schedule: nothing written; call again after `*wait_us`.
+   */
+  PS_FILL_WAIT = 1,
+  /*
+   The response is complete.
+   */
+  PS_FILL_DONE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_fill_state ps_fill_state;
+#else
+typedef uint32_t ps_fill_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Header + PreviousTagSize0, the smallest prefix of a valid stream.
+ Where the keyframe index came from.
  */
-#define STREAM_HEADER_LEN (FILE_HEADER_LEN + PREV_SIZE_LEN)
-
-#define TAG_AUDIO 8
-
-#define TAG_VIDEO 9
-
-#define TAG_SCRIPT 18
+enum ps_index_origin
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The file's onMetaData keyframes, checked against the tags.
+   */
+  PS_INDEX_METADATA = 1,
+  /*
+   onMetaData keyframes did not match the file; rebuilt by scanning.
+   */
+  PS_INDEX_METADATA_STALE = 2,
+  /*
+   No keyframe metadata; built by scanning tag headers.
+   */
+  PS_INDEX_SCANNED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_index_origin ps_index_origin;
+#else
+typedef uint32_t ps_index_origin;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Sound format of AAC, whose body starts with an AACPacketType byte.
+ Query parameters whose names a host may change.
  */
-#define SOUND_AAC 10
+enum ps_param
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   "start"
+   */
+  PS_PARAM_START = 0,
+  /*
+   "end"
+   */
+  PS_PARAM_END = 1,
+  /*
+   "ib": CDN jump-to-byte initial bytes
+   */
+  PS_PARAM_INITIAL_BYTES = 2,
+  /*
+   "fs": CDN jump-to-byte file start
+   */
+  PS_PARAM_FILE_START = 3,
+  /*
+   "bstart": flv.js byte start
+   */
+  PS_PARAM_BYTE_START = 4,
+  /*
+   "bend": flv.js byte end (inclusive)
+   */
+  PS_PARAM_BYTE_END = 5,
+  /*
+   "ri": burst bytes
+   */
+  PS_PARAM_BURST = 6,
+  /*
+   "rs": sustained rate in kbit/s
+   */
+  PS_PARAM_RATE = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_param ps_param;
+#else
+typedef uint32_t ps_param;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
- Largest `ib` honoured: the prefix is held in memory.
+ An opened media file and its keyframe index. Immutable: one handle may
+ be used from many threads at once. Plans and streams made from it keep
+ what they need, but the handle must outlive calls that take it.
  */
-#define MAX_INITIAL_BYTES ((16 * 1024) * 1024)
+typedef struct ps_media ps_media;
+
+/*
+ How a host serves: prefix mode, start unit, parameter names, pacing.
+ Configure it once, then share it read-only between threads; setters
+ need exclusive access.
+ */
+typedef struct ps_options ps_options;
+
+/*
+ A pacing clock alone, for hosts that send with sendfile: asks how many
+ bytes may go now. Use from one thread at a time.
+ */
+typedef struct ps_pacer ps_pacer;
+
+/*
+ What to send for one request: prefix bytes owned by the plan, then one
+ file range. Immutable: share it freely between threads.
+ */
+typedef struct ps_plan ps_plan;
+
+/*
+ One parsed request. Single-threaded while being built; read-only after.
+ */
+typedef struct ps_request ps_request;
+
+/*
+ Produces one response, or one window of it. Use from one thread at a
+ time. It keeps its own reference to the media's bytes, so it may
+ outlive the ps_media and ps_plan it was made from (but not a callback
+ source's context).
+ */
+typedef struct ps_stream ps_stream;
+
+/*
+ Reads up to `len` bytes at `offset` into `buf` and stores the count in
+ `*out_read` (0 only at the end of the data). Returns 0 on success, any
+ other value on failure. Called from whichever thread uses the media.
+ */
+typedef int32_t (*ps_read_at_fn)(void *ctx,
+                                 uint64_t offset,
+                                 uint8_t *buf,
+                                 size_t len,
+                                 size_t *out_read);
+
+/*
+ Media information. Codec ids are FLV's (video CodecID: 2 Sorenson H.263,
+ 4 VP6, 7 AVC; audio SoundFormat: 2 MP3, 10 AAC); 0xFFFFFFFF when absent.
+ */
+typedef struct {
+  /*
+   1 = FLV.
+   */
+  uint32_t format;
+  /*
+   One of ps_index_origin.
+   */
+  uint32_t index_origin;
+  uint64_t size;
+  /*
+   Timestamp of the first audio/video frame, milliseconds.
+   */
+  uint64_t start_ms;
+  uint64_t duration_ms;
+  /*
+   Average bits per second over the media data (0 if unknown).
+   */
+  uint64_t bitrate_bps;
+  uint64_t keyframe_count;
+  /*
+   1 or 0.
+   */
+  uint32_t has_audio;
+  uint32_t has_video;
+  uint32_t video_codec;
+  uint32_t audio_codec;
+  /*
+   From metadata; 0 when not given.
+   */
+  uint32_t width;
+  uint32_t height;
+  /*
+   1 when seek points are audio tags (no video in the file).
+   */
+  uint32_t seek_points_from_audio;
+  uint32_t reserved;
+} ps_media_info;
+
+/*
+ A plan's figures.
+ */
+typedef struct {
+  /*
+   Bytes in the whole response: prefix_length + (file_to - file_from).
+   */
+  uint64_t length;
+  uint64_t prefix_length;
+  /*
+   The file range [file_from, file_to) sent after the prefix.
+   */
+  uint64_t file_from;
+  uint64_t file_to;
+  /*
+   Media time the response starts and ends at, milliseconds.
+   */
+  uint64_t start_ms;
+  uint64_t end_ms;
+  /*
+   Pacing resolved for this media: burst bytes, then bytes per second
+   (0 = unpaced). nginx: limit_rate_after / limit_rate.
+   */
+  uint64_t burst_bytes;
+  uint64_t rate_bytes_per_s;
+  /*
+   1 when the response is the file exactly as stored.
+   */
+  uint32_t whole_file;
+  /*
+   1 = FLV.
+   */
+  uint32_t format;
+} ps_plan_info;
+
+/*
+ The answer to a request's preconditions and Range.
+ */
+typedef struct {
+  /*
+   HTTP status: 200, 206, 304, 412 or 416.
+   */
+  uint32_t status;
+  uint32_t reserved;
+  /*
+   The window of the plan's response to send (0, 0 for 304/412/416).
+   */
+  uint64_t first;
+  uint64_t length;
+} ps_response;
+
+/*
+ Where a window of the response comes from.
+ */
+typedef struct {
+  /*
+   Prefix bytes [prefix_from, prefix_to) (see ps_plan_prefix)...
+   */
+  uint64_t prefix_from;
+  uint64_t prefix_to;
+  /*
+   ...then file bytes [file_from, file_to).
+   */
+  uint64_t file_from;
+  uint64_t file_to;
+} ps_slice;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/*
+ The library version, e.g. "0.1.0". Static storage; never free it.
+ */
+const char *ps_version(void);
+
+/*
+ A short English description of a status. Static storage; never free it.
+ */
+const char *ps_strerror(uint32_t status);
+
+/*
+ The HTTP status a host should answer with for `status`: 200 for PS_OK,
+ 400, 403, 404, 415, 416, or 500 for the rest.
+ */
+uint32_t ps_status_http(uint32_t status);
+
+/*
+ Details of the most recent failure on the calling thread, as a
+ NUL-terminated UTF-8 string ("" if none). The pointer stays valid until
+ the next failing call on this thread; copy it if you keep it.
+ */
+const char *ps_last_error(void);
+
+/*
+ Opens the file at `path` (NUL-terminated, UTF-8) and indexes it, or takes
+ its index from the process-wide cache when the file's device, inode, size
+ and modification time are unchanged. On success `*out` receives a handle
+ to release with ps_media_free. Blocking file I/O. Thread-safe.
+ */
+ps_status ps_media_open(const char *path, ps_media **out);
+
+/*
+ Opens media through a caller-supplied byte source: `read_at(ctx, …)`
+ over `size` bytes. `identity` (NUL-terminated, may be NULL) names the
+ content for the index cache and validators, and `version` tells versions
+ of one identity apart (e.g. an mtime or generation number); with a NULL
+ identity nothing is cached. `ctx` must stay valid, and `read_at` callable
+ from any thread using the media, until the media and every stream made
+ from it are freed.
+ */
+ps_status ps_media_open_source(ps_read_at_fn read_at,
+                               void *ctx,
+                               uint64_t size,
+                               const char *identity,
+                               int64_t version,
+                               ps_media **out);
+
+/*
+ Releases a media handle. NULL is a no-op. Must be called once, after the
+ last call that uses the handle.
+ */
+void ps_media_free(ps_media *media);
+
+/*
+ Fills `*out` with the media's information.
+ */
+ps_status ps_media_get_info(const ps_media *media, ps_media_info *out);
+
+/*
+ The keyframe (seek point) at `index` (0-based, below keyframe_count):
+ its time in milliseconds and the file offset of its tag.
+ */
+ps_status ps_media_keyframe(const ps_media *media,
+                            uint64_t index,
+                            uint64_t *time_ms,
+                            uint64_t *offset);
+
+/*
+ Writes media information and the keyframe list as JSON (NUL-terminated)
+ into `buf` of `cap` bytes; `*written` receives the length without the NUL.
+ When `cap` is too small (or `buf` is NULL) returns PS_ERR_BUFFER_TOO_SMALL
+ with the needed capacity, NUL included, in `*written`.
+ */
+ps_status ps_media_info_json(const ps_media *media, char *buf, size_t cap, size_t *written);
+
+/*
+ Sets the byte budget of the process-wide index cache (default 64 MiB);
+ entries over it are evicted at once, 0 disables caching. Thread-safe.
+ */
+ps_status ps_cache_set_capacity(uint64_t bytes);
+
+/*
+ Drops every cached index. Thread-safe.
+ */
+ps_status ps_cache_clear(void);
+
+/*
+ Reports the process-wide index cache's entries, bytes used, hits and
+ misses. Each out-pointer may be NULL to skip it. Thread-safe.
+ */
+ps_status ps_cache_stats(uint64_t *entries, uint64_t *bytes, uint64_t *hits, uint64_t *misses);
+
+/*
+ Resolves `request` (NULL: the whole file) against `media` under `options`
+ (NULL: defaults). Reads a few tag headers when the request has an end.
+ Errors: PS_ERR_RANGE_NOT_SATISFIABLE for starts past the end or reversed
+ start/end, PS_ERR_BAD_REQUEST for out-of-limit values. On success `*out`
+ receives a plan to free with ps_plan_free. Thread-safe.
+ */
+ps_status ps_plan_new(const ps_media *media,
+                      const ps_options *options,
+                      const ps_request *request,
+                      ps_plan **out);
+
+/*
+ Releases a plan. NULL is a no-op.
+ */
+void ps_plan_free(ps_plan *plan);
+
+/*
+ Fills `*out` with the plan's figures.
+ */
+ps_status ps_plan_get_info(const ps_plan *plan, ps_plan_info *out);
+
+/*
+ Borrows the prefix bytes: `*data` (NULL when empty) and `*len` stay
+ valid until the plan is freed. Zero-copy for hosts that send it as is.
+ */
+ps_status ps_plan_prefix(const ps_plan *plan, const uint8_t **data, size_t *len);
+
+/*
+ Borrows the plan's strong ETag, quoted and NUL-terminated; valid until
+ the plan is freed. It differs between plans and between file versions.
+ */
+ps_status ps_plan_etag(const ps_plan *plan, const char **etag);
+
+/*
+ Borrows the Content-Type of the response ("video/x-flv"). Static storage.
+ */
+ps_status ps_plan_content_type(const ps_plan *plan, const char **content_type);
+
+/*
+ Evaluates the request's Range, If-Match, If-None-Match and If-Range
+ header values (NUL-terminated; NULL when the header is absent) in RFC 9110
+ order, for GET or HEAD, and fills `*out`: 200 (whole response), 206 (a
+ window), 304, 412 or 416. Several ranges or a malformed Range header are
+ ignored (200), as RFC 9110 allows.
+ */
+ps_status ps_plan_respond(const ps_plan *plan,
+                          const char *range,
+                          const char *if_match,
+                          const char *if_none_match,
+                          const char *if_range,
+                          ps_response *out);
+
+/*
+ Writes the Content-Range value for a 206 or 416 response (e.g.
+ "bytes 0-99/1000", or "bytes" then an asterisk and "/1000" for 416) into
+ `buf`, NUL-terminated; other
+ statuses give an empty string. Buffer rules as ps_media_info_json.
+ */
+ps_status ps_plan_content_range(const ps_plan *plan,
+                                const ps_response *response,
+                                char *buf,
+                                size_t cap,
+                                size_t *written);
+
+/*
+ Where `length` bytes from `first` of the response come from: a part of
+ the prefix, then a file range. For hosts that send the file part with
+ sendfile. PS_ERR_INVALID_ARG when the window is outside the response.
+ */
+ps_status ps_plan_slice(const ps_plan *plan, uint64_t first, uint64_t length, ps_slice *out);
+
+/*
+ New options with the defaults: prefix INIT, start in bytes, parameter
+ names start/end/ib/fs/bstart/bend/ri/rs, pacing off (burst 3 s of media
+ once a rate is set), client pacing (ri/rs) allowed. Free with
+ ps_options_free.
+ */
+ps_status ps_options_new(ps_options **out);
+
+/*
+ Releases options. NULL is a no-op.
+ */
+void ps_options_free(ps_options *options);
+
+/*
+ Sets the default prefix mode (one of ps_prefix_mode).
+ */
+ps_status ps_options_set_prefix_mode(ps_options *options, uint32_t mode);
+
+/*
+ Sets the unit of the start/end query parameters: PS_UNIT_BYTES (default)
+ or PS_UNIT_SECONDS.
+ */
+ps_status ps_options_set_start_unit(ps_options *options, uint32_t unit);
+
+/*
+ Renames a query parameter (one of ps_param); an empty name turns the
+ parameter off. `name` is NUL-terminated UTF-8 and copied.
+ */
+ps_status ps_options_set_param_name(ps_options *options, uint32_t param, const char *name);
+
+/*
+ Sets the pacing burst in bytes.
+ */
+ps_status ps_options_set_burst_bytes(ps_options *options, uint64_t bytes);
+
+/*
+ Sets the pacing burst in milliseconds of media (via the average bitrate).
+ */
+ps_status ps_options_set_burst_ms(ps_options *options, uint64_t media_ms);
+
+/*
+ Sets a fixed sustained rate in bytes per second; 0 turns pacing off.
+ */
+ps_status ps_options_set_rate(ps_options *options, uint64_t bytes_per_s);
+
+/*
+ Sets the sustained rate to the media's average bitrate times
+ `permille`/1000 (1250 = 1.25×, the usual choice); 0 is invalid.
+ */
+ps_status ps_options_set_rate_auto(ps_options *options, uint32_t permille);
+
+/*
+ Whether requests may set pacing with ri/rs (1, default) or not (0).
+ */
+ps_status ps_options_set_client_pacing(ps_options *options, uint32_t allow);
+
+/*
+ Parses a query string (`len` bytes, without the leading '?', need not be
+ NUL-terminated; NULL with len 0 is an empty query) under `options` (NULL:
+ defaults). Garbage, negative, overflowing or repeated values give
+ PS_ERR_BAD_REQUEST. On success `*out` receives a request to free with
+ ps_request_free.
+ */
+ps_status ps_request_parse(const ps_options *options,
+                           const char *query,
+                           size_t len,
+                           ps_request **out);
+
+/*
+ A request for the whole file, to refine with the setters below.
+ */
+ps_status ps_request_new(ps_request **out);
+
+/*
+ Releases a request. NULL is a no-op.
+ */
+void ps_request_free(ps_request *request);
+
+/*
+ Sets the start: PS_UNIT_BYTES (file offset), PS_UNIT_SECONDS or
+ PS_UNIT_MILLISECONDS (media time).
+ */
+ps_status ps_request_set_start(ps_request *request, uint32_t unit, uint64_t value);
+
+/*
+ Sets the end: bytes are an inclusive offset; times end before the first
+ tag at or past them.
+ */
+ps_status ps_request_set_end(ps_request *request, uint32_t unit, uint64_t value);
+
+/*
+ Overrides the options' prefix mode for this request.
+ */
+ps_status ps_request_set_prefix_mode(ps_request *request, uint32_t mode);
+
+/*
+ CDN jump-to-byte: the response begins with the file's first `bytes`
+ bytes, then continues at the (snapped) start.
+ */
+ps_status ps_request_set_initial_bytes(ps_request *request, uint64_t bytes);
+
+/*
+ A stream of `length` bytes from `first` of `plan`'s response (use the
+ window from ps_plan_respond, or 0 and the plan's length), paced as the
+ plan says. Free with ps_stream_free.
+ */
+ps_status ps_stream_new(const ps_media *media,
+                        const ps_plan *plan,
+                        uint64_t first,
+                        uint64_t length,
+                        ps_stream **out);
+
+/*
+ Replaces the stream's pacing: burst bytes then bytes per second (0 =
+ unpaced), e.g. to serve Range requests unpaced.
+ */
+ps_status ps_stream_set_pacing(ps_stream *stream, uint64_t burst_bytes, uint64_t rate_bytes_per_s);
+
+/*
+ Fills `buf` (`cap` > 0 bytes) with the next bytes of the response as far
+ as pacing allows at `now_us`, the caller's monotonic clock in
+ microseconds (any origin, never going backwards). Never sleeps. On
+ PS_OK, `*state` is PS_FILL_DATA with `*written` bytes, PS_FILL_WAIT with
+ `*wait_us` to wait, or PS_FILL_DONE; the other out-values are 0. A file
+ that shrank under the stream gives PS_ERR_SOURCE_CHANGED: end the
+ response (the bytes already sent are a prefix of it).
+ */
+ps_status ps_stream_fill(ps_stream *stream,
+                         uint8_t *buf,
+                         size_t cap,
+                         uint64_t now_us,
+                         size_t *written,
+                         uint64_t *wait_us,
+                         uint32_t *state);
+
+/*
+ Bytes the stream has still to deliver.
+ */
+ps_status ps_stream_remaining(const ps_stream *stream, uint64_t *out);
+
+/*
+ Releases a stream. NULL is a no-op.
+ */
+void ps_stream_free(ps_stream *stream);
+
+/*
+ A pacer allowing `burst_bytes` at once, then `rate_bytes_per_s` (0 =
+ unpaced). Its clock starts at the first ps_pacer_allow.
+ */
+ps_status ps_pacer_new(uint64_t burst_bytes, uint64_t rate_bytes_per_s, ps_pacer **out);
+
+/*
+ How many of `want` bytes may be sent at `now_us`: `*allowed` > 0 with
+ `*wait_us` 0, or `*allowed` 0 and the microseconds to wait. Report what
+ was actually sent with ps_pacer_consume.
+ */
+ps_status ps_pacer_allow(ps_pacer *pacer,
+                         uint64_t now_us,
+                         uint64_t want,
+                         uint64_t *allowed,
+                         uint64_t *wait_us);
+
+/*
+ Records `sent` bytes as sent.
+ */
+ps_status ps_pacer_consume(ps_pacer *pacer, uint64_t sent);
+
+/*
+ Releases a pacer. NULL is a no-op.
+ */
+void ps_pacer_free(ps_pacer *pacer);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
 
 #endif  /* PSEUDOSTREAM_H */

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod ffi;
 pub mod format;
 pub mod index;
 pub mod media;
@@ -14,8 +15,6 @@ pub mod plan;
 pub mod query;
 pub mod source;
 pub mod stream;
-
-mod ffi;
 
 pub use error::{Error, Result};
 pub use index::{IndexOrigin, Keyframe, MediaInfo};

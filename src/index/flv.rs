@@ -108,7 +108,12 @@ impl FlvIndex {
             ));
         }
 
-        let meta_keyframes = seen.metadata.as_ref().and_then(|m| m.keyframes.clone());
+        // An empty list (flvmeta and ffmpeg write one for audio-only files) is no index.
+        let meta_keyframes = seen
+            .metadata
+            .as_ref()
+            .and_then(|m| m.keyframes.clone())
+            .filter(|list| !list.is_empty());
         let checked = match &meta_keyframes {
             Some(list) => check_metadata_keyframes(src, &mut walker, &seen, list, data_start)?,
             None => None,
@@ -235,10 +240,13 @@ impl FlvIndex {
 }
 
 /// Checks metadata keyframes against the file: every position must be the
-/// start of a video keyframe tag whose PreviousTagSize leads back to a tag
-/// header of that size, positions must rise, times must match the tags, the
-/// head must hold no earlier keyframe and the tail no later one. Returns the
-/// keyframes with the tags' own times, and the last timestamp in the file.
+/// start of a video tag with FrameType 1 whose PreviousTagSize leads back to
+/// a tag header of that size, positions must rise, times must match the tags
+/// up to one constant offset (ffmpeg writes times relative to the first
+/// packet), the head must hold no earlier keyframe and the tail no later one.
+/// Entries on sequence headers or end-of-sequence tags (yamdi and flvmeta list
+/// them) move to the next picture keyframe, or drop out. Returns the keyframes
+/// with the tags' own times, and the last timestamp in the file.
 fn check_metadata_keyframes(
     src: &dyn ByteSource,
     walker: &mut TagWalker,
@@ -247,15 +255,14 @@ fn check_metadata_keyframes(
     data_start: u64,
 ) -> Result<Option<(Vec<Keyframe>, u64)>> {
     let size = src.size();
-    if list.is_empty() {
-        return Ok(None);
-    }
     if let Some(declared) = head.metadata.as_ref().and_then(|m| m.filesize) {
         if declared > 0.0 && declared != size as f64 {
             return Ok(None);
         }
     }
-    let mut keyframes = Vec::with_capacity(list.len());
+    let mut keyframes: Vec<Keyframe> = Vec::with_capacity(list.len());
+    let mut time_offset: Option<i128> = None;
+    let mut previous_pos = None;
     let mut buf = [0u8; PREV_SIZE_LEN + PEEK];
     for &(time_s, pos_f) in list {
         let valid_number = pos_f.is_finite() && pos_f.fract() == 0.0 && pos_f >= 0.0;
@@ -263,42 +270,54 @@ fn check_metadata_keyframes(
             return Ok(None);
         }
         let pos = pos_f as u64;
-        let after_previous = keyframes.last().map_or(true, |k: &Keyframe| pos > k.offset);
-        if pos < data_start || pos >= size || !after_previous {
+        if pos < data_start || pos >= size || previous_pos.is_some_and(|p| pos <= p) {
             return Ok(None);
         }
+        previous_pos = Some(pos);
         let n = read_full_at(src, pos - PREV_SIZE_LEN as u64, &mut buf)?;
         if n < PREV_SIZE_LEN + TAG_HEADER_LEN {
             return Ok(None);
         }
         let h = parse_tag_header(&buf[PREV_SIZE_LEN..]);
         let body = &buf[PREV_SIZE_LEN + TAG_HEADER_LEN..n];
-        let is_keyframe = h.tag_type == TAG_VIDEO
-            && matches!(video_role(body), Some((_, VideoRole::Keyframe)))
-            && pos + h.span() <= size;
-        if !is_keyframe || !previous_tag_leads_back(src, pos, &buf, data_start)? {
+        let frame_type_1 = h.tag_type == TAG_VIDEO && body.first().is_some_and(|b| b >> 4 == 1);
+        if !frame_type_1
+            || pos + h.span() > size
+            || !previous_tag_leads_back(src, pos, &buf, data_start)?
+        {
             return Ok(None);
         }
-        let tag_ms = u64::from(h.timestamp);
-        let meta_ms = (time_s * 1000.0) as u64;
-        if tag_ms.abs_diff(meta_ms) > META_TIME_TOLERANCE_MS {
+        let meta_ms = (time_s * 1000.0) as i128;
+        let offset = *time_offset.get_or_insert(i128::from(h.timestamp) - meta_ms);
+        if (i128::from(h.timestamp) - meta_ms - offset).unsigned_abs()
+            > u128::from(META_TIME_TOLERANCE_MS)
+        {
             return Ok(None);
         }
-        let time_ms = keyframes
-            .last()
-            .map_or(tag_ms, |k: &Keyframe| tag_ms.max(k.time_ms));
+        let picture = match video_role(body) {
+            Some((_, VideoRole::Keyframe)) => Some((pos, u64::from(h.timestamp))),
+            _ => next_picture_keyframe(walker, pos)?,
+        };
+        let Some((pos, tag_ms)) = picture else {
+            continue;
+        };
+        if keyframes.last().is_some_and(|k| pos <= k.offset) {
+            continue;
+        }
+        let time_ms = keyframes.last().map_or(tag_ms, |k| tag_ms.max(k.time_ms));
         keyframes.push(Keyframe {
             time_ms,
             offset: pos,
         });
     }
+    let (Some(first), Some(last)) = (keyframes.first().copied(), keyframes.last().copied()) else {
+        return Ok(None);
+    };
     // The head walk may have met keyframes the metadata does not list.
-    let first = keyframes[0].offset;
-    if head.keyframes.iter().any(|k| k.offset < first) {
+    if head.keyframes.iter().any(|k| k.offset < first.offset) {
         return Ok(None);
     }
     // Walk the last group of pictures: no keyframe may follow the last one.
-    let last = *keyframes.last().expect("non-empty");
     let mut last_ts = head.last_ts;
     let mut unlisted = false;
     walker.walk(last.offset, |pos, h, peek| {
@@ -314,6 +333,29 @@ fn check_metadata_keyframes(
         Step::Go
     })?;
     Ok((!unlisted).then_some((keyframes, last_ts)))
+}
+
+/// The picture keyframe that follows a configuration or end-of-sequence tag,
+/// if the next video tag is one.
+fn next_picture_keyframe(walker: &mut TagWalker, from: u64) -> Result<Option<(u64, u64)>> {
+    let mut found = None;
+    let mut video_tags = 0;
+    walker.walk(from, |pos, h, peek| {
+        if h.tag_type != TAG_VIDEO {
+            return Step::Go;
+        }
+        video_tags += 1;
+        match video_role(peek) {
+            Some((_, VideoRole::Keyframe)) => {
+                found = Some((pos, u64::from(h.timestamp)));
+                Step::Stop
+            }
+            Some((_, VideoRole::SequenceHeader)) if video_tags < 4 => Step::Go,
+            _ if video_tags == 1 => Step::Go,
+            _ => Step::Stop,
+        }
+    })?;
+    Ok(found)
 }
 
 /// Whether the PreviousTagSize in `buf[..4]` (read just before `pos`) points
@@ -471,9 +513,11 @@ impl<'a> Collector<'a> {
         match h.tag_type {
             TAG_SCRIPT if self.media_start.is_none() => self.script(pos, h),
             TAG_VIDEO => {
-                self.media(pos, ts);
+                let role = video_role(peek);
+                let is_config = matches!(role, Some((_, VideoRole::SequenceHeader)));
+                self.media(pos, ts, is_config);
                 self.has_video = true;
-                if let Some((codec, role)) = video_role(peek) {
+                if let Some((codec, role)) = role {
                     self.video_codec.get_or_insert(codec);
                     match role {
                         VideoRole::Keyframe => self.push_keyframe(ts, pos),
@@ -483,9 +527,10 @@ impl<'a> Collector<'a> {
                 }
             }
             TAG_AUDIO => {
-                self.media(pos, ts);
+                let role = audio_role(peek);
+                self.media(pos, ts, role.is_some_and(|r| r.1));
                 self.has_audio = true;
-                if let Some((format, is_config)) = audio_role(peek) {
+                if let Some((format, is_config)) = role {
                     self.audio_codec.get_or_insert(format);
                     if is_config {
                         self.config(pos, h, false);
@@ -523,9 +568,13 @@ impl<'a> Collector<'a> {
             || self.tags >= HEAD_MAX_TAGS
     }
 
-    fn media(&mut self, pos: u64, ts: u64) {
+    /// Notes an audio/video tag; configuration tags do not start the clock
+    /// (ffmpeg stamps them 0 even when the media starts later).
+    fn media(&mut self, pos: u64, ts: u64, is_config: bool) {
         self.media_start.get_or_insert(pos);
-        self.first_ts.get_or_insert(ts);
+        if !is_config {
+            self.first_ts.get_or_insert(ts);
+        }
         self.last_ts = self.last_ts.max(ts);
     }
 

@@ -1,0 +1,317 @@
+//! Host options and requests.
+
+use std::ffi::c_char;
+
+use super::boundary::{
+    c_str, guard, guard_value, handle, non_null, put, Failure, FfiResult, Handle,
+};
+use super::ps_status;
+use crate::pacer::{Burst, Rate};
+use crate::plan::{Options, Position, PrefixMode, Request, StartUnit};
+use crate::query;
+
+/// How a host serves: prefix mode, start unit, parameter names, pacing.
+/// Configure it once, then share it read-only between threads; setters
+/// need exclusive access.
+pub struct ps_options {
+    magic: u64,
+    pub(crate) inner: Options,
+}
+
+handle!(ps_options, Options, 0x7073_6f70_7469_6f6e);
+
+/// One parsed request. Single-threaded while being built; read-only after.
+pub struct ps_request {
+    magic: u64,
+    pub(crate) inner: Request,
+}
+
+handle!(ps_request, Request, 0x7073_7265_7175_6573);
+
+/// What precedes the file bytes of a seek.
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_prefix_mode {
+    /// Raw file bytes from the exact offset (flv.js bstart/bend).
+    PS_PREFIX_NONE = 0,
+    /// The 13-byte FLV header (what nginx's flv module sends).
+    PS_PREFIX_HEADER = 1,
+    /// Header and codec configuration: a standalone, decodable stream. Default.
+    PS_PREFIX_INIT = 2,
+    /// Like INIT, plus an onMetaData describing the new stream.
+    PS_PREFIX_FULL = 3,
+}
+
+/// Units of positions.
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_unit {
+    PS_UNIT_BYTES = 0,
+    /// For the query's start/end parameters (ps_options_set_start_unit).
+    PS_UNIT_SECONDS = 1,
+    /// For positions set directly on a request.
+    PS_UNIT_MILLISECONDS = 2,
+}
+
+/// Query parameters whose names a host may change.
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_param {
+    /// "start"
+    PS_PARAM_START = 0,
+    /// "end"
+    PS_PARAM_END = 1,
+    /// "ib": CDN jump-to-byte initial bytes
+    PS_PARAM_INITIAL_BYTES = 2,
+    /// "fs": CDN jump-to-byte file start
+    PS_PARAM_FILE_START = 3,
+    /// "bstart": flv.js byte start
+    PS_PARAM_BYTE_START = 4,
+    /// "bend": flv.js byte end (inclusive)
+    PS_PARAM_BYTE_END = 5,
+    /// "ri": burst bytes
+    PS_PARAM_BURST = 6,
+    /// "rs": sustained rate in kbit/s
+    PS_PARAM_RATE = 7,
+}
+
+fn prefix_mode(mode: u32) -> FfiResult<PrefixMode> {
+    PrefixMode::from_u32(mode).ok_or_else(|| Failure::invalid(format!("prefix mode {mode}")))
+}
+
+fn position(unit: u32, value: u64) -> FfiResult<Position> {
+    match unit {
+        0 => Ok(Position::Bytes(value)),
+        2 => Ok(Position::Millis(value)),
+        1 => value
+            .checked_mul(1000)
+            .map(Position::Millis)
+            .ok_or_else(|| Failure::invalid("seconds overflow")),
+        _ => Err(Failure::invalid(format!("unit {unit}"))),
+    }
+}
+
+/// Runs `f` on the options behind `options`.
+fn with_options(options: *mut ps_options, f: impl FnOnce(&mut Options) -> FfiResult) -> ps_status {
+    guard(|| f(&mut ps_options::check_mut(options)?.inner))
+}
+
+/// Runs `f` on the request behind `request`.
+fn with_request(request: *mut ps_request, f: impl FnOnce(&mut Request) -> FfiResult) -> ps_status {
+    guard(|| f(&mut ps_request::check_mut(request)?.inner))
+}
+
+/// New options with the defaults: prefix INIT, start in bytes, parameter
+/// names start/end/ib/fs/bstart/bend/ri/rs, pacing off (burst 3 s of media
+/// once a rate is set), client pacing (ri/rs) allowed. Free with
+/// ps_options_free.
+#[no_mangle]
+pub extern "C" fn ps_options_new(out: *mut *mut ps_options) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        put(out, ps_options::new(Options::default()).into_raw());
+        Ok(())
+    })
+}
+
+/// Releases options. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn ps_options_free(options: *mut ps_options) {
+    guard_value((), || ps_options::free(options))
+}
+
+/// Sets the default prefix mode (one of ps_prefix_mode).
+#[no_mangle]
+pub extern "C" fn ps_options_set_prefix_mode(options: *mut ps_options, mode: u32) -> ps_status {
+    with_options(options, |o| {
+        o.prefix = prefix_mode(mode)?;
+        Ok(())
+    })
+}
+
+/// Sets the unit of the start/end query parameters: PS_UNIT_BYTES (default)
+/// or PS_UNIT_SECONDS.
+#[no_mangle]
+pub extern "C" fn ps_options_set_start_unit(options: *mut ps_options, unit: u32) -> ps_status {
+    with_options(options, |o| {
+        o.start_unit = match unit {
+            0 => StartUnit::Bytes,
+            1 => StartUnit::Seconds,
+            _ => return Err(Failure::invalid(format!("start unit {unit}"))),
+        };
+        Ok(())
+    })
+}
+
+/// Renames a query parameter (one of ps_param); an empty name turns the
+/// parameter off. `name` is NUL-terminated UTF-8 and copied.
+#[no_mangle]
+pub extern "C" fn ps_options_set_param_name(
+    options: *mut ps_options,
+    param: u32,
+    name: *const c_char,
+) -> ps_status {
+    with_options(options, |o| {
+        let name = c_str(name, "name")?.to_string();
+        let n = &mut o.names;
+        let slot = match param {
+            0 => &mut n.start,
+            1 => &mut n.end,
+            2 => &mut n.initial_bytes,
+            3 => &mut n.file_start,
+            4 => &mut n.byte_start,
+            5 => &mut n.byte_end,
+            6 => &mut n.burst,
+            7 => &mut n.rate,
+            _ => return Err(Failure::invalid(format!("parameter {param}"))),
+        };
+        *slot = name;
+        Ok(())
+    })
+}
+
+/// Sets the pacing burst in bytes.
+#[no_mangle]
+pub extern "C" fn ps_options_set_burst_bytes(options: *mut ps_options, bytes: u64) -> ps_status {
+    with_options(options, |o| {
+        o.pacing.burst = Burst::Bytes(bytes);
+        Ok(())
+    })
+}
+
+/// Sets the pacing burst in milliseconds of media (via the average bitrate).
+#[no_mangle]
+pub extern "C" fn ps_options_set_burst_ms(options: *mut ps_options, media_ms: u64) -> ps_status {
+    with_options(options, |o| {
+        o.pacing.burst = Burst::MediaMillis(media_ms);
+        Ok(())
+    })
+}
+
+/// Sets a fixed sustained rate in bytes per second; 0 turns pacing off.
+#[no_mangle]
+pub extern "C" fn ps_options_set_rate(options: *mut ps_options, bytes_per_s: u64) -> ps_status {
+    with_options(options, |o| {
+        o.pacing.rate = if bytes_per_s == 0 {
+            Rate::Off
+        } else {
+            Rate::BytesPerSecond(bytes_per_s)
+        };
+        Ok(())
+    })
+}
+
+/// Sets the sustained rate to the media's average bitrate times
+/// `permille`/1000 (1250 = 1.25×, the usual choice); 0 is invalid.
+#[no_mangle]
+pub extern "C" fn ps_options_set_rate_auto(options: *mut ps_options, permille: u32) -> ps_status {
+    with_options(options, |o| {
+        if permille == 0 {
+            return Err(Failure::invalid("auto rate factor 0"));
+        }
+        o.pacing.rate = Rate::Auto { permille };
+        Ok(())
+    })
+}
+
+/// Whether requests may set pacing with ri/rs (1, default) or not (0).
+#[no_mangle]
+pub extern "C" fn ps_options_set_client_pacing(options: *mut ps_options, allow: u32) -> ps_status {
+    with_options(options, |o| {
+        o.client_pacing = allow != 0;
+        Ok(())
+    })
+}
+
+/// Parses a query string (`len` bytes, without the leading '?', need not be
+/// NUL-terminated; NULL with len 0 is an empty query) under `options` (NULL:
+/// defaults). Garbage, negative, overflowing or repeated values give
+/// PS_ERR_BAD_REQUEST. On success `*out` receives a request to free with
+/// ps_request_free.
+#[no_mangle]
+pub extern "C" fn ps_request_parse(
+    options: *const ps_options,
+    query: *const c_char,
+    len: usize,
+    out: *mut *mut ps_request,
+) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        let defaults;
+        let options = if options.is_null() {
+            defaults = Options::default();
+            &defaults
+        } else {
+            &ps_options::check(options)?.inner
+        };
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            non_null(query, "query")?;
+            // SAFETY: non-null; the caller promises `len` readable bytes.
+            unsafe { std::slice::from_raw_parts(query.cast::<u8>(), len) }
+        };
+        let request = query::parse(bytes, options)?;
+        put(out, ps_request::new(request).into_raw());
+        Ok(())
+    })
+}
+
+/// A request for the whole file, to refine with the setters below.
+#[no_mangle]
+pub extern "C" fn ps_request_new(out: *mut *mut ps_request) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        put(out, ps_request::new(Request::default()).into_raw());
+        Ok(())
+    })
+}
+
+/// Releases a request. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn ps_request_free(request: *mut ps_request) {
+    guard_value((), || ps_request::free(request))
+}
+
+/// Sets the start: PS_UNIT_BYTES (file offset), PS_UNIT_SECONDS or
+/// PS_UNIT_MILLISECONDS (media time).
+#[no_mangle]
+pub extern "C" fn ps_request_set_start(
+    request: *mut ps_request,
+    unit: u32,
+    value: u64,
+) -> ps_status {
+    with_request(request, |r| {
+        r.start = Some(position(unit, value)?);
+        Ok(())
+    })
+}
+
+/// Sets the end: bytes are an inclusive offset; times end before the first
+/// tag at or past them.
+#[no_mangle]
+pub extern "C" fn ps_request_set_end(request: *mut ps_request, unit: u32, value: u64) -> ps_status {
+    with_request(request, |r| {
+        r.end = Some(position(unit, value)?);
+        Ok(())
+    })
+}
+
+/// Overrides the options' prefix mode for this request.
+#[no_mangle]
+pub extern "C" fn ps_request_set_prefix_mode(request: *mut ps_request, mode: u32) -> ps_status {
+    with_request(request, |r| {
+        r.prefix = Some(prefix_mode(mode)?);
+        Ok(())
+    })
+}
+
+/// CDN jump-to-byte: the response begins with the file's first `bytes`
+/// bytes, then continues at the (snapped) start.
+#[no_mangle]
+pub extern "C" fn ps_request_set_initial_bytes(request: *mut ps_request, bytes: u64) -> ps_status {
+    with_request(request, |r| {
+        r.initial_bytes = Some(bytes);
+        Ok(())
+    })
+}
