@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install the external tools used by libpseudostream's sample/test-media
+# scripts and header checks on a Debian 12 machine (run as root).
+# Idempotent: does nothing when everything is already present.
+# Only the stable Rust toolchain is needed; this script never installs Rust.
+set -euo pipefail
+
+die() { echo "setup-deps: error: $*" >&2; exit 1; }
+
+# command -> Debian package providing it
+declare -A pkg_for=(
+  [ffmpeg]=ffmpeg
+  [ffprobe]=ffmpeg
+  [yamdi]=yamdi
+  [flvmeta]=flvmeta
+  [cc]=gcc
+  [php]=php-cli
+  [make]=make
+)
+
+missing=()
+add_pkg() {
+  local p
+  for p in "$@"; do
+    [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p")
+  done
+}
+
+for cmd in ffmpeg ffprobe yamdi flvmeta cc php make; do
+  command -v "$cmd" >/dev/null 2>&1 || add_pkg "${pkg_for[$cmd]}"
+done
+# A C compiler without libc headers cannot build the header check.
+if [[ ! -e /usr/include/stdio.h ]]; then
+  add_pkg libc6-dev
+fi
+# PHP FFI extension (part of php-cli on Debian 12) must be loadable.
+if command -v php >/dev/null 2>&1 && ! php -r 'exit(extension_loaded("ffi") ? 0 : 1);' 2>/dev/null; then
+  add_pkg php-cli
+fi
+
+if ((${#missing[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]}"
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian 12 expected); install manually: ${missing[*]}"
+  # gcc alone does not pull libc6-dev with --no-install-recommends.
+  [[ " ${missing[*]} " == *" gcc "* ]] && add_pkg libc6-dev
+  echo "setup-deps: installing: ${missing[*]}"
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >"$log" 2>&1 \
+    || { tail -n 30 "$log" >&2; die "apt-get install failed for: ${missing[*]}"; }
+fi
+
+# Verify the result.
+for cmd in ffmpeg ffprobe yamdi flvmeta cc php make; do
+  command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after install"
+done
+encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null) || die "ffmpeg -encoders failed"
+for enc in libx264 aac libmp3lame flv; do
+  grep -qE "^ [A-Z.]{6} $enc " <<<"$encoders" \
+    || die "ffmpeg lacks encoder '$enc' (need Debian's full ffmpeg build)"
+done
+php -r 'exit(extension_loaded("ffi") ? 0 : 1);' \
+  || die "PHP FFI extension not loaded (php-cli on Debian 12 ships it; check ffi.enable / php.ini)"
+
+# Rust: stable is sufficient. Warn (do not install) if cargo is absent, and
+# refuse a toolchain file that pins nightly.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+for f in "$root/rust-toolchain" "$root/rust-toolchain.toml"; do
+  if [[ -f $f ]] && grep -qi nightly "$f"; then
+    die "$f pins a nightly toolchain; this project must build on stable"
+  fi
+done
+if command -v cargo >/dev/null 2>&1; then
+  echo "setup-deps: ok ($(cargo --version 2>/dev/null || echo cargo))"
+else
+  echo "setup-deps: ok (note: cargo not found; install stable Rust, e.g. via rustup, nightly is not needed)"
+fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test of libpseudostream. Installs what it needs on Debian 12
+# (run as root the first time), then: formatting and lints, the generated
+# header check, unit and integration tests (ffmpeg decodes every seek), the
+# C ABI test under sanitizers, and the PHP FFI header check.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+./scripts/setup-deps.sh
+command -v cargo >/dev/null || { echo "cargo not found: install stable Rust (rustup)" >&2; exit 1; }
+
+step "format and lints"
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --all -- --check
+else
+    echo "rustfmt not installed: skipped"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --release --all-targets -- -D warnings
+else
+    echo "clippy not installed: skipped"
+fi
+
+step "build and generated header"
+cargo build --release
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git diff --exit-code -- include/ || {
+        echo "include/ differs from the generated headers: commit them" >&2
+        exit 1
+    }
+fi
+
+step "test media"
+./scripts/make-test-media.sh target/test-media
+
+step "unit and integration tests"
+cargo test --release
+
+step "C ABI under AddressSanitizer + UBSan"
+make --no-print-directory c-test
+
+step "PHP FFI loads the header"
+php -d ffi.enable=1 tests/php/load_header.php target/release/libpseudostream.so samples/sample.flv
+
+printf '\nall tests passed\n'

@@ -1,0 +1,357 @@
+/*
+ * Exercises the C ABI the way a host does: open -> info -> plan -> stream ->
+ * free, plus the error paths. Built with -Wall -Wextra -Werror and
+ * AddressSanitizer/UBSan by `make c-test`. Usage: ffi_test SAMPLE.flv
+ */
+#include "pseudostream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int checks, failures;
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        checks++;                                                           \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",   \
+                    __FILE__, __LINE__, #cond, ps_last_error());            \
+            failures++;                                                     \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_STATUS(call, expected) CHECK((call) == (expected))
+
+static unsigned char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)n);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+struct memory_source {
+    const unsigned char *data;
+    size_t len;
+    unsigned calls;
+};
+
+static int32_t memory_read_at(void *ctx, uint64_t offset, uint8_t *buf, size_t len,
+                              size_t *out_read) {
+    struct memory_source *m = ctx;
+    m->calls++;
+    if (offset >= m->len) {
+        *out_read = 0;
+        return 0;
+    }
+    size_t n = m->len - (size_t)offset;
+    if (n > len) n = len;
+    memcpy(buf, m->data + offset, n);
+    *out_read = n;
+    return 0;
+}
+
+static int32_t failing_read_at(void *ctx, uint64_t offset, uint8_t *buf, size_t len,
+                               size_t *out_read) {
+    (void)ctx; (void)offset; (void)buf; (void)len; (void)out_read;
+    return -5;
+}
+
+/* Drains a stream under a fake clock; returns the bytes in a malloc'd buffer. */
+static unsigned char *drain(ps_stream *stream, uint64_t expected, size_t cap,
+                            uint64_t *waits, uint64_t *elapsed_us) {
+    unsigned char *out = malloc(expected ? expected : 1);
+    unsigned char *buf = malloc(cap);
+    uint64_t got = 0, now = 5000000, start = now;
+    *waits = 0;
+    for (;;) {
+        size_t written = 99;
+        uint64_t wait_us = 99;
+        uint32_t state = 99;
+        ps_status s = ps_stream_fill(stream, buf, cap, now, &written, &wait_us, &state);
+        CHECK(s == PS_OK);
+        if (s != PS_OK) break;
+        if (state == PS_FILL_DONE) {
+            CHECK(written == 0 && wait_us == 0);
+            break;
+        }
+        if (state == PS_FILL_WAIT) {
+            CHECK(written == 0 && wait_us > 0);
+            now += wait_us;
+            (*waits)++;
+            continue;
+        }
+        CHECK(state == PS_FILL_DATA && written > 0 && wait_us == 0);
+        CHECK(got + written <= expected);
+        if (got + written > expected) break;
+        memcpy(out + got, buf, written);
+        got += written;
+    }
+    CHECK(got == expected);
+    *elapsed_us = now - start;
+    free(buf);
+    return out;
+}
+
+static void test_errors(const char *not_flv) {
+    ps_media *media = (ps_media *)0x1; /* must stay untouched on failure */
+    CHECK_STATUS(ps_media_open("/nonexistent/x.flv", &media), PS_ERR_NOT_FOUND);
+    CHECK(media == (ps_media *)0x1);
+    CHECK(strstr(ps_last_error(), "nonexistent") != NULL);
+    CHECK(ps_status_http(PS_ERR_NOT_FOUND) == 404);
+    CHECK_STATUS(ps_media_open(not_flv, &media), PS_ERR_UNSUPPORTED_FORMAT);
+    CHECK(ps_status_http(PS_ERR_UNSUPPORTED_FORMAT) == 415);
+    CHECK_STATUS(ps_media_open(NULL, &media), PS_ERR_NULL_ARG);
+    CHECK_STATUS(ps_media_open("x", NULL), PS_ERR_NULL_ARG);
+    CHECK(strcmp(ps_strerror(PS_ERR_BAD_REQUEST), "bad request") == 0);
+    CHECK(strcmp(ps_strerror(9999), "unknown status") == 0);
+
+    /* A pointer that is not a live handle is refused, not trusted. */
+    uint64_t not_a_handle[4] = {0, 0, 0, 0};
+    ps_media_info info;
+    CHECK_STATUS(ps_media_get_info((const ps_media *)not_a_handle, &info), PS_ERR_BAD_HANDLE);
+
+    /* Freeing NULL is a no-op. */
+    ps_media_free(NULL);
+    ps_plan_free(NULL);
+    ps_stream_free(NULL);
+    ps_options_free(NULL);
+    ps_request_free(NULL);
+    ps_pacer_free(NULL);
+
+    /* Bad queries are bad requests, never a whole-file fallback. */
+    const char *bad[] = {"start=abc", "start=-1", "start=1&start=2", "start=99999999999999999999",
+                         "bstart=1&start=2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ps_request *req = NULL;
+        CHECK_STATUS(ps_request_parse(NULL, bad[i], strlen(bad[i]), &req), PS_ERR_BAD_REQUEST);
+        CHECK(req == NULL);
+    }
+    ps_options *opts = NULL;
+    CHECK_STATUS(ps_options_new(&opts), PS_OK);
+    CHECK_STATUS(ps_options_set_prefix_mode(opts, 42), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set_start_unit(opts, PS_UNIT_MILLISECONDS), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set_param_name(opts, 99, "x"), PS_ERR_INVALID_ARG);
+    ps_options_free(opts);
+
+    /* A failing read callback is an I/O error. */
+    CHECK_STATUS(ps_media_open_source(failing_read_at, NULL, 1000, NULL, 0, &media), PS_ERR_IO);
+    CHECK_STATUS(ps_media_open_source(NULL, NULL, 1000, NULL, 0, &media), PS_ERR_NULL_ARG);
+}
+
+static void test_serving(const char *path) {
+    size_t file_len = 0;
+    unsigned char *file = read_file(path, &file_len);
+    CHECK(file != NULL);
+    if (!file) return;
+
+    ps_media *media = NULL;
+    CHECK_STATUS(ps_media_open(path, &media), PS_OK);
+    if (!media) return;
+
+    ps_media_info info;
+    CHECK_STATUS(ps_media_get_info(media, &info), PS_OK);
+    CHECK(info.format == 1);
+    CHECK(info.size == file_len);
+    CHECK(info.has_video == 1 && info.has_audio == 1);
+    CHECK(info.video_codec == 7 && info.audio_codec == 10);
+    CHECK(info.keyframe_count >= 10);
+    CHECK(info.duration_ms > 10000);
+    CHECK(info.bitrate_bps > 0);
+
+    uint64_t prev_offset = 0, time_ms = 0, offset = 0;
+    for (uint64_t i = 0; i < info.keyframe_count; i++) {
+        CHECK_STATUS(ps_media_keyframe(media, i, &time_ms, &offset), PS_OK);
+        CHECK(offset > prev_offset && offset < file_len);
+        CHECK(file[offset] == 9); /* a video tag */
+        prev_offset = offset;
+    }
+    CHECK_STATUS(ps_media_keyframe(media, info.keyframe_count, &time_ms, &offset),
+                 PS_ERR_INVALID_ARG);
+
+    /* JSON export: too small first, then the size it asked for. */
+    char small[8];
+    size_t needed = 0;
+    CHECK_STATUS(ps_media_info_json(media, small, sizeof small, &needed), PS_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed > sizeof small);
+    char *json = malloc(needed);
+    size_t json_len = 0;
+    CHECK_STATUS(ps_media_info_json(media, json, needed, &json_len), PS_OK);
+    CHECK(json_len + 1 == needed && strlen(json) == json_len);
+    CHECK(strstr(json, "\"keyframes\":[") != NULL);
+    free(json);
+
+    /* A time seek to 10.5 s with the query parser, seconds as the unit. */
+    ps_options *opts = NULL;
+    CHECK_STATUS(ps_options_new(&opts), PS_OK);
+    CHECK_STATUS(ps_options_set_start_unit(opts, PS_UNIT_SECONDS), PS_OK);
+    const char *query = "start=10.5&unrelated=1";
+    ps_request *req = NULL;
+    CHECK_STATUS(ps_request_parse(opts, query, strlen(query), &req), PS_OK);
+    ps_plan *plan = NULL;
+    CHECK_STATUS(ps_plan_new(media, opts, req, &plan), PS_OK);
+    ps_plan_info pi;
+    CHECK_STATUS(ps_plan_get_info(plan, &pi), PS_OK);
+    CHECK(pi.start_ms <= 10500 && pi.start_ms + 4000 > 10500);
+    CHECK(pi.whole_file == 0);
+    CHECK(pi.length == pi.prefix_length + (pi.file_to - pi.file_from));
+    CHECK(pi.file_to == file_len);
+    CHECK(file[pi.file_from] == 9);
+    const uint8_t *prefix = NULL;
+    size_t prefix_len = 0;
+    CHECK_STATUS(ps_plan_prefix(plan, &prefix, &prefix_len), PS_OK);
+    CHECK(prefix_len == pi.prefix_length && prefix_len > 13);
+    CHECK(memcmp(prefix, "FLV\x01\x05\0\0\0\x09\0\0\0\0", 13) == 0);
+    const char *etag = NULL, *ctype = NULL;
+    CHECK_STATUS(ps_plan_etag(plan, &etag), PS_OK);
+    CHECK(etag[0] == '"' && etag[strlen(etag) - 1] == '"');
+    CHECK_STATUS(ps_plan_content_type(plan, &ctype), PS_OK);
+    CHECK(strcmp(ctype, "video/x-flv") == 0);
+
+    /* The whole response, unpaced: prefix then the file range. */
+    ps_stream *stream = NULL;
+    uint64_t waits = 0, elapsed = 0, remaining = 0;
+    CHECK_STATUS(ps_stream_new(media, plan, 0, pi.length, &stream), PS_OK);
+    CHECK_STATUS(ps_stream_remaining(stream, &remaining), PS_OK);
+    CHECK(remaining == pi.length);
+    unsigned char *body = drain(stream, pi.length, 7000, &waits, &elapsed);
+    CHECK(waits == 0);
+    CHECK(memcmp(body, prefix, prefix_len) == 0);
+    CHECK(memcmp(body + prefix_len, file + pi.file_from, pi.file_to - pi.file_from) == 0);
+    ps_stream_free(stream);
+
+    /* Range: 206 with a window that crosses the prefix boundary. */
+    ps_response resp;
+    CHECK_STATUS(ps_plan_respond(plan, "bytes=5-99", NULL, NULL, NULL, &resp), PS_OK);
+    CHECK(resp.status == 206 && resp.first == 5 && resp.length == 95);
+    char content_range[64];
+    size_t cr_len = 0;
+    CHECK_STATUS(ps_plan_content_range(plan, &resp, content_range, sizeof content_range, &cr_len),
+                 PS_OK);
+    char expected_cr[64];
+    snprintf(expected_cr, sizeof expected_cr, "bytes 5-99/%llu", (unsigned long long)pi.length);
+    CHECK(strcmp(content_range, expected_cr) == 0);
+    ps_slice slice;
+    CHECK_STATUS(ps_plan_slice(plan, resp.first, resp.length, &slice), PS_OK);
+    CHECK(slice.prefix_from == 5 && slice.prefix_to == prefix_len);
+    CHECK(slice.file_from == pi.file_from);
+    CHECK(slice.file_to - slice.file_from + (slice.prefix_to - slice.prefix_from) == 95);
+    CHECK_STATUS(ps_stream_new(media, plan, resp.first, resp.length, &stream), PS_OK);
+    unsigned char *window = drain(stream, resp.length, 4096, &waits, &elapsed);
+    CHECK(memcmp(window, body + 5, 95) == 0);
+    free(window);
+    ps_stream_free(stream);
+    free(body);
+
+    /* Validators and unsatisfiable ranges. */
+    CHECK_STATUS(ps_plan_respond(plan, NULL, NULL, etag, NULL, &resp), PS_OK);
+    CHECK(resp.status == 304);
+    CHECK_STATUS(ps_plan_respond(plan, "bytes=0-1", "\"other\"", NULL, NULL, &resp), PS_OK);
+    CHECK(resp.status == 412);
+    CHECK_STATUS(ps_plan_respond(plan, "bytes=999999999-", NULL, NULL, NULL, &resp), PS_OK);
+    CHECK(resp.status == 416);
+    CHECK_STATUS(ps_stream_new(media, plan, pi.length, 1, &stream), PS_ERR_INVALID_ARG);
+
+    /* Another seek has another ETag. */
+    ps_request *other = NULL;
+    ps_plan *other_plan = NULL;
+    const char *other_etag = NULL;
+    CHECK_STATUS(ps_request_new(&other), PS_OK);
+    CHECK_STATUS(ps_request_set_start(other, PS_UNIT_MILLISECONDS, 20000), PS_OK);
+    CHECK_STATUS(ps_request_set_prefix_mode(other, PS_PREFIX_HEADER), PS_OK);
+    CHECK_STATUS(ps_plan_new(media, NULL, other, &other_plan), PS_OK);
+    CHECK_STATUS(ps_plan_etag(other_plan, &other_etag), PS_OK);
+    CHECK(strcmp(etag, other_etag) != 0);
+    CHECK_STATUS(ps_plan_prefix(other_plan, &prefix, &prefix_len), PS_OK);
+    CHECK(prefix_len == 13);
+    ps_plan_free(other_plan);
+    ps_request_free(other);
+
+    /* A start past the end is a range error (416), not the whole file. */
+    ps_request *past = NULL;
+    CHECK_STATUS(ps_request_parse(opts, "start=99999", 11, &past), PS_OK);
+    CHECK_STATUS(ps_plan_new(media, opts, past, &other_plan), PS_ERR_RANGE_NOT_SATISFIABLE);
+    CHECK(ps_status_http(PS_ERR_RANGE_NOT_SATISFIABLE) == 416);
+    ps_request_free(past);
+
+    /* Pacing: 3 s of media at once, then 1.25x the bitrate. */
+    CHECK_STATUS(ps_options_set_burst_ms(opts, 3000), PS_OK);
+    CHECK_STATUS(ps_options_set_rate_auto(opts, 1250), PS_OK);
+    ps_plan *paced = NULL;
+    CHECK_STATUS(ps_plan_new(media, opts, req, &paced), PS_OK);
+    ps_plan_info ppi;
+    CHECK_STATUS(ps_plan_get_info(paced, &ppi), PS_OK);
+    CHECK(ppi.rate_bytes_per_s == info.bitrate_bps * 1250 / 8000);
+    CHECK(ppi.burst_bytes == info.bitrate_bps * 3000 / 8000);
+    CHECK_STATUS(ps_stream_new(media, paced, 0, ppi.length, &stream), PS_OK);
+    body = drain(stream, ppi.length, 16384, &waits, &elapsed);
+    CHECK(waits > 0);
+    double expected_s = (double)(ppi.length - ppi.burst_bytes) / (double)ppi.rate_bytes_per_s;
+    double took_s = (double)elapsed / 1e6;
+    CHECK(took_s > expected_s * 0.99 && took_s < expected_s * 1.01);
+    free(body);
+    ps_stream_free(stream);
+    ps_plan_free(paced);
+
+    /* The stand-alone pacer. */
+    ps_pacer *pacer = NULL;
+    uint64_t allowed = 0, wait_us = 0;
+    CHECK_STATUS(ps_pacer_new(1000, 10000, &pacer), PS_OK);
+    CHECK_STATUS(ps_pacer_allow(pacer, 0, 5000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 1000 && wait_us == 0);
+    CHECK_STATUS(ps_pacer_consume(pacer, allowed), PS_OK);
+    CHECK_STATUS(ps_pacer_allow(pacer, 0, 5000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 0 && wait_us > 0);
+    CHECK_STATUS(ps_pacer_allow(pacer, 1000000, 50000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 10000);
+    ps_pacer_free(pacer);
+
+    ps_plan_free(plan);
+    ps_request_free(req);
+    ps_options_free(opts);
+
+    /* The same file through a read callback indexes the same way. */
+    struct memory_source src = {file, file_len, 0};
+    ps_media *from_cb = NULL;
+    CHECK_STATUS(ps_media_open_source(memory_read_at, &src, file_len, "mem:sample", 1, &from_cb),
+                 PS_OK);
+    ps_media_info cb_info;
+    CHECK_STATUS(ps_media_get_info(from_cb, &cb_info), PS_OK);
+    CHECK(cb_info.keyframe_count == info.keyframe_count);
+    CHECK(cb_info.duration_ms == info.duration_ms);
+    CHECK(src.calls > 0);
+    unsigned calls_after_first_open = src.calls;
+    ps_media *again = NULL;
+    CHECK_STATUS(ps_media_open_source(memory_read_at, &src, file_len, "mem:sample", 1, &again),
+                 PS_OK);
+    CHECK(src.calls == calls_after_first_open); /* cached: no index work */
+    uint64_t hits = 0;
+    CHECK_STATUS(ps_cache_stats(NULL, NULL, &hits, NULL), PS_OK);
+    CHECK(hits >= 1);
+    ps_media_free(again);
+    ps_media_free(from_cb);
+
+    ps_media_free(media);
+    free(file);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SAMPLE.flv NOT_FLV_FILE\n", argv[0]);
+        return 2;
+    }
+    printf("libpseudostream %s\n", ps_version());
+    test_errors(argv[2]);
+    test_serving(argv[1]);
+    printf("c-abi checks: %d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
