@@ -19,6 +19,8 @@ use crate::source::{read_full_at, ByteSource};
 /// Bytes read per refill when hopping between tag headers. Tags larger than
 /// this are skipped without reading their bodies.
 const WINDOW: usize = 16 * 1024;
+/// Bytes read at a header reached by a long hop.
+const SMALL_READ: usize = 64;
 /// Header plus the body bytes that say what a tag carries.
 const PEEK: usize = TAG_HEADER_LEN + 5;
 /// Larger script tags are not read for onMetaData.
@@ -418,10 +420,14 @@ impl<'a> TagWalker<'a> {
     }
 
     /// Up to `n` bytes at `offset` (fewer only at the end of the source).
+    /// After a hop past more than a window (large tags), only the header
+    /// region is read: big bodies are never read.
     fn bytes(&mut self, offset: u64, n: usize) -> Result<&[u8]> {
         let end = self.buf_start + self.buf_len as u64;
         if offset < self.buf_start || offset + n as u64 > end {
-            self.buf_len = read_full_at(self.src, offset, &mut self.buf)?;
+            let far = offset >= end && offset - end >= WINDOW as u64;
+            let want = if far { SMALL_READ.max(n) } else { WINDOW };
+            self.buf_len = read_full_at(self.src, offset, &mut self.buf[..want])?;
             self.buf_start = offset;
         }
         let at = (offset - self.buf_start) as usize;
