@@ -2,9 +2,9 @@
 //! reads through positioned reads (`pread`), never mmap, so a file truncated
 //! while served ends the response with an error instead of a SIGBUS.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -65,10 +65,15 @@ impl FileSource {
     /// Opens a regular file for reading.
     pub fn open(path: &Path) -> Result<FileSource> {
         let shown = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::from_open(e, &shown))?;
+        // Non-blocking, so a FIFO cannot stall the open; regular files ignore it.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Error::from_open(e, &shown))?;
         let meta = file.metadata().map_err(|e| Error::from_open(e, &shown))?;
         if !meta.is_file() {
-            return Err(Error::NotFound(format!("{shown}: not a regular file")));
+            return Err(Error::NotFound(format!("{shown} (not a regular file)")));
         }
         let identity = SourceIdentity {
             key: Some(SourceKey::File {

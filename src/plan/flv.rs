@@ -93,20 +93,22 @@ pub(super) fn resolve(
     let (file_to, end_ms) = match request.end {
         None => (size, media_end_ms),
         Some(Position::Bytes(e)) if e.saturating_add(1) >= size => (size, media_end_ms),
-        Some(Position::Bytes(e)) if mode == PrefixMode::None => (
-            e + 1,
-            start_ms.max(
-                keyframe_at_or_before_offset(&index.keyframes, e)
-                    .map_or(start_ms, |i| index.keyframes[i].time_ms),
-            ),
-        ),
+        Some(Position::Bytes(e)) if mode == PrefixMode::None => {
+            (e + 1, index.tag_end_after(src, file_from, e)?.1)
+        }
         Some(Position::Bytes(e)) => index.tag_end_after(src, file_from, e)?,
         Some(Position::Millis(t)) if t >= media_end_ms => (size, media_end_ms),
         Some(Position::Millis(t)) => (index.first_tag_at_time(src, file_from, t)?, t),
     };
     if file_to <= file_from && !(file_to == size && file_from == size) {
         return Err(Error::unsatisfiable(format!(
-            "the requested end comes before the start (file bytes {file_from}..{file_to})"
+            "the requested end is not after the start (file bytes {file_from}..{file_to})"
+        )));
+    }
+    // A decodable cut must reach past the head into the media.
+    if mode != PrefixMode::None && request.end.is_some() && file_to <= index.media_start {
+        return Err(Error::unsatisfiable(format!(
+            "the requested end (file byte {file_to}) lies before the first media tag"
         )));
     }
 
@@ -133,7 +135,7 @@ fn check_order(request: &Request) -> Result<()> {
         _ => false,
     };
     if reversed {
-        return Err(Error::unsatisfiable("end comes before start"));
+        return Err(Error::unsatisfiable("end is not after start"));
     }
     Ok(())
 }
