@@ -149,7 +149,8 @@ impl FlvIndex {
                 .metadata
                 .as_ref()
                 .and_then(|m| m.duration_s)
-                .filter(|d| d.is_finite() && *d > 0.0)
+                // Tag times are 32-bit milliseconds; a longer claim is noise.
+                .filter(|d| d.is_finite() && *d > 0.0 && *d * 1000.0 <= f64::from(u32::MAX))
                 .map_or(0, |d| (d * 1000.0) as u64);
             duration_ms = meta_ms;
         }

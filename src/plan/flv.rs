@@ -3,7 +3,7 @@
 
 use super::{Cut, Position, PrefixMode, Request, MAX_INITIAL_BYTES};
 use crate::error::{Error, Result};
-use crate::format::flv::meta::{encode_cut_metadata, CutMetadata};
+use crate::format::flv::meta::{encode_cut_metadata, CutMetadata, MAX_CUT_KEYFRAMES};
 use crate::format::flv::tag::{set_tag_timestamp, write_stream_header, write_tag, TAG_SCRIPT};
 use crate::index::flv::FlvIndex;
 use crate::index::{keyframe_at_or_before_offset, keyframe_at_or_before_time};
@@ -27,7 +27,7 @@ pub(super) fn resolve(
     mode: PrefixMode,
 ) -> Result<Cut> {
     let size = index.info.size;
-    let media_end_ms = index.info.start_ms + index.info.duration_ms;
+    let media_end_ms = index.info.start_ms.saturating_add(index.info.duration_ms);
     check_order(request)?;
 
     let start = match request.start {
@@ -165,11 +165,13 @@ fn seek_prefix(
         set_tag_timestamp(&mut configs[at..], time_ms as u32);
     }
     if mode == PrefixMode::Full {
-        let listed: Vec<_> = index
+        let in_cut: Vec<_> = index
             .keyframes
             .iter()
             .filter(|k| k.offset >= from && k.offset < to)
             .collect();
+        let step = in_cut.len().div_ceil(MAX_CUT_KEYFRAMES).max(1);
+        let listed: Vec<_> = in_cut.into_iter().step_by(step).collect();
         let meta = |shift: Option<u64>, total: u64| {
             let positions: Vec<(f64, f64)> = listed
                 .iter()
@@ -197,4 +199,40 @@ fn seek_prefix(
     }
     prefix.extend_from_slice(&configs);
     Ok(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::media::Media;
+    use crate::plan::{Options, Position, Request};
+    use crate::source::MemorySource;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Found by the plan fuzzer: one video tag at 1 ms and an onMetaData
+    /// duration of 1e300 s overflowed the media end time.
+    #[test]
+    fn absurd_metadata_duration_is_ignored() {
+        let flv = hex(
+            "464c5601010000000900000000120000280000000000000002000a6f6e4d6574614461\
+             7461080000000100086475726174696f6e007e37e43c8800759c0000090000003309\
+             000000000001000000000000000b",
+        );
+        let media = Media::from_source(Arc::new(MemorySource::new(flv))).unwrap();
+        assert_eq!(media.info().duration_ms, 0);
+        for start in [None, Some(Position::Millis(5)), Some(Position::Bytes(60))] {
+            let request = Request {
+                start,
+                ..Request::default()
+            };
+            let _ = media.plan(&Options::default(), &request);
+        }
+    }
 }

@@ -28,7 +28,7 @@ const TYPED_OBJECT: u8 = 0x10;
 pub enum Value {
     Number(f64),
     Boolean(bool),
-    /// Short and long strings alike; invalid UTF-8 is replaced, not refused.
+    /// Short and long strings alike; invalid UTF-8 bytes become `?`, not errors.
     String(String),
     Object(Vec<(String, Value)>),
     EcmaArray(Vec<(String, Value)>),
@@ -96,6 +96,17 @@ impl Value {
     }
 }
 
+/// UTF-8 with each invalid byte replaced by `?`: never longer than the
+/// input, so a decoded string always encodes back within AMF0's limits.
+fn lossy(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat('?').take(chunk.invalid().len()));
+    }
+    out
+}
+
 /// Decodes values one after another from a byte slice.
 pub struct Decoder<'a> {
     data: &'a [u8],
@@ -146,12 +157,12 @@ impl<'a> Decoder<'a> {
 
     fn short_string(&mut self) -> Result<String, Amf0Error> {
         let len = self.u16()? as usize;
-        Ok(String::from_utf8_lossy(self.take(len)?).into_owned())
+        Ok(lossy(self.take(len)?))
     }
 
     fn long_string(&mut self) -> Result<String, Amf0Error> {
         let len = self.u32()? as usize;
-        Ok(String::from_utf8_lossy(self.take(len)?).into_owned())
+        Ok(lossy(self.take(len)?))
     }
 
     fn value_at_depth(&mut self, depth: usize) -> Result<Value, Amf0Error> {
@@ -173,8 +184,8 @@ impl<'a> Decoder<'a> {
             }
             STRICT_ARRAY => {
                 let count = self.u32()? as usize;
-                // Each element takes at least one byte: cap the reservation by that.
-                let mut items = Vec::with_capacity(count.min(self.data.len() - self.pos));
+                // The count is the writer's claim: grow as elements arrive.
+                let mut items = Vec::new();
                 for _ in 0..count {
                     items.push(self.value_at_depth(depth + 1)?);
                 }
@@ -434,8 +445,39 @@ mod tests {
         assert_eq!(Decoder::new(&deep).value(), Err(Amf0Error::TooDeep));
         // A string whose length runs past the data.
         assert!(Decoder::new(&[STRING, 0xff, 0xff, b'a']).value().is_err());
-        // Invalid UTF-8 is replaced, not refused.
+        // Invalid UTF-8 is replaced byte for byte, not refused.
         let v = Decoder::new(&[STRING, 0, 2, 0xff, b'a']).value().unwrap();
-        assert_eq!(v, Value::String("\u{fffd}a".into()));
+        assert_eq!(v, Value::String("?a".into()));
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    /// Nested strict arrays each claiming 4 billion elements must not reserve
+    /// memory for the claims (found by reading the fuzz target's results).
+    #[test]
+    fn element_counts_are_not_trusted_for_allocation() {
+        let mut bytes = Vec::new();
+        for _ in 0..33 {
+            bytes.extend_from_slice(&[STRICT_ARRAY, 0xff, 0xff, 0xff, 0xff]);
+        }
+        bytes.resize(bytes.len() + (1 << 20), 0);
+        // Each level holds one number (zeros) until the data runs out.
+        assert!(Decoder::new(&bytes).value().is_err());
+    }
+
+    /// Invalid bytes become one `?` each, so decode, encode, decode is stable
+    /// even for keys at the 65535-byte limit.
+    #[test]
+    fn lossy_strings_round_trip() {
+        let mut bytes = vec![OBJECT, 0xff, 0xff];
+        bytes.extend(std::iter::repeat(0xff).take(0xffff));
+        bytes.extend_from_slice(&[NULL, 0, 0, OBJECT_END]);
+        let v = Decoder::new(&bytes).value().unwrap();
+        let mut out = Vec::new();
+        Encoder::new(&mut out).value(&v);
+        assert_eq!(Decoder::new(&out).value().unwrap(), v);
     }
 }

@@ -24,6 +24,14 @@ const STALE_KEYS: &[&str] = &[
     "metadatadate",
 ];
 
+/// Lasting properties larger than this are not carried into cuts, so a
+/// rewritten onMetaData stays far below the 16 MiB a tag can hold.
+const MAX_KEPT_BYTES: usize = 1024 * 1024;
+
+/// Most keyframes listed in a rewritten onMetaData (18 bytes each); longer
+/// lists are thinned evenly.
+pub const MAX_CUT_KEYFRAMES: usize = 200_000;
+
 /// What the index takes from onMetaData.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metadata {
@@ -77,6 +85,10 @@ pub fn metadata_from(value: &Value) -> Metadata {
             enc.key_value(k, v);
             kept_count += 1;
         }
+    }
+    if kept_properties.len() > MAX_KEPT_BYTES {
+        kept_properties.clear();
+        kept_count = 0;
     }
     Metadata {
         duration_s: number("duration"),

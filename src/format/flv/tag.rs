@@ -118,8 +118,13 @@ pub fn parse_tag_header(b: &[u8]) -> TagHeader {
     }
 }
 
-/// Appends a whole tag (header, body, PreviousTagSize).
+/// Largest tag body: DataSize is 24 bits.
+pub const MAX_TAG_BODY: usize = 0x00ff_ffff;
+
+/// Appends a whole tag (header, body, PreviousTagSize). Callers keep bodies
+/// within `MAX_TAG_BODY`.
 pub fn write_tag(out: &mut Vec<u8>, tag_type: u8, timestamp: u32, body: &[u8]) {
+    assert!(body.len() <= MAX_TAG_BODY, "tag body over 24 bits");
     let size = body.len() as u32;
     out.push(tag_type);
     out.extend_from_slice(&size.to_be_bytes()[1..]);
