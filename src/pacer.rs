@@ -106,7 +106,14 @@ impl Pacer {
             return Allowance::Send(want);
         }
         let available = self.budget(now_us).saturating_sub(self.sent);
-        let worth_sending = want.min((self.rate / QUANTUM_DIVISOR).max(1));
+        // The burst goes out whole at once, however small its last piece.
+        let in_burst = self.sent < self.burst_bytes;
+        let quantum = if in_burst {
+            1
+        } else {
+            self.rate / QUANTUM_DIVISOR
+        };
+        let worth_sending = want.min(quantum.max(1));
         if available >= worth_sending {
             return Allowance::Send(available.min(want));
         }

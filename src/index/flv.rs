@@ -192,15 +192,11 @@ impl FlvIndex {
     }
 
     /// End of the tag containing byte `last_byte` and the latest timestamp up
-    /// to there, searched from the keyframe at or before it but not before
-    /// `from`: a cut ending there ends on a whole tag.
-    pub fn tag_end_after(
-        &self,
-        src: &dyn ByteSource,
-        from: u64,
-        last_byte: u64,
-    ) -> Result<(u64, u64)> {
-        let start = self.walk_start(from, |k| k.offset <= last_byte);
+    /// to there, found by walking from the keyframe at or before it (a tag
+    /// boundary, whatever byte a raw range starts at): a cut ending there
+    /// ends on a whole tag.
+    pub fn tag_end_after(&self, src: &dyn ByteSource, last_byte: u64) -> Result<(u64, u64)> {
+        let start = self.walk_start(|k| k.offset <= last_byte);
         let mut end = src.size();
         let mut last_ts = self.info.start_ms;
         TagWalker::new(src).walk(start, |pos, h, _| {
@@ -218,10 +214,10 @@ impl FlvIndex {
     }
 
     /// Offset of the first audio/video tag stamped at or after `time_ms`,
-    /// searched from the keyframe at or before that time but not before
-    /// `from`; the source size when there is none.
-    pub fn first_tag_at_time(&self, src: &dyn ByteSource, from: u64, time_ms: u64) -> Result<u64> {
-        let start = self.walk_start(from, |k| k.time_ms <= time_ms);
+    /// walking from the keyframe at or before that time; the source size
+    /// when there is none.
+    pub fn first_tag_at_time(&self, src: &dyn ByteSource, time_ms: u64) -> Result<u64> {
+        let start = self.walk_start(|k| k.time_ms <= time_ms);
         let mut end = src.size();
         TagWalker::new(src).walk(start, |pos, h, _| {
             if matches!(h.tag_type, TAG_AUDIO | TAG_VIDEO) && u64::from(h.timestamp) >= time_ms {
@@ -233,12 +229,12 @@ impl FlvIndex {
         Ok(end)
     }
 
-    fn walk_start(&self, from: u64, before: impl Fn(&Keyframe) -> bool) -> u64 {
+    /// The last keyframe for which `before` holds, or the first tag.
+    fn walk_start(&self, before: impl Fn(&Keyframe) -> bool) -> u64 {
         let i = self.keyframes.partition_point(before);
-        let near = i
-            .checked_sub(1)
-            .map_or(self.data_start, |i| self.keyframes[i].offset);
-        near.max(from).max(self.data_start)
+        i.checked_sub(1)
+            .map_or(self.data_start, |i| self.keyframes[i].offset)
+            .max(self.data_start)
     }
 }
 

@@ -94,11 +94,11 @@ pub(super) fn resolve(
         None => (size, media_end_ms),
         Some(Position::Bytes(e)) if e.saturating_add(1) >= size => (size, media_end_ms),
         Some(Position::Bytes(e)) if mode == PrefixMode::None => {
-            (e + 1, index.tag_end_after(src, file_from, e)?.1)
+            (e + 1, index.tag_end_after(src, e)?.1)
         }
-        Some(Position::Bytes(e)) => index.tag_end_after(src, file_from, e)?,
+        Some(Position::Bytes(e)) => index.tag_end_after(src, e)?,
         Some(Position::Millis(t)) if t >= media_end_ms => (size, media_end_ms),
-        Some(Position::Millis(t)) => (index.first_tag_at_time(src, file_from, t)?, t),
+        Some(Position::Millis(t)) => (index.first_tag_at_time(src, t)?, t),
     };
     if file_to <= file_from && !(file_to == size && file_from == size) {
         return Err(Error::unsatisfiable(format!(
