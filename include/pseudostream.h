@@ -454,6 +454,14 @@ const char *ps_last_error(void);
 ps_status ps_media_open(const char *path, ps_media **out);
 
 /*
+ Opens the regular file behind `fd`, which the caller keeps: the library
+ reads through its own duplicate (closed by ps_media_free), so a host can
+ pass the descriptor of its open-file cache and skip a second open. Cached
+ like ps_media_open. Thread-safe.
+ */
+ps_status ps_media_open_fd(int32_t fd, ps_media **out);
+
+/*
  Opens media through a caller-supplied byte source: `read_at(ctx, …)`
  over `size` bytes. `identity` (NUL-terminated, may be NULL) names the
  content for the index cache and validators, and `version` tells versions

@@ -25,6 +25,12 @@ impl Media {
         Media::from_source(Arc::new(FileSource::open(path.as_ref())?))
     }
 
+    /// Opens the file behind a descriptor the caller keeps open (it is
+    /// duplicated), reusing the process-wide index cache.
+    pub fn open_fd(fd: std::os::unix::io::RawFd) -> Result<Media> {
+        Media::from_source(Arc::new(FileSource::from_fd(fd)?))
+    }
+
     /// Opens any byte source through the process-wide cache (sources
     /// without a key are indexed every time).
     pub fn from_source(source: Arc<dyn ByteSource>) -> Result<Media> {

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::{FromRawFd, RawFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -71,7 +72,29 @@ impl FileSource {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| Error::from_open(e, &shown))?;
-        let meta = file.metadata().map_err(|e| Error::from_open(e, &shown))?;
+        FileSource::from_file(file, &shown)
+    }
+
+    /// Reads through a duplicate of a descriptor the caller keeps (a host's
+    /// open-file cache), sparing a second path lookup and open.
+    pub fn from_fd(fd: RawFd) -> Result<FileSource> {
+        let shown = format!("file descriptor {fd}");
+        // SAFETY: fcntl with F_DUPFD_CLOEXEC only reads `fd`; an invalid one
+        // fails with EBADF, checked below.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: `dup` is a fresh descriptor owned by nobody else.
+        let file = unsafe { File::from_raw_fd(dup) };
+        FileSource::from_file(file, &shown)
+    }
+
+    fn from_file(file: File, shown: &str) -> Result<FileSource> {
+        let meta = file.metadata().map_err(|e| Error::from_open(e, shown))?;
         if !meta.is_file() {
             return Err(Error::NotFound(format!("{shown} (not a regular file)")));
         }

@@ -90,6 +90,20 @@ pub extern "C" fn ps_media_open(path: *const c_char, out: *mut *mut ps_media) ->
     })
 }
 
+/// Opens the regular file behind `fd`, which the caller keeps: the library
+/// reads through its own duplicate (closed by ps_media_free), so a host can
+/// pass the descriptor of its open-file cache and skip a second open. Cached
+/// like ps_media_open. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ps_media_open_fd(fd: i32, out: *mut *mut ps_media) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        let media = Media::open_fd(fd)?;
+        put(out, ps_media::new(media).into_raw());
+        Ok(())
+    })
+}
+
 /// Opens media through a caller-supplied byte source: `read_at(ctx, …)`
 /// over `size` bytes. `identity` (NUL-terminated, may be NULL) names the
 /// content for the index cache and validators, and `version` tells versions

@@ -3,11 +3,14 @@
  * free, plus the error paths. Built with -Wall -Wextra -Werror and
  * AddressSanitizer/UBSan by `make c-test`. Usage: ffi_test SAMPLE.flv
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "pseudostream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int checks, failures;
 
@@ -318,6 +321,20 @@ static void test_serving(const char *path) {
     ps_plan_free(plan);
     ps_request_free(req);
     ps_options_free(opts);
+
+    /* Through a descriptor the host keeps: same index, from the cache. */
+    FILE *kept = fopen(path, "rb");
+    CHECK(kept != NULL);
+    if (kept) {
+        ps_media *by_fd = NULL;
+        ps_media_info fd_info;
+        CHECK_STATUS(ps_media_open_fd(fileno(kept), &by_fd), PS_OK);
+        CHECK_STATUS(ps_media_get_info(by_fd, &fd_info), PS_OK);
+        CHECK(fd_info.keyframe_count == info.keyframe_count && fd_info.size == file_len);
+        ps_media_free(by_fd);
+        fclose(kept);
+    }
+    CHECK_STATUS(ps_media_open_fd(-1, &media), PS_ERR_INVALID_ARG);
 
     /* The same file through a read callback indexes the same way. */
     struct memory_source src = {file, file_len, 0};
