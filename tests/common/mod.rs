@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pseudostream::{Error, Fill, Media, Plan};
 
+pub mod host;
+
 // ------------------------------------------------------------------ setup --
 
 /// The crate root (tests run from it, but do not rely on that).

@@ -1,0 +1,410 @@
+//! Driving a real host over HTTP: a small HTTP/1.1 client, process and port
+//! helpers, and the request matrix every host binding must pass (nginx, PHP,
+//! ASP.NET, Rack). Expected bytes come from the library and the file; ffmpeg
+//! decodes every `init` response.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::*;
+use pseudostream::{query, Media, Options, PrefixMode, StartUnit};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to 30 s for something to accept on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A response as received.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a new connection; reads to the end (chunked
+/// bodies are decoded). A Content-Length must match the body received.
+pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let elapsed = started.elapsed();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in the reply to {method} {target}"));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default().to_string();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut reply = Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+        elapsed,
+    };
+    if reply
+        .header("Transfer-Encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        reply.body = dechunk(&reply.body);
+    }
+    if method != "HEAD" && ![204, 304].contains(&status) {
+        if let Some(len) = reply.header("Content-Length") {
+            assert_eq!(
+                len.parse::<usize>().unwrap(),
+                reply.body.len(),
+                "{target}: Content-Length vs body"
+            );
+        }
+    }
+    reply
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size_hex = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+}
+
+/// What the library plans for `query` on `file` under these options.
+pub fn expected(file: &Path, query_str: &str, prefix: PrefixMode, unit: StartUnit) -> Vec<u8> {
+    let options = Options {
+        prefix,
+        start_unit: unit,
+        ..Options::default()
+    };
+    let media = Media::open(file).unwrap();
+    let request = query::parse(query_str.as_bytes(), &options).unwrap();
+    let mut plan = media.plan(&options, &request).unwrap();
+    // The bytes, not their timing: drain unpaced.
+    plan.rate_bytes_per_s = 0;
+    body(&media, &plan)
+}
+
+/// ffmpeg decodes the bytes cleanly and the first video frame is a key frame.
+pub fn decode_bytes(bytes: &[u8], what: &str) -> Result<(), String> {
+    let t = TempFile::with_bytes("host.flv", bytes);
+    decode_clean(t.path()).map_err(|e| format!("{what}: {e}"))?;
+    if !first_video_frame_is_key(t.path())? {
+        return Err(format!("{what}: first video frame is not a key frame"));
+    }
+    Ok(())
+}
+
+/// `target/host-media/`: the test media and the sample (hard links), plus a
+/// file that is not FLV (`not-video.flv`). Every app-server host serves it.
+pub fn host_media_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("target").join("host-media");
+        fs::create_dir_all(&dir).unwrap();
+        let mut sources: Vec<PathBuf> = manifest().iter().map(|e| e.path.clone()).collect();
+        sources.push(root().join("samples").join("sample.flv"));
+        for src in sources {
+            // Hard links (or copies): hosts rightly refuse symlinks that
+            // lead out of their root.
+            let link = dir.join(src.file_name().unwrap());
+            let fresh = fs::metadata(&link)
+                .and_then(|l| Ok((l, fs::metadata(&src)?)))
+                .is_ok_and(|(l, s)| l.len() == s.len() && l.modified().ok() == s.modified().ok());
+            if !fresh {
+                let _ = fs::remove_file(&link);
+                if fs::hard_link(&src, &link).is_err() {
+                    fs::copy(&src, &link).unwrap();
+                }
+            }
+        }
+        fs::write(dir.join("not-video.flv"), b"this is not an FLV file\n").unwrap();
+        dir
+    })
+}
+
+/// A host under test: serves `host_media_dir()` below `base` (e.g.
+/// "/media") on `port`, with `start`/`end` in seconds, prefix `init`, and
+/// client pacing (`ri`/`rs`) allowed.
+pub struct HostUnderTest {
+    pub name: &'static str,
+    pub port: u16,
+    pub base: String,
+    /// The process whose memory must stay flat over many requests.
+    pub pid: u32,
+}
+
+impl HostUnderTest {
+    pub fn get(&self, path_query: &str) -> Reply {
+        self.request("GET", path_query, &[])
+    }
+
+    pub fn request(&self, method: &str, path_query: &str, headers: &[(&str, &str)]) -> Reply {
+        http(
+            self.port,
+            method,
+            &format!("{}/{path_query}", self.base),
+            headers,
+        )
+    }
+}
+
+/// Resident memory of a process, kB (VmRSS).
+pub fn rss_kb(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The request matrix: time, byte (fs), end, bstart/bend, ib/fs seeks equal
+/// the library's bytes and decode; Range, HEAD, If-None-Match; bad inputs get
+/// their status; client pacing takes the planned time (±5 %). Returns the
+/// failures (empty: all passed).
+pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fail = |m: String| failures.push(format!("{}: {m}", host.name));
+    let media = host_media_dir();
+    let seconds =
+        |q: &str, file: &str| expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds);
+
+    // Seeks that must equal the library's plan and decode.
+    for file in [
+        "h264_aac.yamdi.flv",
+        "bframes.plain.flv",
+        "flv1_mp3.flvmeta.flv",
+    ] {
+        let r = reference(file);
+        let p = &r.seek_points;
+        let queries = [
+            format!("start={}", secs(p[p.len() / 2].0 + 300)),
+            format!("fs={}", p[1].1 + 5),
+            format!("start={}&end={}", secs(p[1].0), secs(p[p.len() - 2].0)),
+            format!("ib=3000&fs={}", p[2].1),
+        ];
+        for q in &queries {
+            let reply = host.get(&format!("{file}?{q}"));
+            if reply.status != 200 {
+                fail(format!("{file}?{q}: status {}", reply.status));
+                continue;
+            }
+            let want = seconds(q, file);
+            if reply.body != want {
+                fail(format!(
+                    "{file}?{q}: {} bytes, the library plans {}",
+                    reply.body.len(),
+                    want.len()
+                ));
+                continue;
+            }
+            if !q.starts_with("ib=") {
+                if let Err(e) = decode_bytes(&reply.body, &format!("{file}?{q}")) {
+                    fail(e);
+                }
+            }
+        }
+        // flv.js raw bytes.
+        let (a, b) = (1000usize, 20_000usize);
+        let raw = host.get(&format!("{file}?bstart={a}&bend={b}"));
+        if raw.status != 200 || raw.body != r.bytes[a..=b] {
+            fail(format!("{file}?bstart={a}&bend={b}: status {}", raw.status));
+        }
+        // No parameter: the file itself.
+        let whole = host.get(file);
+        if whole.status != 200 || whole.body != r.bytes {
+            fail(format!("{file}: whole file, status {}", whole.status));
+        }
+    }
+
+    // Range, HEAD and validators on a seeked response.
+    let file = "h264_aac.ffidx.flv";
+    let q = format!("{file}?start=6.5");
+    let full = host.get(&q);
+    let len = full.body.len();
+    let etag = full.header("ETag").unwrap_or_default().to_string();
+    if full.status != 200 || etag.is_empty() {
+        fail(format!("{q}: status {}, ETag {etag:?}", full.status));
+    } else {
+        let part = host.request("GET", &q, &[("Range", "bytes=5-1004")]);
+        if part.status != 206 || part.body != full.body[5..1005] {
+            fail(format!("{q} Range 5-1004: status {}", part.status));
+        }
+        let want_cr = format!("bytes 5-1004/{len}");
+        if part.header("Content-Range") != Some(want_cr.as_str()) {
+            fail(format!(
+                "{q}: Content-Range {:?}",
+                part.header("Content-Range")
+            ));
+        }
+        let tail = host.request("GET", &q, &[("Range", "bytes=-100")]);
+        if tail.status != 206 || tail.body != full.body[len - 100..] {
+            fail(format!("{q} Range -100: status {}", tail.status));
+        }
+        let over = host.request("GET", &q, &[("Range", &format!("bytes={}-", len + 1))]);
+        if over.status != 416 {
+            fail(format!("{q} Range past the end: status {}", over.status));
+        }
+        let head = host.request("HEAD", &q, &[]);
+        let head_len = head.header("Content-Length").unwrap_or_default();
+        if head.status != 200 || !head.body.is_empty() || head_len != len.to_string() {
+            fail(format!(
+                "HEAD {q}: status {} length {head_len}",
+                head.status
+            ));
+        }
+        let cached = host.request("GET", &q, &[("If-None-Match", &etag)]);
+        if cached.status != 304 {
+            fail(format!("{q} If-None-Match: status {}", cached.status));
+        }
+        let other = host.get(&format!("{file}?start=2"));
+        if other.header("ETag") == Some(etag.as_str()) {
+            fail("two seeks share an ETag".into());
+        }
+    }
+
+    // Bad inputs.
+    for (target, want) in [
+        (format!("{file}?start=abc"), 400),
+        (format!("{file}?start=-1"), 400),
+        (format!("{file}?start=1&start=2"), 400),
+        (format!("{file}?bstart=1&start=2"), 400),
+        (format!("{file}?start=99999"), 416),
+        (format!("{file}?start=5&end=2"), 416),
+        ("not-video.flv?start=1".to_string(), 415),
+        ("missing.flv?start=1".to_string(), 404),
+    ] {
+        let reply = host.get(&target);
+        if reply.status != want {
+            fail(format!("{target}: status {} (want {want})", reply.status));
+        }
+    }
+    for target in [
+        "../Cargo.toml?start=1",
+        "..%2fCargo.toml?start=1",
+        "%2e%2e/Cargo.toml",
+    ] {
+        let reply = host.get(target);
+        if ![400, 403, 404].contains(&reply.status) {
+            fail(format!("{target}: traversal answered {}", reply.status));
+        }
+    }
+
+    // Pacing requested by the client: burst 0, 800 kbit/s = 100 000 B/s.
+    let q = "start=40&ri=0&rs=800";
+    let want = seconds(q, "sample.flv");
+    let reply = host.get(&format!("sample.flv?{q}"));
+    let target_s = want.len() as f64 / 100_000.0;
+    let took = reply.elapsed.as_secs_f64();
+    eprintln!(
+        "{}: paced {} bytes in {took:.3} s (target {target_s:.3} s)",
+        host.name,
+        want.len()
+    );
+    if reply.body != want {
+        fail(format!("sample.flv?{q}: paced body differs"));
+    } else if (took - target_s).abs() / target_s > 0.05 {
+        fail(format!("sample.flv?{q}: took {took:.3} s, target {target_s:.3} s"));
+    }
+    failures
+}
+
+/// 1,000 sequential seek requests: the host process's resident memory after
+/// them must not exceed what it was after a warm-up by more than
+/// `slack_kb`. Returns (rss after warm-up, rss at the end) in kB.
+pub fn check_no_leak(host: &HostUnderTest, slack_kb: u64) -> (u64, u64) {
+    let file = "h264_aac.plain.flv";
+    let request = |i: usize| {
+        let q = format!("{file}?start={}.{}&end=12", i % 9, i % 10);
+        let reply = host.get(&q);
+        assert_eq!(reply.status, 200, "{q}");
+    };
+    for i in 0..200 {
+        request(i);
+    }
+    let warm = rss_kb(host.pid);
+    for i in 0..1000 {
+        request(i);
+    }
+    let end = rss_kb(host.pid);
+    eprintln!(
+        "{}: RSS {warm} kB after warm-up, {end} kB after 1000 more requests",
+        host.name
+    );
+    assert!(
+        warm > 0,
+        "{}: cannot read the RSS of pid {}",
+        host.name,
+        host.pid
+    );
+    assert!(
+        end <= warm + slack_kb,
+        "{}: RSS grew from {warm} kB to {end} kB over 1000 requests",
+        host.name
+    );
+    (warm, end)
+}

@@ -1,0 +1,478 @@
+//! The nginx module, run for real: nginx on loopback with the module loaded
+//! (`make nginx-module` builds it), its built-in `flv` module beside it, and
+//! `php -S` as an application backend for X-Accel-Redirect. Expected bytes
+//! come from the library itself and from the file; ffmpeg decodes every
+//! `init` response.
+//!
+//! Ignored by a plain `cargo test` because it needs nginx and the built
+//! module; `scripts/test.sh` builds both and runs it with `--include-ignored`.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::host::*;
+use common::*;
+use pseudostream::{PrefixMode, StartUnit};
+
+fn module_path() -> PathBuf {
+    let p = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
+    assert!(
+        p.exists(),
+        "{} missing: run `make nginx-module`",
+        p.display()
+    );
+    p
+}
+
+/// An nginx master + one worker with the test configuration.
+struct Nginx {
+    port: u16,
+    dir: PathBuf,
+    _backend: Process,
+    master: Process,
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let module = module_path();
+        let media = media_dir().canonicalize().unwrap();
+        let sample_dir = root().join("samples").canonicalize().unwrap();
+        let port = free_port();
+        let backend_port = free_port();
+        let dir = root()
+            .join("target")
+            .join(format!("nginx-it-{}-{port}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        fs::create_dir_all(dir.join("junk")).unwrap();
+        fs::write(dir.join("junk/not-video.flv"), b"this is not an FLV file\n").unwrap();
+
+        let backend = Command::new("php")
+            .args(["-S", &format!("127.0.0.1:{backend_port}")])
+            .arg(root().join("tests/nginx/backend.php"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("php -S (run scripts/setup-deps.sh)");
+        let backend = Process(backend);
+
+        let m = media.display();
+        let d = dir.display();
+        let location = |path: &str, extra: &str| {
+            format!("location {path} {{ alias {m}/; pseudostream; {extra} }}\n")
+        };
+        let mut locations = String::new();
+        locations += &format!("location /flv/ {{ alias {m}/; flv; }}\n");
+        locations += &location("/ps/", "");
+        locations += &location("/ps-sec/", "pseudostream_start_unit seconds;");
+        locations += &location("/ps-header/", "pseudostream_prefix header;");
+        locations += &location("/ps-full/", "pseudostream_prefix full;");
+        locations += &location("/ps-none/", "pseudostream_prefix none;");
+        locations += &format!(
+            "location /paced/ {{ alias {}/; pseudostream; pseudostream_start_unit seconds; \
+             pseudostream_rate 100000; pseudostream_burst 0; }}\n",
+            sample_dir.display()
+        );
+        locations += &format!("location /junk/ {{ alias {d}/junk/; pseudostream; }}\n");
+        locations += &format!(
+            "location /internal/ {{ internal; alias {m}/; pseudostream; \
+             pseudostream_start_unit seconds; }}\n"
+        );
+        locations += &format!("location /app/ {{ proxy_pass http://127.0.0.1:{backend_port}; }}\n");
+        let conf = format!(
+            "load_module {module};\n\
+             worker_processes 1;\n\
+             daemon off;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             access_log {d}/access.log;\n\
+             client_body_temp_path {d}/tmp/body;\n\
+             proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n\
+             uwsgi_temp_path {d}/tmp/uwsgi;\n\
+             scgi_temp_path {d}/tmp/scgi;\n\
+             types {{ video/x-flv flv; }}\n\
+             default_type application/octet-stream;\n\
+             sendfile on;\n\
+             server {{\n\
+             listen 127.0.0.1:{port};\n\
+             {locations}\
+             }}\n\
+             }}\n",
+            module = module.display(),
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let test = Command::new("nginx")
+            .args(["-t", "-q", "-p"])
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .output()
+            .expect("nginx (run scripts/setup-deps.sh / make nginx-module)");
+        assert!(
+            test.status.success(),
+            "nginx -t failed: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        let master = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let master = Process(master);
+        wait_for_port(port, "nginx");
+        wait_for_port(backend_port, "php -S");
+        Nginx {
+            port,
+            dir,
+            _backend: backend,
+            master,
+        }
+    }
+
+    fn get(&self, target: &str) -> Reply {
+        self.request("GET", target, &[])
+    }
+
+    fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+        http(self.port, method, target, headers)
+    }
+
+    /// Worker crashes and alerts logged so far.
+    fn log_problems(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("error.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("[alert]")
+                    || l.contains("[emerg]")
+                    || l.contains("[crit]")
+                    || l.contains("exited on signal")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGQUIT: graceful; the Process drop then kills what is left.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.master.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.master.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn seeks_through_nginx_match_the_library_and_decode() {
+    let nginx = Nginx::start();
+    let refs = all_references();
+    let mut jobs = Vec::new();
+    for r in &refs {
+        let file = &r.entry.file;
+        let points = &r.seek_points;
+        if points.len() < 3 {
+            continue;
+        }
+        let mid = points[points.len() / 2];
+        let late = points[points.len() - 2];
+        // Byte seek into the middle of a group of pictures, time seeks, ends.
+        let byte_q = format!("start={}", mid.1 + 7);
+        let time_q = format!("start={}", secs(late.0 + 250));
+        let end_q = format!("start={}&end={}", secs(points[1].0), secs(mid.0 + 500));
+        jobs.push((
+            file.clone(),
+            "ps",
+            byte_q.clone(),
+            PrefixMode::Init,
+            StartUnit::Bytes,
+        ));
+        jobs.push((
+            file.clone(),
+            "ps-sec",
+            time_q,
+            PrefixMode::Init,
+            StartUnit::Seconds,
+        ));
+        jobs.push((
+            file.clone(),
+            "ps-sec",
+            end_q,
+            PrefixMode::Init,
+            StartUnit::Seconds,
+        ));
+        jobs.push((
+            file.clone(),
+            "ps-full",
+            byte_q,
+            PrefixMode::Full,
+            StartUnit::Bytes,
+        ));
+    }
+    let media_dir = media_dir().to_path_buf();
+    let results = par_map(jobs, |(file, loc, q, prefix, unit)| {
+        let reply = nginx.get(&format!("/{loc}/{file}?{q}"));
+        let what = format!("/{loc}/{file}?{q}");
+        if reply.status != 200 {
+            return Err(format!("{what}: status {}", reply.status));
+        }
+        if reply.header("Content-Type") != Some("video/x-flv") {
+            return Err(format!(
+                "{what}: content type {:?}",
+                reply.header("Content-Type")
+            ));
+        }
+        let want = expected(&media_dir.join(&file), &q, prefix, unit);
+        if reply.body != want {
+            return Err(format!(
+                "{what}: {} bytes differ from the library's {}",
+                reply.body.len(),
+                want.len()
+            ));
+        }
+        let has_video = entry(&file).has_video;
+        if has_video {
+            decode_bytes(&reply.body, &what)?;
+        } else {
+            let t = TempFile::with_bytes("nginx-audio.flv", &reply.body);
+            decode_clean(t.path())?;
+        }
+        Ok(())
+    });
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    eprintln!("nginx: {} seek responses checked", refs.len() * 4);
+    assert_no_failures("nginx seeks", &failures);
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn raw_forms_equal_file_bytes_and_header_mode_equals_nginx_flv() {
+    let nginx = Nginx::start();
+    let r = reference("h264_aac.yamdi.flv");
+    let file = &r.entry.file;
+    let size = r.size();
+    let kf = r.seek_points[r.seek_points.len() / 2].1;
+
+    // No parameter: the file as it is, Range included.
+    let whole = nginx.get(&format!("/ps/{file}"));
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == r.bytes, "whole file differs");
+    let part = nginx.request("GET", &format!("/ps/{file}"), &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206);
+    assert!(part.body == r.bytes[100..200]);
+
+    // flv.js: raw bytes bstart..=bend, and bend past the end.
+    let a = 12_345;
+    let b = 67_890;
+    let raw = nginx.get(&format!("/ps/{file}?bstart={a}&bend={b}"));
+    assert_eq!(raw.status, 200);
+    assert!(raw.body == r.bytes[a..=b], "bstart/bend bytes differ");
+    let tail = nginx.get(&format!("/ps/{file}?bstart={a}&bend={}", size + 1000));
+    assert!(tail.body == r.bytes[a..], "bend past EOF");
+    let none = nginx.get(&format!("/ps-none/{file}?start={}", kf + 3));
+    assert!(none.body == r.bytes[kf as usize + 3..], "prefix none");
+
+    // Prefix header equals nginx's own flv module at a keyframe.
+    let ours = nginx.get(&format!("/ps-header/{file}?start={kf}"));
+    let theirs = nginx.get(&format!("/flv/{file}?start={kf}"));
+    assert_eq!(ours.status, 200);
+    assert_eq!(theirs.status, 200);
+    assert!(
+        ours.body == theirs.body,
+        "header mode differs from nginx flv"
+    );
+    let mut want = flv_header(r.stream_flags());
+    want.extend_from_slice(&r.bytes[kf as usize..]);
+    assert!(ours.body == want);
+
+    // CDN jump-to-byte: ib bytes, then from the keyframe at or before fs.
+    let ib = 2000usize;
+    let cdn = nginx.get(&format!("/ps/{file}?ib={ib}&fs={}", kf + 11));
+    let mut want = r.bytes[..ib].to_vec();
+    want.extend_from_slice(&r.bytes[kf as usize..]);
+    assert_eq!(cdn.status, 200);
+    assert!(cdn.body == want, "ib/fs");
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn ranges_head_and_validators_on_seeked_responses() {
+    let nginx = Nginx::start();
+    let r = reference("bframes.ffidx.flv");
+    let file = &r.entry.file;
+    let kf = r.seek_points[2].1;
+    let target = format!("/ps/{file}?start={}", kf + 100);
+    let full = nginx.get(&target);
+    assert_eq!(full.status, 200);
+    let len = full.body.len();
+    let etag = full.header("ETag").expect("ETag").to_string();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong ETag: {etag}"
+    );
+    assert!(full.header("Last-Modified").is_some());
+
+    // Ranges over the planned stream, across the prefix boundary too.
+    for (range, first, last) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10-5000", 10, 5000),
+        (&format!("bytes={}-", len - 10) as &str, len - 10, len - 1),
+        ("bytes=-500", len - 500, len - 1),
+    ] {
+        let part = nginx.request("GET", &target, &[("Range", range)]);
+        assert_eq!(part.status, 206, "{range}");
+        assert!(part.body == full.body[first..=last], "{range} bytes");
+        assert_eq!(
+            part.header("Content-Range"),
+            Some(format!("bytes {first}-{last}/{len}").as_str()),
+            "{range}"
+        );
+    }
+    let bad = nginx.request("GET", &target, &[("Range", &format!("bytes={}-", len + 5))]);
+    assert_eq!(bad.status, 416);
+
+    // HEAD: headers only, same length.
+    let head = nginx.request("HEAD", &target, &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(len.to_string().as_str())
+    );
+
+    // Validators: 304 for the same plan, not for another seek.
+    let same = nginx.request("GET", &target, &[("If-None-Match", &etag)]);
+    assert_eq!(same.status, 304);
+    let other = nginx.get(&format!("/ps/{file}?start={}", r.seek_points[3].1));
+    assert_ne!(
+        other.header("ETag"),
+        Some(etag.as_str()),
+        "ETag differs per plan"
+    );
+    let stale = nginx.request(
+        "GET",
+        &format!("/ps/{file}?start={}", r.seek_points[3].1),
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(stale.status, 200);
+    let failed = nginx.request("GET", &target, &[("If-Match", "\"nope\"")]);
+    assert_eq!(failed.status, 412);
+    // If-Range with another validator sends the whole response.
+    let if_range = nginx.request(
+        "GET",
+        &target,
+        &[("Range", "bytes=0-9"), ("If-Range", "\"nope\"")],
+    );
+    assert_eq!(if_range.status, 200);
+    assert_eq!(if_range.body.len(), len);
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn bad_inputs_get_their_status_and_the_worker_keeps_serving() {
+    let nginx = Nginx::start();
+    let file = "h264_aac.plain.flv";
+    let size = reference(file).size();
+    let cases: Vec<(String, u16)> = vec![
+        (format!("/ps/{file}?start=abc"), 400),
+        (format!("/ps/{file}?start=-5"), 400),
+        (format!("/ps/{file}?start=1&start=2"), 400),
+        (format!("/ps/{file}?start=99999999999999999999999"), 400),
+        (format!("/ps/{file}?start=%zz"), 400),
+        (format!("/ps/{file}?start=1&bstart=2"), 400),
+        (format!("/ps-sec/{file}?start=1.2.3"), 400),
+        (format!("/ps/{file}?start={}", size + 10), 416),
+        (format!("/ps-sec/{file}?start=9999"), 416),
+        (format!("/ps-sec/{file}?start=5&end=2"), 416),
+        (format!("/ps/{file}?bstart={}", size), 416),
+        ("/junk/not-video.flv?start=100".to_string(), 415),
+        ("/ps/missing.flv?start=10".to_string(), 404),
+        ("/ps/../../etc/passwd?start=1".to_string(), 400),
+        ("/ps/%2e%2e/%2e%2e/etc/passwd?start=1".to_string(), 400),
+    ];
+    for (target, want) in &cases {
+        let reply = nginx.get(target);
+        assert_eq!(reply.status, *want, "{target}");
+        // And the same worker still serves a good request.
+        let ok = nginx.get(&format!("/ps/{file}?start=0"));
+        assert_eq!(ok.status, 200, "after {target}");
+        assert_eq!(ok.body.len() as u64, size);
+    }
+    let post = nginx.request(
+        "POST",
+        &format!("/ps/{file}?start=1"),
+        &[("Content-Length", "0")],
+    );
+    assert_eq!(post.status, 405);
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn x_accel_redirect_from_a_backend_carries_the_query() {
+    let nginx = Nginx::start();
+    let r = reference("h264_aac.ffidx.flv");
+    let file = &r.entry.file;
+    let t = r.seek_points[r.seek_points.len() / 2].0 + 300;
+    let q = format!("start={}", secs(t));
+    let reply = nginx.get(&format!("/app/{file}?{q}"));
+    assert_eq!(reply.status, 200);
+    let want = expected(
+        &media_dir().join(file),
+        &q,
+        PrefixMode::Init,
+        StartUnit::Seconds,
+    );
+    assert!(reply.body == want, "X-Accel-Redirect response differs");
+    decode_bytes(&reply.body, "X-Accel-Redirect").unwrap();
+    // The internal location is not reachable directly.
+    assert_eq!(nginx.get(&format!("/internal/{file}?{q}")).status, 404);
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn paced_responses_take_the_planned_time() {
+    let nginx = Nginx::start();
+    // The shipped sample: 1.4 MB; a cut of about 470 kB at 100 000 B/s.
+    let sample = root().join("samples/sample.flv");
+    let q = "start=40";
+    let want = expected(&sample, q, PrefixMode::Init, StartUnit::Seconds);
+    let reply = nginx.get(&format!("/paced/sample.flv?{q}"));
+    assert!(reply.body == want);
+    let expected_s = want.len() as f64 / 100_000.0;
+    let took = reply.elapsed.as_secs_f64();
+    let err = (took - expected_s).abs() / expected_s;
+    eprintln!(
+        "nginx pacing: {} bytes in {took:.3} s, target {expected_s:.3} s ({:.2} %)",
+        want.len(),
+        err * 100.0
+    );
+    assert!(
+        err < 0.05,
+        "paced transfer {took:.3} s vs {expected_s:.3} s"
+    );
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
