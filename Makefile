@@ -35,3 +35,8 @@ demo:
 
 clean-c:
 	rm -f target/ffi_test
+
+# nginx dynamic module (bindings/nginx): target/nginx-build/objs/ngx_http_pseudostream_module.so
+.PHONY: nginx-module
+nginx-module:
+	./scripts/build-nginx-module.sh

@@ -1,0 +1,1066 @@
+
+/*
+ * ngx_http_pseudostream_module: HTTP pseudostreaming of FLV files
+ * ("movie.flv?start=..."), answered by libpseudostream.
+ *
+ * The library decides what to send (a prefix it builds and one range of
+ * the file); this module only turns that plan into a memory buffer and a
+ * file buffer, and lets nginx do the rest: the open file cache, validators
+ * (not_modified filter), Range (range filter), pacing (limit_rate) and
+ * sendfile.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <pseudostream.h>
+
+
+#define NGX_HTTP_PSEUDOSTREAM_RATE_OFF    0
+#define NGX_HTTP_PSEUDOSTREAM_RATE_FIXED  1
+#define NGX_HTTP_PSEUDOSTREAM_RATE_AUTO   2
+
+#define NGX_HTTP_PSEUDOSTREAM_PARAMS      8
+
+
+typedef struct {
+    size_t                     index_cache;
+} ngx_http_pseudostream_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                 prefix;
+    ngx_uint_t                 start_unit;
+
+    ngx_str_t                  params[NGX_HTTP_PSEUDOSTREAM_PARAMS];
+    ngx_uint_t                 params_set;
+
+    size_t                     burst;
+    ngx_msec_t                 burst_time;
+
+    ngx_uint_t                 rate_mode;
+    size_t                     rate;
+    ngx_uint_t                 rate_factor;
+
+    ngx_flag_t                 client_pacing;
+
+    ps_options                *options;
+} ngx_http_pseudostream_loc_conf_t;
+
+
+typedef struct {
+    ps_request                *request;
+    ps_media                  *media;
+    ps_plan                   *plan;
+} ngx_http_pseudostream_ctx_t;
+
+
+static ngx_int_t ngx_http_pseudostream_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_pseudostream_plan(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_resolve(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_send(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_open_file_info_t *of, const uint8_t *prefix,
+    size_t len, off_t start, off_t end);
+static ngx_int_t ngx_http_pseudostream_error(ngx_http_request_t *r,
+    ngx_str_t *path, const char *call, ps_status status);
+static size_t ngx_http_pseudostream_size(uint64_t value);
+static void ngx_http_pseudostream_cleanup(void *data);
+
+static void *ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ps_options *ngx_http_pseudostream_options(ngx_conf_t *cf,
+    ngx_http_pseudostream_loc_conf_t *conf);
+static void ngx_http_pseudostream_free_options(void *data);
+static char *ngx_http_pseudostream(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_pseudostream_param(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_pseudostream_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_pseudostream_init_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_pseudostream_prefixes[] = {
+    { ngx_string("none"), PS_PREFIX_NONE },
+    { ngx_string("header"), PS_PREFIX_HEADER },
+    { ngx_string("init"), PS_PREFIX_INIT },
+    { ngx_string("full"), PS_PREFIX_FULL },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_pseudostream_units[] = {
+    { ngx_string("bytes"), PS_UNIT_BYTES },
+    { ngx_string("seconds"), PS_UNIT_SECONDS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_pseudostream_params[] = {
+    { ngx_string("start"), PS_PARAM_START },
+    { ngx_string("end"), PS_PARAM_END },
+    { ngx_string("ib"), PS_PARAM_INITIAL_BYTES },
+    { ngx_string("fs"), PS_PARAM_FILE_START },
+    { ngx_string("bstart"), PS_PARAM_BYTE_START },
+    { ngx_string("bend"), PS_PARAM_BYTE_END },
+    { ngx_string("ri"), PS_PARAM_BURST },
+    { ngx_string("rs"), PS_PARAM_RATE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_pseudostream_commands[] = {
+
+    { ngx_string("pseudostream"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_pseudostream,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("pseudostream_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, prefix),
+      &ngx_http_pseudostream_prefixes },
+
+    { ngx_string("pseudostream_start_unit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, start_unit),
+      &ngx_http_pseudostream_units },
+
+    { ngx_string("pseudostream_param"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_pseudostream_param,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pseudostream_burst"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, burst),
+      NULL },
+
+    { ngx_string("pseudostream_burst_time"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, burst_time),
+      NULL },
+
+    { ngx_string("pseudostream_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_pseudostream_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pseudostream_client_pacing"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, client_pacing),
+      NULL },
+
+    { ngx_string("pseudostream_index_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_main_conf_t, index_cache),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_pseudostream_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_pseudostream_create_main_conf, /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_pseudostream_create_loc_conf, /* create location configuration */
+    ngx_http_pseudostream_merge_loc_conf   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_pseudostream_module = {
+    NGX_MODULE_V1,
+    &ngx_http_pseudostream_module_ctx,     /* module context */
+    ngx_http_pseudostream_commands,        /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_pseudostream_init_process,    /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_pseudostream_handler(ngx_http_request_t *r)
+{
+    u_char                    *last;
+    size_t                     root;
+    ngx_int_t                  rc;
+    ngx_uint_t                 level;
+    ngx_str_t                  path;
+    ngx_log_t                 *log;
+    ngx_open_file_info_t       of;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->uri.data[r->uri.len - 1] == '/') {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    last = ngx_http_map_uri_to_path(r, &path, &root, 0);
+    if (last == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    log = r->connection->log;
+
+    path.len = last - path.data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "http pseudostream filename: \"%V\"", &path);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ngx_memzero(&of, sizeof(ngx_open_file_info_t));
+
+    of.read_ahead = clcf->read_ahead;
+    of.directio = clcf->directio;
+    of.valid = clcf->open_file_cache_valid;
+    of.min_uses = clcf->open_file_cache_min_uses;
+    of.errors = clcf->open_file_cache_errors;
+    of.events = clcf->open_file_cache_events;
+
+    if (ngx_http_set_disable_symlinks(r, clcf, &path, &of) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_open_cached_file(clcf->open_file_cache, &path, &of, r->pool)
+        != NGX_OK)
+    {
+        switch (of.err) {
+
+        case 0:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        case NGX_ENOENT:
+        case NGX_ENOTDIR:
+        case NGX_ENAMETOOLONG:
+
+            level = NGX_LOG_ERR;
+            rc = NGX_HTTP_NOT_FOUND;
+            break;
+
+        case NGX_EACCES:
+#if (NGX_HAVE_OPENAT)
+        case NGX_EMLINK:
+        case NGX_ELOOP:
+#endif
+
+            level = NGX_LOG_ERR;
+            rc = NGX_HTTP_FORBIDDEN;
+            break;
+
+        default:
+
+            level = NGX_LOG_CRIT;
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            break;
+        }
+
+        if (rc != NGX_HTTP_NOT_FOUND || clcf->log_not_found) {
+            ngx_log_error(level, log, of.err,
+                          "%s \"%s\" failed", of.failed, path.data);
+        }
+
+        return rc;
+    }
+
+    if (!of.is_file) {
+        return NGX_DECLINED;
+    }
+
+    r->root_tested = !r->error_page;
+
+    if (r->args.len) {
+        return ngx_http_pseudostream_plan(r, &path, &of);
+    }
+
+    /* no query: the file as it is, like the static module */
+
+    log->action = "sending response to client";
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = of.size;
+    r->headers_out.last_modified_time = of.mtime;
+
+    if (ngx_http_set_etag(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_set_content_type(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->allow_ranges = 1;
+
+    return ngx_http_pseudostream_send(r, &path, &of, NULL, 0, 0, of.size);
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    size_t                        len;
+    ngx_int_t                     rc;
+    ps_status                     st;
+    ngx_table_elt_t              *h;
+    ps_plan_info                  info;
+    const char                   *etag, *type;
+    const uint8_t                *prefix;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_pseudostream_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_pseudostream_ctx_t));
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_pseudostream_ctx_t));
+
+    cln->handler = ngx_http_pseudostream_cleanup;
+
+#if (NGX_HAVE_O_DIRECT)
+
+    /*
+     * the library reads the file through a duplicate of of->fd, which
+     * shares O_DIRECT with it: turn it off while the plan is made
+     */
+
+    if (of->is_directio && ngx_directio_off(of->fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      ngx_directio_off_n " \"%V\" failed", path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#endif
+
+    rc = ngx_http_pseudostream_resolve(r, ctx, path, of);
+
+#if (NGX_HAVE_O_DIRECT)
+
+    if (of->is_directio && ngx_directio_on(of->fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      ngx_directio_on_n " \"%V\" failed", path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#endif
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    st = ps_plan_get_info(ctx->plan, &info);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_get_info", st);
+    }
+
+    st = ps_plan_prefix(ctx->plan, &prefix, &len);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_prefix", st);
+    }
+
+    st = ps_plan_etag(ctx->plan, &etag);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_etag", st);
+    }
+
+    if (len != info.prefix_length || info.file_from > info.file_to) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "pseudostream plan of \"%V\" does not fit the file",
+                      path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream plan: prefix:%uz file:%uL-%uL "
+                   "burst:%uL rate:%uL",
+                   len, info.file_from, info.file_to,
+                   info.burst_bytes, info.rate_bytes_per_s);
+
+    r->connection->log->action = "sending pseudostream to client";
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = (off_t) info.length;
+    r->headers_out.last_modified_time = of->mtime;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "ETag");
+    h->value.len = ngx_strlen(etag);
+    h->value.data = ngx_pnalloc(r->pool, h->value.len);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(h->value.data, etag, h->value.len);
+    r->headers_out.etag = h;
+
+    if (ps_plan_content_type(ctx->plan, &type) == PS_OK) {
+        r->headers_out.content_type_len = ngx_strlen(type);
+        r->headers_out.content_type.len = r->headers_out.content_type_len;
+        r->headers_out.content_type.data = ngx_pnalloc(r->pool,
+                                             r->headers_out.content_type.len);
+        if (r->headers_out.content_type.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(r->headers_out.content_type.data, type,
+                   r->headers_out.content_type.len);
+        r->headers_out.content_type_lowcase = NULL;
+
+    } else if (ngx_http_set_content_type(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * the range filter serves one range of the planned stream; several
+     * ranges would need the whole response in one buffer
+     */
+
+    r->allow_ranges = 1;
+    r->single_range = 1;
+
+    if (info.rate_bytes_per_s) {
+
+        /*
+         * the "_set" bits keep the write filter from replacing these
+         * with the location's limit_rate and limit_rate_after
+         */
+
+        r->limit_rate = ngx_http_pseudostream_size(info.rate_bytes_per_s);
+        r->limit_rate_set = 1;
+        r->limit_rate_after = ngx_http_pseudostream_size(info.burst_bytes);
+        r->limit_rate_after_set = 1;
+    }
+
+    return ngx_http_pseudostream_send(r, path, of, prefix, len,
+                                      (off_t) info.file_from,
+                                      (off_t) info.file_to);
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_resolve(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    ps_status                          st;
+    ngx_table_elt_t                   *h;
+    ngx_http_pseudostream_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
+
+    if (plcf->options == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "pseudostream options missing in this location");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    st = ps_request_parse(plcf->options, (const char *) r->args.data,
+                          r->args.len, &ctx->request);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_request_parse", st);
+    }
+
+    st = ps_media_open_fd(of->fd, &ctx->media);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_media_open_fd", st);
+    }
+
+    st = ps_plan_new(ctx->media, plcf->options, ctx->request, &ctx->plan);
+    if (st == PS_OK) {
+        return NGX_OK;
+    }
+
+    if (st == PS_ERR_RANGE_NOT_SATISFIABLE) {
+
+        /* RFC 9110: "bytes *" and the length of the file */
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool,
+                                    sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
+        if (h->value.data == NULL) {
+            h->hash = 0;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        ngx_str_set(&h->key, "Content-Range");
+        h->value.len = ngx_sprintf(h->value.data, "bytes */%O", of->size)
+                       - h->value.data;
+
+        r->headers_out.content_range = h;
+    }
+
+    return ngx_http_pseudostream_error(r, path, "ps_plan_new", st);
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_send(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_open_file_info_t *of, const uint8_t *prefix, size_t len,
+    off_t start, off_t end)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b, *p;
+    ngx_chain_t   out[2];
+
+    /* we need to allocate all before the header would be sent */
+
+    p = NULL;
+
+    if (len) {
+        p = ngx_calloc_buf(r->pool);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
+    if (b->file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->file_pos = start;
+    b->file_last = end;
+
+    b->in_file = (end > start) ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    b->sync = (b->last_buf || b->in_file) ? 0 : 1;
+
+    b->file->fd = of->fd;
+    b->file->name = *path;
+    b->file->log = r->connection->log;
+    b->file->directio = of->is_directio;
+
+    out[1].buf = b;
+    out[1].next = NULL;
+
+    if (p == NULL) {
+        return ngx_http_output_filter(r, &out[1]);
+    }
+
+    /* the prefix stays in the plan, which lives as long as r->pool */
+
+    p->pos = (u_char *) prefix;
+    p->last = p->pos + len;
+    p->memory = 1;
+
+    out[0].buf = p;
+    out[0].next = &out[1];
+
+    return ngx_http_output_filter(r, &out[0]);
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
+    const char *call, ps_status status)
+{
+    ngx_int_t    rc;
+    ngx_uint_t   level;
+    const char  *detail;
+
+    rc = ps_status_http(status);
+
+    switch (rc) {
+
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_RANGE_NOT_SATISFIABLE:
+        level = NGX_LOG_INFO;
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+    case NGX_HTTP_NOT_FOUND:
+    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        level = NGX_LOG_ERR;
+        break;
+
+    default:
+        level = NGX_LOG_CRIT;
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        break;
+    }
+
+    detail = ps_last_error();
+
+    if (detail == NULL || *detail == '\0') {
+        detail = ps_strerror(status);
+    }
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "%s() for \"%V\" failed: %s", call, path, detail);
+
+    return rc;
+}
+
+
+static size_t
+ngx_http_pseudostream_size(uint64_t value)
+{
+#if (NGX_PTR_SIZE == 4)
+
+    if (value > NGX_MAX_SIZE_T_VALUE) {
+        return NGX_MAX_SIZE_T_VALUE;
+    }
+
+#endif
+
+    return (size_t) value;
+}
+
+
+static void
+ngx_http_pseudostream_cleanup(void *data)
+{
+    ngx_http_pseudostream_ctx_t  *ctx = data;
+
+    ps_plan_free(ctx->plan);
+    ps_media_free(ctx->media);
+    ps_request_free(ctx->request);
+}
+
+
+static void *
+ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_pseudostream_main_conf_t  *pmcf;
+
+    pmcf = ngx_palloc(cf->pool, sizeof(ngx_http_pseudostream_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    pmcf->index_cache = NGX_CONF_UNSET_SIZE;
+
+    return pmcf;
+}
+
+
+static void *
+ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_pseudostream_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_pseudostream_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->params = { { 0, NULL }, ... };
+     *     conf->params_set = 0;
+     *     conf->rate = 0;
+     *     conf->options = NULL;
+     */
+
+    conf->prefix = NGX_CONF_UNSET_UINT;
+    conf->start_unit = NGX_CONF_UNSET_UINT;
+    conf->burst = NGX_CONF_UNSET_SIZE;
+    conf->burst_time = NGX_CONF_UNSET_MSEC;
+    conf->rate_mode = NGX_CONF_UNSET_UINT;
+    conf->rate_factor = NGX_CONF_UNSET_UINT;
+    conf->client_pacing = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_pseudostream_loc_conf_t *prev = parent;
+    ngx_http_pseudostream_loc_conf_t *conf = child;
+
+    ngx_uint_t  i, own;
+
+    own = conf->prefix != NGX_CONF_UNSET_UINT
+          || conf->start_unit != NGX_CONF_UNSET_UINT
+          || conf->params_set
+          || conf->burst != NGX_CONF_UNSET_SIZE
+          || conf->burst_time != NGX_CONF_UNSET_MSEC
+          || conf->rate_mode != NGX_CONF_UNSET_UINT
+          || conf->client_pacing != NGX_CONF_UNSET;
+
+    if (conf->burst != NGX_CONF_UNSET_SIZE
+        && conf->burst_time != NGX_CONF_UNSET_MSEC)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pseudostream_burst\" and "
+                           "\"pseudostream_burst_time\" cannot be used "
+                           "at the same level");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_uint_value(conf->prefix, prev->prefix, PS_PREFIX_INIT);
+    ngx_conf_merge_uint_value(conf->start_unit, prev->start_unit,
+                              PS_UNIT_BYTES);
+
+    for (i = 0; i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
+        if (!(conf->params_set & ((ngx_uint_t) 1 << i))
+            && (prev->params_set & ((ngx_uint_t) 1 << i)))
+        {
+            conf->params[i] = prev->params[i];
+            conf->params_set |= (ngx_uint_t) 1 << i;
+        }
+    }
+
+    /* a burst in bytes or in media time, from the nearest level setting one */
+
+    if (conf->burst == NGX_CONF_UNSET_SIZE
+        && conf->burst_time == NGX_CONF_UNSET_MSEC)
+    {
+        conf->burst = prev->burst;
+        conf->burst_time = prev->burst_time;
+    }
+
+    if (conf->rate_mode == NGX_CONF_UNSET_UINT) {
+        conf->rate_mode = prev->rate_mode;
+        conf->rate = prev->rate;
+        conf->rate_factor = prev->rate_factor;
+    }
+
+    if (conf->rate_mode == NGX_CONF_UNSET_UINT) {
+        conf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
+    }
+
+    ngx_conf_merge_value(conf->client_pacing, prev->client_pacing, 1);
+
+    if (!own && prev->options) {
+        conf->options = prev->options;
+        return NGX_CONF_OK;
+    }
+
+    conf->options = ngx_http_pseudostream_options(cf, conf);
+    if (conf->options == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ps_options *
+ngx_http_pseudostream_options(ngx_conf_t *cf,
+    ngx_http_pseudostream_loc_conf_t *conf)
+{
+    u_char              *name;
+    ngx_uint_t           i;
+    ps_status            st;
+    ps_options          *options;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    st = ps_options_new(&options);
+    if (st != PS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ps_options_new() failed: %s", ps_last_error());
+        return NULL;
+    }
+
+    cln->handler = ngx_http_pseudostream_free_options;
+    cln->data = options;
+
+    st = ps_options_set_prefix_mode(options, (uint32_t) conf->prefix);
+
+    if (st == PS_OK) {
+        st = ps_options_set_start_unit(options, (uint32_t) conf->start_unit);
+    }
+
+    for (i = 0; st == PS_OK && i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
+
+        if (!(conf->params_set & ((ngx_uint_t) 1 << i))) {
+            continue;
+        }
+
+        name = ngx_pnalloc(cf->temp_pool, conf->params[i].len + 1);
+        if (name == NULL) {
+            return NULL;
+        }
+
+        ngx_cpystrn(name, conf->params[i].data,
+                    conf->params[i].len + 1);
+
+        st = ps_options_set_param_name(options, (uint32_t) i,
+                                       (const char *) name);
+    }
+
+    if (st == PS_OK && conf->burst != NGX_CONF_UNSET_SIZE) {
+        st = ps_options_set_burst_bytes(options, conf->burst);
+    }
+
+    if (st == PS_OK && conf->burst_time != NGX_CONF_UNSET_MSEC) {
+        st = ps_options_set_burst_ms(options, conf->burst_time);
+    }
+
+    if (st == PS_OK) {
+        switch (conf->rate_mode) {
+
+        case NGX_HTTP_PSEUDOSTREAM_RATE_FIXED:
+            st = ps_options_set_rate(options, conf->rate);
+            break;
+
+        case NGX_HTTP_PSEUDOSTREAM_RATE_AUTO:
+            st = ps_options_set_rate_auto(options,
+                                          (uint32_t) conf->rate_factor);
+            break;
+
+        default: /* NGX_HTTP_PSEUDOSTREAM_RATE_OFF */
+            st = ps_options_set_rate(options, 0);
+            break;
+        }
+    }
+
+    if (st == PS_OK) {
+        st = ps_options_set_client_pacing(options,
+                                          conf->client_pacing ? 1 : 0);
+    }
+
+    if (st != PS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid pseudostream settings: %s",
+                           ps_last_error());
+        return NULL;
+    }
+
+    return options;
+}
+
+
+static void
+ngx_http_pseudostream_free_options(void *data)
+{
+    ps_options_free(data);
+}
+
+
+static char *
+ngx_http_pseudostream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_pseudostream_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_pseudostream_param(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_pseudostream_loc_conf_t *plcf = conf;
+
+    u_char           *p, *last;
+    ngx_str_t        *value;
+    ngx_uint_t        bit;
+    ngx_conf_enum_t  *e;
+
+    value = cf->args->elts;
+
+    for (e = ngx_http_pseudostream_params; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strncmp(e->name.data, value[1].data, value[1].len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (e->name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown pseudostream parameter \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    bit = (ngx_uint_t) 1 << e->value;
+
+    if (plcf->params_set & bit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate pseudostream parameter \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    last = value[2].data + value[2].len;
+
+    for (p = value[2].data; p < last; p++) {
+        if (*p <= ' ' || *p == 0x7f || *p == '&' || *p == '=' || *p == '#') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid query parameter name \"%V\"",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    plcf->params[e->value] = value[2];
+    plcf->params_set |= bit;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_pseudostream_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_pseudostream_loc_conf_t *plcf = conf;
+
+    ssize_t     size;
+    ngx_int_t   factor;
+    ngx_str_t  *value;
+
+    if (plcf->rate_mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "auto") == 0) {
+
+        plcf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_AUTO;
+        plcf->rate_factor = 1250;
+
+        if (cf->args->nelts == 3) {
+            factor = ngx_atofp(value[2].data, value[2].len, 3);
+
+            if (factor == NGX_ERROR || factor == 0 || factor > 100000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid rate factor \"%V\"", &value[2]);
+                return NGX_CONF_ERROR;
+            }
+
+            plcf->rate_factor = factor;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (cf->args->nelts != 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a factor is only valid after \"auto\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        plcf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
+        return NGX_CONF_OK;
+    }
+
+    size = ngx_parse_size(&value[1]);
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    plcf->rate_mode = size ? NGX_HTTP_PSEUDOSTREAM_RATE_FIXED
+                           : NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
+    plcf->rate = (size_t) size;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
+{
+    ps_status                           st;
+    ngx_http_pseudostream_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_pseudostream_module);
+
+    if (pmcf == NULL || pmcf->index_cache == NGX_CONF_UNSET_SIZE) {
+        return NGX_OK;
+    }
+
+    /* the index cache is per process: each worker has its own */
+
+    st = ps_cache_set_capacity(pmcf->index_cache);
+    if (st != PS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "ps_cache_set_capacity(%uz) failed: %s",
+                      pmcf->index_cache, ps_last_error());
+    }
+
+    return NGX_OK;
+}
