@@ -561,7 +561,8 @@ ps_status ps_options_set_start_unit(ps_options *options, uint32_t unit);
 
 /*
  Renames a query parameter (one of ps_param); an empty name turns the
- parameter off. `name` is NUL-terminated UTF-8 and copied.
+ parameter off. `name` is NUL-terminated UTF-8 and copied. A name another
+ parameter already has is PS_ERR_INVALID_ARG (rename that one first).
  */
 ps_status ps_options_set_param_name(ps_options *options, uint32_t param, const char *name);
 

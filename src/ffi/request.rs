@@ -144,7 +144,8 @@ pub extern "C" fn ps_options_set_start_unit(options: *mut ps_options, unit: u32)
 }
 
 /// Renames a query parameter (one of ps_param); an empty name turns the
-/// parameter off. `name` is NUL-terminated UTF-8 and copied.
+/// parameter off. `name` is NUL-terminated UTF-8 and copied. A name another
+/// parameter already has is PS_ERR_INVALID_ARG (rename that one first).
 #[no_mangle]
 pub extern "C" fn ps_options_set_param_name(
     options: *mut ps_options,
@@ -154,6 +155,24 @@ pub extern "C" fn ps_options_set_param_name(
     with_options(options, |o| {
         let name = c_str(name, "name")?.to_string();
         let n = &mut o.names;
+        let taken = [
+            &n.start,
+            &n.end,
+            &n.initial_bytes,
+            &n.file_start,
+            &n.byte_start,
+            &n.byte_end,
+            &n.burst,
+            &n.rate,
+        ]
+        .iter()
+        .enumerate()
+        .any(|(i, other)| i as u32 != param && !name.is_empty() && **other == name);
+        if taken {
+            return Err(Failure::invalid(format!(
+                "parameter name '{name}' is already used by another parameter"
+            )));
+        }
         let slot = match param {
             0 => &mut n.start,
             1 => &mut n.end,

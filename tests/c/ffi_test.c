@@ -144,6 +144,9 @@ static void test_errors(const char *not_flv) {
     CHECK_STATUS(ps_options_set_prefix_mode(opts, 42), PS_ERR_INVALID_ARG);
     CHECK_STATUS(ps_options_set_start_unit(opts, PS_UNIT_MILLISECONDS), PS_ERR_INVALID_ARG);
     CHECK_STATUS(ps_options_set_param_name(opts, 99, "x"), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set_param_name(opts, PS_PARAM_START, "end"), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set_param_name(opts, PS_PARAM_END, "until"), PS_OK);
+    CHECK_STATUS(ps_options_set_param_name(opts, PS_PARAM_START, "end"), PS_OK);
     ps_options_free(opts);
 
     /* A failing read callback is an I/O error. */
