@@ -2,7 +2,8 @@
 # Runs every test of libpseudostream. Installs what it needs on Debian 12
 # (run as root the first time), then: formatting and lints, the generated
 # header check, unit and integration tests (ffmpeg decodes every seek), the
-# C ABI test under sanitizers, and the PHP FFI header check.
+# hosts run for real (nginx module, PHP, ASP.NET on Mono, Ruby Rack), the C
+# ABI test under sanitizers, and the PHP FFI header check.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,6 +39,11 @@ step "test media"
 
 step "unit and integration tests"
 cargo test --release
+
+step "hosts run for real: PHP FFI, Ruby Rack"
+./scripts/setup-php.sh
+./scripts/setup-ruby.sh
+cargo test --release --test host_php --test host_ruby -- --include-ignored
 
 step "C ABI under AddressSanitizer + UBSan"
 make --no-print-directory c-test

@@ -34,6 +34,8 @@ const AUDIO_SEEK_SPACING_MS: u64 = 1000;
 /// The head walk gives up looking for a declared stream after this much media.
 const HEAD_MEDIA_SPAN_MS: u64 = 5000;
 const HEAD_MAX_TAGS: usize = 4000;
+/// The largest tag timestamp (TimestampExtended included), in ms.
+const TIME_LIMIT_MS: f64 = u32::MAX as f64;
 /// Metadata times may be rounded; beyond this they describe another file.
 const META_TIME_TOLERANCE_MS: u64 = 1500;
 
@@ -150,7 +152,7 @@ impl FlvIndex {
                 .as_ref()
                 .and_then(|m| m.duration_s)
                 // Tag times are 32-bit milliseconds; a longer claim is noise.
-                .filter(|d| d.is_finite() && *d > 0.0 && *d * 1000.0 <= f64::from(u32::MAX))
+                .filter(|d| d.is_finite() && *d > 0.0 && *d * 1000.0 <= TIME_LIMIT_MS)
                 .map_or(0, |d| (d * 1000.0) as u64);
             duration_ms = meta_ms;
         }
@@ -265,7 +267,9 @@ fn check_metadata_keyframes(
     let mut buf = [0u8; PREV_SIZE_LEN + PEEK];
     for &(time_s, pos_f) in list {
         let valid_number = pos_f.is_finite() && pos_f.fract() == 0.0 && pos_f >= 0.0;
-        if !valid_number || !time_s.is_finite() || time_s < 0.0 {
+        // Tag times are 32-bit milliseconds: a time beyond them is not one.
+        let valid_time = time_s.is_finite() && time_s >= 0.0 && time_s * 1000.0 <= TIME_LIMIT_MS;
+        if !valid_number || !valid_time {
             return Ok(None);
         }
         let pos = pos_f as u64;

@@ -368,7 +368,9 @@ pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
     if reply.body != want {
         fail(format!("sample.flv?{q}: paced body differs"));
     } else if (took - target_s).abs() / target_s > 0.05 {
-        fail(format!("sample.flv?{q}: took {took:.3} s, target {target_s:.3} s"));
+        fail(format!(
+            "sample.flv?{q}: took {took:.3} s, target {target_s:.3} s"
+        ));
     }
     failures
 }
