@@ -38,19 +38,11 @@ if command -v php >/dev/null 2>&1 && ! php -r 'exit(extension_loaded("ffi") ? 0 
   add_pkg php-cli
 fi
 
-if ((${#missing[@]})); then
-  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]}"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian 12 expected); install manually: ${missing[*]}"
-  # gcc alone does not pull libc6-dev with --no-install-recommends.
-  [[ " ${missing[*]} " == *" gcc "* ]] && add_pkg libc6-dev
-  echo "setup-deps: installing: ${missing[*]}"
-  log=$(mktemp)
-  trap 'rm -f "$log"' EXIT
-  apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >"$log" 2>&1 \
-    || { tail -n 30 "$log" >&2; die "apt-get install failed for: ${missing[*]}"; }
-fi
+# gcc alone does not pull libc6-dev with --no-install-recommends.
+[[ " ${missing[*]-} " == *" gcc "* ]] && add_pkg libc6-dev
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install setup-deps "${missing[@]}"
 
 # Verify the result.
 for cmd in ffmpeg ffprobe yamdi flvmeta cc php make; do

@@ -13,17 +13,9 @@ has_php_ffi() {
   command -v php >/dev/null 2>&1 && php -r 'exit(extension_loaded("ffi") ? 0 : 1);' 2>/dev/null
 }
 
-if ! has_php_ffi; then
-  [[ $(id -u) -eq 0 ]] || die "need root to install php-cli"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian 12 expected); install php-cli (PHP >= 8.1 with FFI) manually"
-  echo "setup-php: installing php-cli"
-  log=$(mktemp)
-  trap 'rm -f "$log"' EXIT
-  apt=(apt-get -o DPkg::Lock::Timeout=600)
-  "${apt[@]}" update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends php-cli \
-    >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "apt-get install php-cli failed"; }
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+has_php_ffi || apt_install setup-php php-cli
 
 # Verify: PHP >= 8.1, FFI loaded, and FFI able to call C when enabled.
 command -v php >/dev/null 2>&1 || die "'php' still missing after install"

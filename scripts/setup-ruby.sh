@@ -7,25 +7,10 @@ set -euo pipefail
 
 die() { echo "setup-ruby: error: $*" >&2; exit 1; }
 
-missing=()
-for pkg in ruby ruby-ffi ruby-rack puma; do
-  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [[ $status == "install ok installed" ]] || missing+=("$pkg")
-done
-
-if ((${#missing[@]})); then
-  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]}"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian 12 expected); install manually: ${missing[*]}"
-  echo "setup-ruby: installing: ${missing[*]}"
-  log=$(mktemp)
-  trap 'rm -f "$log"' EXIT
-  # Wait for another apt/dpkg run to finish rather than failing at once.
-  apt=(apt-get -o DPkg::Lock::Timeout=600)
-  "${apt[@]}" update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends \
-    "${missing[@]}" >"$log" 2>&1 \
-    || { tail -n 30 "$log" >&2; die "apt-get install failed for: ${missing[*]}"; }
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+mapfile -t missing < <(apt_missing ruby ruby-ffi ruby-rack puma)
+apt_install setup-ruby "${missing[@]}"
 
 # Verify the result.
 command -v ruby >/dev/null 2>&1 || die "'ruby' still missing after install"
