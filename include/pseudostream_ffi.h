@@ -316,7 +316,7 @@ typedef struct {
   uint64_t end_ms;
   /*
    Pacing resolved for this media: burst bytes, then bytes per second
-   (0 = unpaced). nginx: limit_rate_after / limit_rate.
+   (0 = unpaced); ps_stream_fill applies them, ps_pacer_new takes them.
    */
   uint64_t burst_bytes;
   uint64_t rate_bytes_per_s;
@@ -401,6 +401,21 @@ ps_status ps_media_open(const char *path, ps_media **out);
  like ps_media_open. Thread-safe.
  */
 ps_status ps_media_open_fd(int32_t fd, ps_media **out);
+
+/*
+ Opens the regular file behind `fd`, which the caller lends: the library
+ reads it with pread and never closes it, and takes its size, device,
+ inode and modification time (ns) from the caller's fstat, so the call
+ makes no system call when the index is cached. `fd` must stay open on that
+ file until the media and every stream made from it are freed. For hosts
+ with an open-file cache (nginx). Thread-safe.
+ */
+ps_status ps_media_open_fd_borrowed(int32_t fd,
+                                    uint64_t size,
+                                    uint64_t device,
+                                    uint64_t inode,
+                                    int64_t mtime_ns,
+                                    ps_media **out);
 
 /*
  Opens media through a caller-supplied byte source: `read_at(ctx, …)`

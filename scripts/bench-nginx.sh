@@ -22,11 +22,11 @@ command -v wrk >/dev/null || {
 cargo build -q --release --example pseudostream
 
 work=$(pwd)/target/bench-nginx
-rm -rf "$work"
+rm -rf "$work/tmp" "$work"/*.lua "$work"/*.txt "$work"/*.log
 mkdir -p "$work/media" "$work/tmp"
-# A longer file than the sample: 10 minutes, keyframe every 2 s.
+# A longer file than the sample: 10 minutes, keyframe every 2 s (kept between runs).
 media=$work/media/bench.flv
-SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
+[[ -s $media ]] || SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
 
 python3 - "$media" "$work" <<'PY'
 import json, subprocess, sys
@@ -53,7 +53,7 @@ for name, ps in mixes.items():
         f.write("local paths = {%s}\n" % ", ".join('"%s"' % p for p in ps))
         f.write("local i = 0\n")
         f.write("request = function()\n  i = i + 1\n"
-                "  return wrk.format(\"GET\", paths[(i %% #paths) + 1])\nend\n")
+                "  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n")
 PY
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -83,11 +83,17 @@ nginx -p "$work" -c "$work/nginx.conf"
 trap 'nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 
-run() { # mix -> "req/s bytes/s"
-    wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "http://127.0.0.1:$port" 2>/dev/null |
-        awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
-             if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
-             END {printf "%s %.0f\n", r, v}'
+run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
+    local out
+    out=$(wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "http://127.0.0.1:$port" 2>&1)
+    if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
+        echo "bench-nginx: wrk run of $1 failed:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
+         if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
+         END {printf "%s %.0f\n", r, v}' <<<"$out"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -40,10 +40,11 @@ step "test media"
 step "unit and integration tests"
 cargo test --release
 
-step "hosts run for real: PHP FFI, Ruby Rack"
+step "hosts run for real: nginx module, PHP FFI, Ruby Rack"
+make --no-print-directory nginx-module
 ./scripts/setup-php.sh
 ./scripts/setup-ruby.sh
-cargo test --release --test host_php --test host_ruby -- --include-ignored
+cargo test --release --test nginx --test host_php --test host_ruby -- --include-ignored
 
 step "C ABI under AddressSanitizer + UBSan"
 make --no-print-directory c-test

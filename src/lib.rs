@@ -24,5 +24,5 @@ pub use plan::{
     Conditions, Options, ParamNames, Plan, Position, PrefixMode, RangeOutcome, Request, Response,
     StartUnit,
 };
-pub use source::{ByteSource, FileSource, MemorySource};
+pub use source::{ByteSource, FileSource, FileStat, MemorySource};
 pub use stream::{Fill, Stream};

@@ -9,7 +9,7 @@ use crate::cache::IndexCache;
 use crate::error::Result;
 use crate::index::{Keyframe, MediaIndex, MediaInfo};
 use crate::plan::{self, Options, Plan, Request};
-use crate::source::{ByteSource, FileSource};
+use crate::source::{ByteSource, FileSource, FileStat};
 use crate::stream::Stream;
 
 /// A media file ready to plan requests against.
@@ -29,6 +29,17 @@ impl Media {
     /// duplicated), reusing the process-wide index cache.
     pub fn open_fd(fd: std::os::unix::io::RawFd) -> Result<Media> {
         Media::from_source(Arc::new(FileSource::from_fd(fd)?))
+    }
+
+    /// Opens the file behind a descriptor the caller lends, as its `fstat`
+    /// describes it (no system call; see `FileSource::borrow_fd`).
+    ///
+    /// # Safety
+    /// As `FileSource::borrow_fd`: `fd` stays open on that file while the
+    /// media, and every stream made from it, lives.
+    pub unsafe fn open_borrowed_fd(fd: std::os::unix::io::RawFd, stat: FileStat) -> Result<Media> {
+        // SAFETY: forwarded to our caller.
+        Media::from_source(Arc::new(unsafe { FileSource::borrow_fd(fd, stat) }))
     }
 
     /// Opens any byte source through the process-wide cache (sources

@@ -58,45 +58,84 @@ pub fn read_full_at(src: &dyn ByteSource, offset: u64, buf: &mut [u8]) -> Result
 
 /// A local file read with `pread`.
 pub struct FileSource {
-    file: File,
+    descriptor: Descriptor,
     identity: SourceIdentity,
+}
+
+enum Descriptor {
+    /// Closed with the source.
+    Owned(File),
+    /// The host's; it stays open while the source lives.
+    Borrowed(RawFd),
+}
+
+/// What the host's `fstat` said of a descriptor it lends.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    pub size: u64,
+    pub device: u64,
+    pub inode: u64,
+    pub mtime_ns: i64,
 }
 
 impl FileSource {
     /// Opens a regular file for reading.
     pub fn open(path: &Path) -> Result<FileSource> {
-        let shown = path.display().to_string();
+        let shown = || path.display().to_string();
         // Non-blocking, so a FIFO cannot stall the open; regular files ignore it.
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| Error::from_open(e, &shown))?;
-        FileSource::from_file(file, &shown)
+            .map_err(|e| Error::from_open(e, &shown()))?;
+        FileSource::from_file(file, shown)
     }
 
     /// Reads through a duplicate of a descriptor the caller keeps (a host's
     /// open-file cache), sparing a second path lookup and open.
     pub fn from_fd(fd: RawFd) -> Result<FileSource> {
-        let shown = format!("file descriptor {fd}");
+        let shown = || format!("file descriptor {fd}");
         // SAFETY: fcntl with F_DUPFD_CLOEXEC only reads `fd`; an invalid one
         // fails with EBADF, checked below.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
             return Err(Error::InvalidArgument(format!(
-                "{shown}: {}",
+                "{}: {}",
+                shown(),
                 io::Error::last_os_error()
             )));
         }
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let file = unsafe { File::from_raw_fd(dup) };
-        FileSource::from_file(file, &shown)
+        FileSource::from_file(file, shown)
     }
 
-    fn from_file(file: File, shown: &str) -> Result<FileSource> {
-        let meta = file.metadata().map_err(|e| Error::from_open(e, shown))?;
+    /// Reads through the caller's descriptor of a regular file, as the
+    /// caller's `fstat` describes it: no system call at all. For hosts with
+    /// an open-file cache (nginx), per request.
+    ///
+    /// # Safety
+    /// `fd` must stay open, on the same file, for as long as the source (and
+    /// every media and stream holding it) lives. A wrong `stat` gives wrong
+    /// answers or read errors, never memory unsafety.
+    pub unsafe fn borrow_fd(fd: RawFd, stat: FileStat) -> FileSource {
+        FileSource {
+            descriptor: Descriptor::Borrowed(fd),
+            identity: SourceIdentity {
+                key: Some(SourceKey::File {
+                    dev: stat.device,
+                    ino: stat.inode,
+                }),
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
+            },
+        }
+    }
+
+    fn from_file(file: File, shown: impl Fn() -> String) -> Result<FileSource> {
+        let meta = file.metadata().map_err(|e| Error::from_open(e, &shown()))?;
         if !meta.is_file() {
-            return Err(Error::NotFound(format!("{shown} (not a regular file)")));
+            return Err(Error::NotFound(format!("{} (not a regular file)", shown())));
         }
         let identity = SourceIdentity {
             key: Some(SourceKey::File {
@@ -106,7 +145,10 @@ impl FileSource {
             size: meta.len(),
             mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
         };
-        Ok(FileSource { file, identity })
+        Ok(FileSource {
+            descriptor: Descriptor::Owned(file),
+            identity,
+        })
     }
 }
 
@@ -116,7 +158,21 @@ impl ByteSource for FileSource {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
+        match &self.descriptor {
+            Descriptor::Owned(file) => file.read_at(buf, offset),
+            Descriptor::Borrowed(fd) => {
+                let offset = libc::off_t::try_from(offset)
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+                // SAFETY: `buf` is valid for `buf.len()` writable bytes; the
+                // descriptor's validity is the lender's promise (borrow_fd).
+                let n = unsafe { libc::pread(*fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }
+        }
     }
 
     fn identity(&self) -> SourceIdentity {

@@ -78,6 +78,8 @@ impl Nginx {
             sample_dir.display()
         );
         locations += &format!("location /junk/ {{ alias {d}/junk/; pseudostream; }}\n");
+        fs::create_dir_all(dir.join("swap")).unwrap();
+        locations += &format!("location /swap/ {{ alias {d}/swap/; pseudostream; }}\n");
         locations += &format!(
             "location /internal/ {{ internal; alias {m}/; pseudostream; \
              pseudostream_start_unit seconds; }}\n"
@@ -474,5 +476,33 @@ fn paced_responses_take_the_planned_time() {
         err < 0.05,
         "paced transfer {took:.3} s vs {expected_s:.3} s"
     );
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn a_file_replaced_on_disk_is_indexed_again() {
+    let nginx = Nginx::start();
+    let target = nginx.dir.join("swap/video.flv");
+    for file in [
+        "h264_aac.plain.flv",
+        "bframes.plain.flv",
+        "flv1_mp3.yamdi.flv",
+    ] {
+        // Replace the file the way deployments do: write aside, rename over.
+        let aside = nginx.dir.join("swap/video.flv.new");
+        fs::copy(media_dir().join(file), &aside).unwrap();
+        fs::rename(&aside, &target).unwrap();
+        let r = reference(file);
+        let kf = r.seek_points[r.seek_points.len() / 2].1;
+        let q = format!("start={}", kf + 1);
+        let reply = nginx.get(&format!("/swap/video.flv?{q}"));
+        assert_eq!(reply.status, 200, "{file}");
+        let want = expected(&target, &q, PrefixMode::Init, StartUnit::Bytes);
+        assert!(
+            reply.body == want,
+            "{file}: stale index served after replace"
+        );
+    }
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }

@@ -6,8 +6,13 @@
  * The library decides what to send (a prefix it builds and one range of
  * the file); this module only turns that plan into a memory buffer and a
  * file buffer, and lets nginx do the rest: the open file cache, validators
- * (not_modified filter), Range (range filter), pacing (limit_rate) and
- * sendfile.
+ * (not_modified filter), Range (range filter) and sendfile.
+ *
+ * A plan with a rate is sent in pieces under the library's pacing clock
+ * (ps_pacer): each time the request's write handler runs, the pacer says
+ * how many bytes may go; they go as a memory buffer (prefix) and a file
+ * buffer (sendfile), and when it says wait, a timer on the connection's
+ * write event wakes the handler again. The worker never blocks.
  */
 
 
@@ -54,6 +59,21 @@ typedef struct {
     ps_request                *request;
     ps_media                  *media;
     ps_plan                   *plan;
+    ps_pacer                  *pacer;
+
+    /* a paced response: what is left of the prefix and of the file range */
+
+    const uint8_t             *prefix;
+    size_t                     prefix_pos;
+    size_t                     prefix_end;
+    off_t                      file_pos;
+    off_t                      file_end;
+    ngx_msec_t                 start_msec;
+
+    ngx_file_t                 file;
+
+    ngx_chain_t               *free;
+    ngx_chain_t               *busy;
 } ngx_http_pseudostream_ctx_t;
 
 
@@ -66,9 +86,14 @@ static ngx_int_t ngx_http_pseudostream_resolve(ngx_http_request_t *r,
 static ngx_int_t ngx_http_pseudostream_send(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of, const uint8_t *prefix,
     size_t len, off_t start, off_t end);
+static ngx_int_t ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_plan_info *info);
+static void ngx_http_pseudostream_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_pseudostream_pace(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx);
 static ngx_int_t ngx_http_pseudostream_error(ngx_http_request_t *r,
     ngx_str_t *path, const char *call, ps_status status);
-static size_t ngx_http_pseudostream_size(uint64_t value);
 static void ngx_http_pseudostream_cleanup(void *data);
 
 static void *ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf);
@@ -369,8 +394,8 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
 #if (NGX_HAVE_O_DIRECT)
 
     /*
-     * the library reads the file through a duplicate of of->fd, which
-     * shares O_DIRECT with it: turn it off while the plan is made
+     * the library reads the file through of->fd itself (buffered reads of
+     * a few bytes): turn O_DIRECT off while the plan is made
      */
 
     if (of->is_directio && ngx_directio_off(of->fd) == NGX_FILE_ERROR) {
@@ -475,17 +500,17 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
     r->allow_ranges = 1;
     r->single_range = 1;
 
-    if (info.rate_bytes_per_s) {
+    /*
+     * a paced response goes out in pieces; ranges (served by the range
+     * filter from one chain) and subrequests go unpaced
+     */
 
-        /*
-         * the "_set" bits keep the write filter from replacing these
-         * with the location's limit_rate and limit_rate_after
-         */
-
-        r->limit_rate = ngx_http_pseudostream_size(info.rate_bytes_per_s);
-        r->limit_rate_set = 1;
-        r->limit_rate_after = ngx_http_pseudostream_size(info.burst_bytes);
-        r->limit_rate_after_set = 1;
+    if (info.rate_bytes_per_s
+        && info.length
+        && r == r->main
+        && r->headers_in.range == NULL)
+    {
+        return ngx_http_pseudostream_send_paced(r, ctx, path, of, &info);
     }
 
     return ngx_http_pseudostream_send(r, path, of, prefix, len,
@@ -517,9 +542,19 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
         return ngx_http_pseudostream_error(r, path, "ps_request_parse", st);
     }
 
-    st = ps_media_open_fd(of->fd, &ctx->media);
+    /*
+     * The library borrows the descriptor of the open file cache (no dup, no
+     * fstat): this request's cleanup, added after ngx_open_cached_file's,
+     * runs first and frees the media before the descriptor can be closed.
+     * nginx keeps the inode but not the device; 0 stands for it.
+     */
+    st = ps_media_open_fd_borrowed(of->fd, (uint64_t) of->size, 0,
+                                   (uint64_t) of->uniq,
+                                   (int64_t) of->mtime * 1000000000,
+                                   &ctx->media);
     if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_media_open_fd", st);
+        return ngx_http_pseudostream_error(r, path,
+                                           "ps_media_open_fd_borrowed", st);
     }
 
     st = ps_plan_new(ctx->media, plcf->options, ctx->request, &ctx->plan);
@@ -628,6 +663,362 @@ ngx_http_pseudostream_send(ngx_http_request_t *r, ngx_str_t *path,
 
 
 static ngx_int_t
+ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_plan_info *info)
+{
+    size_t          len;
+    ngx_int_t       rc;
+    ps_slice        slice;
+    ps_status       st;
+    const uint8_t  *prefix;
+
+    /* we need to allocate all before the header would be sent */
+
+    st = ps_plan_slice(ctx->plan, 0, info->length, &slice);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_slice", st);
+    }
+
+    st = ps_plan_prefix(ctx->plan, &prefix, &len);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_prefix", st);
+    }
+
+    if (slice.prefix_from > slice.prefix_to
+        || slice.prefix_to > len
+        || slice.file_from > slice.file_to
+        || slice.file_to > (uint64_t) of->size)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "pseudostream slice of \"%V\" does not fit the file",
+                      path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    st = ps_pacer_new(info->burst_bytes, info->rate_bytes_per_s, &ctx->pacer);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_pacer_new", st);
+    }
+
+    ctx->prefix = prefix;
+    ctx->prefix_pos = (size_t) slice.prefix_from;
+    ctx->prefix_end = (size_t) slice.prefix_to;
+    ctx->file_pos = (off_t) slice.file_from;
+    ctx->file_end = (off_t) slice.file_to;
+    ctx->start_msec = ngx_current_msec;
+
+    ctx->file.fd = of->fd;
+    ctx->file.name = *path;
+    ctx->file.log = r->connection->log;
+    ctx->file.directio = of->is_directio;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    /* as ngx_http_set_write_handler() does for nginx's own writer */
+
+    r->read_event_handler = r->discard_body
+                            ? ngx_http_discarded_request_body_handler
+                            : ngx_http_test_reading;
+    r->write_event_handler = ngx_http_pseudostream_writer;
+
+    rc = ngx_http_pseudostream_pace(r, ctx);
+
+    if (rc != NGX_DONE) {
+        /* all of it went to the output filter already, or an error */
+        return rc;
+    }
+
+    /* waiting: the write handler finalizes the request when it is sent */
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_pseudostream_writer(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_event_t                  *wev;
+    ngx_connection_t             *c;
+    ngx_http_pseudostream_ctx_t  *ctx;
+
+    c = r->connection;
+    wev = c->write;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "http pseudostream writer: \"%V?%V\"", &r->uri, &r->args);
+
+    if (wev->timedout) {
+
+        if (!wev->delayed) {
+            ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                          "client timed out");
+            c->timedout = 1;
+
+            ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+            return;
+        }
+
+        /* a pacing timer ran out (ngx_http_request_handler may clear these) */
+
+        wev->timedout = 0;
+        wev->delayed = 0;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+
+    if (ctx == NULL || ctx->pacer == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "pseudostream writer without a paced response");
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    rc = ngx_http_pseudostream_pace(r, ctx);
+
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    /* nginx's writer sends what the filters still hold */
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * Hands the output filter what the pacer allows now. Returns NGX_DONE when
+ * it waits (for the pacing timer or for the socket), otherwise the output
+ * filter's answer to the last piece (NGX_OK, NGX_AGAIN) or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_pace(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
+    size_t                     n;
+    off_t                      f;
+    uint64_t                   now, want, allowed, wait_us;
+    ngx_int_t                  rc;
+    ps_status                  st;
+    ngx_buf_t                 *b;
+    ngx_msec_t                 delay;
+    ngx_chain_t               *out, *cl, **ll;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    for ( ;; ) {
+
+        if (wev->delayed || r->aio) {
+
+            /*
+             * a timer is set, ours or the write filter's (limit_rate,
+             * sendfile_max_chunk), or a file read is in progress
+             */
+
+            if (!wev->delayed) {
+                ngx_add_timer(wev, clcf->send_timeout);
+            }
+
+            if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            return NGX_DONE;
+        }
+
+        if (r->buffered || c->buffered || r->postponed) {
+
+            /* the last piece is not out yet: flush before asking again */
+
+            rc = ngx_http_output_filter(r, NULL);
+
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            out = NULL;
+            ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &out,
+                               (ngx_buf_tag_t) &ngx_http_pseudostream_module);
+
+            if (r->buffered || c->buffered || r->postponed) {
+
+                if (!wev->delayed) {
+                    ngx_add_timer(wev, clcf->send_timeout);
+                }
+
+                if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                return NGX_DONE;
+            }
+
+            continue;
+        }
+
+        want = (uint64_t) (ctx->prefix_end - ctx->prefix_pos)
+               + (uint64_t) (ctx->file_end - ctx->file_pos);
+
+        /*
+         * nginx's monotonic millisecond clock: the one its timers run on,
+         * so a timer set for the pacer's wait finds the bytes allowed;
+         * counted from the start of the response, which also survives
+         * the 32-bit ngx_msec_t wrapping
+         */
+
+        now = (uint64_t) (ngx_msec_t) (ngx_current_msec - ctx->start_msec)
+              * 1000;
+
+        st = ps_pacer_allow(ctx->pacer, now, want, &allowed, &wait_us);
+        if (st != PS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "ps_pacer_allow() failed: %s", ps_last_error());
+            return NGX_ERROR;
+        }
+
+        if (allowed == 0) {
+
+            /* round up: waking early costs a second timer */
+
+            wait_us = (wait_us + 999) / 1000;
+            delay = (wait_us > 86400000) ? 86400000 : (ngx_msec_t) wait_us;
+
+            if (delay == 0) {
+                delay = 1;
+            }
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "http pseudostream wait %M left:%uL", delay, want);
+
+            /* not a lazy re-arm of the send_timeout timer */
+
+            if (wev->timer_set) {
+                ngx_del_timer(wev);
+            }
+
+            wev->delayed = 1;
+            ngx_add_timer(wev, delay);
+
+            return NGX_DONE;
+        }
+
+        if (allowed > want) {
+            allowed = want;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "http pseudostream send %uL of %uL", allowed, want);
+
+        /* a memory buffer for the prefix part, a file buffer for the rest */
+
+        out = NULL;
+        ll = &out;
+        b = NULL;
+
+        n = ctx->prefix_end - ctx->prefix_pos;
+        if ((uint64_t) n > allowed) {
+            n = (size_t) allowed;
+        }
+
+        if (n) {
+            cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            b = cl->buf;
+            ngx_memzero(b, sizeof(ngx_buf_t));
+
+            /* the prefix stays in the plan, which lives as long as r->pool */
+
+            b->start = (u_char *) ctx->prefix + ctx->prefix_pos;
+            b->pos = b->start;
+            b->last = b->start + n;
+            b->end = b->last;
+            b->memory = 1;
+            b->tag = (ngx_buf_tag_t) &ngx_http_pseudostream_module;
+
+            ctx->prefix_pos += n;
+
+            *ll = cl;
+            ll = &cl->next;
+        }
+
+        f = (off_t) (allowed - n);
+
+        if (f) {
+            cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            b = cl->buf;
+            ngx_memzero(b, sizeof(ngx_buf_t));
+
+            b->file = &ctx->file;
+            b->file_pos = ctx->file_pos;
+            b->file_last = ctx->file_pos + f;
+            b->in_file = 1;
+            b->tag = (ngx_buf_tag_t) &ngx_http_pseudostream_module;
+
+            ctx->file_pos += f;
+
+            *ll = cl;
+            ll = &cl->next;
+        }
+
+        *ll = NULL;
+
+        if (allowed == want) {
+            b->last_buf = 1;
+            b->last_in_chain = 1;
+
+        } else {
+            /* past postpone_output: each piece goes out when allowed */
+            b->flush = 1;
+        }
+
+        rc = ngx_http_output_filter(r, out);
+
+        st = ps_pacer_consume(ctx->pacer, allowed);
+        if (st != PS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "ps_pacer_consume() failed: %s", ps_last_error());
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &out,
+                                (ngx_buf_tag_t) &ngx_http_pseudostream_module);
+
+        if (allowed == want) {
+            return rc;
+        }
+    }
+}
+
+
+static ngx_int_t
 ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
     const char *call, ps_status status)
 {
@@ -669,26 +1060,12 @@ ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
 }
 
 
-static size_t
-ngx_http_pseudostream_size(uint64_t value)
-{
-#if (NGX_PTR_SIZE == 4)
-
-    if (value > NGX_MAX_SIZE_T_VALUE) {
-        return NGX_MAX_SIZE_T_VALUE;
-    }
-
-#endif
-
-    return (size_t) value;
-}
-
-
 static void
 ngx_http_pseudostream_cleanup(void *data)
 {
     ngx_http_pseudostream_ctx_t  *ctx = data;
 
+    ps_pacer_free(ctx->pacer);
     ps_plan_free(ctx->plan);
     ps_media_free(ctx->media);
     ps_request_free(ctx->request);

@@ -10,7 +10,7 @@ use super::boundary::{
 use super::ps_status;
 use crate::cache::IndexCache;
 use crate::media::Media;
-use crate::source::{ByteSource, SourceIdentity, SourceKey};
+use crate::source::{ByteSource, FileStat, SourceIdentity, SourceKey};
 
 /// An opened media file and its keyframe index. Immutable: one handle may
 /// be used from many threads at once. Plans and streams made from it keep
@@ -99,6 +99,39 @@ pub extern "C" fn ps_media_open_fd(fd: i32, out: *mut *mut ps_media) -> ps_statu
     guard(|| {
         non_null(out, "out")?;
         let media = Media::open_fd(fd)?;
+        put(out, ps_media::new(media).into_raw());
+        Ok(())
+    })
+}
+
+/// Opens the regular file behind `fd`, which the caller lends: the library
+/// reads it with pread and never closes it, and takes its size, device,
+/// inode and modification time (ns) from the caller's fstat, so the call
+/// makes no system call when the index is cached. `fd` must stay open on that
+/// file until the media and every stream made from it are freed. For hosts
+/// with an open-file cache (nginx). Thread-safe.
+#[no_mangle]
+pub extern "C" fn ps_media_open_fd_borrowed(
+    fd: i32,
+    size: u64,
+    device: u64,
+    inode: u64,
+    mtime_ns: i64,
+    out: *mut *mut ps_media,
+) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        if fd < 0 {
+            return Err(Failure::invalid(format!("file descriptor {fd}")));
+        }
+        let stat = FileStat {
+            size,
+            device,
+            inode,
+            mtime_ns,
+        };
+        // SAFETY: the caller's promise, documented above.
+        let media = unsafe { Media::open_borrowed_fd(fd, stat) }?;
         put(out, ps_media::new(media).into_raw());
         Ok(())
     })

@@ -38,7 +38,7 @@ pub struct ps_plan_info {
     pub start_ms: u64,
     pub end_ms: u64,
     /// Pacing resolved for this media: burst bytes, then bytes per second
-    /// (0 = unpaced). nginx: limit_rate_after / limit_rate.
+    /// (0 = unpaced); ps_stream_fill applies them, ps_pacer_new takes them.
     pub burst_bytes: u64,
     pub rate_bytes_per_s: u64,
     /// 1 when the response is the file exactly as stored.

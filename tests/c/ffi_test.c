@@ -339,6 +339,34 @@ static void test_serving(const char *path) {
     }
     CHECK_STATUS(ps_media_open_fd(-1, &media), PS_ERR_INVALID_ARG);
 
+    /* A lent descriptor with the host's stat: same index, no system call. */
+    kept = fopen(path, "rb");
+    CHECK(kept != NULL);
+    if (kept) {
+        ps_media *lent = NULL;
+        ps_media_info lent_info;
+        CHECK_STATUS(ps_media_open_fd_borrowed(fileno(kept), file_len, 0, 1234567, 42, &lent),
+                     PS_OK);
+        CHECK_STATUS(ps_media_get_info(lent, &lent_info), PS_OK);
+        CHECK(lent_info.keyframe_count == info.keyframe_count);
+        ps_plan *lent_plan = NULL;
+        ps_plan_info lpi;
+        CHECK_STATUS(ps_plan_new(lent, NULL, NULL, &lent_plan), PS_OK);
+        CHECK_STATUS(ps_plan_get_info(lent_plan, &lpi), PS_OK);
+        CHECK(lpi.whole_file == 1 && lpi.length == file_len);
+        ps_stream *lent_stream = NULL;
+        CHECK_STATUS(ps_stream_new(lent, lent_plan, 0, lpi.length, &lent_stream), PS_OK);
+        unsigned char *copy = drain(lent_stream, lpi.length, 65536, &waits, &elapsed);
+        CHECK(memcmp(copy, file, file_len) == 0);
+        free(copy);
+        ps_stream_free(lent_stream);
+        ps_plan_free(lent_plan);
+        ps_media_free(lent);
+        CHECK(fgetc(kept) != EOF); /* the library did not close it */
+        fclose(kept);
+    }
+    CHECK_STATUS(ps_media_open_fd_borrowed(-1, 1, 0, 1, 0, &media), PS_ERR_INVALID_ARG);
+
     /* The same file through a read callback indexes the same way. */
     struct memory_source src = {file, file_len, 0};
     ps_media *from_cb = NULL;
