@@ -20,24 +20,10 @@ build=$root/target/nginx-build
 module=ngx_http_pseudostream_module
 
 # ------------------------------------------------------------ packages --
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
-missing=()
-for pkg in nginx nginx-dev gcc make libc6-dev libpcre2-dev libssl-dev zlib1g-dev; do
-  installed "$pkg" || missing+=("$pkg")
-done
-
-if ((${#missing[@]})); then
-  [[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]}"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian expected); install: ${missing[*]}"
-  note "installing: ${missing[*]}"
-  log=$(mktemp)
-  trap 'rm -f "$log"' EXIT
-  apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >"$log" 2>&1 \
-    || { tail -n 30 "$log" >&2; die "apt-get install failed for: ${missing[*]}"; }
-fi
+# shellcheck source=lib/apt.sh
+. "$root/scripts/lib/apt.sh"
+mapfile -t missing < <(apt_missing nginx nginx-dev gcc make libc6-dev libpcre2-dev libssl-dev zlib1g-dev)
+apt_install build-nginx-module "${missing[@]}"
 
 # The tree nginx-dev installs (headers, auto/, configure, conf_flags).
 flags_file=$(dpkg -L nginx-dev | grep '/conf_flags$' | head -n 1) \

@@ -40,11 +40,13 @@ step "test media"
 step "unit and integration tests"
 cargo test --release
 
-step "hosts run for real: nginx module, PHP FFI, Ruby Rack"
+step "hosts run for real: nginx module, PHP FFI, ASP.NET on Mono, Ruby Rack"
 make --no-print-directory nginx-module
 ./scripts/setup-php.sh
+./scripts/setup-dotnet.sh
 ./scripts/setup-ruby.sh
-cargo test --release --test nginx --test host_php --test host_ruby -- --include-ignored
+cargo test --release --test nginx --test host_php --test host_dotnet --test host_ruby \
+    -- --include-ignored
 
 step "C ABI under AddressSanitizer + UBSan"
 make --no-print-directory c-test
