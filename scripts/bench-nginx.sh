@@ -56,11 +56,20 @@ for name, ps in mixes.items():
                 "  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n")
 PY
 
+# With two or more cores, nginx's worker and wrk get a core each, so they do
+# not steal each other's time slices.
+affinity=""
+pin=()
+if (($(nproc) >= 2)); then
+    affinity="worker_cpu_affinity 10;"
+    pin=(taskset -c 0)
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
 load_module $module;
 worker_processes 1;
+$affinity
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 1024; }
@@ -118,4 +127,4 @@ for mix in small large time; do
         printf "%-12s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
             m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
 done
-echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16; one nginx worker; $(nproc) cores)"
+echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin[*]:+ on core 0}; one nginx worker${affinity:+ on core 1}; $(nproc) cores)"
