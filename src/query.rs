@@ -2,6 +2,8 @@
 //! plain non-negative number, overflows, or repeats is a bad request, never a
 //! silent fallback to the whole file. Unknown parameters are ignored.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::plan::{Options, Position, PrefixMode, Request, StartUnit};
 
@@ -18,7 +20,7 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         &names.burst,
         &names.rate,
     ];
-    let mut values: [Option<String>; 8] = Default::default();
+    let mut values: [Option<Cow<str>>; 8] = Default::default();
     for pair in query.split(|&b| b == b'&' || b == b';') {
         if pair.is_empty() {
             continue;
@@ -37,7 +39,7 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         values[slot] = Some(percent_decode(value)?);
     }
     let [start, end, ib, fs, bstart, bend, burst, rate] = values;
-    fn field<'a>(v: &'a Option<String>, name: &'a str) -> Option<(&'a str, &'a str)> {
+    fn field<'a>(v: &'a Option<Cow<str>>, name: &'a str) -> Option<(&'a str, &'a str)> {
         v.as_deref().map(|s| (name, s))
     }
 
@@ -126,8 +128,14 @@ fn millis(name: &str, s: &str) -> Result<u64> {
         .ok_or_else(|| Error::bad_request(format!("'{name}' overflows")))
 }
 
-/// Decodes `%XX` and `+`; malformed escapes or invalid UTF-8 are bad requests.
-fn percent_decode(raw: &[u8]) -> Result<String> {
+/// Decodes `%XX` and `+`; malformed escapes or invalid UTF-8 are bad
+/// requests. Plain text (the usual case) is borrowed, not copied.
+fn percent_decode(raw: &[u8]) -> Result<Cow<'_, str>> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        return std::str::from_utf8(raw)
+            .map(Cow::Borrowed)
+            .map_err(|_| Error::bad_request("query is not UTF-8"));
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -151,7 +159,9 @@ fn percent_decode(raw: &[u8]) -> Result<String> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| Error::bad_request("query is not UTF-8"))
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| Error::bad_request("query is not UTF-8"))
 }
 
 /// A value clipped for error messages.

@@ -4,7 +4,9 @@
 use super::{Cut, Position, PrefixMode, Request, MAX_INITIAL_BYTES};
 use crate::error::{Error, Result};
 use crate::format::flv::meta::{encode_cut_metadata, CutMetadata, MAX_CUT_KEYFRAMES};
-use crate::format::flv::tag::{set_tag_timestamp, write_stream_header, write_tag, TAG_SCRIPT};
+use crate::format::flv::tag::{
+    set_tag_timestamp, write_stream_header, write_tag, STREAM_HEADER_LEN, TAG_SCRIPT,
+};
 use crate::index::flv::FlvIndex;
 use crate::index::{keyframe_at_or_before_offset, keyframe_at_or_before_time};
 use crate::source::{read_full_at, ByteSource};
@@ -149,20 +151,14 @@ fn seek_prefix(
     to: u64,
     end_ms: u64,
 ) -> Result<Vec<u8>> {
-    let mut prefix = Vec::new();
     if mode == PrefixMode::None {
-        return Ok(prefix);
+        return Ok(Vec::new());
     }
+    let configs_len: usize = index.configs_before(from).map(|c| c.bytes.len()).sum();
+    let mut prefix = Vec::with_capacity(STREAM_HEADER_LEN + configs_len);
     write_stream_header(&mut prefix, index.info.has_audio, index.info.has_video);
     if mode == PrefixMode::Header {
         return Ok(prefix);
-    }
-    // Codec configuration tags, restamped so the cut starts at the keyframe.
-    let mut configs = Vec::new();
-    for c in index.configs_before(from) {
-        let at = configs.len();
-        configs.extend_from_slice(&c.bytes);
-        set_tag_timestamp(&mut configs[at..], time_ms as u32);
     }
     if mode == PrefixMode::Full {
         let in_cut: Vec<_> = index
@@ -192,12 +188,18 @@ fn seek_prefix(
         // The body's size does not depend on the numbers: measure, then fill.
         let body_len = meta(None, 0).len();
         let tag_len = body_len + 15;
-        let head = (prefix.len() + tag_len + configs.len()) as u64;
+        let head = (prefix.len() + tag_len + configs_len) as u64;
         let body = meta(Some(head), head + (to - from));
         debug_assert_eq!(body.len(), body_len);
+        prefix.reserve(tag_len);
         write_tag(&mut prefix, TAG_SCRIPT, 0, &body);
     }
-    prefix.extend_from_slice(&configs);
+    // Codec configuration tags, restamped so the cut starts at the keyframe.
+    for c in index.configs_before(from) {
+        let at = prefix.len();
+        prefix.extend_from_slice(&c.bytes);
+        set_tag_timestamp(&mut prefix[at..], time_ms as u32);
+    }
     Ok(prefix)
 }
 

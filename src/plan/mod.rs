@@ -299,7 +299,29 @@ fn etag(src: &dyn ByteSource, prefix: &[u8], from: u64, to: u64) -> String {
     h.write(&from.to_le_bytes());
     h.write(&to.to_le_bytes());
     h.write(prefix);
-    format!("\"{:x}-{:x}-{:016x}\"", id.mtime_ns, id.size, h.finish())
+    // Written by hand: this runs once per request on every host.
+    let mut tag = String::with_capacity(2 + 16 + 1 + 16 + 1 + 16);
+    tag.push('"');
+    push_hex(&mut tag, id.mtime_ns as u64, 1);
+    tag.push('-');
+    push_hex(&mut tag, id.size, 1);
+    tag.push('-');
+    push_hex(&mut tag, h.finish(), 16);
+    tag.push('"');
+    tag
+}
+
+/// Lower-case hex of `v`, at least `min_digits` long.
+fn push_hex(out: &mut String, v: u64, min_digits: u32) {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(min_digits);
+    for i in (0..digits).rev() {
+        let nibble = ((v >> (i * 4)) & 0xf) as u8;
+        out.push(char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        }));
+    }
 }
 
 struct Fnv(u64);
@@ -309,10 +331,16 @@ impl Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
 
+    /// FNV-1a taken eight bytes at a time (then the odd bytes): the same
+    /// mixing with an eighth of the multiplications.
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let word = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            self.0 = (self.0 ^ word).wrapping_mul(0x0100_0000_01b3);
+        }
+        for &b in words.remainder() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 
@@ -361,6 +389,18 @@ mod tests {
         );
         assert!(p.slice(1000, 14).is_err());
         assert!(p.slice(u64::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn hex_matches_format() {
+        for v in [0u64, 1, 15, 16, 255, 0xdead_beef, u64::MAX] {
+            let mut a = String::new();
+            push_hex(&mut a, v, 1);
+            assert_eq!(a, format!("{v:x}"));
+            let mut b = String::new();
+            push_hex(&mut b, v, 16);
+            assert_eq!(b, format!("{v:016x}"));
+        }
     }
 
     #[test]
