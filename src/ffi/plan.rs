@@ -7,8 +7,8 @@ use super::boundary::{
 };
 use super::media::ps_media;
 use super::ps_status;
-use super::request::{ps_options, ps_request};
-use crate::plan::{Conditions, Options, Plan, Request, Response};
+use super::request::{options_or_default, ps_options, ps_request};
+use crate::plan::{Conditions, Plan, Request, Response};
 
 /// A plan together with its ETag as a C string.
 pub(crate) struct PlanCell {
@@ -84,13 +84,7 @@ pub extern "C" fn ps_plan_new(
     guard(|| {
         non_null(out, "out")?;
         let media = &ps_media::check(media)?.inner;
-        let default_options;
-        let options = if options.is_null() {
-            default_options = Options::default();
-            &default_options
-        } else {
-            &ps_options::check(options)?.inner
-        };
+        let options = options_or_default(options)?;
         let default_request = Request::default();
         let request = if request.is_null() {
             &default_request

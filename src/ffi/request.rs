@@ -1,6 +1,7 @@
 //! Host options and requests.
 
 use std::ffi::c_char;
+use std::sync::OnceLock;
 
 use super::boundary::{
     c_str, guard, guard_value, handle, non_null, put, Failure, FfiResult, Handle,
@@ -89,6 +90,15 @@ fn position(unit: u32, value: u64) -> FfiResult<Position> {
             .ok_or_else(|| Failure::invalid("seconds overflow")),
         _ => Err(Failure::invalid(format!("unit {unit}"))),
     }
+}
+
+/// The options behind `options`, or the defaults for NULL.
+pub(crate) fn options_or_default<'a>(options: *const ps_options) -> FfiResult<&'a Options> {
+    static DEFAULTS: OnceLock<Options> = OnceLock::new();
+    if options.is_null() {
+        return Ok(DEFAULTS.get_or_init(Options::default));
+    }
+    Ok(&ps_options::check(options)?.inner)
 }
 
 /// Runs `f` on the options behind `options`.
@@ -256,13 +266,7 @@ pub extern "C" fn ps_request_parse(
 ) -> ps_status {
     guard(|| {
         non_null(out, "out")?;
-        let defaults;
-        let options = if options.is_null() {
-            defaults = Options::default();
-            &defaults
-        } else {
-            &ps_options::check(options)?.inner
-        };
+        let options = options_or_default(options)?;
         let bytes: &[u8] = if len == 0 {
             &[]
         } else {
