@@ -25,6 +25,8 @@ mod index;
 mod request;
 #[path = "pseudostream/serve.rs"]
 mod serve;
+#[path = "pseudostream/web.rs"]
+mod web;
 
 use host::{Command, PumpError};
 
@@ -38,10 +40,15 @@ usage:
                 --paced (honour pacing with real sleeps; default: full speed)
   pseudostream serve DIR [--addr 127.0.0.1:8080] [--threads 16] [OPTIONS]
       a small HTTP/1.1 server for the .flv files under DIR
+      serve-only: --web WEBDIR  the demo page (WEBDIR/index.html at /, players
+                  from WEBDIR/node_modules at /_web/lib/; scripts/setup-web.sh)
 
 host options (cut and serve):
   --prefix none|header|init|full   what precedes a seek (default init)
   --unit bytes|seconds             unit of start/end (default bytes)
+  --metadata off|missing|always    list keyframes in a rewritten onMetaData
+                                   (default missing: when the file's own
+                                   metadata has none or stale ones)
   --param NAME=VALUE               rename a query parameter; NAME is one of
                                    start end ib fs bstart bend ri rs (empty VALUE disables)
   --burst BYTES | --burst-secs S   burst before the rate applies (default 3 s of media)
@@ -152,8 +159,8 @@ fn cut(args: &[OsString]) -> ExitCode {
         Ok(s) => s,
         Err(e) => return cut_error(e.http_status(), &[], &e.to_string()),
     };
-    // Like `serve`: Range requests are never paced; otherwise only with --paced.
-    if !config.paced || resp.status == 206 {
+    // The library paces the response; `cut` honours that only with --paced.
+    if !config.paced {
         stream.set_pacing(0, 0);
     }
     eprintln!("HTTP/1.1 {} {}", resp.status, host::reason(resp.status));

@@ -259,6 +259,37 @@ typedef uint32_t ps_param;
 #endif // __cplusplus
 
 /*
+ When files are served with their keyframes listed in a rewritten
+ onMetaData (a "virtual file"; byte positions then refer to it).
+ */
+enum ps_metadata_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Every file as stored.
+   */
+  PS_METADATA_OFF = 0,
+  /*
+   Rewrite when keyframes are absent from the metadata or do not match
+   the file. Default.
+   */
+  PS_METADATA_MISSING = 1,
+  /*
+   Rewrite every file that has seek points.
+   */
+  PS_METADATA_ALWAYS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_metadata_mode ps_metadata_mode;
+#else
+typedef uint32_t ps_metadata_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  An opened media file and its keyframe index. Immutable: one handle may
  be used from many threads at once. Plans and streams made from it keep
  what they need, but the handle must outlive calls that take it.
@@ -372,12 +403,13 @@ typedef struct {
   uint64_t end_ms;
   /*
    Pacing resolved for this media: burst bytes, then bytes per second
-   (0 = unpaced); ps_stream_fill applies them, ps_pacer_new takes them.
+   (0 = unpaced). What a response gets is in ps_response.
    */
   uint64_t burst_bytes;
   uint64_t rate_bytes_per_s;
   /*
-   1 when the response is the file exactly as stored.
+   1 when the response is the file exactly as stored (0 for a virtual
+   file with rewritten metadata).
    */
   uint32_t whole_file;
   /*
@@ -400,6 +432,15 @@ typedef struct {
    */
   uint64_t first;
   uint64_t length;
+  /*
+   How to pace this window: burst_bytes from its first byte, then
+   rate_bytes_per_s (0 = unpaced). The library's one policy: every
+   200/206 body is paced by its plan, Range and If-Range included;
+   304/412/416 get 0. ps_stream_new applies the same pacing; hosts that
+   send with sendfile pass these to ps_pacer_new.
+   */
+  uint64_t burst_bytes;
+  uint64_t rate_bytes_per_s;
 } ps_response;
 
 /*
@@ -660,6 +701,15 @@ ps_status ps_options_set_rate(ps_options *options, uint64_t bytes_per_s);
  `permille`/1000 (1250 = 1.25×, the usual choice); 0 is invalid.
  */
 ps_status ps_options_set_rate_auto(ps_options *options, uint32_t permille);
+
+/*
+ Sets when files are served with keyframes listed in a rewritten
+ onMetaData (one of ps_metadata_mode; default PS_METADATA_MISSING). Such a
+ "virtual file" is the file's header, an onMetaData with keyframes,
+ duration and filesize in its own byte coordinates, then the file's tags
+ unchanged; every byte position a client sends refers to it.
+ */
+ps_status ps_options_set_metadata(ps_options *options, uint32_t mode);
 
 /*
  Whether requests may set pacing with ri/rs (1, default) or not (0).

@@ -21,8 +21,8 @@ pub use index::{IndexOrigin, Keyframe, MediaInfo};
 pub use media::Media;
 pub use pacer::{Burst, Pacer, Pacing, Rate};
 pub use plan::{
-    Conditions, Options, ParamNames, Plan, Position, PrefixMode, RangeOutcome, Request, Response,
-    StartUnit,
+    Conditions, MetadataMode, Options, ParamNames, Plan, Position, Prefix, PrefixMode,
+    RangeOutcome, Request, Response, StartUnit,
 };
 pub use source::{ByteSource, FileSource, FileStat, MemorySource};
 pub use stream::{Fill, Stream};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::pacer::{Allowance, Pacer};
-use crate::plan::Plan;
+use crate::plan::{Plan, Prefix};
 use crate::source::ByteSource;
 
 /// What one `fill` did.
@@ -23,8 +23,9 @@ pub enum Fill {
 /// Produces one response (or one window of it, for a Range request).
 pub struct Stream {
     source: Arc<dyn ByteSource>,
-    prefix: Vec<u8>,
+    prefix: Prefix,
     prefix_pos: usize,
+    prefix_end: usize,
     file_pos: u64,
     file_end: u64,
     pacer: Pacer,
@@ -41,8 +42,9 @@ impl Stream {
         let s = plan.slice(first, len)?;
         Ok(Stream {
             source,
-            prefix: plan.prefix[s.prefix_from..s.prefix_to].to_vec(),
-            prefix_pos: 0,
+            prefix: plan.prefix.clone(),
+            prefix_pos: s.prefix_from,
+            prefix_end: s.prefix_to,
             file_pos: s.file_from,
             file_end: s.file_to,
             pacer: Pacer::new(plan.burst_bytes, plan.rate_bytes_per_s),
@@ -51,10 +53,11 @@ impl Stream {
 
     /// Bytes still to come.
     pub fn remaining(&self) -> u64 {
-        (self.prefix.len() - self.prefix_pos) as u64 + (self.file_end - self.file_pos)
+        (self.prefix_end - self.prefix_pos) as u64 + (self.file_end - self.file_pos)
     }
 
-    /// Replaces the pacing (e.g. to turn it off for a Range request).
+    /// Replaces the pacing the plan gave (the library's policy, see
+    /// `Response`); for tools and tests, hosts have no need of it.
     pub fn set_pacing(&mut self, burst_bytes: u64, rate_bytes_per_s: u64) {
         self.pacer = Pacer::new(burst_bytes, rate_bytes_per_s);
     }
@@ -77,7 +80,7 @@ impl Stream {
         } as usize;
 
         let mut written = 0;
-        let from_prefix = (self.prefix.len() - self.prefix_pos).min(allowed);
+        let from_prefix = (self.prefix_end - self.prefix_pos).min(allowed);
         if from_prefix > 0 {
             buf[..from_prefix]
                 .copy_from_slice(&self.prefix[self.prefix_pos..self.prefix_pos + from_prefix]);

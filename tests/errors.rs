@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{all_references, drain, reference, secs, TempFile};
+use common::{all_references, drain, reference, secs, stored_options, TempFile};
 use pseudostream::{
     query, Error, Media, MemorySource, Options, Position, PrefixMode, Request, StartUnit,
 };
@@ -15,7 +15,7 @@ fn opts(mode: PrefixMode, unit: StartUnit) -> Options {
     Options {
         prefix: mode,
         start_unit: unit,
-        ..Options::default()
+        ..stored_options()
     }
 }
 
@@ -83,7 +83,7 @@ fn end_before_start_is_not_satisfiable() {
             end: Some(Position::Bytes(kf.1)),
             ..Request::default()
         };
-        assert!(is_416(&media.plan(&Options::default(), &req)));
+        assert!(is_416(&media.plan(&stored_options(), &req)));
     }
 }
 

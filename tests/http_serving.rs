@@ -5,7 +5,7 @@ mod common;
 
 use std::fs::OpenOptions;
 
-use common::{body, drain, reference, TempFile};
+use common::{body, drain, reference, stored_options, TempFile};
 use pseudostream::{
     query, Burst, Conditions, Error, Fill, Media, Options, Pacing, Plan, Position, PrefixMode,
     Rate, Request, StartUnit,
@@ -14,7 +14,7 @@ use pseudostream::{
 fn seek(media: &Media, mode: PrefixMode, start: Option<Position>) -> Plan {
     media
         .plan(
-            &Options::default(),
+            &stored_options(),
             &Request {
                 start,
                 prefix: Some(mode),
@@ -114,7 +114,7 @@ fn etags_tell_seeks_apart_and_repeat_for_the_same_seek() {
     let again = Media::open(&r.entry.path).unwrap();
     let o = Options {
         start_unit: StartUnit::Seconds,
-        ..Options::default()
+        ..stored_options()
     };
     let q = format!("start={}", common::secs(a.0));
     let plan_a2 = again
@@ -346,7 +346,7 @@ fn paced_stream_sends_the_burst_at_once_then_holds_the_rate() {
                 burst: Burst::Bytes(burst),
                 rate: Rate::BytesPerSecond(rate),
             },
-            ..Options::default()
+            ..stored_options()
         };
         let req = Request {
             start: Some(Position::Bytes(kf.1)),
@@ -377,7 +377,7 @@ fn burst_tail_smaller_than_a_send_quantum_still_goes_at_t0() {
             burst: Burst::Bytes(100_000),
             rate: Rate::BytesPerSecond(50_000),
         },
-        ..Options::default()
+        ..stored_options()
     };
     let plan = media.plan(&options, &Request::default()).unwrap();
     let (samples, out) = paced(&media, &plan, 16 * 1024);
@@ -399,7 +399,7 @@ fn pacing_from_the_query_and_from_media_bitrate() {
     let bitrate = media.info().bitrate_bps;
     assert!(bitrate > 0);
     // ri/rs from the client (rs in kbit/s).
-    let o = Options::default();
+    let o = stored_options();
     let req = query::parse(b"start=0&ri=80000&rs=480", &o).unwrap();
     let plan = media.plan(&o, &req).unwrap();
     assert_eq!((plan.burst_bytes, plan.rate_bytes_per_s), (80_000, 60_000));
@@ -410,7 +410,7 @@ fn pacing_from_the_query_and_from_media_bitrate() {
     // A host that refuses client pacing.
     let strict = Options {
         client_pacing: false,
-        ..Options::default()
+        ..stored_options()
     };
     let plan = media.plan(&strict, &req).unwrap();
     assert_eq!(plan.rate_bytes_per_s, 0);
@@ -420,7 +420,7 @@ fn pacing_from_the_query_and_from_media_bitrate() {
             burst: Burst::MediaMillis(2000),
             rate: Rate::Auto { permille: 1500 },
         },
-        ..Options::default()
+        ..stored_options()
     };
     let plan = media.plan(&auto, &Request::default()).unwrap();
     assert_eq!(plan.burst_bytes, bitrate * 2000 / 8000);

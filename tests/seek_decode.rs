@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::{
     all_references, assert_no_failures, body, decode_clean, first_video_frame_is_key, flv_header,
-    par_map, parse_flv, probe, secs, Reference, TempFile, AUDIO, SCRIPT,
+    par_map, parse_flv, probe, secs, stored_options, Reference, TempFile, AUDIO, SCRIPT,
 };
 use pseudostream::format::flv::meta;
 use pseudostream::{query, Error, Media, Options, Plan, Position, PrefixMode, Request, StartUnit};
@@ -57,7 +57,7 @@ fn opts(mode: PrefixMode, unit: StartUnit) -> Options {
     Options {
         prefix: mode,
         start_unit: unit,
-        ..Options::default()
+        ..stored_options()
     }
 }
 
@@ -77,7 +77,7 @@ fn plan_seek(media: &Media, mode: PrefixMode, seek: Seek) -> Result<Plan, Error>
     assert_eq!(parsed.start, Some(pos), "{q}");
     let via_query = media.plan(&o, &parsed);
     let direct = media.plan(
-        &Options::default(),
+        &stored_options(),
         &Request {
             start: Some(pos),
             prefix: Some(mode),
@@ -729,7 +729,7 @@ fn flvjs_bstart_bend_are_raw_inclusive_ranges() {
         let past = format!("bstart={size}&bend={}", size + 5);
         assert!(
             matches!(
-                plan_query(&media, &Options::default(), &past),
+                plan_query(&media, &stored_options(), &past),
                 Err(Error::RangeNotSatisfiable(_))
             ),
             "{} {past}",
@@ -837,12 +837,12 @@ fn ib_fs_sends_the_initial_bytes_then_the_file_from_a_keyframe() {
         }
         let too_many = format!("ib={}&fs=0", r.size() + 1);
         assert!(matches!(
-            plan_query(&media, &Options::default(), &too_many),
+            plan_query(&media, &stored_options(), &too_many),
             Err(Error::RangeNotSatisfiable(_))
         ));
         let over_limit = format!("ib={}&fs=0", pseudostream::plan::MAX_INITIAL_BYTES + 1);
         assert!(matches!(
-            plan_query(&media, &Options::default(), &over_limit),
+            plan_query(&media, &stored_options(), &over_limit),
             Err(Error::BadRequest(_))
         ));
     }

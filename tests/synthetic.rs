@@ -8,7 +8,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{drain, parse_flv, VIDEO};
+use common::{drain, parse_flv, stored_options, VIDEO};
 use pseudostream::format::flv::meta;
 use pseudostream::source::SourceIdentity;
 use pseudostream::{
@@ -362,7 +362,7 @@ fn seeks_past_4_gib_and_2_pow_24_ms() {
     assert!(want.0 > TWO_24);
     let o = Options {
         prefix: PrefixMode::Header,
-        ..Options::default()
+        ..stored_options()
     };
     let plan = media
         .plan(
@@ -382,7 +382,7 @@ fn seeks_past_4_gib_and_2_pow_24_ms() {
     // Time seeks: past 2^24 ms, right at it, and between keyframes.
     let seconds = Options {
         start_unit: StartUnit::Seconds,
-        ..Options::default()
+        ..stored_options()
     };
     for (t, i) in [
         (Virtual::tag_ts(300), 296u64),
@@ -424,7 +424,7 @@ fn seeks_past_4_gib_and_2_pow_24_ms() {
     // the first tag at or after it.
     let plan = media
         .plan(
-            &Options::default(),
+            &stored_options(),
             &Request {
                 start: Some(Position::Bytes(v.pos(290))),
                 end: Some(Position::Bytes(v.pos(301) + 5)),
@@ -435,7 +435,7 @@ fn seeks_past_4_gib_and_2_pow_24_ms() {
     assert_eq!((plan.file_from, plan.file_to), (v.pos(288), v.pos(302)));
     let plan = media
         .plan(
-            &Options::default(),
+            &stored_options(),
             &Request {
                 start: Some(Position::Millis(Virtual::tag_ts(290))),
                 end: Some(Position::Millis(Virtual::tag_ts(301) + 1)),
@@ -449,7 +449,7 @@ fn seeks_past_4_gib_and_2_pow_24_ms() {
     // A Range at the very end of a >4 GiB response.
     let plan = media
         .plan(
-            &Options::default(),
+            &stored_options(),
             &Request {
                 start: Some(Position::Bytes(v.pos(10))),
                 ..Request::default()
@@ -473,7 +473,7 @@ fn full_prefix_metadata_past_4_gib() {
     let (v, media) = open_virtual(true);
     let o = Options {
         prefix: PrefixMode::Full,
-        ..Options::default()
+        ..stored_options()
     };
     let plan = media
         .plan(
@@ -570,7 +570,7 @@ fn meta_of(kf: &[(u64, u64)], time_shift_ms: i64) -> Vec<u8> {
 fn time_plan(media: &Media, ms: u64) -> Plan {
     media
         .plan(
-            &Options::default(),
+            &stored_options(),
             &Request {
                 start: Some(Position::Millis(ms)),
                 ..Request::default()
@@ -611,7 +611,7 @@ fn duplicate_keyframe_times_seek_to_the_first() {
         // A byte seek at the second of the twins stays on it.
         let plan = media
             .plan(
-                &Options::default(),
+                &stored_options(),
                 &Request {
                     start: Some(Position::Bytes(kf[2].1)),
                     ..Request::default()
@@ -699,7 +699,7 @@ fn non_zero_first_timestamp() {
         }
         let o = Options {
             start_unit: StartUnit::Seconds,
-            ..Options::default()
+            ..stored_options()
         };
         let past = query::parse(b"start=9.406", &o).unwrap();
         assert!(media.plan(&o, &past).is_err(), "{label}");

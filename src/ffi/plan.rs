@@ -38,10 +38,11 @@ pub struct ps_plan_info {
     pub start_ms: u64,
     pub end_ms: u64,
     /// Pacing resolved for this media: burst bytes, then bytes per second
-    /// (0 = unpaced); ps_stream_fill applies them, ps_pacer_new takes them.
+    /// (0 = unpaced). What a response gets is in ps_response.
     pub burst_bytes: u64,
     pub rate_bytes_per_s: u64,
-    /// 1 when the response is the file exactly as stored.
+    /// 1 when the response is the file exactly as stored (0 for a virtual
+    /// file with rewritten metadata).
     pub whole_file: u32,
     /// 1 = FLV.
     pub format: u32,
@@ -56,6 +57,13 @@ pub struct ps_response {
     /// The window of the plan's response to send (0, 0 for 304/412/416).
     pub first: u64,
     pub length: u64,
+    /// How to pace this window: burst_bytes from its first byte, then
+    /// rate_bytes_per_s (0 = unpaced). The library's one policy: every
+    /// 200/206 body is paced by its plan, Range and If-Range included;
+    /// 304/412/416 get 0. ps_stream_new applies the same pacing; hosts that
+    /// send with sendfile pass these to ps_pacer_new.
+    pub burst_bytes: u64,
+    pub rate_bytes_per_s: u64,
 }
 
 /// Where a window of the response comes from.
@@ -213,6 +221,8 @@ pub extern "C" fn ps_plan_respond(
                 reserved: 0,
                 first: r.first,
                 length: r.len,
+                burst_bytes: r.burst_bytes,
+                rate_bytes_per_s: r.rate_bytes_per_s,
             },
         );
         Ok(())
@@ -240,6 +250,8 @@ pub extern "C" fn ps_plan_content_range(
             status: u16::try_from(r.status).map_err(|_| Failure::invalid("status"))?,
             first: r.first,
             len: r.length,
+            burst_bytes: r.burst_bytes,
+            rate_bytes_per_s: r.rate_bytes_per_s,
         };
         let value = p.content_range(&r).unwrap_or_default();
         copy_out_str(value.as_bytes(), buf, cap, written)

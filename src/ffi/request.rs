@@ -8,7 +8,7 @@ use super::boundary::{
 };
 use super::ps_status;
 use crate::pacer::{Burst, Rate};
-use crate::plan::{Options, Position, PrefixMode, Request, StartUnit};
+use crate::plan::{MetadataMode, Options, Position, PrefixMode, Request, StartUnit};
 use crate::query;
 
 /// How a host serves: prefix mode, start unit, parameter names, pacing.
@@ -74,6 +74,20 @@ pub enum ps_param {
     PS_PARAM_BURST = 6,
     /// "rs": sustained rate in kbit/s
     PS_PARAM_RATE = 7,
+}
+
+/// When files are served with their keyframes listed in a rewritten
+/// onMetaData (a "virtual file"; byte positions then refer to it).
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_metadata_mode {
+    /// Every file as stored.
+    PS_METADATA_OFF = 0,
+    /// Rewrite when keyframes are absent from the metadata or do not match
+    /// the file. Default.
+    PS_METADATA_MISSING = 1,
+    /// Rewrite every file that has seek points.
+    PS_METADATA_ALWAYS = 2,
 }
 
 fn prefix_mode(mode: u32) -> FfiResult<PrefixMode> {
@@ -239,6 +253,20 @@ pub extern "C" fn ps_options_set_rate_auto(options: *mut ps_options, permille: u
             return Err(Failure::invalid("auto rate factor 0"));
         }
         o.pacing.rate = Rate::Auto { permille };
+        Ok(())
+    })
+}
+
+/// Sets when files are served with keyframes listed in a rewritten
+/// onMetaData (one of ps_metadata_mode; default PS_METADATA_MISSING). Such a
+/// "virtual file" is the file's header, an onMetaData with keyframes,
+/// duration and filesize in its own byte coordinates, then the file's tags
+/// unchanged; every byte position a client sends refers to it.
+#[no_mangle]
+pub extern "C" fn ps_options_set_metadata(options: *mut ps_options, mode: u32) -> ps_status {
+    with_options(options, |o| {
+        o.metadata = MetadataMode::from_u32(mode)
+            .ok_or_else(|| Failure::invalid(format!("metadata mode {mode}")))?;
         Ok(())
     })
 }

@@ -6,6 +6,7 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
+use super::flv_head::{self, HeadParts, VirtualHead};
 use super::{IndexOrigin, Keyframe, MediaInfo};
 use crate::error::{Error, Result};
 use crate::format::flv::meta::{self, Metadata};
@@ -60,6 +61,9 @@ pub struct FlvIndex {
     pub media_start: u64,
     pub configs: Vec<ConfigTag>,
     pub metadata: Option<Metadata>,
+    /// The file with every seek point listed in a new onMetaData, for
+    /// players that seek only by metadata keyframes (None: nothing to list).
+    pub virtual_head: Option<VirtualHead>,
 }
 
 impl FlvIndex {
@@ -75,6 +79,10 @@ impl FlvIndex {
                 .metadata
                 .as_ref()
                 .map_or(0, |m| m.kept_properties.len() + 128)
+            + self
+                .virtual_head
+                .as_ref()
+                .map_or(0, |h| h.bytes.len() + std::mem::size_of::<VirtualHead>())
     }
 
     /// The configuration tags to re-send before `offset`: the last video and
@@ -183,6 +191,16 @@ impl FlvIndex {
             seek_points_from_audio,
             origin,
         };
+        let virtual_head = flv_head::build(
+            src,
+            &HeadParts {
+                info: &info,
+                keyframes: &keyframes,
+                metadata: metadata.as_ref(),
+                data_start,
+                media_start,
+            },
+        )?;
         Ok(FlvIndex {
             info,
             keyframes,
@@ -190,6 +208,7 @@ impl FlvIndex {
             media_start,
             configs: seen.configs,
             metadata,
+            virtual_head,
         })
     }
 

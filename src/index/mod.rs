@@ -2,6 +2,7 @@
 //! been checked against the file, or by scanning tag headers.
 
 pub mod flv;
+pub mod flv_head;
 
 use crate::error::{Error, Result};
 use crate::format::Format;

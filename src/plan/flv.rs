@@ -1,25 +1,93 @@
 //! FLV seek resolution: snap to keyframes, clip at tag boundaries, build the
 //! prefix each mode needs.
 
-use super::{Cut, Position, PrefixMode, Request, MAX_INITIAL_BYTES};
+use super::{Cut, MetadataMode, Position, Prefix, PrefixMode, Request, MAX_INITIAL_BYTES};
 use crate::error::{Error, Result};
 use crate::format::flv::meta::{encode_cut_metadata, CutMetadata, MAX_CUT_KEYFRAMES};
 use crate::format::flv::tag::{
     set_tag_timestamp, write_stream_header, write_tag, STREAM_HEADER_LEN, TAG_SCRIPT,
 };
 use crate::index::flv::FlvIndex;
-use crate::index::{keyframe_at_or_before_offset, keyframe_at_or_before_time};
+use crate::index::flv_head::VirtualHead;
+use crate::index::{keyframe_at_or_before_offset, keyframe_at_or_before_time, IndexOrigin};
 use crate::source::{read_full_at, ByteSource};
 
 /// Where the file part of a response begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Start {
-    /// The file from its first byte, unchanged.
+    /// The served file from its first byte.
     Whole,
-    /// An exact byte, no snapping (prefix mode `none`).
+    /// An exact byte of the served file, no snapping (prefix mode `none`).
     Raw(u64),
     /// The keyframe with this index.
     Keyframe(usize),
+}
+
+/// The file as served: the stored file, or a virtual file whose head (with
+/// every keyframe listed) replaces the stored bytes before the first media
+/// tag. Byte positions a client sends are in the served file's coordinates.
+struct Served<'a> {
+    head: Option<&'a VirtualHead>,
+    size: u64,
+}
+
+impl Served<'_> {
+    fn len(&self) -> u64 {
+        self.head.map_or(self.size, |h| h.virtual_size(self.size))
+    }
+
+    fn head_len(&self) -> u64 {
+        self.head.map_or(0, VirtualHead::len)
+    }
+
+    /// Where the stored file's bytes begin to be served.
+    fn file_base(&self) -> u64 {
+        self.head.map_or(0, |h| h.replaces)
+    }
+
+    /// The stored offset of served byte `v`; None inside a virtual head.
+    fn to_file(&self, v: u64) -> Option<u64> {
+        self.head.map_or(Some(v), |h| h.to_file(v))
+    }
+
+    /// The served offset of stored byte `offset` (past any replaced head).
+    fn to_served(&self, offset: u64) -> u64 {
+        self.head.map_or(offset, |h| h.to_virtual(offset))
+    }
+
+    /// The served head from served byte `v` on (empty without a virtual head).
+    fn head_from(&self, v: u64) -> Prefix {
+        match self.head {
+            Some(h) => Prefix::shared(&h.bytes, v.min(h.len()) as usize, h.digest),
+            None => Prefix::empty(),
+        }
+    }
+
+    /// Served bytes `[0, n)` (n ≤ len).
+    fn read_first(&self, src: &dyn ByteSource, n: u64) -> Result<Vec<u8>> {
+        let in_head = n.min(self.head_len()) as usize;
+        let mut out = vec![0; n as usize];
+        if let Some(h) = self.head {
+            out[..in_head].copy_from_slice(&h.bytes[..in_head]);
+        }
+        let from_file = &mut out[in_head..];
+        if !from_file.is_empty()
+            && read_full_at(src, self.file_base(), from_file)? != from_file.len()
+        {
+            return Err(Error::SourceChanged("file shrank while planning".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// The virtual head to serve under `mode`, if any.
+fn served_head(index: &FlvIndex, mode: MetadataMode) -> Option<&VirtualHead> {
+    let head = index.virtual_head.as_ref()?;
+    match mode {
+        MetadataMode::Off => None,
+        MetadataMode::Missing if index.info.origin == IndexOrigin::Metadata => None,
+        MetadataMode::Missing | MetadataMode::Always => Some(head),
+    }
 }
 
 pub(super) fn resolve(
@@ -27,16 +95,22 @@ pub(super) fn resolve(
     src: &dyn ByteSource,
     request: &Request,
     mode: PrefixMode,
+    metadata: MetadataMode,
 ) -> Result<Cut> {
     let size = index.info.size;
+    let served = Served {
+        head: served_head(index, metadata),
+        size,
+    };
+    let served_len = served.len();
     let media_end_ms = index.info.start_ms.saturating_add(index.info.duration_ms);
     check_order(request)?;
 
     let start = match request.start {
         None | Some(Position::Bytes(0)) | Some(Position::Millis(0)) => Start::Whole,
-        Some(Position::Bytes(b)) if b >= size => {
+        Some(Position::Bytes(b)) if b >= served_len => {
             return Err(Error::unsatisfiable(format!(
-                "start byte {b} is past the end of a {size}-byte file"
+                "start byte {b} is past the end of a {served_len}-byte file"
             )))
         }
         Some(Position::Millis(t)) if t > media_end_ms => {
@@ -47,21 +121,27 @@ pub(super) fn resolve(
         Some(Position::Bytes(b)) if mode == PrefixMode::None && request.initial_bytes.is_none() => {
             Start::Raw(b)
         }
-        Some(Position::Bytes(b)) if b < index.media_start => Start::Whole,
-        Some(Position::Bytes(b)) => {
-            keyframe_at_or_before_offset(&index.keyframes, b).map_or(Start::Whole, Start::Keyframe)
-        }
+        Some(Position::Bytes(b)) => match served.to_file(b) {
+            Some(offset) if offset >= index.media_start => {
+                keyframe_at_or_before_offset(&index.keyframes, offset)
+                    .map_or(Start::Whole, Start::Keyframe)
+            }
+            _ => Start::Whole,
+        },
         Some(Position::Millis(t)) => {
             keyframe_at_or_before_time(&index.keyframes, t).map_or(Start::Whole, Start::Keyframe)
         }
     };
 
-    let mut prefix = Vec::new();
     let mut start = start;
-    let mut file_from = match start {
-        Start::Whole => 0,
-        Start::Raw(b) => b,
-        Start::Keyframe(i) => index.keyframes[i].offset,
+    // The prefix, and where the stored file's bytes take over.
+    let (mut prefix, mut file_from) = match start {
+        Start::Whole => (served.head_from(0), served.file_base()),
+        Start::Raw(b) => match served.to_file(b) {
+            Some(offset) => (Prefix::empty(), offset),
+            None => (served.head_from(b), served.file_base()),
+        },
+        Start::Keyframe(i) => (Prefix::empty(), index.keyframes[i].offset),
     };
     if let Some(ib) = request.initial_bytes {
         if ib > MAX_INITIAL_BYTES {
@@ -69,40 +149,60 @@ pub(super) fn resolve(
                 "initial bytes {ib} exceed the limit of {MAX_INITIAL_BYTES}"
             )));
         }
-        if ib > size {
+        if ib > served_len {
             return Err(Error::unsatisfiable(format!(
-                "initial bytes {ib} exceed the {size}-byte file"
+                "initial bytes {ib} exceed the {served_len}-byte file"
             )));
         }
-        prefix = vec![0; ib as usize];
-        if read_full_at(src, 0, &mut prefix)? != prefix.len() {
-            return Err(Error::SourceChanged("file shrank while planning".into()));
-        }
-        // A seek point inside the initial bytes would repeat them: go on after.
-        if file_from < ib {
+        let seek_at = match start {
+            Start::Keyframe(i) => served.to_served(index.keyframes[i].offset),
+            _ => 0,
+        };
+        if seek_at < ib || start == Start::Whole {
+            // A seek point inside the initial bytes would repeat them: the
+            // response is the served file from its start.
             start = Start::Whole;
-            file_from = ib;
+            (prefix, file_from) = match served.to_file(ib) {
+                Some(offset) => (served.read_first(src, ib)?.into(), offset),
+                None => (served.head_from(0), served.file_base()),
+            };
+        } else {
+            prefix = served.read_first(src, ib)?.into();
         }
     }
 
     let start_ms = match start {
         Start::Whole => index.info.start_ms,
         Start::Keyframe(i) => index.keyframes[i].time_ms,
-        Start::Raw(b) => keyframe_at_or_before_offset(&index.keyframes, b)
+        Start::Raw(b) => served
+            .to_file(b)
+            .and_then(|offset| keyframe_at_or_before_offset(&index.keyframes, offset))
             .map_or(index.info.start_ms, |i| index.keyframes[i].time_ms),
     };
 
     let (file_to, end_ms) = match request.end {
         None => (size, media_end_ms),
-        Some(Position::Bytes(e)) if e.saturating_add(1) >= size => (size, media_end_ms),
-        Some(Position::Bytes(e)) if mode == PrefixMode::None => {
-            (e + 1, index.tag_end_after(src, e)?.1)
-        }
-        Some(Position::Bytes(e)) => index.tag_end_after(src, e)?,
+        Some(Position::Bytes(e)) if e.saturating_add(1) >= served_len => (size, media_end_ms),
+        Some(Position::Bytes(e)) => match served.to_file(e) {
+            // A raw range may end inside a virtual head: trim the prefix.
+            None if mode == PrefixMode::None && request.initial_bytes.is_none() => {
+                let served_from = match start {
+                    Start::Raw(b) => b,
+                    _ => 0,
+                };
+                let keep = (e + 1).saturating_sub(served_from) as usize;
+                prefix = prefix[..keep.min(prefix.len())].to_vec().into();
+                (file_from, start_ms)
+            }
+            None => (served.file_base(), start_ms),
+            Some(last) if mode == PrefixMode::None => (last + 1, index.tag_end_after(src, last)?.1),
+            Some(last) => index.tag_end_after(src, last)?,
+        },
         Some(Position::Millis(t)) if t >= media_end_ms => (size, media_end_ms),
         Some(Position::Millis(t)) => (index.first_tag_at_time(src, t)?, t),
     };
-    if file_to <= file_from && !(file_to == size && file_from == size) {
+    let empty_tail = file_to == size && file_from == size;
+    if file_to <= file_from && !empty_tail && prefix.is_empty() {
         return Err(Error::unsatisfiable(format!(
             "the requested end is not after the start (file bytes {file_from}..{file_to})"
         )));
@@ -110,20 +210,21 @@ pub(super) fn resolve(
     // A decodable cut must reach past the head into the media.
     if mode != PrefixMode::None && request.end.is_some() && file_to <= index.media_start {
         return Err(Error::unsatisfiable(format!(
-            "the requested end (file byte {file_to}) lies before the first media tag"
+            "the requested end (served byte {}) lies before the first media tag",
+            served.to_served(file_to.max(served.file_base()))
         )));
     }
 
     if let Start::Keyframe(i) = start {
         if request.initial_bytes.is_none() {
             let kf = index.keyframes[i];
-            prefix = seek_prefix(index, mode, kf.offset, kf.time_ms, file_to, end_ms)?;
+            prefix = seek_prefix(index, mode, kf.offset, kf.time_ms, file_to, end_ms)?.into();
         }
     }
     Ok(Cut {
         prefix,
         from: file_from,
-        to: file_to,
+        to: file_to.max(file_from),
         start_ms,
         end_ms: end_ms.max(start_ms),
     })

@@ -21,6 +21,29 @@ pub struct Response {
     /// The window of the plan's response to send (empty for 304/412/416).
     pub first: u64,
     pub len: u64,
+    /// Pacing of this window: `burst_bytes` from its first byte, then
+    /// `rate_bytes_per_s` (0 = unpaced). See `Response::paced`.
+    pub burst_bytes: u64,
+    pub rate_bytes_per_s: u64,
+}
+
+impl Response {
+    /// The pacing policy, the same for every host: a response that carries
+    /// a body (200 or 206, whatever the query, Range or If-Range) is paced
+    /// by its plan, the burst counting from the first byte of the window
+    /// sent, since that is where the player starts to play or resumes.
+    /// Bodyless answers (304, 412, 416, and HEAD, which sends no body
+    /// whatever this says) have nothing to pace.
+    fn paced(status: u16, first: u64, len: u64, plan: &Plan) -> Response {
+        let body = matches!(status, 200 | 206) && len > 0 && plan.rate_bytes_per_s > 0;
+        Response {
+            status,
+            first,
+            len,
+            burst_bytes: if body { plan.burst_bytes } else { 0 },
+            rate_bytes_per_s: if body { plan.rate_bytes_per_s } else { 0 },
+        }
+    }
 }
 
 impl Plan {
@@ -28,11 +51,7 @@ impl Plan {
     /// (HEAD answers the same, without a body).
     pub fn respond(&self, c: &Conditions) -> Response {
         let total = self.len();
-        let status_only = |status| Response {
-            status,
-            first: 0,
-            len: 0,
-        };
+        let status_only = |status| Response::paced(status, 0, 0, self);
         if let Some(list) = c.if_match {
             if !etag_list_matches(list, &self.etag, false) {
                 return status_only(412);
@@ -49,16 +68,8 @@ impl Plan {
             _ => c.range,
         };
         match range::resolve(range_header, total) {
-            RangeOutcome::Full => Response {
-                status: 200,
-                first: 0,
-                len: total,
-            },
-            RangeOutcome::Partial { first, len } => Response {
-                status: 206,
-                first,
-                len,
-            },
+            RangeOutcome::Full => Response::paced(200, 0, total, self),
+            RangeOutcome::Partial { first, len } => Response::paced(206, first, len, self),
             RangeOutcome::Unsatisfiable => status_only(416),
         }
     }
@@ -106,7 +117,7 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             format: Format::Flv,
-            prefix: vec![0; 13],
+            prefix: vec![0; 13].into(),
             file_from: 100,
             file_to: 1087,
             start_ms: 0,

@@ -3,9 +3,11 @@
 
 mod flv;
 pub mod http;
+mod prefix;
 pub mod range;
 
 pub use http::{Conditions, Response};
+pub use prefix::Prefix;
 pub use range::RangeOutcome;
 
 use crate::error::{Error, Result};
@@ -67,6 +69,49 @@ impl PrefixMode {
     }
 }
 
+/// When a file is served with a rewritten onMetaData listing its keyframes
+/// (a "virtual file"). Numbers are part of the C ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MetadataMode {
+    /// Every file as it is stored.
+    Off = 0,
+    /// Rewrite when the file's metadata has no keyframes, or keyframes that
+    /// do not match the file.
+    Missing = 1,
+    /// Rewrite every file that has seek points.
+    Always = 2,
+}
+
+impl MetadataMode {
+    pub fn from_u32(v: u32) -> Option<MetadataMode> {
+        Some(match v {
+            0 => MetadataMode::Off,
+            1 => MetadataMode::Missing,
+            2 => MetadataMode::Always,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MetadataMode::Off => "off",
+            MetadataMode::Missing => "missing",
+            MetadataMode::Always => "always",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MetadataMode> {
+        [
+            MetadataMode::Off,
+            MetadataMode::Missing,
+            MetadataMode::Always,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+    }
+}
+
 /// Unit of the `start`/`end` query parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -119,6 +164,8 @@ pub struct Options {
     pub pacing: Pacing,
     /// Whether `ri`/`rs` in a request may set the pacing.
     pub client_pacing: bool,
+    /// Whether files are served with keyframes listed in their metadata.
+    pub metadata: MetadataMode,
 }
 
 impl Default for Options {
@@ -129,6 +176,7 @@ impl Default for Options {
             names: ParamNames::default(),
             pacing: Pacing::default(),
             client_pacing: true,
+            metadata: MetadataMode::Missing,
         }
     }
 }
@@ -156,7 +204,7 @@ pub struct Request {
 pub struct Plan {
     pub format: Format,
     /// Bytes before the file range (header, codec configuration, metadata).
-    pub prefix: Vec<u8>,
+    pub prefix: Prefix,
     /// File range `[file_from, file_to)`.
     pub file_from: u64,
     pub file_to: u64,
@@ -234,7 +282,9 @@ pub(crate) fn resolve(
 ) -> Result<Plan> {
     let mode = request.prefix.unwrap_or(options.prefix);
     let cut = match index {
-        MediaIndex::Flv(flv_index) => flv::resolve(flv_index, src, request, mode)?,
+        MediaIndex::Flv(flv_index) => {
+            flv::resolve(flv_index, src, request, mode, options.metadata)?
+        }
     };
     let info = index.info();
     let (burst_bytes, rate_bytes_per_s) = pacing(options, request, info.bitrate_bps);
@@ -256,7 +306,7 @@ pub(crate) fn resolve(
 
 /// What a format's resolver decides.
 pub(crate) struct Cut {
-    pub prefix: Vec<u8>,
+    pub prefix: Prefix,
     pub from: u64,
     pub to: u64,
     pub start_ms: u64,
@@ -285,7 +335,7 @@ fn mul_div(a: u64, b: u64, c: u64) -> u64 {
 
 /// A strong validator over the file's identity and version and the exact
 /// bytes of the plan, stable across processes (FNV-1a, not the std hasher).
-fn etag(src: &dyn ByteSource, prefix: &[u8], from: u64, to: u64) -> String {
+fn etag(src: &dyn ByteSource, prefix: &Prefix, from: u64, to: u64) -> String {
     let id = src.identity();
     let mut h = Fnv::new();
     match &id.key {
@@ -298,7 +348,14 @@ fn etag(src: &dyn ByteSource, prefix: &[u8], from: u64, to: u64) -> String {
     }
     h.write(&from.to_le_bytes());
     h.write(&to.to_le_bytes());
-    h.write(prefix);
+    match prefix.shared_digest() {
+        // A shared head is hashed once, when it is built.
+        Some((digest, skip)) => {
+            h.write(&digest.to_le_bytes());
+            h.write(&(skip as u64).to_le_bytes());
+        }
+        None => h.write(prefix),
+    }
     // Written by hand: this runs once per request on every host.
     let mut tag = String::with_capacity(2 + 16 + 1 + 16 + 1 + 16);
     tag.push('"');
@@ -356,7 +413,7 @@ mod tests {
     fn plan(prefix: usize, from: u64, to: u64) -> Plan {
         Plan {
             format: Format::Flv,
-            prefix: vec![7; prefix],
+            prefix: vec![7; prefix].into(),
             file_from: from,
             file_to: to,
             start_ms: 0,

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pseudostream::{Error, Fill, Media, Plan};
+use pseudostream::{Error, Fill, Media, MetadataMode, Options, Plan};
 
 pub mod host;
 
@@ -651,5 +651,14 @@ pub fn assert_no_failures(what: &str, failures: &[String]) {
             failures.len(),
             failures.join("\n  ")
         );
+    }
+}
+
+/// Options that serve every file as stored (no rewritten metadata), for
+/// tests whose byte positions are the stored file's.
+pub fn stored_options() -> Options {
+    Options {
+        metadata: MetadataMode::Off,
+        ..Options::default()
     }
 }
