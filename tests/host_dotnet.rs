@@ -109,12 +109,25 @@ impl DotnetHost {
         fs::create_dir_all(dir.join("nginx").join("tmp")).unwrap();
 
         build_into(&app);
-        write_settings(&app.join("web.config"), host_media_dir());
+        write_settings(&app.join("web.config"), host_media_dir(), "");
+        // The same application under /paced, configured to pace.
+        let paced = dir.join("paced");
+        build_into(&paced);
+        write_settings(
+            &paced.join("web.config"),
+            host_media_dir(),
+            "\n    <add key=\"pseudostream:rate\" value=\"100000\" />\
+             \n    <add key=\"pseudostream:burstBytes\" value=\"0\" />",
+        );
 
         // The ASP.NET application under /media, on a FastCGI TCP socket.
         let log = fs::File::create(dir.join("mono.log")).unwrap();
         let mono = Command::new("fastcgi-mono-server4")
-            .arg(format!("/applications=/media:{}/", app.display()))
+            .arg(format!(
+                "/applications=/media:{}/,/paced:{}/",
+                app.display(),
+                paced.display()
+            ))
             .arg(format!("/socket=tcp:127.0.0.1:{fcgi_port}"))
             .env("LD_LIBRARY_PATH", ld_library_path())
             .stdin(Stdio::null())
@@ -124,7 +137,12 @@ impl DotnetHost {
             .expect("fastcgi-mono-server4 (run scripts/setup-dotnet.sh)");
         let mono = Process(mono);
 
-        let conf = nginx_conf(&dir, &app, port, fcgi_port);
+        let conf = nginx_conf(
+            &dir,
+            &[("/media/", &app), ("/paced/", &paced)],
+            port,
+            fcgi_port,
+        );
         let conf_path = dir.join("nginx").join("nginx.conf");
         fs::write(&conf_path, conf).unwrap();
         let nginx = Command::new("nginx")
@@ -167,7 +185,7 @@ impl DotnetHost {
 
 /// Replaces the shipped web.config's appSettings with the test's: seconds,
 /// prefix init, client pacing allowed, the host media directory.
-fn write_settings(web_config: &Path, media: &Path) {
+fn write_settings(web_config: &Path, media: &Path, extra: &str) {
     let text = fs::read_to_string(web_config).unwrap();
     let (open, close) = ("<appSettings>", "</appSettings>");
     let from = text.find(open).expect("web.config has <appSettings>") + open.len();
@@ -176,7 +194,7 @@ fn write_settings(web_config: &Path, media: &Path) {
         "\n    <add key=\"pseudostream:mediaRoot\" value=\"{}\" />\
          \n    <add key=\"pseudostream:prefix\" value=\"init\" />\
          \n    <add key=\"pseudostream:startUnit\" value=\"seconds\" />\
-         \n    <add key=\"pseudostream:clientPacing\" value=\"true\" />\n  ",
+         \n    <add key=\"pseudostream:clientPacing\" value=\"true\" />{extra}\n  ",
         media.canonicalize().unwrap().display()
     );
     fs::write(
@@ -186,28 +204,17 @@ fn write_settings(web_config: &Path, media: &Path) {
     .unwrap();
 }
 
-/// One nginx process (no master) passing /media/ to Mono over FastCGI.
-fn nginx_conf(dir: &Path, app: &Path, port: u16, fcgi_port: u16) -> String {
+/// One nginx process (no master) passing each application's path to Mono
+/// over FastCGI.
+fn nginx_conf(dir: &Path, apps: &[(&str, &Path)], port: u16, fcgi_port: u16) -> String {
     let d = dir.join("nginx");
     let d = d.display();
-    let app = app.display();
-    format!(
-        "daemon off;\n\
-         master_process off;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n\
-         access_log off;\n\
-         client_body_temp_path {d}/tmp/body;\n\
-         proxy_temp_path {d}/tmp/proxy;\n\
-         fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         scgi_temp_path {d}/tmp/scgi;\n\
-         server {{\n\
-         listen 127.0.0.1:{port};\n\
-         root {d}/empty;\n\
-         location /media/ {{\n\
+    let locations: String = apps
+        .iter()
+        .map(|(path, app)| {
+            let app = app.display();
+            format!(
+                "location {path} {{\n\
          fastcgi_pass 127.0.0.1:{fcgi_port};\n\
          fastcgi_buffering off;\n\
          fastcgi_read_timeout 300s;\n\
@@ -229,7 +236,27 @@ fn nginx_conf(dir: &Path, app: &Path, port: u16, fcgi_port: u16) -> String {
          fastcgi_param SERVER_ADDR $server_addr;\n\
          fastcgi_param SERVER_PORT $server_port;\n\
          fastcgi_param SERVER_NAME $server_name;\n\
-         }}\n\
+         }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "daemon off;\n\
+         master_process off;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n\
+         access_log off;\n\
+         client_body_temp_path {d}/tmp/body;\n\
+         proxy_temp_path {d}/tmp/proxy;\n\
+         fastcgi_temp_path {d}/tmp/fastcgi;\n\
+         uwsgi_temp_path {d}/tmp/uwsgi;\n\
+         scgi_temp_path {d}/tmp/scgi;\n\
+         server {{\n\
+         listen 127.0.0.1:{port};\n\
+         root {d}/empty;\n\
+         {locations}\
          }}\n\
          }}\n"
     )
@@ -286,6 +313,13 @@ fn dotnet_host_passes_the_host_matrix() {
         "dotnet host: RSS +{} kB over 1000 requests (slack {SLACK_KB} kB)",
         end.saturating_sub(warm)
     );
+    let paced = HostUnderTest {
+        name: "paced dotnet host",
+        base: "/paced".into(),
+        ..server.host()
+    };
+    warm_up(&paced, &server);
+    assert_no_failures("paced dotnet host", &run_paced_location(&paced));
     let dir = server.dir.clone();
     drop(server);
     let _ = fs::remove_dir_all(dir);

@@ -114,6 +114,17 @@ fn php_host_passes_the_host_matrix() {
         "php host: RSS {warm} kB -> {end} kB (slack {SLACK_KB} kB), {:.1} s in all",
         started.elapsed().as_secs_f64()
     );
+    drop(php);
+    let paced = PhpHost::start(
+        host_media_dir(),
+        &[
+            ("PSEUDOSTREAM_START_UNIT", "seconds"),
+            ("PSEUDOSTREAM_RATE", "100000"),
+            ("PSEUDOSTREAM_BURST", "0"),
+        ],
+    );
+    let host = paced.under_test("paced php host");
+    assert_no_failures("paced php host", &run_paced_location(&host));
 }
 
 /// A media folder with a subfolder, a symlink inside and one leading out.

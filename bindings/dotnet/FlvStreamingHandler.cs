@@ -153,9 +153,8 @@ namespace Pseudostream.Web
                     return;
                 }
 
+                // Paced as the library's policy says (the plan's pacing, Range included).
                 stream = ResponseStream.New(media, plan, answer.First, answer.Length);
-                if (answer.Status == 206)
-                    stream.SetPacing(0, 0); // Range requests are unpaced.
                 // A paced response may outlast ASP.NET's execution timeout.
                 context.Server.ScriptTimeout = int.MaxValue / 1000;
                 response.BufferOutput = false;
@@ -381,6 +380,18 @@ namespace Pseudostream.Web
                         options.SetRateAuto(checked((uint)ParseMs("pseudostream:rate", r.Substring(5))));
                     else
                         options.SetRate(ParseU64("pseudostream:rate", r));
+                }
+
+                string metadata = s["pseudostream:metadata"];
+                if (!string.IsNullOrEmpty(metadata))
+                {
+                    switch (metadata.Trim().ToLowerInvariant())
+                    {
+                        case "off": options.SetMetadata(0); break;
+                        case "missing": options.SetMetadata(1); break;
+                        case "always": options.SetMetadata(2); break;
+                        default: throw Bad("pseudostream:metadata", metadata);
+                    }
                 }
 
                 string client = s["pseudostream:clientPacing"];

@@ -128,6 +128,8 @@ namespace Pseudostream
         public uint Reserved;
         public ulong First;
         public ulong Length;
+        public ulong BurstBytes;
+        public ulong RateBytesPerS;
     }
 
     /// <summary>ps_slice, field for field.</summary>
@@ -258,6 +260,9 @@ namespace Pseudostream
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint ps_options_set_client_pacing(OptionsHandle options, uint allow);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern uint ps_options_set_metadata(OptionsHandle options, uint mode);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint ps_request_parse(OptionsHandle options, byte[] query, UIntPtr len,
@@ -580,6 +585,13 @@ namespace Pseudostream
         public void SetClientPacing(bool allow)
         {
             PseudostreamException.Check(NativeMethods.ps_options_set_client_pacing(Handle, allow ? 1u : 0u));
+        }
+
+        /// <summary>When files are served with their keyframes listed in a rewritten
+        /// onMetaData: 0 off, 1 missing (default), 2 always.</summary>
+        public void SetMetadata(uint mode)
+        {
+            PseudostreamException.Check(NativeMethods.ps_options_set_metadata(Handle, mode));
         }
 
         public void Dispose()

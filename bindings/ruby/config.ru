@@ -14,6 +14,7 @@
 #   PSEUDOSTREAM_BURST_SECS     pacing burst in seconds of media
 #   PSEUDOSTREAM_RATE           bytes per second, or auto[:FACTOR]; unset: unpaced
 #   PSEUDOSTREAM_CLIENT_PACING  1 (default): ri/rs may set pacing; 0: they may not
+#   PSEUDOSTREAM_METADATA       off, missing (default) or always: keyframes listed in a rewritten onMetaData
 #   PSEUDOSTREAM_PARAMS         renames, e.g. "start=ss,end=es" ("ib=" turns ib off)
 #   PSEUDOSTREAM_LIB            path of libpseudostream.so (default: target/release)
 
@@ -35,6 +36,7 @@ app = Pseudostream::RackApp.new(
   burst_seconds: setting.call("PSEUDOSTREAM_BURST_SECS"),
   rate: setting.call("PSEUDOSTREAM_RATE"),
   client_pacing: setting.call("PSEUDOSTREAM_CLIENT_PACING") != "0",
+  metadata: setting.call("PSEUDOSTREAM_METADATA") || :missing,
   params: params
 )
 

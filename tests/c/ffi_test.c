@@ -265,6 +265,47 @@ static void test_serving(const char *path) {
     CHECK(resp.status == 412);
     CHECK_STATUS(ps_plan_respond(plan, "bytes=999999999-", NULL, NULL, NULL, &resp), PS_OK);
     CHECK(resp.status == 416);
+    CHECK(resp.burst_bytes == 0 && resp.rate_bytes_per_s == 0);
+
+    /* One pacing policy: every body is paced by the plan, Range included;
+       bodyless answers are not. */
+    {
+        ps_options *paced = NULL;
+        ps_plan *paced_plan = NULL;
+        ps_response r;
+        CHECK_STATUS(ps_options_new(&paced), PS_OK);
+        CHECK_STATUS(ps_options_set_rate(paced, 50000), PS_OK);
+        CHECK_STATUS(ps_options_set_burst_bytes(paced, 1000), PS_OK);
+        CHECK_STATUS(ps_plan_new(media, paced, NULL, &paced_plan), PS_OK);
+        CHECK_STATUS(ps_plan_respond(paced_plan, NULL, NULL, NULL, NULL, &r), PS_OK);
+        CHECK(r.status == 200 && r.burst_bytes == 1000 && r.rate_bytes_per_s == 50000);
+        CHECK_STATUS(ps_plan_respond(paced_plan, "bytes=100-", NULL, NULL, NULL, &r), PS_OK);
+        CHECK(r.status == 206 && r.burst_bytes == 1000 && r.rate_bytes_per_s == 50000);
+        CHECK_STATUS(ps_plan_respond(paced_plan, NULL, NULL, "*", NULL, &r), PS_OK);
+        CHECK(r.status == 304 && r.burst_bytes == 0 && r.rate_bytes_per_s == 0);
+        ps_plan_free(paced_plan);
+
+        /* Metadata modes: a file with valid keyframe metadata is served as
+           stored unless rewriting is forced. */
+        ps_plan_info info;
+        CHECK_STATUS(ps_options_set_metadata(paced, 3), PS_ERR_INVALID_ARG);
+        CHECK_STATUS(ps_options_set_metadata(paced, PS_METADATA_MISSING), PS_OK);
+        CHECK_STATUS(ps_plan_new(media, paced, NULL, &paced_plan), PS_OK);
+        CHECK_STATUS(ps_plan_get_info(paced_plan, &info), PS_OK);
+        CHECK(info.whole_file == 1 && info.prefix_length == 0);
+        ps_plan_free(paced_plan);
+        CHECK_STATUS(ps_options_set_metadata(paced, PS_METADATA_ALWAYS), PS_OK);
+        CHECK_STATUS(ps_plan_new(media, paced, NULL, &paced_plan), PS_OK);
+        CHECK_STATUS(ps_plan_get_info(paced_plan, &info), PS_OK);
+        CHECK(info.whole_file == 0 && info.prefix_length > 13 && info.file_to == file_len);
+        const uint8_t *head = NULL;
+        size_t head_len = 0;
+        CHECK_STATUS(ps_plan_prefix(paced_plan, &head, &head_len), PS_OK);
+        CHECK(head_len == info.prefix_length && memcmp(head, "FLV", 3) == 0);
+        CHECK(head[13] == 18); /* the first tag is the new onMetaData */
+        ps_plan_free(paced_plan);
+        ps_options_free(paced);
+    }
     CHECK_STATUS(ps_stream_new(media, plan, pi.length, 1, &stream), PS_ERR_INVALID_ARG);
 
     /* Another seek has another ETag. */

@@ -15,6 +15,7 @@
 //   PSEUDOSTREAM_BURST_SECS     pacing burst in seconds of media
 //   PSEUDOSTREAM_RATE           bytes per second, "auto" or "auto:1.5" (default: unpaced)
 //   PSEUDOSTREAM_CLIENT_PACING  1 (default): requests may pace themselves with ri/rs; 0: not
+//   PSEUDOSTREAM_METADATA       off | missing (default) | always: list keyframes in a rewritten onMetaData
 
 declare(strict_types=1);
 
@@ -38,6 +39,7 @@ try {
         'burst_seconds' => $env('PSEUDOSTREAM_BURST_SECS'),
         'rate' => $env('PSEUDOSTREAM_RATE'),
         'client_pacing' => $env('PSEUDOSTREAM_CLIENT_PACING'),
+        'metadata' => $env('PSEUDOSTREAM_METADATA'),
     ]);
     $root = new MediaRoot($env('PSEUDOSTREAM_MEDIA') ?: dirname(__DIR__, 3) . '/samples');
 } catch (Throwable $e) {

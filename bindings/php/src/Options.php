@@ -51,6 +51,8 @@ final class Options
      *  - `rate`: bytes per second, "auto" or "auto:FACTOR" (average bitrate
      *    times FACTOR, default 1.25); empty or 0 turns pacing off
      *  - `client_pacing`: whether requests may set ri/rs (bool or "0"/"1")
+     *  - `metadata`: off|missing|always, when files are served with their
+     *    keyframes listed in a rewritten onMetaData (default missing)
      */
     public static function fromConfig(array $config, ?Library $library = null): self
     {
@@ -103,6 +105,9 @@ final class Options
         }
         if (($allow = $value('client_pacing')) !== null) {
             $options->clientPacing(filter_var($allow, FILTER_VALIDATE_BOOL));
+        }
+        if (($metadata = $value('metadata')) !== null) {
+            $options->metadata((string) $metadata);
         }
         return $options;
     }
@@ -169,6 +174,21 @@ final class Options
     public function clientPacing(bool $allow): self
     {
         $this->call('ps_options_set_client_pacing', $allow ? 1 : 0);
+        return $this;
+    }
+
+    /**
+     * When files are served with their keyframes listed in a rewritten
+     * onMetaData, so that flv.js and mpegts.js can seek: off, missing
+     * (default: when the file's own metadata has none or stale ones) or always.
+     */
+    public function metadata(string $mode): self
+    {
+        $modes = ['off' => 0, 'missing' => 1, 'always' => 2];
+        if (!isset($modes[$mode])) {
+            throw new \InvalidArgumentException("metadata mode '$mode' is not off, missing or always");
+        }
+        $this->call('ps_options_set_metadata', $modes[$mode]);
         return $this;
     }
 

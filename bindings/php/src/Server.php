@@ -121,11 +121,8 @@ final class Server
                 return;
             }
 
+            // Paced as the library's policy says (the plan's pacing, Range included).
             $stream = Stream::create($media, $plan, $response->first, $response->length, $this->bufferSize);
-            if ($response->status === 206) {
-                // Ranges are unpaced: a player that asks for a range wants it now.
-                $stream->setPacing(0, 0);
-            }
             // The stream holds its own reference to the bytes.
             $plan->free();
             $request->free();

@@ -116,6 +116,8 @@ module Pseudostream
     full: Native::PS_PREFIX_FULL
   }.freeze
 
+  METADATA_MODES = { off: 0, missing: 1, always: 2 }.freeze
+
   START_UNITS = {
     bytes: Native::PS_UNIT_BYTES,
     seconds: Native::PS_UNIT_SECONDS
@@ -155,16 +157,20 @@ module Pseudostream
   #   rate:          nil/0 (unpaced), bytes per second, or :auto / "auto" /
   #                  "auto:FACTOR" (average bitrate × FACTOR, default 1.25)
   #   client_pacing: whether ri/rs in a query may set the pacing (default true)
+  #   metadata:      :off, :missing (default) or :always: when files are served
+  #                  with their keyframes listed in a rewritten onMetaData
   class Options < Handle
     def self.open(**settings, &block)
       scoped(new(**settings), &block)
     end
 
     def initialize(prefix: :init, start_unit: :bytes, params: {}, burst: nil,
-                   burst_seconds: nil, rate: nil, client_pacing: true)
+                   burst_seconds: nil, rate: nil, client_pacing: true, metadata: :missing)
       super(Handle.out_pointer { |slot| Native.ps_options_new(slot) },
             Native.method(:ps_options_free))
       configure(prefix, start_unit, params, burst, burst_seconds, rate, client_pacing)
+      Error.check(Native.ps_options_set_metadata(to_ptr, Pseudostream.lookup(METADATA_MODES, metadata,
+                                                                             "metadata mode")))
     rescue StandardError
       close
       raise

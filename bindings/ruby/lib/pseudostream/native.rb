@@ -114,7 +114,9 @@ module Pseudostream
       layout :status, :uint32,
              :reserved, :uint32,
              :first, :uint64,
-             :length, :uint64
+             :length, :uint64,
+             :burst_bytes, :uint64,
+             :rate_bytes_per_s, :uint64
     end
 
     # ps_slice
@@ -176,6 +178,7 @@ module Pseudostream
     attach_function :ps_options_set_rate, %i[pointer uint64], :ps_status
     attach_function :ps_options_set_rate_auto, %i[pointer uint32], :ps_status
     attach_function :ps_options_set_client_pacing, %i[pointer uint32], :ps_status
+    attach_function :ps_options_set_metadata, %i[pointer uint32], :ps_status
 
     # ps_request (the query is a length-delimited byte string, not NUL-terminated)
     attach_function :ps_request_parse, %i[pointer pointer size_t pointer], :ps_status

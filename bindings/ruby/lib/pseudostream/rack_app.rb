@@ -31,7 +31,8 @@ module Pseudostream
     attr_reader :root, :options
 
     def initialize(root:, start_unit: :bytes, prefix: :init, burst: nil, burst_seconds: nil,
-                   rate: nil, client_pacing: true, params: {}, buffer_size: BUFFER_SIZE)
+                   rate: nil, client_pacing: true, metadata: :missing, params: {},
+                   buffer_size: BUFFER_SIZE)
       @root = File.realpath(root.to_s)
       raise ArgumentError, "media root #{root} is not a directory" unless File.directory?(@root)
 
@@ -42,7 +43,7 @@ module Pseudostream
       # One ps_options for the app, shared read-only by every request thread.
       @options = Options.new(prefix: prefix, start_unit: start_unit, params: params,
                              burst: burst, burst_seconds: burst_seconds, rate: rate,
-                             client_pacing: client_pacing)
+                             client_pacing: client_pacing, metadata: metadata)
     end
 
     # Frees the shared options (at shutdown; the app is unusable afterwards).
@@ -116,9 +117,8 @@ module Pseudostream
     end
 
     def stream_body(media, plan, reply, errors)
+      # Paced as the library's policy says (the plan's pacing, Range included).
       stream = Stream.open(media, plan, reply.first, reply.length)
-      # A Range request gets its bytes unpaced.
-      stream.set_pacing(0, 0) if reply.status == 206
       StreamBody.new(stream, @buffer_size, errors)
     rescue StandardError
       stream&.close
