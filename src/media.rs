@@ -91,7 +91,7 @@ impl Media {
             "{{\"format\":\"{}\",\"size\":{},\"start_ms\":{},\"duration_ms\":{},\
              \"has_audio\":{},\"has_video\":{},\"video_codec\":{},\"audio_codec\":{},\
              \"width\":{},\"height\":{},\"bitrate_bps\":{},\"index_origin\":\"{}\",\
-             \"seek_points_from_audio\":{},\"keyframe_count\":{},\"keyframes\":[",
+             \"seek_points_from_audio\":{},\"keyframe_count\":{},",
             i.format.name(),
             i.size,
             i.start_ms,
@@ -107,6 +107,19 @@ impl Media {
             i.seek_points_from_audio,
             i.keyframe_count,
         );
+        match self.index.virtual_head() {
+            Some(h) => {
+                let _ = write!(
+                    s,
+                    "\"virtual_head_bytes\":{},\"virtual_size\":{},\"virtual_listed\":{},",
+                    h.len(),
+                    h.virtual_size(i.size),
+                    h.listed
+                );
+            }
+            None => s.push_str("\"virtual_head_bytes\":null,"),
+        }
+        s.push_str("\"keyframes\":[");
         for (n, k) in self.keyframes().iter().enumerate() {
             let sep = if n == 0 { "" } else { "," };
             let _ = write!(

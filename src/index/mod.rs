@@ -93,6 +93,14 @@ impl MediaIndex {
         }
     }
 
+    /// The head of the virtual file that lists the keyframes, when one
+    /// was built (FLV).
+    pub fn virtual_head(&self) -> Option<&flv_head::VirtualHead> {
+        match self {
+            MediaIndex::Flv(i) => i.virtual_head.as_ref(),
+        }
+    }
+
     /// Approximate heap bytes, for the cache's budget.
     pub fn cost_bytes(&self) -> usize {
         match self {
