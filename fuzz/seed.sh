@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 corpus=$here/corpus
-mkdir -p "$corpus"/amf0 "$corpus"/media_open "$corpus"/plan
+mkdir -p "$corpus"/amf0 "$corpus"/media_open "$corpus"/plan "$corpus"/virtual_file
 
 # --- bytes from hex ------------------------------------------------------
 # Writes a hex string (whitespace ignored) as bytes.
@@ -193,6 +193,16 @@ for f in "${media[@]}"; do
   done
 done
 
-for t in amf0 media_open plan; do
+# virtual_file: 8 control bytes (modes, two positions, request families, ib)
+# before each FLV.
+vcontrols=(0000000000000f0000 01f401e8031f0d00 0264006400ff4000 03ff03000001ff10 06320090011f0000)
+for f in "${media[@]}"; do
+  n=0
+  for c in "${vcontrols[@]}"; do
+    { unhex "${c:0:16}"; cat "$f"; } >"$corpus/virtual_file/$(basename "$f" .flv).v$((n += 1))"
+  done
+done
+
+for t in amf0 media_open plan virtual_file; do
   echo "$t: $(find "$corpus/$t" -type f | wc -l) seeds"
 done

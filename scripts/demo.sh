@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Serves the sample media on http://127.0.0.1:8080 (or $1) with the example
-# host, so a person can seek in it with ffplay, VLC or mpv.
+# host: open it in a browser to play and seek in every FLV on the demo page
+# (web/, with mpegts.js from npm: scripts/setup-web.sh), or seek with ffplay,
+# VLC or mpv. Responses are paced (--rate auto:1.25, the media's bitrate
+# × 1.25 after a 3 s burst), so seeks usually land past the download.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 addr=${1:-127.0.0.1:8080}
 command -v cargo >/dev/null || { echo "cargo not found: install stable Rust (rustup)" >&2; exit 1; }
 [ -f samples/sample.flv ] || ./scripts/make-sample.sh samples/sample.flv
-echo "open http://$addr/ for seek links; e.g. ffplay 'http://$addr/sample.flv?start=30' (start/end in seconds)"
-exec cargo run --release --example pseudostream -- serve samples --addr "$addr" --unit seconds "${@:2}"
+web=(--web web)
+if ! ./scripts/setup-web.sh --packages-only; then
+  echo "demo: no web/node_modules (npm or the registry unavailable): seek links only" >&2
+  web=()
+fi
+if ((${#web[@]})); then
+  echo "open http://$addr/ in a browser to play and seek; seek links for players at http://$addr/?links"
+else
+  echo "open http://$addr/ for seek links"
+fi
+echo "e.g. ffplay 'http://$addr/sample.flv?start=30' (start/end in seconds)"
+exec cargo run --release --example pseudostream -- serve samples --addr "$addr" --unit seconds \
+  --rate auto:1.25 "${web[@]}" "${@:2}"

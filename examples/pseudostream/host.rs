@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pseudostream::{
-    Burst, Error, Fill, Options, ParamNames, Plan, PrefixMode, Rate, Response, StartUnit, Stream,
+    Burst, Error, Fill, MetadataMode, Options, ParamNames, Plan, PrefixMode, Rate, Response,
+    StartUnit, Stream,
 };
 
 /// Size of the buffer handed to `Stream::fill`.
@@ -35,6 +36,8 @@ pub struct Config {
     /// serve: listen address and worker count.
     pub addr: String,
     pub threads: usize,
+    /// serve: the demo page's directory (`--web DIR`).
+    pub web: Option<std::path::PathBuf>,
     /// Arguments that are not options, in order.
     pub positionals: Vec<OsString>,
 }
@@ -50,6 +53,7 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
         if_range: None,
         addr: "127.0.0.1:8080".to_string(),
         threads: 16,
+        web: None,
         positionals: Vec::new(),
     };
     let mut it = args.iter();
@@ -94,6 +98,11 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
                     v => return Err(format!("--unit: bytes or seconds, not '{v}'")),
                 };
             }
+            ("--metadata", _) => {
+                let v = value()?;
+                c.options.metadata = MetadataMode::parse(&v)
+                    .ok_or_else(|| format!("--metadata: off, missing or always, not '{v}'"))?;
+            }
             ("--param", _) => set_param(&mut c.options.names, &value()?)?,
             ("--burst", _) => {
                 c.options.pacing.burst = Burst::Bytes(integer("--burst", &value()?)?);
@@ -110,6 +119,7 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
             ("--if-none-match", Command::Cut) => c.if_none_match = Some(value()?),
             ("--if-range", Command::Cut) => c.if_range = Some(value()?),
             ("--addr", Command::Serve) => c.addr = value()?,
+            ("--web", Command::Serve) => c.web = Some(value()?.into()),
             ("--threads", Command::Serve) => {
                 let n = integer("--threads", &value()?)?;
                 if !(1..=1024).contains(&n) {

@@ -19,6 +19,7 @@ use pseudostream::{query, Conditions, Error, Media, Options};
 use crate::host::{self, Command, PumpError};
 use crate::index;
 use crate::request::{self, Head, HeadError};
+use crate::web::{self, Web};
 
 /// How long a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,6 +32,7 @@ struct Server {
     root: PathBuf,
     options: Options,
     local: SocketAddr,
+    web: Option<Web>,
 }
 
 /// What was answered, for the log line.
@@ -68,6 +70,10 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Ok(r) => return fail(&format!("{}: not a directory", r.display())),
         Err(e) => return fail(&format!("{}: {e}", PathBuf::from(dir).display())),
     };
+    let web = match config.web.as_deref().map(Web::open).transpose() {
+        Ok(w) => w,
+        Err(e) => return fail(&e),
+    };
     let listener = match TcpListener::bind(&config.addr) {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", config.addr)),
@@ -81,10 +87,18 @@ pub fn run(args: &[OsString]) -> ExitCode {
         root.display(),
         config.threads
     );
+    if let Some(w) = &web {
+        eprintln!(
+            "pseudostream: demo page from {} at http://{local}/ (assets under {})",
+            w.dir().display(),
+            web::PREFIX
+        );
+    }
     let server = Arc::new(Server {
         root,
         options: config.options,
         local,
+        web,
     });
 
     // Capacity 0: a send completes only when a worker takes the connection.
@@ -142,10 +156,13 @@ impl Server {
         let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
         let _ = conn.set_nodelay(true);
 
+        // The Range header goes into the log line: players seek with it.
+        let mut range = None;
         let (method, target, outcome) = match request::read_head(&mut conn, started + HEAD_TIMEOUT)
         {
             Ok(head) => {
                 let outcome = self.request(&mut conn, &head);
+                range = head.header("range");
                 (head.method, head.target, outcome)
             }
             Err(HeadError::Gone) => return,
@@ -159,10 +176,11 @@ impl Server {
             }
         };
         eprintln!(
-            "{peer} {method} {target} {} {} {}ms{}",
+            "{peer} {method} {target} {} {} {}ms{}{}",
             outcome.status,
             outcome.bytes,
             started.elapsed().as_millis(),
+            range.map(|r| format!(" [Range: {r}]")).unwrap_or_default(),
             outcome.note.map(|n| format!(" ({n})")).unwrap_or_default()
         );
         linger(conn);
@@ -188,6 +206,21 @@ impl Server {
         let Some(decoded) = request::decode_path(path) else {
             return reply(conn, 400, "malformed path");
         };
+        if let Some(page) = self
+            .web
+            .as_ref()
+            .and_then(|w| w.route(&self.root, &decoded, query))
+        {
+            let headers = [
+                ("Content-Type", page.content_type.to_string()),
+                ("Content-Length", page.body.len().to_string()),
+                ("Cache-Control", "no-cache".to_string()),
+                ("X-Content-Type-Options", "nosniff".to_string()),
+            ];
+            let body = (!is_head).then_some(page.body.as_slice());
+            let bytes = send(conn, page.status, &headers, body).unwrap_or(0);
+            return Outcome::new(page.status, bytes);
+        }
         let resolved = match request::resolve(&self.root, &decoded) {
             Ok(r) => r,
             Err(status) => return reply(conn, status, host::reason(status)),
@@ -275,10 +308,6 @@ impl Server {
             Ok(s) => s,
             Err(e) => return error(conn, &e, size),
         };
-        if resp.status == 206 {
-            // Players fetching ranges want them fast.
-            stream.set_pacing(0, 0);
-        }
         if let Err(e) = send(conn, resp.status, &headers, None) {
             return Outcome::new(resp.status, 0).note(format!("aborted: {e}"));
         }

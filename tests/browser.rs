@@ -1,0 +1,811 @@
+//! The players people use, in a real browser: mpegts.js 1.8.2 and flv.js
+//! 1.6.2 in Debian's Chromium (headless, driven by playwright-core through
+//! `tests/browser/seek.mjs`), against the example host and the nginx module,
+//! both pacing their responses so that the seek targets are never buffered.
+//!
+//! Each case plays a 5-minute H.264/AAC FLV (straight from ffmpeg, or after
+//! yamdi) and seeks to 60 %, 30 % and 85 % of it. For every seek:
+//!
+//! - the target was not buffered when the seek was asked;
+//! - the page's first request after the seek asks for a byte offset
+//!   (`Range: bytes=N-`, or `?bstart=N` with seekType 'param'), and the
+//!   server's own log shows it answered that request with a 2xx;
+//! - the served file holds a keyframe at N: read back through the same host,
+//!   the bytes at N are a video tag header whose body starts with FrameType 1
+//!   (and, for AVC, a picture, not a sequence header), preceded by a
+//!   PreviousTagSize that leads back to a tag of that size; its timestamp is
+//!   at most the target and at most 4 s (two GOPs) before it;
+//! - currentTime stays within [target, target + 6 s], moves on after the seek
+//!   and keeps moving; the element has not ended; no player or page error.
+//!
+//! Prints the seek-to-playing latencies (medians per host, player and file).
+//! `BROWSER_TEST_METADATA=off|missing|always` sets the hosts' metadata mode
+//! (default: theirs, `missing`); `off` shows what players do with a plain
+//! ffmpeg file whose onMetaData lists no keyframes.
+//! Ignored by a plain `cargo test` because it needs Chromium, npm packages and
+//! nginx with the module: `scripts/test.sh` runs `scripts/setup-web.sh` and
+//! `make nginx-module` first and then this with `--include-ignored`.
+
+mod common;
+
+#[path = "browser/json.rs"]
+mod json;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::host::{free_port, http, wait_for_port, Process};
+use common::root;
+use json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Player library and seekType of each case, per host and file.
+const PLAYERS: [(&str, &str); 3] = [("mpegts", "range"), ("mpegts", "param"), ("flvjs", "range")];
+const VARIANTS: [&str; 2] = ["plain", "yamdi"];
+/// Seek targets, as fractions of the duration; the first is the one the
+/// cases are about, the others give the latency medians more samples.
+const SEEKS: &str = "0.6,0.3,0.85";
+/// How long a seek may take to play again.
+const SEEK_TIMEOUT_MS: u32 = 12_000;
+/// How long playback is watched after it moved on.
+const WATCH_MS: u32 = 1_500;
+/// Where currentTime may be after a seek: [target, target + this].
+const LANDING_WINDOW_S: f64 = 6.0;
+/// How far before the target the served keyframe may be (GOP is 2 s).
+const KEYFRAME_BEFORE_MS: u64 = 4_000;
+
+// ------------------------------------------------------------ set-up --
+
+/// The metadata mode asked of the hosts, if any.
+fn metadata_mode() -> Option<String> {
+    let mode = std::env::var("BROWSER_TEST_METADATA").ok()?;
+    assert!(
+        ["off", "missing", "always"].contains(&mode.as_str()),
+        "BROWSER_TEST_METADATA: off, missing or always, not {mode:?}"
+    );
+    Some(mode)
+}
+
+fn check_prerequisites() {
+    let web = root().join("web");
+    for need in [
+        PathBuf::from(CHROMIUM),
+        web.join("node_modules/playwright-core/index.mjs"),
+        web.join("node_modules/mpegts.js/dist/mpegts.js"),
+        web.join("node_modules/flv.js/dist/flv.js"),
+    ] {
+        assert!(
+            need.exists(),
+            "{} missing: run scripts/setup-web.sh",
+            need.display()
+        );
+    }
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node is missing: install Node.js 20"
+    );
+}
+
+/// `target/test-media/browser/long.{plain,yamdi}.flv`, made once.
+fn browser_media() -> PathBuf {
+    common::require_tool("ffmpeg");
+    let dir = root().join("target/test-media/browser");
+    let out = Command::new("bash")
+        .arg(root().join("scripts/make-browser-media.sh"))
+        .arg(&dir)
+        .output()
+        .expect("bash scripts/make-browser-media.sh");
+    assert!(
+        out.status.success(),
+        "make-browser-media.sh failed (run scripts/setup-deps.sh):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// World-readable (nginx's workers run as nobody).
+fn make_public(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn case_file(host: &str, variant: &str, lib: &str, seek_type: &str) -> String {
+    format!("{variant}-{host}-{lib}-{seek_type}.flv")
+}
+
+/// A fresh directory under target/ with one hard link per case, so that
+/// every case has URLs (and server log lines) of its own.
+fn served_dir(media: &Path) -> PathBuf {
+    let dir = root()
+        .join("target")
+        .join(format!("browser-it-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("media")).unwrap();
+    make_public(&dir);
+    make_public(&dir.join("media"));
+    for host in ["example", "nginx"] {
+        for variant in VARIANTS {
+            for (lib, seek_type) in PLAYERS {
+                let src = media.join(format!("long.{variant}.flv"));
+                let link = dir
+                    .join("media")
+                    .join(case_file(host, variant, lib, seek_type));
+                if fs::hard_link(&src, &link).is_err() {
+                    fs::copy(&src, &link).unwrap();
+                }
+            }
+        }
+    }
+    dir
+}
+
+// ------------------------------------------------------------- hosts --
+
+/// One request as the server logged it.
+#[derive(Debug)]
+struct Logged {
+    /// Path and query as requested.
+    target: String,
+    status: u16,
+    range: Option<String>,
+}
+
+trait Host {
+    fn name(&self) -> &'static str;
+    fn port(&self) -> u16;
+    /// The path of a media file's URL.
+    fn media_path(&self, file: &str) -> String;
+    /// The requests logged so far.
+    fn logged(&self) -> Vec<Logged>;
+    fn page(&self) -> String {
+        format!("http://127.0.0.1:{}/_web/harness.html", self.port())
+    }
+}
+
+/// `pseudostream serve DIR/media --rate auto:1.25 --web web`, its request
+/// log (stderr) in DIR/example.log.
+struct ExampleHost {
+    port: u16,
+    log: PathBuf,
+    _process: Process,
+}
+
+impl ExampleHost {
+    fn start(dir: &Path) -> ExampleHost {
+        let exe = root().join("target/release/examples/pseudostream");
+        assert!(
+            exe.exists(),
+            "{} missing: cargo test --release builds it",
+            exe.display()
+        );
+        let port = free_port();
+        let log = dir.join("example.log");
+        let metadata = metadata_mode().map(|m| vec!["--metadata".to_string(), m]);
+        let child = Command::new(&exe)
+            .arg("serve")
+            .arg(dir.join("media"))
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--rate", "auto:1.25", "--web"])
+            .arg(root().join("web"))
+            .args(metadata.unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let process = Process(child);
+        wait_for_port(port, "example host");
+        ExampleHost {
+            port,
+            log,
+            _process: process,
+        }
+    }
+}
+
+impl Host for ExampleHost {
+    fn name(&self) -> &'static str {
+        "example"
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn media_path(&self, file: &str) -> String {
+        format!("/{file}")
+    }
+    /// `PEER METHOD TARGET STATUS BYTES MSms [Range: R] (note)`.
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.splitn(7, ' ').collect();
+                if f.len() < 6 || !f[0].contains(':') || !f[5].ends_with("ms") {
+                    return None;
+                }
+                let rest = f.get(6).copied().unwrap_or("");
+                let range = rest.strip_prefix("[Range: ").and_then(|r| {
+                    let end = r.find(']')?;
+                    Some(r[..end].to_string())
+                });
+                Some(Logged {
+                    target: f[2].to_string(),
+                    status: f[3].parse().ok()?,
+                    range,
+                })
+            })
+            .collect()
+    }
+}
+
+/// nginx with the module: `/media/` paced by `pseudostream_rate auto 1.25`,
+/// the page and the players served statically from web/.
+struct Nginx {
+    port: u16,
+    dir: PathBuf,
+    master: Process,
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Nginx {
+        let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
+        assert!(
+            module.exists(),
+            "{} missing: run `make nginx-module`",
+            module.display()
+        );
+        let port = free_port();
+        let web = root().join("web");
+        let (w, d) = (web.display(), dir.display());
+        let metadata = metadata_mode()
+            .map(|m| format!(" pseudostream_metadata {m};"))
+            .unwrap_or_default();
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        let conf = format!(
+            "load_module {module};\n\
+             worker_processes 1;\n\
+             daemon off;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\"';\n\
+             access_log {d}/access.log ps;\n\
+             client_body_temp_path {d}/tmp/body;\n\
+             proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n\
+             uwsgi_temp_path {d}/tmp/uwsgi;\n\
+             scgi_temp_path {d}/tmp/scgi;\n\
+             types {{ video/x-flv flv; text/html html; text/javascript js; text/css css; }}\n\
+             default_type application/octet-stream;\n\
+             sendfile on;\n\
+             server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location = /_web/lib/mpegts.js {{ alias {w}/node_modules/mpegts.js/dist/mpegts.js; }}\n\
+             location = /_web/lib/flv.js {{ alias {w}/node_modules/flv.js/dist/flv.js; }}\n\
+             location ~ ^/_web/([A-Za-z0-9_-]+\\.(?:html|js|css))$ {{ alias {w}/$1; }}\n\
+             location /media/ {{ alias {d}/media/; pseudostream; pseudostream_rate auto 1.25;{metadata} }}\n\
+             }}\n\
+             }}\n",
+            module = module.display(),
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let test = Command::new("nginx")
+            .args(["-t", "-q", "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .output()
+            .expect("nginx (run make nginx-module)");
+        assert!(
+            test.status.success(),
+            "nginx -t failed: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        let master = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let master = Process(master);
+        wait_for_port(port, "nginx");
+        Nginx {
+            port,
+            dir: dir.to_path_buf(),
+            master,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.master.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.master.0.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Host for Nginx {
+    fn name(&self) -> &'static str {
+        "nginx"
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn media_path(&self, file: &str) -> String {
+        format!("/media/{file}")
+    }
+    /// `METHOD URI STATUS BYTES "RANGE"` (`"-"` without a Range header).
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.splitn(5, ' ').collect();
+                if f.len() < 5 {
+                    return None;
+                }
+                let range = f[4].trim_matches('"');
+                Some(Logged {
+                    target: f[1].to_string(),
+                    status: f[2].parse().ok()?,
+                    range: (range != "-").then(|| range.to_string()),
+                })
+            })
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------ checks --
+
+/// The first byte position of `bytes=N-` or `bytes=N-M`.
+fn range_start(range: &str) -> Option<u64> {
+    let spec = range.trim().strip_prefix("bytes=")?;
+    let (first, _) = spec.split_once('-')?;
+    first.parse().ok()
+}
+
+fn query_param(target: &str, name: &str) -> Option<String> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+/// Reads `len` bytes at `at` of the file the host serves at `path`.
+fn read_served(host: &dyn Host, path: &str, at: u64, len: u64) -> Result<Vec<u8>, String> {
+    let range = format!("bytes={at}-{}", at + len - 1);
+    let reply = http(host.port(), "GET", path, &[("Range", &range)]);
+    if reply.status != 206 || reply.body.len() as u64 != len {
+        return Err(format!(
+            "{path} with Range {range}: status {}, {} bytes",
+            reply.status,
+            reply.body.len()
+        ));
+    }
+    Ok(reply.body)
+}
+
+/// Checks that the file served at `path` has a keyframe video tag at
+/// `offset`; returns the tag's timestamp (ms).
+fn keyframe_at(host: &dyn Host, path: &str, offset: u64) -> Result<u64, String> {
+    if offset < 13 + 4 {
+        return Err(format!("offset {offset} is inside the FLV header"));
+    }
+    // PreviousTagSize, the 11-byte tag header, two body bytes.
+    let b = read_served(host, path, offset - 4, 4 + 11 + 2)?;
+    let prev = be(&b[0..4]);
+    let tag = &b[4..];
+    let (kind, ts) = (tag[0] & 0x1f, be(&tag[4..7]) | u64::from(tag[7]) << 24);
+    let (frame_type, codec, packet_type) = (tag[11] >> 4, tag[11] & 0x0f, tag[12]);
+    if kind != 9 {
+        return Err(format!("offset {offset}: tag type {kind}, not video (9)"));
+    }
+    if frame_type != 1 {
+        return Err(format!(
+            "offset {offset}: video FrameType {frame_type}, not a keyframe"
+        ));
+    }
+    if matches!(codec, 7 | 12) && packet_type != 1 {
+        return Err(format!(
+            "offset {offset}: AVC/HEVC packet type {packet_type}, not a picture"
+        ));
+    }
+    // The previous tag must start after the 13 header bytes.
+    if prev < 11 || prev > offset - 17 {
+        return Err(format!(
+            "offset {offset}: PreviousTagSize {prev} impossible"
+        ));
+    }
+    let before = offset - 4 - prev;
+    let p = read_served(host, path, before, 4)?;
+    let (pkind, psize) = (p[0] & 0x1f, be(&p[1..4]));
+    if !matches!(pkind, 8 | 9 | 18) || psize + 11 != prev {
+        return Err(format!(
+            "offset {offset}: PreviousTagSize {prev} leads to byte {before}, where a tag of type {pkind} and size {psize} starts"
+        ));
+    }
+    Ok(ts)
+}
+
+/// What one seek gave, for the latency table.
+struct SeekFigures {
+    playing_ms: f64,
+    moving_ms: f64,
+}
+
+/// Checks one seek of a report; pushes what is wrong onto `fail`.
+fn check_seek(
+    host: &dyn Host,
+    path: &str,
+    seek_type: &str,
+    seek: &Value,
+    fail: &mut Vec<String>,
+) -> Option<(u64, SeekFigures)> {
+    let target = seek.get("target").num().unwrap_or(f64::NAN);
+    let at = format!("seek to {target} s");
+    let before = fail.len();
+    if seek.get("targetBuffered").bool() != Some(false) {
+        fail.push(format!(
+            "{at}: the target was already buffered ({}): the response was not paced",
+            seek.get("bufferedBefore")
+        ));
+    }
+    // The first request after the seek: the seek request.
+    let first = seek.get("requests").items().first();
+    let offset = match (first, seek_type) {
+        (None, _) => {
+            fail.push(format!(
+                "{at}: the player made no request for the seek (no keyframes in onMetaData?)"
+            ));
+            None
+        }
+        (Some(r), "param") => {
+            let url = r.get("url").str().unwrap_or("");
+            let n = query_param(url, "bstart").and_then(|v| v.parse::<u64>().ok());
+            if n.is_none() {
+                fail.push(format!("{at}: first request {url} has no bstart"));
+            }
+            n
+        }
+        (Some(r), _) => {
+            let n = r.get("range").str().and_then(range_start);
+            if n.is_none() {
+                fail.push(format!(
+                    "{at}: first request {} has no Range bytes=N- (Range: {})",
+                    r.get("url"),
+                    r.get("range")
+                ));
+            }
+            n
+        }
+    };
+    if let Some(n) = offset {
+        if !server_answered(host, path, seek_type, n) {
+            fail.push(format!(
+                "{at}: the server logged no 2xx answer to the seek request for byte {n}"
+            ));
+        }
+        match keyframe_at(host, path, n) {
+            Ok(ts) => {
+                let target_ms = (target * 1000.0).round() as u64;
+                if ts > target_ms || ts + KEYFRAME_BEFORE_MS < target_ms {
+                    fail.push(format!(
+                        "{at}: the keyframe at byte {n} is at {ts} ms, not within {KEYFRAME_BEFORE_MS} ms before the target"
+                    ));
+                }
+            }
+            Err(e) => fail.push(format!("{at}: {e}")),
+        }
+    }
+    // What the viewer sees.
+    if seek.get("timedOut").bool() != Some(false) {
+        fail.push(format!(
+            "{at}: did not play again within {SEEK_TIMEOUT_MS} ms (currentTime {})",
+            seek.get("currentTime")
+        ));
+    }
+    let samples: Vec<(f64, f64)> = seek
+        .get("samples")
+        .items()
+        .iter()
+        .filter_map(|s| Some((s.items().first()?.num()?, s.items().get(1)?.num()?)))
+        .collect();
+    if let Some(&(_, t)) = samples
+        .iter()
+        .find(|&&(_, t)| t < target - 0.001 || t > target + LANDING_WINDOW_S)
+    {
+        fail.push(format!(
+            "{at}: currentTime {t} outside [{target}, {target} + {LANDING_WINDOW_S}]"
+        ));
+    }
+    let moving_ms = seek.get("advanceMs").num();
+    if let Some(adv) = moving_ms {
+        let after: Vec<&(f64, f64)> = samples.iter().filter(|s| s.0 >= adv).collect();
+        let (Some(a), Some(b)) = (after.first(), after.last()) else {
+            fail.push(format!("{at}: no samples after it moved on"));
+            return None;
+        };
+        let (wall, media) = ((b.0 - a.0) / 1000.0, b.1 - a.1);
+        if wall < 1.0 || media < 0.5 * wall {
+            fail.push(format!(
+                "{at}: currentTime went from {} to {} in {wall:.2} s of watching: not playing on",
+                a.1, b.1
+            ));
+        }
+    }
+    if seek.get("ended").bool() != Some(false) {
+        fail.push(format!("{at}: the element has ended"));
+    }
+    for e in seek.get("errors").items() {
+        fail.push(format!("{at}: player error {e}"));
+    }
+    if fail.len() > before {
+        return None;
+    }
+    Some((
+        offset?,
+        SeekFigures {
+            playing_ms: seek.get("playingMs").num()?,
+            moving_ms: moving_ms?,
+        },
+    ))
+}
+
+/// Runs the driver for one case; returns its JSON report.
+fn drive(host: &dyn Host, path: &str, lib: &str, seek_type: &str) -> Result<Value, String> {
+    let media = format!("http://127.0.0.1:{}{path}", host.port());
+    let mut child = Command::new("node")
+        .arg(root().join("tests/browser/seek.mjs"))
+        .args(["--page", &host.page(), "--media", &media])
+        .args(["--lib", lib, "--seek-type", seek_type, "--seeks", SEEKS])
+        .args(["--timeout-ms", &SEEK_TIMEOUT_MS.to_string()])
+        .args(["--watch-ms", &WATCH_MS.to_string()])
+        .args(["--chromium", CHROMIUM])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("node: {e}"))?;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the driver ran over 120 s".into());
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
+    if !status.success() {
+        return Err(format!("the driver failed ({status}): {}", stderr.trim()));
+    }
+    json::parse(stdout.trim()).map_err(|e| format!("{e} in the driver's output {stdout:?}"))
+}
+
+/// Whether the server logged a 2xx answer to a request for `path` that
+/// asked for byte `n` (by `bstart` or Range). Servers write a line when the
+/// response ends; the driver has closed the browser, so the paced responses
+/// end soon: wait for the line up to 10 s.
+fn server_answered(host: &dyn Host, path: &str, seek_type: &str, n: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = host.logged().into_iter().any(|l| {
+            let ours = l.target == path || l.target.starts_with(&format!("{path}?"));
+            let asked = match seek_type {
+                "param" => query_param(&l.target, "bstart").and_then(|v| v.parse().ok()) == Some(n),
+                _ => l.range.as_deref().and_then(range_start) == Some(n),
+            };
+            ours && asked && (200..300).contains(&l.status)
+        });
+        if found || Instant::now() > deadline {
+            return found;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct CaseResult {
+    host: &'static str,
+    variant: &'static str,
+    lib: &'static str,
+    seek_type: &'static str,
+    seeks: usize,
+    figures: Vec<SeekFigures>,
+}
+
+fn run_case(
+    host: &dyn Host,
+    variant: &'static str,
+    lib: &'static str,
+    seek_type: &'static str,
+    failures: &mut Vec<String>,
+) -> CaseResult {
+    let file = case_file(host.name(), variant, lib, seek_type);
+    let path = host.media_path(&file);
+    let started = Instant::now();
+    let mut result = CaseResult {
+        host: host.name(),
+        variant,
+        lib,
+        seek_type,
+        seeks: SEEKS.split(',').count(),
+        figures: Vec::new(),
+    };
+    let mut fail = Vec::new();
+    match drive(host, &path, lib, seek_type) {
+        Err(e) => fail.push(e),
+        Ok(report) => {
+            let start = report.get("start");
+            if start.get("ok").bool() != Some(true) {
+                fail.push(format!("did not start playing: {start}"));
+            }
+            let seeks = report.get("seeks").items();
+            for seek in seeks {
+                if let Some((_, figures)) = check_seek(host, &path, seek_type, seek, &mut fail) {
+                    result.figures.push(figures);
+                }
+            }
+            if start.get("ok").bool() == Some(true) && seeks.len() < result.seeks {
+                fail.push(format!(
+                    "only {} of {} seeks were tried (the run stops at the first that fails)",
+                    seeks.len(),
+                    result.seeks
+                ));
+            }
+            let state = report.get("state");
+            for e in state.get("errors").items() {
+                fail.push(format!("player error: {e}"));
+            }
+            for e in report.get("pageErrors").items() {
+                fail.push(format!("page error: {e}"));
+            }
+            if state.get("metadataKeyframes").is_null() {
+                eprintln!("  (onMetaData as the player saw it has no keyframes)");
+            }
+        }
+    }
+    eprintln!(
+        "browser: {} {variant} {lib}/{seek_type}: {} of {} seeks ok, {:.1} s{}",
+        host.name(),
+        result.figures.len(),
+        result.seeks,
+        started.elapsed().as_secs_f64(),
+        if fail.is_empty() { "" } else { " — FAILED" }
+    );
+    for f in &fail {
+        eprintln!("    {f}");
+    }
+    failures.extend(
+        fail.into_iter()
+            .map(|f| format!("{} {variant} {lib}/{seek_type}: {f}", host.name())),
+    );
+    result
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn print_table(results: &[CaseResult]) {
+    let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+    println!();
+    println!(
+        "| host | file | player | seekType | seeks played | seek → `playing`, ms (median) | seek → currentTime past target + 0.1 s, ms (median) |"
+    );
+    println!("|---|---|---|---|---:|---:|---:|");
+    for r in results {
+        println!(
+            "| {} | {} | {} | {} | {}/{} | {} | {} |",
+            r.host,
+            r.variant,
+            if r.lib == "flvjs" {
+                "flv.js 1.6.2"
+            } else {
+                "mpegts.js 1.8.2"
+            },
+            r.seek_type,
+            r.figures.len(),
+            r.seeks,
+            ms(median(r.figures.iter().map(|f| f.playing_ms).collect())),
+            ms(median(r.figures.iter().map(|f| f.moving_ms).collect())),
+        );
+    }
+    println!();
+}
+
+#[test]
+#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module)"]
+fn players_seek_past_the_download_in_chromium() {
+    check_prerequisites();
+    let media = browser_media();
+    let dir = served_dir(&media);
+    let example = ExampleHost::start(&dir);
+    let nginx = Nginx::start(&dir);
+    let hosts: [&dyn Host; 2] = [&example, &nginx];
+
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for host in hosts {
+        for variant in VARIANTS {
+            for (lib, seek_type) in PLAYERS {
+                results.push(run_case(host, variant, lib, seek_type, &mut failures));
+            }
+        }
+    }
+    print_table(&results);
+    eprintln!(
+        "browser: {} cases in {:.0} s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(nginx);
+    drop(example);
+    if failures.is_empty() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn log_and_range_parsing() {
+    assert_eq!(range_start("bytes=8912634-"), Some(8912634));
+    assert_eq!(range_start("bytes=10-20"), Some(10));
+    assert_eq!(range_start("bytes=-20"), None);
+    assert_eq!(
+        query_param("/a.flv?x=1&bstart=77", "bstart").as_deref(),
+        Some("77")
+    );
+    assert_eq!(query_param("/a.flv", "bstart"), None);
+    assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+    assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+}

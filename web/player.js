@@ -1,0 +1,327 @@
+// The part of the demo page that the browser tests use too: a log of the
+// requests the page makes, and a Session that plays one media URL in a
+// <video> element (FLV through mpegts.js or flv.js, MP4 natively) and
+// records what happens around each seek.
+//
+// The player libraries are classic scripts that define window.mpegts and
+// window.flvjs; load them before starting a session (loadLibrary does).
+
+// ------------------------------------------------------------ requests --
+
+const requestLog = [];
+const requestListeners = new Set();
+
+function record(api, method, url, range) {
+  const entry = {
+    n: requestLog.length,
+    at: performance.now(),
+    api,
+    method: (method || 'GET').toUpperCase(),
+    url: new URL(url, location.href).href,
+    range: range || null,
+  };
+  requestLog.push(entry);
+  for (const fn of requestListeners) fn(entry);
+}
+
+/** Wraps window.fetch and XMLHttpRequest (once) so every request the page
+ *  makes, the players' included, lands in the log with its Range header. */
+export function installRequestLog() {
+  if (window.__pseudostreamLog) return;
+  window.__pseudostreamLog = requestLog;
+
+  const originalFetch = window.fetch;
+  window.fetch = function (input, init) {
+    const isRequest = typeof Request !== 'undefined' && input instanceof Request;
+    const url = isRequest ? input.url : String(input);
+    const headers = new Headers((init && init.headers) || (isRequest ? input.headers : undefined));
+    const method = (init && init.method) || (isRequest ? input.method : 'GET');
+    record('fetch', method, url, headers.get('Range'));
+    return originalFetch.apply(this, arguments);
+  };
+
+  const proto = XMLHttpRequest.prototype;
+  const open = proto.open;
+  const setRequestHeader = proto.setRequestHeader;
+  const send = proto.send;
+  proto.open = function (method, url) {
+    this.__psRequest = { method, url: String(url), range: null };
+    return open.apply(this, arguments);
+  };
+  proto.setRequestHeader = function (name, value) {
+    if (this.__psRequest && String(name).toLowerCase() === 'range') this.__psRequest.range = value;
+    return setRequestHeader.apply(this, arguments);
+  };
+  proto.send = function () {
+    const r = this.__psRequest;
+    if (r) record('xhr', r.method, r.url, r.range);
+    return send.apply(this, arguments);
+  };
+}
+
+export function requests() {
+  return requestLog;
+}
+
+export function onRequest(fn) {
+  requestListeners.add(fn);
+  return () => requestListeners.delete(fn);
+}
+
+// ------------------------------------------------------------- players --
+
+/** What plays a URL, by the extension of its path: 'flv' (through a
+ *  player library), 'mp4' (the browser's own <video>), or null. */
+export function mediaKind(url) {
+  const path = new URL(url, location.href).pathname.toLowerCase();
+  if (path.endsWith('.flv')) return 'flv';
+  if (path.endsWith('.mp4') || path.endsWith('.m4v')) return 'mp4';
+  return null;
+}
+
+const LIBRARIES = {
+  mpegts: { script: '/_web/lib/mpegts.js', global: 'mpegts', label: 'mpegts.js' },
+  flvjs: { script: '/_web/lib/flv.js', global: 'flvjs', label: 'flv.js' },
+};
+
+export function libraryLabel(name) {
+  return LIBRARIES[name] ? LIBRARIES[name].label : name;
+}
+
+/** Loads a player library's script once; resolves to its global. */
+export function loadLibrary(name) {
+  const lib = LIBRARIES[name];
+  if (!lib) return Promise.reject(new Error(`unknown player library '${name}'`));
+  if (window[lib.global]) return Promise.resolve(window[lib.global]);
+  if (!lib.loading) {
+    lib.loading = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = lib.script;
+      s.onload = () =>
+        window[lib.global] ? resolve(window[lib.global]) : reject(new Error(`${lib.script} defined no ${lib.global}`));
+      s.onerror = () => reject(new Error(`cannot load ${lib.script}`));
+      document.head.appendChild(s);
+    });
+  }
+  return lib.loading;
+}
+
+/** The byte offset a request asks the media for, and how it asks. */
+export function requestedOffset(entry) {
+  if (entry.range) {
+    const m = /^bytes=(\d+)-(\d*)$/.exec(entry.range.trim());
+    if (m) return { offset: Number(m[1]), via: 'Range' };
+    return { offset: null, via: 'Range' };
+  }
+  const q = new URL(entry.url).searchParams;
+  for (const name of ['bstart', 'fs', 'start']) {
+    const v = q.get(name);
+    if (v !== null && /^\d+$/.test(v)) return { offset: Number(v), via: name };
+  }
+  return { offset: 0, via: 'none' };
+}
+
+/** The keyframe of an onMetaData keyframes list {times, filepositions} at
+ *  or before a byte offset: {time, position, exact}, or null. */
+export function keyframeAt(keyframes, offset) {
+  if (!keyframes || offset == null) return null;
+  const { times, filepositions } = keyframes;
+  let found = -1;
+  for (let i = 0; i < filepositions.length && i < times.length; i++) {
+    if (filepositions[i] <= offset) found = i;
+    else break;
+  }
+  if (found < 0) return null;
+  return { time: times[found], position: filepositions[found], exact: filepositions[found] === offset };
+}
+
+function bufferedRanges(video) {
+  const out = [];
+  for (let i = 0; i < video.buffered.length; i++) out.push([video.buffered.start(i), video.buffered.end(i)]);
+  return out;
+}
+
+/** One media URL playing in one <video>. Dispatches 'change' events when
+ *  anything shown about it changes. */
+export class Session extends EventTarget {
+  constructor(video, { url, library = 'mpegts', seekType = 'range', stashBuffer = false }) {
+    super();
+    this.video = video;
+    this.url = new URL(url, location.href).href;
+    this.kind = mediaKind(this.url);
+    this.library = this.kind === 'flv' ? library : 'native';
+    this.seekType = seekType;
+    this.stashBuffer = stashBuffer;
+    this.player = null;
+    this.metadata = null;
+    this.statistics = null;
+    this.errors = [];
+    this.seeks = [];
+    this.startedAt = null;
+    this.firstPlayingAt = null;
+    this._onVideo = this._onVideo.bind(this);
+    for (const type of ['seeking', 'seeked', 'waiting', 'playing', 'timeupdate', 'ended', 'error', 'durationchange', 'progress', 'pause'])
+      video.addEventListener(type, this._onVideo);
+  }
+
+  /** The onMetaData keyframes list, when the player reported one. */
+  get keyframes() {
+    const k = this.metadata && this.metadata.keyframes;
+    if (!k || !Array.isArray(k.times) || !Array.isArray(k.filepositions)) return null;
+    return k;
+  }
+
+  get duration() {
+    const d = this.video.duration;
+    if (Number.isFinite(d) && d > 0) return d;
+    return this.metadata && this.metadata.duration > 0 ? this.metadata.duration : NaN;
+  }
+
+  /** Requests for this media (any query), in order. */
+  requests() {
+    const path = new URL(this.url).pathname;
+    return requestLog.filter((e) => new URL(e.url).pathname === path);
+  }
+
+  /** What a request of this media is served from: its offset, and the
+   *  keyframe the onMetaData list places there. */
+  served(entry) {
+    const { offset, via } = requestedOffset(entry);
+    return { offset, via, keyframe: offset ? keyframeAt(this.keyframes, offset) : null };
+  }
+
+  async start() {
+    this.startedAt = performance.now();
+    if (this.kind === 'mp4' || this.kind === null) {
+      this.video.src = this.url;
+    } else {
+      const lib = await loadLibrary(this.library);
+      if (!lib.isSupported()) throw new Error(`${libraryLabel(this.library)}: Media Source Extensions are not available`);
+      const player = lib.createPlayer(
+        { type: 'flv', url: this.url, isLive: false },
+        {
+          seekType: this.seekType,
+          // Land where asked, not on the keyframe before it.
+          accurateSeek: true,
+          // The stash (384 KB at first) holds data back until it fills:
+          // with a paced response that is seconds of media, and playback
+          // stalls a second after each seek. Paced data is best handed on
+          // as it arrives.
+          enableStashBuffer: this.stashBuffer,
+          enableWorker: false,
+        }
+      );
+      this.player = player;
+      player.on(lib.Events.ERROR, (type, detail, info) => {
+        this.errors.push({ source: libraryLabel(this.library), type, detail, info: info ? JSON.stringify(info) : '' });
+        this._changed();
+      });
+      player.on(lib.Events.METADATA_ARRIVED, (meta) => {
+        // The first onMetaData describes the file (a seek may bring another).
+        if (!this.metadata) this.metadata = meta;
+        this._changed();
+      });
+      player.on(lib.Events.STATISTICS_INFO, (stats) => {
+        this.statistics = stats;
+        this._changed();
+      });
+      player.attachMediaElement(this.video);
+      player.load();
+    }
+    this._changed();
+    return this.video.play().catch((e) => {
+      this.errors.push({ source: 'video.play()', type: e.name, detail: e.message, info: '' });
+      this._changed();
+    });
+  }
+
+  /** Seeks to `seconds`, recording when it is asked, which requests follow
+   *  and when the element plays again past the target. */
+  seek(seconds) {
+    const record = {
+      target: seconds,
+      at: performance.now(),
+      bufferedBefore: bufferedRanges(this.video),
+      firstRequest: requestLog.length,
+      seekedAt: null,
+      playingAt: null,
+      advancedAt: null,
+    };
+    record.targetBuffered = record.bufferedBefore.some(([s, e]) => seconds >= s && seconds < e);
+    this.seeks.push(record);
+    if (this.player) this.player.currentTime = seconds;
+    else this.video.currentTime = seconds;
+    // timeupdate comes every 250 ms or so: watch each frame instead.
+    const watch = () => {
+      if (record !== this.lastSeek || record.advancedAt !== null) return;
+      this._checkAdvance(record, performance.now());
+      requestAnimationFrame(watch);
+    };
+    requestAnimationFrame(watch);
+    this._changed();
+    return record;
+  }
+
+  /** Marks a seek as done once the element moves past its target. */
+  _checkAdvance(record, now) {
+    const v = this.video;
+    if (record.advancedAt === null && !v.seeking && !v.paused && v.readyState >= 3 && v.currentTime > record.target + 0.1) {
+      record.advancedAt = now;
+      record.landedAt = v.currentTime;
+      if (record.playingAt === null) record.playingAt = now;
+    }
+  }
+
+  get lastSeek() {
+    return this.seeks.length ? this.seeks[this.seeks.length - 1] : null;
+  }
+
+  /** Requests made since a seek record. */
+  requestsSince(record) {
+    const path = new URL(this.url).pathname;
+    return requestLog.slice(record.firstRequest).filter((e) => new URL(e.url).pathname === path);
+  }
+
+  destroy() {
+    for (const type of ['seeking', 'seeked', 'waiting', 'playing', 'timeupdate', 'ended', 'error', 'durationchange', 'progress', 'pause'])
+      this.video.removeEventListener(type, this._onVideo);
+    if (this.player) {
+      this.player.pause();
+      this.player.unload();
+      this.player.detachMediaElement();
+      this.player.destroy();
+      this.player = null;
+    } else {
+      this.video.removeAttribute('src');
+      this.video.load();
+    }
+  }
+
+  _onVideo(ev) {
+    const now = performance.now();
+    const v = this.video;
+    const s = this.lastSeek;
+    switch (ev.type) {
+      case 'playing':
+        if (this.firstPlayingAt === null) this.firstPlayingAt = now;
+        if (s && s.playingAt === null) s.playingAt = now;
+        break;
+      case 'seeked':
+        if (s && s.seekedAt === null) s.seekedAt = now;
+        break;
+      case 'timeupdate':
+        if (s) this._checkAdvance(s, now);
+        break;
+      case 'error': {
+        const e = v.error;
+        this.errors.push({ source: '<video>', type: 'MediaError', detail: e ? `${e.code} ${e.message}` : 'unknown', info: '' });
+        break;
+      }
+    }
+    this._changed();
+  }
+
+  _changed() {
+    this.dispatchEvent(new Event('change'));
+  }
+}
