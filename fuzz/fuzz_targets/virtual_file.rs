@@ -125,12 +125,18 @@ fuzz_target!(|data: &[u8]| {
         }
         match (media.plan(&options, request), twin.plan(&as_stored, request)) {
             (Ok(p), Ok(q)) => {
-                assert_eq!(drain(&media, &p), drain(&twin, &q), "{request:?}");
+                // A `full` prefix states the duration, which a scan and a
+                // metadata check may judge apart when timestamps jump back
+                // mid-file (the scan sees every tag; the check walks the
+                // last group of pictures): then only the lengths must agree.
+                if media.info().duration_ms == twin.info().duration_ms {
+                    assert_eq!(drain(&media, &p), drain(&twin, &q), "{request:?}");
+                } else {
+                    assert_eq!(p.len(), q.len(), "{request:?}");
+                }
                 assert_eq!(p.start_ms, q.start_ms, "{request:?}");
-                // A response reaching the end of the file ends at the
-                // media's end, which a scan and a metadata check may judge
-                // apart when timestamps jump back mid-file (the scan sees
-                // every tag; the check walks the last group of pictures).
+                // Likewise for the end time of a response that reaches the
+                // end of the file (the media's end).
                 if p.file_to < flv.len() as u64 {
                     assert_eq!(p.end_ms, q.end_ms, "{request:?}");
                 }
