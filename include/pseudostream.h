@@ -774,7 +774,8 @@ ps_status ps_stream_new(const ps_media *media,
 
 /*
  Replaces the stream's pacing: burst bytes then bytes per second (0 =
- unpaced), e.g. to serve Range requests unpaced.
+ unpaced). A stream is already paced by the library's policy (see
+ ps_response); this is for tools and tests, not for host policy.
  */
 ps_status ps_stream_set_pacing(ps_stream *stream, uint64_t burst_bytes, uint64_t rate_bytes_per_s);
 

@@ -61,7 +61,8 @@ pub extern "C" fn ps_stream_new(
 }
 
 /// Replaces the stream's pacing: burst bytes then bytes per second (0 =
-/// unpaced), e.g. to serve Range requests unpaced.
+/// unpaced). A stream is already paced by the library's policy (see
+/// ps_response); this is for tools and tests, not for host policy.
 #[no_mangle]
 pub extern "C" fn ps_stream_set_pacing(
     stream: *mut ps_stream,
