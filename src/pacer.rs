@@ -39,16 +39,55 @@ impl Default for Pacing {
     }
 }
 
-/// Time the rate needs before a send is worth waking up for: a twentieth of
-/// a second's worth of bytes, so a paced stream makes about 20 sends a second.
-const QUANTUM_DIVISOR: u64 = 20;
+/// After the burst a paced response goes out in pieces, each one a wake-up
+/// of the host (a timer, a send), whose cost hardly depends on the size: a
+/// piece is worth a wake-up once it holds this many bytes (one TCP
+/// segmentation-offload packet, a sendfile call's worth)...
+const PIECE_BYTES: u64 = 64 * 1024;
+/// ...but a slow stream gets one at least every two seconds (well inside
+/// the few seconds a player buffers), so its bytes are never more than a
+/// second off the schedule...
+const PIECE_MAX_US: u64 = 2_000_000;
+/// ...and a fast one is not woken more than twenty times a second.
+const PIECE_MIN_US: u64 = 50_000;
+
+/// `a × b / c`, rounded down, saturating; u64 arithmetic when it fits (a
+/// pacer is asked twice per piece).
+fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    match a.checked_mul(b) {
+        Some(p) => p / c,
+        None => u64::try_from(u128::from(a) * u128::from(b) / u128::from(c)).unwrap_or(u64::MAX),
+    }
+}
+
+/// `a × b / c`, rounded up, saturating.
+fn mul_div_ceil(a: u64, b: u64, c: u64) -> u64 {
+    match a.checked_mul(b) {
+        Some(p) => p.div_ceil(c),
+        None => u64::try_from((u128::from(a) * u128::from(b)).div_ceil(u128::from(c)))
+            .unwrap_or(u64::MAX),
+    }
+}
+
+/// The piece size for a rate (bytes per second, > 0).
+fn piece_for(rate: u64) -> u64 {
+    let at_most = mul_div(rate, PIECE_MAX_US, 1_000_000);
+    let at_least = mul_div(rate, PIECE_MIN_US, 1_000_000);
+    PIECE_BYTES.clamp(at_least, at_most).max(1)
+}
 
 /// Token bucket with a fixed start: after `t` seconds, `burst + rate × t`
-/// bytes may have been sent in all.
+/// bytes may have been sent in all. The burst goes at once; after it, the
+/// bytes go in pieces (see `piece_for`) placed on that schedule, each one
+/// sent when the schedule reaches its middle. The bytes sent thus stay
+/// within half a piece of `burst + rate × t` on either side, the long-run
+/// rate is exact whatever the piece size, and the last piece waits for
+/// its end, so a transfer never finishes early.
 #[derive(Clone, Debug)]
 pub struct Pacer {
     burst_bytes: u64,
     rate: u64,
+    piece: u64,
     start_us: Option<u64>,
     sent: u64,
 }
@@ -68,6 +107,7 @@ impl Pacer {
         Pacer {
             burst_bytes,
             rate,
+            piece: if rate > 0 { piece_for(rate) } else { 0 },
             start_us: None,
             sent: 0,
         }
@@ -85,45 +125,50 @@ impl Pacer {
         self.rate
     }
 
+    /// Bytes per wake-up after the burst (0 when unpaced).
+    pub fn piece(&self) -> u64 {
+        self.piece
+    }
+
     /// Bytes sent so far, as told by `consume`.
     pub fn sent(&self) -> u64 {
         self.sent
     }
 
-    /// Total bytes the schedule allows by `now_us`. The first call starts the clock.
-    fn budget(&mut self, now_us: u64) -> u64 {
-        let start = *self.start_us.get_or_insert(now_us);
-        let elapsed = u128::from(now_us.saturating_sub(start));
-        let earned = elapsed * u128::from(self.rate) / 1_000_000;
-        u64::try_from(u128::from(self.burst_bytes) + earned).unwrap_or(u64::MAX)
-    }
-
-    /// How much may go now, given the caller wants up to `want` bytes. Sends
-    /// smaller than a quantum (or than `want`) are held back, so a paced
-    /// stream is not dribbled out a few bytes per wake-up.
+    /// How much may go now, given the caller wants up to `want` bytes (a
+    /// host sending with sendfile passes all that is left, a buffered one
+    /// its buffer's room). The first call starts the clock. Less than a
+    /// piece is never sent while more is wanted, so a paced stream is not
+    /// dribbled out a few bytes per wake-up; `Wait` says when the next
+    /// piece is due.
     pub fn allow(&mut self, now_us: u64, want: u64) -> Allowance {
         if self.rate == 0 {
             return Allowance::Send(want);
         }
-        let available = self.budget(now_us).saturating_sub(self.sent);
+        let start = *self.start_us.get_or_insert(now_us);
+        let elapsed = now_us.saturating_sub(start);
+        let (sent, burst) = (self.sent, self.burst_bytes);
+        let scheduled = burst.saturating_add(mul_div(elapsed, self.rate, 1_000_000));
+
         // The burst goes out whole at once, however small its last piece.
-        let in_burst = self.sent < self.burst_bytes;
-        let quantum = if in_burst {
-            1
+        if sent < burst {
+            return Allowance::Send((scheduled - sent).min(want));
+        }
+        // A piece goes when the schedule reaches its middle; what is left
+        // at the end (one piece or less) goes when the schedule reaches it.
+        let (need, lead) = if want > self.piece {
+            (self.piece, self.piece / 2)
         } else {
-            self.rate / QUANTUM_DIVISOR
+            (want, 0)
         };
-        let worth_sending = want.min(quantum.max(1));
-        if available >= worth_sending {
+        let available = scheduled.saturating_add(lead).saturating_sub(sent);
+        if available >= need {
             return Allowance::Send(available.min(want));
         }
-        // Time at which sent + worth_sending is within budget.
-        let target = u128::from((self.sent + worth_sending).saturating_sub(self.burst_bytes));
-        let due_us = (target * 1_000_000).div_ceil(u128::from(self.rate));
-        let start = self.start_us.unwrap_or(now_us);
-        let elapsed = u128::from(now_us.saturating_sub(start));
-        let wait = due_us.saturating_sub(elapsed).max(1);
-        Allowance::Wait(u64::try_from(wait).unwrap_or(u64::MAX))
+        // The time at which burst + rate × t + lead reaches sent + need.
+        let target = sent - burst + (need - lead);
+        let due_us = mul_div_ceil(target, 1_000_000, self.rate);
+        Allowance::Wait(due_us.saturating_sub(elapsed).max(1))
     }
 
     /// Records bytes actually sent.
@@ -137,7 +182,8 @@ mod tests {
     use super::*;
 
     /// Drives a pacer with a fake clock like a host would: send what is
-    /// allowed, otherwise sleep the wait. Returns (time, bytes) samples.
+    /// allowed (at most `chunk` at a time), otherwise sleep the wait exactly.
+    /// Returns (time, bytes sent so far) after every send.
     fn drive(p: &mut Pacer, total: u64, chunk: u64) -> Vec<(u64, u64)> {
         let mut now = 1_000_000; // arbitrary start
         let start = now;
@@ -160,6 +206,17 @@ mod tests {
         samples
     }
 
+    /// Distinct instants at which something was sent: the host's wake-ups.
+    fn wakeups(samples: &[(u64, u64)]) -> usize {
+        let mut times: Vec<u64> = samples.iter().map(|s| s.0).collect();
+        times.dedup();
+        times.len()
+    }
+
+    fn schedule(burst: u64, rate: u64, t_us: u64) -> i128 {
+        (u128::from(burst) + u128::from(t_us) * u128::from(rate) / 1_000_000) as i128
+    }
+
     #[test]
     fn burst_goes_out_at_once_and_exactly() {
         let mut p = Pacer::new(300_000, 100_000);
@@ -174,25 +231,116 @@ mod tests {
     }
 
     #[test]
+    fn piece_size_follows_the_rate() {
+        // Slow: two seconds' worth, a wake-up every two seconds.
+        assert_eq!(Pacer::new(0, 10 * 1024).piece(), 20 * 1024);
+        assert_eq!(Pacer::new(0, 1).piece(), 2);
+        // Middle: a worthwhile send.
+        assert_eq!(Pacer::new(0, 100_000).piece(), 64 * 1024);
+        // Fast: at most twenty wake-ups a second.
+        assert_eq!(Pacer::new(0, 2_000_000).piece(), 100_000);
+        assert_eq!(Pacer::new(0, u64::MAX).piece(), u64::MAX / 20);
+        assert_eq!(Pacer::new(0, 0).piece(), 0);
+    }
+
+    #[test]
     fn sustained_rate_within_one_percent() {
         for &(rate, chunk) in &[
             (100_000u64, 16 * 1024u64),
             (1_250_000, 64 * 1024),
             (7_777, 1500),
+            (10_240, u64::MAX),
+            (100_000, u64::MAX),
+            (2_000_000, u64::MAX),
         ] {
             let burst = rate * 3;
             let total = burst + rate * 20;
             let mut p = Pacer::new(burst, rate);
+            let half = p.piece() as i128 / 2;
             let samples = drive(&mut p, total, chunk);
             let (t_end, sent) = *samples.last().unwrap();
             let measured = (sent - burst) as f64 / (t_end as f64 / 1e6);
             let err = (measured - rate as f64).abs() / rate as f64;
             assert!(err < 0.01, "rate {rate}: measured {measured:.1} ({err:.4})");
-            // Never ahead of schedule at any sample.
+            // Never more than half a piece ahead of the schedule.
             for &(t, s) in &samples {
-                assert!(s <= burst + (t as u128 * rate as u128 / 1_000_000) as u64);
+                assert!(
+                    s as i128 <= schedule(burst, rate, t) + half,
+                    "rate {rate}: {s} bytes at {t} us"
+                );
             }
         }
+    }
+
+    #[test]
+    fn a_host_sending_all_that_is_left_wakes_once_per_piece() {
+        // nginx passes everything left as `want`: one wake-up per piece.
+        for &(rate, per_second) in &[(10_240u64, 0.5), (100_000, 1.53), (2_000_000, 20.0)] {
+            let secs = 30;
+            let mut p = Pacer::new(0, rate);
+            let samples = drive(&mut p, rate * secs, u64::MAX);
+            let per_s = wakeups(&samples) as f64 / secs as f64;
+            assert!(
+                (per_s - per_second).abs() / per_second < 0.05,
+                "rate {rate}: {per_s:.2} wake-ups a second, want {per_second}"
+            );
+        }
+    }
+
+    #[test]
+    fn pieces_straddle_the_schedule() {
+        // Sampled at every wake-up, the bytes sent are within half a piece
+        // of burst + rate × t on both sides, and on average on it: the rate
+        // over any window of whole seconds is the rate.
+        let (burst, rate) = (0, 10_240);
+        let mut p = Pacer::new(burst, rate);
+        let half = p.piece() as i128 / 2;
+        let samples = drive(&mut p, rate * 60, u64::MAX);
+        for &(t, s) in &samples {
+            let d = s as i128 - schedule(burst, rate, t);
+            assert!(d.abs() <= half + 1, "{s} bytes at {t} us: {d} off");
+        }
+        // Two-second pieces go at 1 s, 3 s, ...: by any even second,
+        // exactly that many seconds' worth.
+        for second in (2..60u64).step_by(2) {
+            let by_then = samples
+                .iter()
+                .filter(|s| s.0 <= second * 1_000_000)
+                .map(|s| s.1)
+                .max()
+                .unwrap();
+            assert_eq!(by_then, second * rate, "by {second} s");
+        }
+    }
+
+    #[test]
+    fn the_last_byte_goes_on_schedule_never_early() {
+        // The nginx test's cut: 471,040 bytes at 100,000 B/s, no burst.
+        for &(burst, rate, total) in &[
+            (0u64, 100_000u64, 471_040u64),
+            (0, 10_240, 95_000),
+            (50_000, 100_000, 1_000_001),
+            (0, 2_000_000, 7_654_321),
+        ] {
+            let mut p = Pacer::new(burst, rate);
+            let samples = drive(&mut p, total, u64::MAX);
+            let (t_end, sent) = *samples.last().unwrap();
+            assert_eq!(sent, total);
+            let due = ((total - burst) as u128 * 1_000_000).div_ceil(rate as u128) as u64;
+            assert_eq!(t_end, due, "burst {burst} rate {rate} total {total}");
+        }
+    }
+
+    #[test]
+    fn a_late_host_catches_up_at_once() {
+        // A host that could not send for a while (a slow socket) gets what
+        // the schedule allows by now in one go, no more.
+        let mut p = Pacer::new(0, 10_240);
+        assert_eq!(p.allow(0, 1 << 30), Allowance::Wait(1_000_000));
+        assert_eq!(
+            p.allow(10_000_000, 1 << 30),
+            Allowance::Send(102_400 + 10_240)
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! (`make nginx-module` builds it), its built-in `flv` module beside it, and
 //! `php -S` as an application backend for X-Accel-Redirect. Expected bytes
 //! come from the library itself and from the file; ffmpeg decodes every
-//! `init` response.
+//! `init` response. nginx also runs the request matrix every host binding
+//! passes (`tests/common/host.rs`).
 //!
 //! Ignored by a plain `cargo test` because it needs nginx and the built
 //! module; `scripts/test.sh` builds both and runs it with `--include-ignored`.
@@ -10,13 +11,15 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
-use pseudostream::{PrefixMode, StartUnit};
+use pseudostream::{query, Media, MetadataMode, Options, PrefixMode, StartUnit};
 
 fn module_path() -> PathBuf {
     let p = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
@@ -72,6 +75,30 @@ impl Nginx {
         locations += &location("/ps-header/", "pseudostream_prefix header;");
         locations += &location("/ps-full/", "pseudostream_prefix full;");
         locations += &location("/ps-none/", "pseudostream_prefix none;");
+        locations += &location("/ps-meta-off/", "pseudostream_metadata off;");
+        locations += &location("/ps-meta-always/", "pseudostream_metadata always;");
+        locations += &location(
+            "/paced-meta-off/",
+            "pseudostream_metadata off; pseudostream_rate 100000; pseudostream_burst 0;",
+        );
+        // Paced pieces through the copy filter: read into small buffers by
+        // the thread pool instead of sendfile.
+        locations += &location(
+            "/paced-copied/",
+            "pseudostream_rate 100000; pseudostream_burst 50000; sendfile off; \
+             aio threads; output_buffers 2 16k;",
+        );
+        // The shared host matrix: host_media_dir(), start in seconds.
+        let hm = host_media_dir().canonicalize().unwrap();
+        let hm = hm.display();
+        locations += &format!(
+            "location /media/ {{ alias {hm}/; pseudostream; pseudostream_start_unit seconds; }}\n"
+        );
+        locations += &format!(
+            "location /media-paced/ {{ alias {hm}/; pseudostream; \
+             pseudostream_start_unit seconds; pseudostream_rate 100000; \
+             pseudostream_burst 0; }}\n"
+        );
         locations += &format!(
             "location /paced/ {{ alias {}/; pseudostream; pseudostream_start_unit seconds; \
              pseudostream_rate 100000; pseudostream_burst 0; }}\n",
@@ -145,6 +172,16 @@ impl Nginx {
 
     fn get(&self, target: &str) -> Reply {
         self.request("GET", target, &[])
+    }
+
+    /// The shared host matrix's view of this nginx below `base`.
+    fn host(&self, base: &str) -> HostUnderTest {
+        HostUnderTest {
+            name: "nginx",
+            port: self.port,
+            base: base.to_string(),
+            pid: self.master.0.id(),
+        }
     }
 
     fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
@@ -396,7 +433,12 @@ fn ranges_head_and_validators_on_seeked_responses() {
 fn bad_inputs_get_their_status_and_the_worker_keeps_serving() {
     let nginx = Nginx::start();
     let file = "h264_aac.plain.flv";
-    let size = reference(file).size();
+    // Byte positions refer to the served (virtual) file.
+    let size = served(&media_dir().join(file), "", MetadataMode::Missing).len() as u64;
+    assert!(
+        size > reference(file).size(),
+        "a plain file is served rewritten"
+    );
     let cases: Vec<(String, u16)> = vec![
         (format!("/ps/{file}?start=abc"), 400),
         (format!("/ps/{file}?start=-5"), 400),
@@ -422,6 +464,10 @@ fn bad_inputs_get_their_status_and_the_worker_keeps_serving() {
         assert_eq!(ok.status, 200, "after {target}");
         assert_eq!(ok.body.len() as u64, size);
     }
+    // Without a query, a file the library cannot read is served as stored.
+    let junk = nginx.get("/junk/not-video.flv");
+    assert_eq!(junk.status, 200);
+    assert_eq!(junk.body, b"this is not an FLV file\n");
     let post = nginx.request(
         "POST",
         &format!("/ps/{file}?start=1"),
@@ -504,5 +550,300 @@ fn a_file_replaced_on_disk_is_indexed_again() {
             "{file}: stale index served after replace"
         );
     }
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+/// The body the library serves for `query_str` ("" = no query) on `file`
+/// with default options and this metadata mode, drained unpaced.
+fn served(file: &Path, query_str: &str, metadata: MetadataMode) -> Vec<u8> {
+    let options = Options {
+        metadata,
+        ..Options::default()
+    };
+    let media = Media::open(file).unwrap();
+    let request = query::parse(query_str.as_bytes(), &options).unwrap();
+    let mut plan = media.plan(&options, &request).unwrap();
+    plan.rate_bytes_per_s = 0;
+    body(&media, &plan)
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn nginx_passes_the_host_matrix() {
+    let nginx = Nginx::start();
+    assert_no_failures("nginx host matrix", &run_matrix(&nginx.host("/media")));
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn a_pacing_location_paces_plain_gets_and_ranges() {
+    let nginx = Nginx::start();
+    assert_no_failures(
+        "nginx paced location",
+        &run_paced_location(&nginx.host("/media-paced")),
+    );
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn no_query_serves_the_file_or_its_virtual_rewrite() {
+    let nginx = Nginx::start();
+    let plain = "h264_aac.plain.flv";
+    let valid = "h264_aac.yamdi.flv";
+    let plain_path = media_dir().join(plain);
+    let valid_path = media_dir().join(valid);
+    let stored_plain = fs::read(&plain_path).unwrap();
+    let stored_valid = fs::read(&valid_path).unwrap();
+    let static_etag = |file: &str| {
+        let reply = nginx.request("HEAD", &format!("/flv/{file}"), &[]);
+        reply.header("ETag").expect("flv ETag").to_string()
+    };
+
+    // Default (`missing`): no keyframes in the metadata, so the library's
+    // virtual file, with its own validator.
+    let virtual_file = served(&plain_path, "", MetadataMode::Missing);
+    assert!(virtual_file != stored_plain, "the plain file is rewritten");
+    let reply = nginx.get(&format!("/ps/{plain}"));
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body == virtual_file,
+        "virtual file differs from the library's"
+    );
+    assert_eq!(reply.header("Accept-Ranges"), Some("bytes"));
+    assert_eq!(reply.header("Content-Type"), Some("video/x-flv"));
+    assert_ne!(reply.header("ETag"), Some(static_etag(plain).as_str()));
+    decode_bytes(&reply.body, "virtual file").unwrap();
+    // Byte positions refer to the virtual file.
+    let q = format!("start={}", virtual_file.len() / 2);
+    let seek = nginx.get(&format!("/ps/{plain}?{q}"));
+    assert_eq!(seek.status, 200);
+    assert!(seek.body == served(&plain_path, &q, MetadataMode::Missing));
+    let q = "bstart=1000&bend=20000";
+    assert!(nginx.get(&format!("/ps/{plain}?{q}")).body == virtual_file[1000..=20000]);
+
+    // Valid keyframes in the metadata: the file as stored, on the static
+    // path (nginx's own validator).
+    let reply = nginx.get(&format!("/ps/{valid}"));
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body == stored_valid,
+        "a file with valid metadata is served as stored"
+    );
+    assert_eq!(reply.header("ETag"), Some(static_etag(valid).as_str()));
+
+    // `pseudostream_metadata off`: the static path, and byte positions in
+    // the stored file.
+    let reply = nginx.get(&format!("/ps-meta-off/{plain}"));
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body == stored_plain,
+        "metadata off serves the stored file"
+    );
+    assert_eq!(reply.header("ETag"), Some(static_etag(plain).as_str()));
+    let r = reference(plain);
+    let q = format!("start={}", r.seek_points[r.seek_points.len() / 2].1 + 7);
+    let seek = nginx.get(&format!("/ps-meta-off/{plain}?{q}"));
+    assert!(seek.body == served(&plain_path, &q, MetadataMode::Off));
+
+    // `always`: even valid metadata is rewritten, as the library does it.
+    let reply = nginx.get(&format!("/ps-meta-always/{valid}"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == served(&valid_path, "", MetadataMode::Always));
+    decode_bytes(&reply.body, "metadata always").unwrap();
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn validators_and_ranges_on_the_virtual_file() {
+    let nginx = Nginx::start();
+    let plain = "h264_aac.plain.flv";
+    let target = format!("/ps/{plain}");
+    let full = nginx.get(&target);
+    assert_eq!(full.status, 200);
+    let len = full.body.len();
+    let etag = full.header("ETag").expect("ETag").to_string();
+    let modified = full
+        .header("Last-Modified")
+        .expect("Last-Modified")
+        .to_string();
+    let get = |headers: &[(&str, &str)]| nginx.request("GET", &target, headers);
+
+    for (range, first, last) in [
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=0-0", 0, 0),
+        ("bytes=-100", len - 100, len - 1),
+        (&format!("bytes={}-", len - 10) as &str, len - 10, len - 1),
+    ] {
+        let part = get(&[("Range", range)]);
+        assert_eq!(part.status, 206, "{range}");
+        assert!(part.body == full.body[first..=last], "{range} bytes");
+        assert_eq!(
+            part.header("Content-Range"),
+            Some(format!("bytes {first}-{last}/{len}").as_str()),
+            "{range}"
+        );
+        assert_eq!(part.header("ETag"), Some(etag.as_str()), "{range}");
+    }
+    let over = get(&[("Range", &format!("bytes={}-", len + 5))]);
+    assert_eq!(over.status, 416);
+    assert_eq!(
+        over.header("Content-Range"),
+        Some(format!("bytes */{len}").as_str())
+    );
+    // Several ranges: the whole response.
+    let several = get(&[("Range", "bytes=0-9,20-29")]);
+    assert_eq!(several.status, 200);
+    assert_eq!(several.body.len(), len);
+
+    let head = nginx.request("HEAD", &target, &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(len.to_string().as_str())
+    );
+    assert_eq!(head.header("ETag"), Some(etag.as_str()));
+    let head_range = nginx.request("HEAD", &target, &[("Range", "bytes=10-19")]);
+    assert_eq!(head_range.status, 206);
+    assert_eq!(head_range.header("Content-Length"), Some("10"));
+
+    // Entity tags (the library) and dates (the module), in RFC 9110 order.
+    let range = ("Range", "bytes=10-19");
+    for (headers, want) in [
+        (vec![("If-None-Match", etag.as_str())], 304),
+        (vec![("If-None-Match", etag.as_str()), range], 304),
+        (vec![("If-None-Match", "\"other\"")], 200),
+        (vec![("If-Match", "\"nope\"")], 412),
+        (vec![("If-Match", etag.as_str()), range], 206),
+        (vec![("If-Range", "\"old\""), range], 200),
+        (vec![("If-Range", etag.as_str()), range], 206),
+        (vec![("If-Modified-Since", modified.as_str())], 304),
+        (vec![("If-Modified-Since", modified.as_str()), range], 304),
+        (
+            vec![
+                ("If-Modified-Since", modified.as_str()),
+                ("If-None-Match", "\"other\""),
+            ],
+            200,
+        ),
+        (
+            vec![("If-Modified-Since", "Thu, 01 Jan 1970 00:00:01 GMT")],
+            200,
+        ),
+        (
+            vec![
+                ("If-Unmodified-Since", "Thu, 01 Jan 1970 00:00:01 GMT"),
+                range,
+            ],
+            412,
+        ),
+        (vec![("If-Unmodified-Since", modified.as_str()), range], 206),
+        (vec![("If-Unmodified-Since", "garbage"), range], 206),
+    ] {
+        let reply = get(&headers);
+        assert_eq!(reply.status, want, "{headers:?}");
+        if want == 304 {
+            assert!(reply.body.is_empty(), "{headers:?}: 304 with a body");
+            assert_eq!(reply.header("ETag"), Some(etag.as_str()), "{headers:?}");
+        }
+    }
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn pacing_covers_bodies_and_answers_bodyless_requests_at_once() {
+    let nginx = Nginx::start();
+    let plain = "h264_aac.plain.flv";
+    let valid = "h264_aac.yamdi.flv";
+    let target = format!("/media-paced/{plain}");
+    let quick = Duration::from_millis(500);
+
+    // Bodyless answers are not paced.
+    let head = nginx.request("HEAD", &target, &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.elapsed < quick, "HEAD took {:?}", head.elapsed);
+    let etag = head.header("ETag").expect("ETag").to_string();
+    let len: usize = head.header("Content-Length").unwrap().parse().unwrap();
+    let cached = nginx.request("GET", &target, &[("If-None-Match", &etag)]);
+    assert_eq!(cached.status, 304);
+    assert!(cached.elapsed < quick, "304 took {:?}", cached.elapsed);
+    let over = nginx.request("GET", &target, &[("Range", &format!("bytes={len}-"))]);
+    assert_eq!(over.status, 416);
+    assert!(over.elapsed < quick, "416 took {:?}", over.elapsed);
+
+    // Without a burst, the header still goes at once; the first piece of
+    // the body (64k at 100000 B/s, sent when the schedule reaches its
+    // middle) follows at 0.33 s.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let header_after = started.elapsed();
+    s.read_exact(&mut byte).unwrap();
+    let body_after = started.elapsed();
+    assert!(
+        header_after < Duration::from_millis(200) && body_after > Duration::from_millis(300),
+        "header after {header_after:?}, body after {body_after:?}"
+    );
+    drop(s);
+
+    // Bodies are, whatever path serves them: a suffix Range of a file with
+    // valid metadata, a file on a location that does not rewrite, and one
+    // read by the thread pool into small buffers (200000 bytes, no burst:
+    // 2 s; with a burst of 50000: 1.5 s).
+    let cases = [
+        (
+            format!("/media-paced/{valid}"),
+            media_dir().join(valid),
+            2.0,
+        ),
+        (
+            format!("/paced-meta-off/{plain}"),
+            media_dir().join(plain),
+            2.0,
+        ),
+        (
+            format!("/paced-copied/{valid}"),
+            media_dir().join(valid),
+            1.5,
+        ),
+    ];
+    let results = par_map(cases.to_vec(), |(target, path, want_s)| {
+        let stored = fs::read(&path).unwrap();
+        let from = stored.len() - 200_000;
+        let reply = nginx.request("GET", &target, &[("Range", "bytes=-200000")]);
+        let content_range = format!("bytes {from}-{}/{}", stored.len() - 1, stored.len());
+        if reply.status != 206 || reply.header("Content-Range") != Some(content_range.as_str()) {
+            return Err(format!(
+                "{target}: status {}, Content-Range {:?}",
+                reply.status,
+                reply.header("Content-Range")
+            ));
+        }
+        if reply.body != stored[from..] {
+            return Err(format!("{target}: paced range bytes differ"));
+        }
+        let took = reply.elapsed.as_secs_f64();
+        eprintln!("nginx pacing: {target} last 200000 bytes in {took:.3} s (target {want_s:.3} s)");
+        if (took - want_s).abs() / want_s > 0.05 {
+            return Err(format!("{target}: {took:.3} s, target {want_s:.3} s"));
+        }
+        Ok(())
+    });
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    assert_no_failures("paced bodies", &failures);
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }

@@ -4,15 +4,20 @@
  * ("movie.flv?start=..."), answered by libpseudostream.
  *
  * The library decides what to send (a prefix it builds and one range of
- * the file); this module only turns that plan into a memory buffer and a
- * file buffer, and lets nginx do the rest: the open file cache, validators
- * (not_modified filter), Range (range filter) and sendfile.
+ * the file), which window of it a request gets (preconditions and Range)
+ * and how that window is paced; this module turns the answer into a
+ * memory buffer and a file buffer, and lets nginx do the rest: the open
+ * file cache, sendfile, directio and aio, timers.
  *
- * A plan with a rate is sent in pieces under the library's pacing clock
+ * A paced window goes out in pieces under the library's pacing clock
  * (ps_pacer): each time the request's write handler runs, the pacer says
  * how many bytes may go; they go as a memory buffer (prefix) and a file
  * buffer (sendfile), and when it says wait, a timer on the connection's
  * write event wakes the handler again. The worker never blocks.
+ *
+ * A request without a query that the library would answer with the file
+ * as stored, unpaced, takes the static module's path instead (nginx's
+ * ETag, its not_modified and range filters).
  */
 
 
@@ -38,6 +43,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                 prefix;
     ngx_uint_t                 start_unit;
+    ngx_uint_t                 metadata;
 
     ngx_str_t                  params[NGX_HTTP_PSEUDOSTREAM_PARAMS];
     ngx_uint_t                 params_set;
@@ -61,37 +67,57 @@ typedef struct {
     ps_plan                   *plan;
     ps_pacer                  *pacer;
 
-    /* a paced response: what is left of the prefix and of the file range */
-
     const uint8_t             *prefix;
+    size_t                     prefix_len;
+    uint64_t                   length;
+
+    /* a paced window: what is left of its prefix part and of its file part */
+
     size_t                     prefix_pos;
     size_t                     prefix_end;
     off_t                      file_pos;
     off_t                      file_end;
     ngx_msec_t                 start_msec;
+    unsigned                   sending:1;
 
     ngx_file_t                 file;
 
-    ngx_chain_t               *free;
-    ngx_chain_t               *busy;
+    /* the buffers of one piece, reused once the previous piece is out */
+
+    ngx_buf_t                  prefix_buf;
+    ngx_buf_t                  file_buf;
+    ngx_chain_t                out[2];
 } ngx_http_pseudostream_ctx_t;
 
 
 static ngx_int_t ngx_http_pseudostream_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_pseudostream_static(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_pseudostream_plan(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_pseudostream_resolve(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
     ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_respond(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_response *resp);
+static ngx_uint_t ngx_http_pseudostream_test_dates(ngx_http_request_t *r,
+    ngx_uint_t status, time_t mtime);
+static ngx_int_t ngx_http_pseudostream_headers(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_response *resp);
+static ngx_table_elt_t *ngx_http_pseudostream_push_header(
+    ngx_http_request_t *r, char *key, size_t len);
 static ngx_int_t ngx_http_pseudostream_send(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of, const uint8_t *prefix,
     size_t len, off_t start, off_t end);
 static ngx_int_t ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_plan_info *info);
+    ngx_open_file_info_t *of, ps_response *resp, ps_slice *slice);
 static void ngx_http_pseudostream_writer(ngx_http_request_t *r);
 static ngx_int_t ngx_http_pseudostream_pace(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
+static ngx_int_t ngx_http_pseudostream_wait_socket(ngx_http_request_t *r);
 static ngx_int_t ngx_http_pseudostream_error(ngx_http_request_t *r,
     ngx_str_t *path, const char *call, ps_status status);
 static void ngx_http_pseudostream_cleanup(void *data);
@@ -124,6 +150,14 @@ static ngx_conf_enum_t  ngx_http_pseudostream_prefixes[] = {
 static ngx_conf_enum_t  ngx_http_pseudostream_units[] = {
     { ngx_string("bytes"), PS_UNIT_BYTES },
     { ngx_string("seconds"), PS_UNIT_SECONDS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_pseudostream_metadata_modes[] = {
+    { ngx_string("off"), PS_METADATA_OFF },
+    { ngx_string("missing"), PS_METADATA_MISSING },
+    { ngx_string("always"), PS_METADATA_ALWAYS },
     { ngx_null_string, 0 }
 };
 
@@ -163,6 +197,13 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_pseudostream_loc_conf_t, start_unit),
       &ngx_http_pseudostream_units },
+
+    { ngx_string("pseudostream_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, metadata),
+      &ngx_http_pseudostream_metadata_modes },
 
     { ngx_string("pseudostream_param"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
@@ -244,14 +285,15 @@ ngx_module_t  ngx_http_pseudostream_module = {
 static ngx_int_t
 ngx_http_pseudostream_handler(ngx_http_request_t *r)
 {
-    u_char                    *last;
-    size_t                     root;
-    ngx_int_t                  rc;
-    ngx_uint_t                 level;
-    ngx_str_t                  path;
-    ngx_log_t                 *log;
-    ngx_open_file_info_t       of;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                            *last;
+    size_t                             root;
+    ngx_int_t                          rc;
+    ngx_uint_t                         level;
+    ngx_str_t                          path;
+    ngx_log_t                         *log;
+    ngx_open_file_info_t               of;
+    ngx_http_core_loc_conf_t          *clcf;
+    ngx_http_pseudostream_loc_conf_t  *plcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -341,17 +383,39 @@ ngx_http_pseudostream_handler(ngx_http_request_t *r)
 
     r->root_tested = !r->error_page;
 
-    if (r->args.len) {
-        return ngx_http_pseudostream_plan(r, &path, &of);
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
+
+    /*
+     * without a query, the library is asked only where its answer can
+     * differ from the file as stored: pacing or rewritten metadata
+     */
+
+    if (r->args.len
+        || plcf->rate_mode != NGX_HTTP_PSEUDOSTREAM_RATE_OFF
+        || plcf->metadata != PS_METADATA_OFF)
+    {
+        rc = ngx_http_pseudostream_plan(r, &path, &of);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
-    /* no query: the file as it is, like the static module */
+    return ngx_http_pseudostream_static(r, &path, &of);
+}
 
-    log->action = "sending response to client";
+
+static ngx_int_t
+ngx_http_pseudostream_static(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    /* the file as it is, like the static module */
+
+    r->connection->log->action = "sending response to client";
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = of.size;
-    r->headers_out.last_modified_time = of.mtime;
+    r->headers_out.content_length_n = of->size;
+    r->headers_out.last_modified_time = of->mtime;
 
     if (ngx_http_set_etag(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -363,9 +427,15 @@ ngx_http_pseudostream_handler(ngx_http_request_t *r)
 
     r->allow_ranges = 1;
 
-    return ngx_http_pseudostream_send(r, &path, &of, NULL, 0, 0, of.size);
+    return ngx_http_pseudostream_send(r, path, of, NULL, 0, 0, of->size);
 }
 
+
+/*
+ * Answers a request with the library: its plan, its answer to the
+ * request's preconditions and Range, its pacing. Returns NGX_DECLINED for
+ * a request without a query that the static path serves the same.
+ */
 
 static ngx_int_t
 ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
@@ -374,9 +444,8 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
     size_t                        len;
     ngx_int_t                     rc;
     ps_status                     st;
-    ngx_table_elt_t              *h;
+    ps_response                   resp;
     ps_plan_info                  info;
-    const char                   *etag, *type;
     const uint8_t                *prefix;
     ngx_pool_cleanup_t           *cln;
     ngx_http_pseudostream_ctx_t  *ctx;
@@ -427,22 +496,28 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
         return ngx_http_pseudostream_error(r, path, "ps_plan_get_info", st);
     }
 
+    if (r->args.len == 0 && info.whole_file && info.rate_bytes_per_s == 0) {
+        return NGX_DECLINED;
+    }
+
     st = ps_plan_prefix(ctx->plan, &prefix, &len);
     if (st != PS_OK) {
         return ngx_http_pseudostream_error(r, path, "ps_plan_prefix", st);
     }
 
-    st = ps_plan_etag(ctx->plan, &etag);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_etag", st);
-    }
-
-    if (len != info.prefix_length || info.file_from > info.file_to) {
+    if (len != info.prefix_length
+        || info.file_from > info.file_to
+        || info.file_to > (uint64_t) of->size)
+    {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "pseudostream plan of \"%V\" does not fit the file",
                       path);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->prefix = prefix;
+    ctx->prefix_len = len;
+    ctx->length = info.length;
 
     ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "http pseudostream plan: prefix:%uz file:%uL-%uL "
@@ -450,72 +525,12 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
                    len, info.file_from, info.file_to,
                    info.burst_bytes, info.rate_bytes_per_s);
 
-    r->connection->log->action = "sending pseudostream to client";
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = (off_t) info.length;
-    r->headers_out.last_modified_time = of->mtime;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_pseudostream_respond(r, ctx, path, of, &resp);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "ETag");
-    h->value.len = ngx_strlen(etag);
-    h->value.data = ngx_pnalloc(r->pool, h->value.len);
-    if (h->value.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(h->value.data, etag, h->value.len);
-    r->headers_out.etag = h;
-
-    if (ps_plan_content_type(ctx->plan, &type) == PS_OK) {
-        r->headers_out.content_type_len = ngx_strlen(type);
-        r->headers_out.content_type.len = r->headers_out.content_type_len;
-        r->headers_out.content_type.data = ngx_pnalloc(r->pool,
-                                             r->headers_out.content_type.len);
-        if (r->headers_out.content_type.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(r->headers_out.content_type.data, type,
-                   r->headers_out.content_type.len);
-        r->headers_out.content_type_lowcase = NULL;
-
-    } else if (ngx_http_set_content_type(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /*
-     * the range filter serves one range of the planned stream; several
-     * ranges would need the whole response in one buffer
-     */
-
-    r->allow_ranges = 1;
-    r->single_range = 1;
-
-    /*
-     * a paced response goes out in pieces; ranges (served by the range
-     * filter from one chain) and subrequests go unpaced
-     */
-
-    if (info.rate_bytes_per_s
-        && info.length
-        && r == r->main
-        && r->headers_in.range == NULL)
-    {
-        return ngx_http_pseudostream_send_paced(r, ctx, path, of, &info);
-    }
-
-    return ngx_http_pseudostream_send(r, path, of, prefix, len,
-                                      (off_t) info.file_from,
-                                      (off_t) info.file_to);
+    return ngx_http_pseudostream_headers(r, ctx, path, of, &resp);
 }
 
 
@@ -536,10 +551,15 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    st = ps_request_parse(plcf->options, (const char *) r->args.data,
-                          r->args.len, &ctx->request);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_request_parse", st);
+    /* no query: no request, the library plans the whole (served) file */
+
+    if (r->args.len) {
+        st = ps_request_parse(plcf->options, (const char *) r->args.data,
+                              r->args.len, &ctx->request);
+        if (st != PS_OK) {
+            return ngx_http_pseudostream_error(r, path, "ps_request_parse",
+                                               st);
+        }
     }
 
     /*
@@ -552,6 +572,20 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
                                    (uint64_t) of->uniq,
                                    (int64_t) of->mtime * 1000000000,
                                    &ctx->media);
+
+    if (st == PS_ERR_UNSUPPORTED_FORMAT || st == PS_ERR_MALFORMED_MEDIA) {
+
+        if (r->args.len == 0) {
+
+            /* nothing to seek in, nothing to rewrite: served as stored */
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "\"%V\" served as stored: %s", path,
+                          ps_last_error());
+            return NGX_DECLINED;
+        }
+    }
+
     if (st != PS_OK) {
         return ngx_http_pseudostream_error(r, path,
                                            "ps_media_open_fd_borrowed", st);
@@ -566,7 +600,8 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
 
         /* RFC 9110: "bytes *" and the length of the file */
 
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_pseudostream_push_header(r, "Content-Range",
+                                              sizeof("Content-Range") - 1);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -578,11 +613,6 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Content-Range");
         h->value.len = ngx_sprintf(h->value.data, "bytes */%O", of->size)
                        - h->value.data;
 
@@ -590,6 +620,340 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
     }
 
     return ngx_http_pseudostream_error(r, path, "ps_plan_new", st);
+}
+
+
+/*
+ * The library evaluates If-Match, If-None-Match, If-Range and Range (RFC
+ * 9110 order) against the plan's ETag and length, and says how the window
+ * is paced; the module adds the date validators, which need the file's
+ * modification time. nginx's not_modified and range filters stay out.
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_respond(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_response *resp)
+{
+    ps_status                  st;
+    ngx_uint_t                 status;
+    const char                *range, *if_match, *if_none_match, *if_range;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    range = NULL;
+    if_match = NULL;
+    if_none_match = NULL;
+    if_range = NULL;
+
+    /* nginx keeps header values NUL-terminated */
+
+    if (r == r->main) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (r->headers_in.range
+            && clcf->max_ranges
+            && r->http_version >= NGX_HTTP_VERSION_10)
+        {
+            range = (const char *) r->headers_in.range->value.data;
+        }
+
+        if (r->headers_in.if_range) {
+            if_range = (const char *) r->headers_in.if_range->value.data;
+        }
+
+        if (r->headers_in.if_match) {
+            if_match = (const char *) r->headers_in.if_match->value.data;
+        }
+
+        if (r->headers_in.if_none_match) {
+            if_none_match =
+                       (const char *) r->headers_in.if_none_match->value.data;
+        }
+    }
+
+    st = ps_plan_respond(ctx->plan, range, if_match, if_none_match, if_range,
+                         resp);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_respond", st);
+    }
+
+    if (r == r->main) {
+        status = ngx_http_pseudostream_test_dates(r, resp->status,
+                                                  of->mtime);
+
+        if (status != resp->status) {
+            resp->status = (uint32_t) status;
+            resp->first = 0;
+            resp->length = 0;
+            resp->burst_bytes = 0;
+            resp->rate_bytes_per_s = 0;
+        }
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream respond: %uD %uL+%uL "
+                   "burst:%uL rate:%uL",
+                   resp->status, resp->first, resp->length,
+                   resp->burst_bytes, resp->rate_bytes_per_s);
+
+    return NGX_OK;
+}
+
+
+/*
+ * If-Unmodified-Since and If-Modified-Since in RFC 9110 order around the
+ * library's answer: each is ignored when its entity-tag counterpart was
+ * sent (and evaluated by the library) or is not a valid date;
+ * If-Modified-Since follows the location's if_modified_since.
+ */
+
+static ngx_uint_t
+ngx_http_pseudostream_test_dates(ngx_http_request_t *r, ngx_uint_t status,
+    time_t mtime)
+{
+    time_t                     t;
+    ngx_table_elt_t           *h;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    h = r->headers_in.if_unmodified_since;
+
+    if (h && r->headers_in.if_match == NULL
+        && status != NGX_HTTP_PRECONDITION_FAILED)
+    {
+        t = ngx_parse_http_time(h->value.data, h->value.len);
+
+        if (t != NGX_ERROR && mtime > t) {
+            return NGX_HTTP_PRECONDITION_FAILED;
+        }
+    }
+
+    h = r->headers_in.if_modified_since;
+
+    if (h == NULL
+        || r->headers_in.if_none_match
+        || (status != NGX_HTTP_OK
+            && status != NGX_HTTP_PARTIAL_CONTENT
+            && status != NGX_HTTP_RANGE_NOT_SATISFIABLE))
+    {
+        return status;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->if_modified_since == NGX_HTTP_IMS_OFF) {
+        return status;
+    }
+
+    t = ngx_parse_http_time(h->value.data, h->value.len);
+
+    if (t == NGX_ERROR) {
+        return status;
+    }
+
+    if (t == mtime
+        || (clcf->if_modified_since == NGX_HTTP_IMS_BEFORE && t > mtime))
+    {
+        return NGX_HTTP_NOT_MODIFIED;
+    }
+
+    return status;
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_headers(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of, ps_response *resp)
+{
+    size_t                     len;
+    ps_slice                   slice;
+    ps_status                  st;
+    const char                *etag, *type;
+    ngx_table_elt_t           *h;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    switch (resp->status) {
+
+    case NGX_HTTP_OK:
+    case NGX_HTTP_PARTIAL_CONTENT:
+    case NGX_HTTP_NOT_MODIFIED:
+        break;
+
+    case NGX_HTTP_RANGE_NOT_SATISFIABLE:
+
+        h = ngx_http_pseudostream_push_header(r, "Content-Range",
+                                              sizeof("Content-Range") - 1);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.data = ngx_pnalloc(r->pool,
+                                    sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
+        if (h->value.data == NULL) {
+            h->hash = 0;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "bytes */%uL", ctx->length)
+                       - h->value.data;
+
+        r->headers_out.content_range = h;
+
+        return NGX_HTTP_RANGE_NOT_SATISFIABLE;
+
+    default: /* NGX_HTTP_PRECONDITION_FAILED */
+        return resp->status;
+    }
+
+    r->connection->log->action = "sending pseudostream to client";
+
+    /* the module has evaluated validators and Range */
+
+    r->disable_not_modified = 1;
+    r->allow_ranges = 0;
+
+    r->headers_out.status = resp->status;
+    r->headers_out.last_modified_time = of->mtime;
+
+    st = ps_plan_etag(ctx->plan, &etag);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_etag", st);
+    }
+
+    h = ngx_http_pseudostream_push_header(r, "ETag", sizeof("ETag") - 1);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->value.len = ngx_strlen(etag);
+    h->value.data = ngx_pnalloc(r->pool, h->value.len);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(h->value.data, etag, h->value.len);
+    r->headers_out.etag = h;
+
+    if (resp->status == NGX_HTTP_NOT_MODIFIED) {
+
+        /* validators only; the header filter makes it header only */
+
+        return ngx_http_send_header(r);
+    }
+
+    r->headers_out.content_length_n = (off_t) resp->length;
+
+    if (ps_plan_content_type(ctx->plan, &type) == PS_OK) {
+        r->headers_out.content_type_len = ngx_strlen(type);
+        r->headers_out.content_type.len = r->headers_out.content_type_len;
+        r->headers_out.content_type.data = (u_char *) type;
+        r->headers_out.content_type_lowcase = NULL;
+
+    } else if (ngx_http_set_content_type(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (resp->status == NGX_HTTP_PARTIAL_CONTENT) {
+
+        h = ngx_http_pseudostream_push_header(r, "Content-Range",
+                                              sizeof("Content-Range") - 1);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = sizeof("bytes -/") - 1 + 3 * NGX_INT64_LEN + 1;
+
+        h->value.data = ngx_pnalloc(r->pool, len);
+        if (h->value.data == NULL) {
+            h->hash = 0;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        st = ps_plan_content_range(ctx->plan, resp, (char *) h->value.data,
+                                   len, &h->value.len);
+        if (st != PS_OK) {
+            h->hash = 0;
+            return ngx_http_pseudostream_error(r, path,
+                                               "ps_plan_content_range", st);
+        }
+
+        r->headers_out.content_range = h;
+
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (resp->status == NGX_HTTP_OK && r == r->main && clcf->max_ranges) {
+
+        h = ngx_http_pseudostream_push_header(r, "Accept-Ranges",
+                                              sizeof("Accept-Ranges") - 1);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&h->value, "bytes");
+        r->headers_out.accept_ranges = h;
+    }
+
+    /* the window: a part of the prefix, then a range of the file */
+
+    st = ps_plan_slice(ctx->plan, resp->first, resp->length, &slice);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path, "ps_plan_slice", st);
+    }
+
+    if (slice.prefix_from > slice.prefix_to
+        || slice.prefix_to > ctx->prefix_len
+        || slice.file_from > slice.file_to
+        || slice.file_to > (uint64_t) of->size)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "pseudostream slice of \"%V\" does not fit the file",
+                      path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a paced window goes out in pieces; subrequests go unpaced */
+
+    if (resp->rate_bytes_per_s
+        && resp->length
+        && r == r->main
+        && r->method != NGX_HTTP_HEAD)
+    {
+        return ngx_http_pseudostream_send_paced(r, ctx, path, of, resp,
+                                                &slice);
+    }
+
+    return ngx_http_pseudostream_send(r, path, of,
+                                      ctx->prefix + slice.prefix_from,
+                                      (size_t) (slice.prefix_to
+                                                - slice.prefix_from),
+                                      (off_t) slice.file_from,
+                                      (off_t) slice.file_to);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_pseudostream_push_header(ngx_http_request_t *r, char *key,
+    size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    h->key.len = len;
+    h->key.data = (u_char *) key;
+    h->lowcase_key = NULL;
+
+    return h;
 }
 
 
@@ -665,48 +1029,23 @@ ngx_http_pseudostream_send(ngx_http_request_t *r, ngx_str_t *path,
 static ngx_int_t
 ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_plan_info *info)
+    ngx_open_file_info_t *of, ps_response *resp, ps_slice *slice)
 {
-    size_t          len;
-    ngx_int_t       rc;
-    ps_slice        slice;
-    ps_status       st;
-    const uint8_t  *prefix;
+    ngx_int_t  rc;
+    ps_status  st;
 
     /* we need to allocate all before the header would be sent */
 
-    st = ps_plan_slice(ctx->plan, 0, info->length, &slice);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_slice", st);
-    }
-
-    st = ps_plan_prefix(ctx->plan, &prefix, &len);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_prefix", st);
-    }
-
-    if (slice.prefix_from > slice.prefix_to
-        || slice.prefix_to > len
-        || slice.file_from > slice.file_to
-        || slice.file_to > (uint64_t) of->size)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pseudostream slice of \"%V\" does not fit the file",
-                      path);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    st = ps_pacer_new(info->burst_bytes, info->rate_bytes_per_s, &ctx->pacer);
+    st = ps_pacer_new(resp->burst_bytes, resp->rate_bytes_per_s,
+                      &ctx->pacer);
     if (st != PS_OK) {
         return ngx_http_pseudostream_error(r, path, "ps_pacer_new", st);
     }
 
-    ctx->prefix = prefix;
-    ctx->prefix_pos = (size_t) slice.prefix_from;
-    ctx->prefix_end = (size_t) slice.prefix_to;
-    ctx->file_pos = (off_t) slice.file_from;
-    ctx->file_end = (off_t) slice.file_to;
-    ctx->start_msec = ngx_current_msec;
+    ctx->prefix_pos = (size_t) slice->prefix_from;
+    ctx->prefix_end = (size_t) slice->prefix_to;
+    ctx->file_pos = (off_t) slice->file_from;
+    ctx->file_end = (off_t) slice->file_to;
 
     ctx->file.fd = of->fd;
     ctx->file.name = *path;
@@ -727,6 +1066,8 @@ ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
                             ? ngx_http_discarded_request_body_handler
                             : ngx_http_test_reading;
     r->write_event_handler = ngx_http_pseudostream_writer;
+
+    ctx->start_msec = ngx_current_msec;
 
     rc = ngx_http_pseudostream_pace(r, ctx);
 
@@ -801,27 +1142,30 @@ ngx_http_pseudostream_writer(ngx_http_request_t *r)
  * Hands the output filter what the pacer allows now. Returns NGX_DONE when
  * it waits (for the pacing timer or for the socket), otherwise the output
  * filter's answer to the last piece (NGX_OK, NGX_AGAIN) or NGX_ERROR.
+ *
+ * A wake-up costs a pacer question that sends (the pacer holds back
+ * until a piece is due: 64k, or two seconds' worth at low rates), the
+ * output filter with one or two buffers of the context, and a pacer
+ * question that sets the next timer; nothing is allocated.
  */
 
 static ngx_int_t
 ngx_http_pseudostream_pace(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx)
 {
-    size_t                     n;
-    off_t                      f;
-    uint64_t                   now, want, allowed, wait_us;
-    ngx_int_t                  rc;
-    ps_status                  st;
-    ngx_buf_t                 *b;
-    ngx_msec_t                 delay;
-    ngx_chain_t               *out, *cl, **ll;
-    ngx_event_t               *wev;
-    ngx_connection_t          *c;
-    ngx_http_core_loc_conf_t  *clcf;
+    size_t             n;
+    off_t              f;
+    uint64_t           now, want, allowed, wait_us;
+    ngx_int_t          rc;
+    ps_status          st;
+    ngx_buf_t         *b;
+    ngx_msec_t         delay;
+    ngx_chain_t       *out, **ll;
+    ngx_event_t       *wev;
+    ngx_connection_t  *c;
 
     c = r->connection;
     wev = c->write;
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     for ( ;; ) {
 
@@ -832,15 +1176,7 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
              * sendfile_max_chunk), or a file read is in progress
              */
 
-            if (!wev->delayed) {
-                ngx_add_timer(wev, clcf->send_timeout);
-            }
-
-            if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            return NGX_DONE;
+            return ngx_http_pseudostream_wait_socket(r);
         }
 
         if (r->buffered || c->buffered || r->postponed) {
@@ -853,21 +1189,8 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
                 return NGX_ERROR;
             }
 
-            out = NULL;
-            ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &out,
-                               (ngx_buf_tag_t) &ngx_http_pseudostream_module);
-
             if (r->buffered || c->buffered || r->postponed) {
-
-                if (!wev->delayed) {
-                    ngx_add_timer(wev, clcf->send_timeout);
-                }
-
-                if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-                    return NGX_ERROR;
-                }
-
-                return NGX_DONE;
+                return ngx_http_pseudostream_wait_socket(r);
             }
 
             continue;
@@ -894,6 +1217,17 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
         }
 
         if (allowed == 0) {
+
+            if (!ctx->sending) {
+
+                /* no burst: the header goes now, not with the first piece */
+
+                ctx->sending = 1;
+
+                if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+                    return NGX_ERROR;
+                }
+            }
 
             /* round up: waking early costs a second timer */
 
@@ -926,7 +1260,11 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                        "http pseudostream send %uL of %uL", allowed, want);
 
-        /* a memory buffer for the prefix part, a file buffer for the rest */
+        /*
+         * a memory buffer for the prefix part, a file buffer for the rest;
+         * nothing is buffered now, so the filters are done with the
+         * buffers of the previous piece
+         */
 
         out = NULL;
         ll = &out;
@@ -938,12 +1276,7 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
         }
 
         if (n) {
-            cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
-            if (cl == NULL) {
-                return NGX_ERROR;
-            }
-
-            b = cl->buf;
+            b = &ctx->prefix_buf;
             ngx_memzero(b, sizeof(ngx_buf_t));
 
             /* the prefix stays in the plan, which lives as long as r->pool */
@@ -957,19 +1290,15 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
 
             ctx->prefix_pos += n;
 
-            *ll = cl;
-            ll = &cl->next;
+            ctx->out[0].buf = b;
+            *ll = &ctx->out[0];
+            ll = &ctx->out[0].next;
         }
 
         f = (off_t) (allowed - n);
 
         if (f) {
-            cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
-            if (cl == NULL) {
-                return NGX_ERROR;
-            }
-
-            b = cl->buf;
+            b = &ctx->file_buf;
             ngx_memzero(b, sizeof(ngx_buf_t));
 
             b->file = &ctx->file;
@@ -980,8 +1309,9 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
 
             ctx->file_pos += f;
 
-            *ll = cl;
-            ll = &cl->next;
+            ctx->out[1].buf = b;
+            *ll = &ctx->out[1];
+            ll = &ctx->out[1].next;
         }
 
         *ll = NULL;
@@ -994,6 +1324,8 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
             /* past postpone_output: each piece goes out when allowed */
             b->flush = 1;
         }
+
+        ctx->sending = 1;
 
         rc = ngx_http_output_filter(r, out);
 
@@ -1008,13 +1340,33 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &out,
-                                (ngx_buf_tag_t) &ngx_http_pseudostream_module);
-
         if (allowed == want) {
             return rc;
         }
     }
+}
+
+
+/* waits for the socket (or a timer already set) under send_timeout */
+
+static ngx_int_t
+ngx_http_pseudostream_wait_socket(ngx_http_request_t *r)
+{
+    ngx_event_t               *wev;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    wev = r->connection->write;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!wev->delayed) {
+        ngx_add_timer(wev, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
 }
 
 
@@ -1109,6 +1461,7 @@ ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf)
 
     conf->prefix = NGX_CONF_UNSET_UINT;
     conf->start_unit = NGX_CONF_UNSET_UINT;
+    conf->metadata = NGX_CONF_UNSET_UINT;
     conf->burst = NGX_CONF_UNSET_SIZE;
     conf->burst_time = NGX_CONF_UNSET_MSEC;
     conf->rate_mode = NGX_CONF_UNSET_UINT;
@@ -1129,6 +1482,7 @@ ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     own = conf->prefix != NGX_CONF_UNSET_UINT
           || conf->start_unit != NGX_CONF_UNSET_UINT
+          || conf->metadata != NGX_CONF_UNSET_UINT
           || conf->params_set
           || conf->burst != NGX_CONF_UNSET_SIZE
           || conf->burst_time != NGX_CONF_UNSET_MSEC
@@ -1148,6 +1502,8 @@ ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->prefix, prev->prefix, PS_PREFIX_INIT);
     ngx_conf_merge_uint_value(conf->start_unit, prev->start_unit,
                               PS_UNIT_BYTES);
+    ngx_conf_merge_uint_value(conf->metadata, prev->metadata,
+                              PS_METADATA_MISSING);
 
     for (i = 0; i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
         if (!(conf->params_set & ((ngx_uint_t) 1 << i))
@@ -1222,6 +1578,10 @@ ngx_http_pseudostream_options(ngx_conf_t *cf,
 
     if (st == PS_OK) {
         st = ps_options_set_start_unit(options, (uint32_t) conf->start_unit);
+    }
+
+    if (st == PS_OK) {
+        st = ps_options_set_metadata(options, (uint32_t) conf->metadata);
     }
 
     for (i = 0; st == PS_OK && i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {

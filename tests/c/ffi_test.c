@@ -358,8 +358,12 @@ static void test_serving(const char *path) {
     CHECK_STATUS(ps_pacer_consume(pacer, allowed), PS_OK);
     CHECK_STATUS(ps_pacer_allow(pacer, 0, 5000, &allowed, &wait_us), PS_OK);
     CHECK(allowed == 0 && wait_us > 0);
+    /* After the burst, pieces of 2 s of the rate (20000 bytes) go when the
+       schedule reaches their middle: at 1 s. */
+    CHECK_STATUS(ps_pacer_allow(pacer, 999999, 50000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 0 && wait_us == 1);
     CHECK_STATUS(ps_pacer_allow(pacer, 1000000, 50000, &allowed, &wait_us), PS_OK);
-    CHECK(allowed == 10000);
+    CHECK(allowed == 20000);
     ps_pacer_free(pacer);
 
     ps_plan_free(plan);
