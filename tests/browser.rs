@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{free_port, http, wait_for_port, Process};
+use common::host::{free_port, http, wait_for_port, NginxMaster, Process};
 use common::root;
 use json::Value;
 
@@ -246,7 +246,7 @@ impl Host for ExampleHost {
 struct Nginx {
     port: u16,
     dir: PathBuf,
-    master: Process,
+    _master: NginxMaster,
 }
 
 impl Nginx {
@@ -292,50 +292,11 @@ impl Nginx {
              }}\n",
             module = module.display(),
         );
-        let conf_path = dir.join("nginx.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let test = Command::new("nginx")
-            .args(["-t", "-q", "-p"])
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .output()
-            .expect("nginx (run make nginx-module)");
-        assert!(
-            test.status.success(),
-            "nginx -t failed: {}",
-            String::from_utf8_lossy(&test.stderr)
-        );
-        let master = Command::new("nginx")
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let master = Process(master);
-        wait_for_port(port, "nginx");
+        let master = NginxMaster::start(dir, &conf, port);
         Nginx {
             port,
             dir: dir.to_path_buf(),
-            master,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.master.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.master.0.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
+            _master: master,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
-use pseudostream::{query, Media, MetadataMode, Options, PrefixMode, StartUnit};
+use pseudostream::{MetadataMode, Options, PrefixMode, StartUnit};
 
 fn module_path() -> PathBuf {
     let p = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
@@ -36,7 +36,7 @@ struct Nginx {
     port: u16,
     dir: PathBuf,
     _backend: Process,
-    master: Process,
+    master: NginxMaster,
 }
 
 impl Nginx {
@@ -136,31 +136,7 @@ impl Nginx {
              }}\n",
             module = module.display(),
         );
-        let conf_path = dir.join("nginx.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let test = Command::new("nginx")
-            .args(["-t", "-q", "-p"])
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .output()
-            .expect("nginx (run scripts/setup-deps.sh / make nginx-module)");
-        assert!(
-            test.status.success(),
-            "nginx -t failed: {}",
-            String::from_utf8_lossy(&test.stderr)
-        );
-        let master = Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let master = Process(master);
-        wait_for_port(port, "nginx");
+        let master = NginxMaster::start(&dir, &conf, port);
         wait_for_port(backend_port, "php -S");
         Nginx {
             port,
@@ -180,7 +156,7 @@ impl Nginx {
             name: "nginx",
             port: self.port,
             base: base.to_string(),
-            pid: self.master.0.id(),
+            pid: self.master.pid(),
         }
     }
 
@@ -201,22 +177,6 @@ impl Nginx {
             })
             .map(str::to_string)
             .collect()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGQUIT: graceful; the Process drop then kills what is left.
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.master.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.master.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -560,11 +520,7 @@ fn served(file: &Path, query_str: &str, metadata: MetadataMode) -> Vec<u8> {
         metadata,
         ..Options::default()
     };
-    let media = Media::open(file).unwrap();
-    let request = query::parse(query_str.as_bytes(), &options).unwrap();
-    let mut plan = media.plan(&options, &request).unwrap();
-    plan.rate_bytes_per_s = 0;
-    body(&media, &plan)
+    served_bytes(file, query_str, &options)
 }
 
 #[test]

@@ -42,6 +42,60 @@ impl Drop for Process {
     }
 }
 
+/// An nginx master run with a test's configuration under its own prefix,
+/// checked with `nginx -t` first; stopped gracefully (SIGQUIT) when dropped.
+pub struct NginxMaster(Process);
+
+impl NginxMaster {
+    /// Writes `conf` to `dir/nginx.conf`, checks it, starts nginx with `dir`
+    /// as its prefix and waits for `port`.
+    pub fn start(dir: &Path, conf: &str, port: u16) -> NginxMaster {
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let nginx = |args: &[&str]| {
+            let mut c = std::process::Command::new("nginx");
+            c.args(args).arg("-p").arg(dir).arg("-c").arg(&conf_path);
+            c
+        };
+        let test = nginx(&["-t", "-q"])
+            .output()
+            .expect("nginx (run scripts/setup-deps.sh / make nginx-module)");
+        assert!(
+            test.status.success(),
+            "nginx -t failed: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        let master = nginx(&[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let master = NginxMaster(Process(master));
+        wait_for_port(port, "nginx");
+        master
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0 .0.id()
+    }
+}
+
+impl Drop for NginxMaster {
+    fn drop(&mut self) {
+        // SIGQUIT: graceful; the Process drop then kills what is left.
+        let _ = std::process::Command::new("kill")
+            .args(["-QUIT", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0 .0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A response as received.
 pub struct Reply {
     pub status: u16,
@@ -139,10 +193,15 @@ pub fn expected(file: &Path, query_str: &str, prefix: PrefixMode, unit: StartUni
         start_unit: unit,
         ..Options::default()
     };
+    served_bytes(file, query_str, &options)
+}
+
+/// The body the library serves for `query_str` ("" = no query) on `file`
+/// under `options`, drained unpaced (the bytes, not their timing).
+pub fn served_bytes(file: &Path, query_str: &str, options: &Options) -> Vec<u8> {
     let media = Media::open(file).unwrap();
-    let request = query::parse(query_str.as_bytes(), &options).unwrap();
-    let mut plan = media.plan(&options, &request).unwrap();
-    // The bytes, not their timing: drain unpaced.
+    let request = query::parse(query_str.as_bytes(), options).unwrap();
+    let mut plan = media.plan(options, &request).unwrap();
     plan.rate_bytes_per_s = 0;
     body(&media, &plan)
 }
@@ -422,12 +481,7 @@ pub fn run_paced_location(host: &HostUnderTest) -> Vec<String> {
         start_unit: StartUnit::Seconds,
         ..Options::default()
     };
-    let media = Media::open(host_media_dir().join(file)).unwrap();
-    let mut plan = media
-        .plan(&options, &pseudostream::Request::default())
-        .unwrap();
-    plan.rate_bytes_per_s = 0;
-    let served = body(&media, &plan);
+    let served = served_bytes(&host_media_dir().join(file), "", &options);
     let from = served.len() / 3;
     for range in [None, Some(from)] {
         let header = range.map(|f| format!("bytes={f}-"));
