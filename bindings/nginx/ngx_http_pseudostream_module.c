@@ -108,6 +108,8 @@ static ngx_int_t ngx_http_pseudostream_headers(ngx_http_request_t *r,
     ngx_open_file_info_t *of, ps_response *resp);
 static ngx_table_elt_t *ngx_http_pseudostream_push_header(
     ngx_http_request_t *r, char *key, size_t len);
+static ngx_int_t ngx_http_pseudostream_unsatisfiable(ngx_http_request_t *r,
+    uint64_t length);
 static ngx_int_t ngx_http_pseudostream_send(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of, const uint8_t *prefix,
     size_t len, off_t start, off_t end);
@@ -540,7 +542,6 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
     ngx_open_file_info_t *of)
 {
     ps_status                          st;
-    ngx_table_elt_t                   *h;
     ngx_http_pseudostream_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
@@ -600,23 +601,11 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
 
         /* RFC 9110: "bytes *" and the length of the file */
 
-        h = ngx_http_pseudostream_push_header(r, "Content-Range",
-                                              sizeof("Content-Range") - 1);
-        if (h == NULL) {
+        if (ngx_http_pseudostream_unsatisfiable(r, (uint64_t) of->size)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->value.data = ngx_pnalloc(r->pool,
-                                    sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
-        if (h->value.data == NULL) {
-            h->hash = 0;
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->value.len = ngx_sprintf(h->value.data, "bytes */%O", of->size)
-                       - h->value.data;
-
-        r->headers_out.content_range = h;
     }
 
     return ngx_http_pseudostream_error(r, path, "ps_plan_new", st);
@@ -781,23 +770,9 @@ ngx_http_pseudostream_headers(ngx_http_request_t *r,
 
     case NGX_HTTP_RANGE_NOT_SATISFIABLE:
 
-        h = ngx_http_pseudostream_push_header(r, "Content-Range",
-                                              sizeof("Content-Range") - 1);
-        if (h == NULL) {
+        if (ngx_http_pseudostream_unsatisfiable(r, ctx->length) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->value.data = ngx_pnalloc(r->pool,
-                                    sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
-        if (h->value.data == NULL) {
-            h->hash = 0;
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->value.len = ngx_sprintf(h->value.data, "bytes */%uL", ctx->length)
-                       - h->value.data;
-
-        r->headers_out.content_range = h;
 
         return NGX_HTTP_RANGE_NOT_SATISFIABLE;
 
@@ -954,6 +929,35 @@ ngx_http_pseudostream_push_header(ngx_http_request_t *r, char *key,
     h->lowcase_key = NULL;
 
     return h;
+}
+
+
+/* A 416's Content-Range: "bytes *" and the length (RFC 9110). */
+
+static ngx_int_t
+ngx_http_pseudostream_unsatisfiable(ngx_http_request_t *r, uint64_t length)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_pseudostream_push_header(r, "Content-Range",
+                                          sizeof("Content-Range") - 1);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool,
+                                sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
+    if (h->value.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->value.len = ngx_sprintf(h->value.data, "bytes */%uL", length)
+                   - h->value.data;
+
+    r->headers_out.content_range = h;
+
+    return NGX_OK;
 }
 
 
