@@ -10,21 +10,7 @@ use common::*;
 
 #[test]
 fn example_host_passes_the_host_matrix() {
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let exe = root()
-        .join("target")
-        .join(profile)
-        .join("examples")
-        .join("pseudostream");
-    assert!(
-        exe.exists(),
-        "{} missing: cargo builds examples with the tests",
-        exe.display()
-    );
+    let exe = example_exe();
     let port = free_port();
     let child = Command::new(&exe)
         .arg("serve")

@@ -13,27 +13,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::host::{free_port, http, wait_for_port, Process};
+use common::host::{example_exe, free_port, http, wait_for_port, Process};
 use common::root;
-
-fn exe() -> PathBuf {
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let exe = root()
-        .join("target")
-        .join(profile)
-        .join("examples")
-        .join("pseudostream");
-    assert!(
-        exe.exists(),
-        "{} missing: cargo builds examples with the tests",
-        exe.display()
-    );
-    exe
-}
 
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -87,7 +68,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn serve(dir: &Path, web: Option<&Path>) -> (u16, Process) {
     let port = free_port();
-    let mut cmd = Command::new(exe());
+    let mut cmd = Command::new(example_exe());
     cmd.arg("serve")
         .arg(dir.join("media"))
         .args(["--addr", &format!("127.0.0.1:{port}")]);
@@ -211,7 +192,7 @@ fn without_web_the_root_is_the_listing_and_web_needs_the_players() {
 
     // A web directory without node_modules is refused at start-up.
     fs::remove_dir_all(dir.join("web/node_modules")).unwrap();
-    let out = Command::new(exe())
+    let out = Command::new(example_exe())
         .arg("serve")
         .arg(dir.join("media"))
         .args(["--addr", &format!("127.0.0.1:{}", free_port())])

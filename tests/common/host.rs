@@ -32,6 +32,26 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// The example host and CLI, as cargo builds it beside the tests.
+pub fn example_exe() -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let exe = root()
+        .join("target")
+        .join(profile)
+        .join("examples")
+        .join("pseudostream");
+    assert!(
+        exe.exists(),
+        "{} missing: cargo builds examples with the tests",
+        exe.display()
+    );
+    exe
+}
+
 /// A child process killed and reaped when dropped.
 pub struct Process(pub Child);
 
