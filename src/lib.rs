@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod error;
 pub mod ffi;
+mod fnv;
 pub mod format;
 pub mod index;
 pub mod media;

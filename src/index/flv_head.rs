@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::{Keyframe, MediaInfo};
 use crate::error::Result;
+use crate::fnv;
 use crate::format::flv::meta::{self, encode_cut_metadata, CutMetadata, Metadata};
 use crate::format::flv::tag::{write_tag, TAG_HEADER_LEN, TAG_SCRIPT};
 use crate::source::{read_full_at, ByteSource};
@@ -126,7 +127,7 @@ pub(crate) fn build(src: &dyn ByteSource, parts: &HeadParts) -> Result<Option<Vi
     write_tag(&mut bytes, TAG_SCRIPT, 0, &body(head_len as u64));
     bytes.extend_from_slice(&kept_tags);
     debug_assert_eq!(bytes.len(), head_len);
-    let digest = fnv1a(&bytes);
+    let digest = fnv::digest(&bytes);
     Ok(Some(VirtualHead {
         bytes: bytes.into(),
         replaces: parts.media_start,
@@ -177,11 +178,4 @@ fn other_head_scripts(
         }
     }
     Ok(Some(kept))
-}
-
-/// FNV-1a, the same mixing as the plan's validator.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

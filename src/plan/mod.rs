@@ -11,6 +11,7 @@ pub use prefix::Prefix;
 pub use range::RangeOutcome;
 
 use crate::error::{Error, Result};
+use crate::fnv::Fnv;
 use crate::format::Format;
 use crate::index::MediaIndex;
 use crate::pacer::{Burst, Pacing, Rate};
@@ -378,31 +379,6 @@ fn push_hex(out: &mut String, v: u64, min_digits: u32) {
         } else {
             b'a' + nibble - 10
         }));
-    }
-}
-
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    /// FNV-1a taken eight bytes at a time (then the odd bytes): the same
-    /// mixing with an eighth of the multiplications.
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let word = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-            self.0 = (self.0 ^ word).wrapping_mul(0x0100_0000_01b3);
-        }
-        for &b in words.remainder() {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
