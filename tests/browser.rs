@@ -128,7 +128,7 @@ fn served_dir(media: &Path) -> PathBuf {
     fs::create_dir_all(dir.join("media")).unwrap();
     make_public(&dir);
     make_public(&dir.join("media"));
-    for host in ["example", "nginx"] {
+    for host in ["example", "nginx", "php", "ruby"] {
         for variant in VARIANTS {
             for (lib, seek_type) in PLAYERS {
                 let src = media.join(format!("long.{variant}.flv"));
@@ -241,16 +241,66 @@ impl Host for ExampleHost {
     }
 }
 
-/// nginx with the module: `/media/` paced by `pseudostream_rate auto 1.25`,
-/// the page and the players served statically from web/.
+/// An application host (PHP FFI under `php -S`, or the Rack app under
+/// puma) serving DIR/media paced at `auto:1.25`, behind nginx.
+fn start_app(dir: &Path, name: &str) -> (Process, u16) {
+    let port = free_port();
+    let lib = root().join("target/release/libpseudostream.so");
+    let mut command = match name {
+        "php" => {
+            let mut c = Command::new("php");
+            c.args(["-d", "ffi.enable=1", "-S", &format!("127.0.0.1:{port}")])
+                .arg(root().join("bindings/php/examples/router.php"))
+                // A player drops a paced response when it seeks: room for both.
+                .env("PHP_CLI_SERVER_WORKERS", "4");
+            c
+        }
+        _ => {
+            let mut c = Command::new("puma");
+            c.args(["-b", &format!("tcp://127.0.0.1:{port}")])
+                .args(["-t", "4:4", "-e", "production"])
+                .arg(root().join("bindings/ruby/config.ru"));
+            c
+        }
+    };
+    command
+        .current_dir(root())
+        .env("PSEUDOSTREAM_LIB", &lib)
+        .env("PSEUDOSTREAM_MEDIA", dir.join("media"))
+        .env("PSEUDOSTREAM_RATE", "auto:1.25")
+        .env("PSEUDOSTREAM_METADATA", metadata_mode().unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join(format!("{name}.log"))).unwrap());
+    let process = Process(
+        command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} host ({e}): run scripts/setup-{name}.sh")),
+    );
+    wait_for_port(port, name);
+    (process, port)
+}
+
+/// nginx serving the page and the players statically from web/, and
+/// `/media/` either with the module (paced by `pseudostream_rate auto 1.25`)
+/// or by proxying to an application host that paces itself; its access log
+/// records what was answered either way.
 struct Nginx {
+    name: &'static str,
     port: u16,
     dir: PathBuf,
     _master: NginxMaster,
 }
 
+/// What serves `/media/` behind nginx.
+enum MediaBy {
+    Module,
+    /// An application host on this port, serving the media at its root.
+    Proxy(u16),
+}
+
 impl Nginx {
-    fn start(dir: &Path) -> Nginx {
+    fn start(dir: &Path, name: &'static str, media_by: MediaBy) -> Nginx {
         let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
         assert!(
             module.exists(),
@@ -259,11 +309,26 @@ impl Nginx {
         );
         let port = free_port();
         let web = root().join("web");
+        let media = dir.join("media");
+        let dir = dir.join(format!("nginx-{name}"));
         let (w, d) = (web.display(), dir.display());
-        let metadata = metadata_mode()
-            .map(|m| format!(" pseudostream_metadata {m};"))
-            .unwrap_or_default();
+        let location = match media_by {
+            MediaBy::Module => {
+                let metadata = metadata_mode()
+                    .map(|m| format!(" pseudostream_metadata {m};"))
+                    .unwrap_or_default();
+                format!(
+                    "alias {}/; pseudostream; pseudostream_rate auto 1.25;{metadata}",
+                    media.display()
+                )
+            }
+            MediaBy::Proxy(app) => format!(
+                "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
+                 proxy_read_timeout 300s;"
+            ),
+        };
         fs::create_dir_all(dir.join("tmp")).unwrap();
+        make_public(&dir);
         let conf = format!(
             "load_module {module};\n\
              worker_processes 1;\n\
@@ -287,15 +352,16 @@ impl Nginx {
              location = /_web/lib/mpegts.js {{ alias {w}/node_modules/mpegts.js/dist/mpegts.js; }}\n\
              location = /_web/lib/flv.js {{ alias {w}/node_modules/flv.js/dist/flv.js; }}\n\
              location ~ ^/_web/([A-Za-z0-9_-]+\\.(?:html|js|css))$ {{ alias {w}/$1; }}\n\
-             location /media/ {{ alias {d}/media/; pseudostream; pseudostream_rate auto 1.25;{metadata} }}\n\
+             location /media/ {{ {location} }}\n\
              }}\n\
              }}\n",
             module = module.display(),
         );
-        let master = NginxMaster::start(dir, &conf, port);
+        let master = NginxMaster::start(&dir, &conf, port);
         Nginx {
+            name,
             port,
-            dir: dir.to_path_buf(),
+            dir,
             _master: master,
         }
     }
@@ -303,7 +369,7 @@ impl Nginx {
 
 impl Host for Nginx {
     fn name(&self) -> &'static str {
-        "nginx"
+        self.name
     }
     fn port(&self) -> u16 {
         self.port
@@ -482,8 +548,17 @@ fn check_seek(
     // What the viewer sees.
     if seek.get("timedOut").bool() != Some(false) {
         fail.push(format!(
-            "{at}: did not play again within {SEEK_TIMEOUT_MS} ms (currentTime {})",
-            seek.get("currentTime")
+            "{at}: did not play again within {SEEK_TIMEOUT_MS} ms (currentTime {}, buffered {}, \
+             last samples [ms, t, readyState, paused, seeking] {:?})",
+            seek.get("currentTime"),
+            seek.get("bufferedAfter"),
+            seek.get("samples")
+                .items()
+                .iter()
+                .rev()
+                .take(3)
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
         ));
     }
     let samples: Vec<(f64, f64)> = seek
@@ -725,17 +800,28 @@ fn players_seek_past_the_download_in_chromium() {
     let media = browser_media();
     let dir = served_dir(&media);
     let example = ExampleHost::start(&dir);
-    let nginx = Nginx::start(&dir);
-    let hosts: [&dyn Host; 2] = [&example, &nginx];
+    let nginx = Nginx::start(&dir, "nginx", MediaBy::Module);
+    let (_php, php_port) = start_app(&dir, "php");
+    let php = Nginx::start(&dir, "php", MediaBy::Proxy(php_port));
+    let (_ruby, ruby_port) = start_app(&dir, "ruby");
+    let ruby = Nginx::start(&dir, "ruby", MediaBy::Proxy(ruby_port));
 
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut results = Vec::new();
-    for host in hosts {
+    // Every case on the hosts built for seeking; on the application hosts
+    // (the same library calls, paced by their own loops) the file without
+    // keyframe metadata with mpegts.js seeking both ways.
+    for host in [&example as &dyn Host, &nginx] {
         for variant in VARIANTS {
             for (lib, seek_type) in PLAYERS {
                 results.push(run_case(host, variant, lib, seek_type, &mut failures));
             }
+        }
+    }
+    for host in [&php, &ruby] {
+        for (lib, seek_type) in &PLAYERS[..2] {
+            results.push(run_case(host, "plain", lib, seek_type, &mut failures));
         }
     }
     print_table(&results);
@@ -744,8 +830,7 @@ fn players_seek_past_the_download_in_chromium() {
         results.len(),
         started.elapsed().as_secs_f64()
     );
-    drop(nginx);
-    drop(example);
+    drop((php, ruby, nginx, example));
     if failures.is_empty() {
         let _ = fs::remove_dir_all(&dir);
     }

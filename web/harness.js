@@ -1,6 +1,6 @@
 // window.harness: one Session on the page's <video>, and the measurements
 // the browser tests ask for. Times are milliseconds of performance.now().
-import { installRequestLog, Session } from './player.js';
+import { bufferedRanges, installRequestLog, Session } from './player.js';
 
 installRequestLog();
 
@@ -86,6 +86,7 @@ window.harness = {
       timedOut: rec.advancedAt === null,
       samples,
       currentTime: round(video.currentTime),
+      bufferedAfter: bufferedRanges(video).map(([a, b]) => [round(a), round(b)]),
       ended: video.ended,
       errors: session.errors.slice(errorsBefore),
     };

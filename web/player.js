@@ -135,7 +135,7 @@ export function keyframeAt(keyframes, offset) {
   return { time: times[found], position: filepositions[found], exact: filepositions[found] === offset };
 }
 
-function bufferedRanges(video) {
+export function bufferedRanges(video) {
   const out = [];
   for (let i = 0; i < video.buffered.length; i++) out.push([video.buffered.start(i), video.buffered.end(i)]);
   return out;
