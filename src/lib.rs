@@ -22,7 +22,7 @@ pub use index::{IndexOrigin, Keyframe, MediaInfo};
 pub use media::Media;
 pub use pacer::{Burst, Pacer, Pacing, Rate};
 pub use plan::{
-    Conditions, MetadataMode, Options, ParamNames, Plan, Position, Prefix, PrefixMode,
+    Conditions, CutMode, MetadataMode, Options, ParamNames, Plan, Position, Prefix, PrefixMode,
     RangeOutcome, Request, Response, StartUnit,
 };
 pub use source::{ByteSource, FileSource, FileStat, MemorySource};

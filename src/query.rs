@@ -43,9 +43,22 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         v.as_deref().map(|s| (name, s))
     }
 
+    // Under the byte unit, a number is bytes for FLV but seconds for MP4,
+    // which is only cut by time: both readings are kept until the format is
+    // known, and a value neither reading accepts is refused now.
     let seek = |v: Option<(&str, &str)>| -> Result<Option<Position>> {
         v.map(|(name, s)| match options.start_unit {
-            StartUnit::Bytes => integer(name, s).map(Position::Bytes),
+            StartUnit::Bytes => {
+                let bytes = integer(name, s);
+                let ms = millis(name, s);
+                match (bytes, ms) {
+                    (Err(e), Err(_)) => Err(e),
+                    (b, m) => Ok(Position::Unitless {
+                        bytes: b.ok(),
+                        millis: m.ok(),
+                    }),
+                }
+            }
             StartUnit::Seconds => millis(name, s).map(Position::Millis),
         })
         .transpose()
@@ -188,8 +201,16 @@ mod tests {
     #[test]
     fn classic_bytes() {
         let r = q("start=1234&end=99999&other=x").unwrap();
-        assert_eq!(r.start, Some(Position::Bytes(1234)));
-        assert_eq!(r.end, Some(Position::Bytes(99999)));
+        let unitless = |b, ms| Some(Position::Unitless { bytes: b, millis: ms });
+        assert_eq!(r.start, unitless(Some(1234), Some(1_234_000)));
+        assert_eq!(r.end, unitless(Some(99999), Some(99_999_000)));
+        // Not bytes, but seconds to a format cut by time.
+        assert_eq!(q("start=12.5").unwrap().start, unitless(None, Some(12_500)));
+        // Bytes, but too many seconds.
+        assert_eq!(
+            q("start=18446744073709551615").unwrap().start,
+            unitless(Some(u64::MAX), None)
+        );
         assert_eq!(r.prefix, None);
         assert_eq!(q("").unwrap(), Request::default());
         assert_eq!(q("foo&bar=1").unwrap(), Request::default());
@@ -264,7 +285,11 @@ mod tests {
 
     #[test]
     fn percent_encoded_names_and_custom_names() {
-        assert_eq!(q("st%61rt=1%30").unwrap().start, Some(Position::Bytes(10)));
+        let ten = Some(Position::Unitless {
+            bytes: Some(10),
+            millis: Some(10_000),
+        });
+        assert_eq!(q("st%61rt=1%30").unwrap().start, ten);
         let o = Options {
             names: ParamNames {
                 start: "pos".into(),
@@ -274,7 +299,10 @@ mod tests {
         };
         assert_eq!(
             parse(b"pos=7&start=x", &o).unwrap().start,
-            Some(Position::Bytes(7))
+            Some(Position::Unitless {
+                bytes: Some(7),
+                millis: Some(7000)
+            })
         );
     }
 }

@@ -130,8 +130,10 @@ fn garbage_negative_and_duplicate_parameters_are_bad_requests() {
             ));
         }
     }
-    // Fractions are seconds-only.
-    let p = query::parse(b"start=1.5", &opts(PrefixMode::Init, StartUnit::Bytes));
+    // Fractions are seconds-only: no byte offset for FLV (MP4 reads them as
+    // seconds whatever the unit).
+    let o = opts(PrefixMode::Init, StartUnit::Bytes);
+    let p = plan_query(&media, &o, "start=1.5");
     assert!(matches!(p, Err(Error::BadRequest(_))), "{p:?}");
     let p = query::parse(b"start=1.5", &opts(PrefixMode::Init, StartUnit::Seconds)).unwrap();
     assert_eq!(p.start, Some(Position::Millis(1500)));

@@ -1,32 +1,35 @@
 //! Container formats: pure parsers over bytes. Each format lives in its own
 //! module; code above this layer reaches a format only through
-//! `index::MediaIndex`, so MP4 can join behind the same plan shape.
+//! `index::MediaIndex`, behind one plan shape.
 
 pub mod flv;
+pub mod mp4;
 
 /// A container this library can serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Format {
     Flv = 1,
+    /// MP4, QuickTime and the other ISO BMFF files (.mp4, .m4v, .m4a, .mov).
+    Mp4 = 2,
 }
 
 impl Format {
     /// Recognises a container from the first bytes of a file.
     pub fn sniff(head: &[u8]) -> Option<Format> {
-        head.starts_with(b"FLV").then_some(Format::Flv)
-    }
-
-    /// The Content-Type a host should send.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Flv => "video/x-flv",
+        if head.starts_with(b"FLV") {
+            Some(Format::Flv)
+        } else if mp4::sniff(head) {
+            Some(Format::Mp4)
+        } else {
+            None
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Flv => "flv",
+            Format::Mp4 => "mp4",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod flv;
 pub mod flv_head;
+pub mod mp4;
 
 use crate::error::{Error, Result};
 use crate::format::Format;
@@ -66,6 +67,7 @@ pub struct MediaInfo {
 #[derive(Debug)]
 pub enum MediaIndex {
     Flv(flv::FlvIndex),
+    Mp4(mp4::Mp4Index),
 }
 
 impl MediaIndex {
@@ -75,8 +77,9 @@ impl MediaIndex {
         let n = read_full_at(src, 0, &mut head)?;
         match Format::sniff(&head[..n]) {
             Some(Format::Flv) => Ok(MediaIndex::Flv(flv::FlvIndex::build(src)?)),
+            Some(Format::Mp4) => Ok(MediaIndex::Mp4(mp4::Mp4Index::build(src)?)),
             None => Err(Error::UnsupportedFormat(
-                "not an FLV file (no FLV signature)".into(),
+                "neither FLV nor MP4 (no FLV signature, no ISO BMFF box)".into(),
             )),
         }
     }
@@ -84,12 +87,14 @@ impl MediaIndex {
     pub fn info(&self) -> &MediaInfo {
         match self {
             MediaIndex::Flv(i) => &i.info,
+            MediaIndex::Mp4(i) => &i.info,
         }
     }
 
     pub fn keyframes(&self) -> &[Keyframe] {
         match self {
             MediaIndex::Flv(i) => &i.keyframes,
+            MediaIndex::Mp4(i) => &i.keyframes,
         }
     }
 
@@ -98,6 +103,7 @@ impl MediaIndex {
     pub fn virtual_head(&self) -> Option<&flv_head::VirtualHead> {
         match self {
             MediaIndex::Flv(i) => i.virtual_head.as_ref(),
+            MediaIndex::Mp4(_) => None,
         }
     }
 
@@ -105,6 +111,15 @@ impl MediaIndex {
     pub fn cost_bytes(&self) -> usize {
         match self {
             MediaIndex::Flv(i) => i.cost_bytes(),
+            MediaIndex::Mp4(i) => i.cost_bytes(),
+        }
+    }
+
+    /// The Content-Type a host should send for this file.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            MediaIndex::Flv(_) => "video/x-flv",
+            MediaIndex::Mp4(i) => i.content_type(),
         }
     }
 }

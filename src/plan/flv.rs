@@ -107,6 +107,7 @@ pub(super) fn resolve(
     check_order(request)?;
 
     let start = match request.start {
+        Some(Position::Unitless { .. }) => return Err(unitless()),
         None | Some(Position::Bytes(0)) | Some(Position::Millis(0)) => Start::Whole,
         Some(Position::Bytes(b)) if b >= served_len => {
             return Err(Error::unsatisfiable(format!(
@@ -181,6 +182,7 @@ pub(super) fn resolve(
     };
 
     let (file_to, end_ms) = match request.end {
+        Some(Position::Unitless { .. }) => return Err(unitless()),
         None => (size, media_end_ms),
         Some(Position::Bytes(e)) if e.saturating_add(1) >= served_len => (size, media_end_ms),
         Some(Position::Bytes(e)) => match served.to_file(e) {
@@ -228,6 +230,11 @@ pub(super) fn resolve(
         start_ms,
         end_ms: end_ms.max(start_ms),
     })
+}
+
+/// `plan::resolve` gives every position its unit before a format sees it.
+fn unitless() -> Error {
+    Error::InvalidArgument("a position without a unit reached the FLV plan".into())
 }
 
 /// Start and end in the same unit must be in order.

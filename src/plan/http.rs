@@ -117,6 +117,7 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             format: Format::Flv,
+            content_type: "video/x-flv",
             prefix: vec![0; 13].into(),
             file_from: 100,
             file_to: 1087,

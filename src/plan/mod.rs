@@ -3,6 +3,7 @@
 
 mod flv;
 pub mod http;
+mod mp4;
 mod prefix;
 pub mod range;
 
@@ -22,6 +23,67 @@ use crate::source::{ByteSource, SourceKey};
 pub enum Position {
     Bytes(u64),
     Millis(u64),
+    /// A `start`/`end` number from a query whose host counts in bytes:
+    /// formats seeked by byte (FLV) read it as bytes, formats seeked only by
+    /// time (MP4) as seconds. Either reading may be impossible (`12.5` is
+    /// no byte offset).
+    Unitless {
+        bytes: Option<u64>,
+        millis: Option<u64>,
+    },
+}
+
+impl Position {
+    /// This position as the format reads it.
+    fn for_format(self, format: Format, name: &str) -> Result<Position> {
+        match (self, format) {
+            (Position::Unitless { bytes, .. }, Format::Flv) => {
+                bytes.map(Position::Bytes).ok_or_else(|| {
+                    Error::bad_request(format!("'{name}' must be a non-negative integer"))
+                })
+            }
+            (Position::Unitless { millis, .. }, Format::Mp4) => millis
+                .map(Position::Millis)
+                .ok_or_else(|| Error::bad_request(format!("'{name}' overflows"))),
+            (p, _) => Ok(p),
+        }
+    }
+}
+
+/// Where an MP4 cut's presentation begins. Numbers are part of the C ABI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CutMode {
+    /// At the requested time: an edit list hides the frames from the
+    /// keyframe up to it (as `ffmpeg -ss T -c copy` does).
+    #[default]
+    Exact = 0,
+    /// At the keyframe, with no pre-roll hidden, for players that ignore
+    /// edit lists.
+    Keyframe = 1,
+}
+
+impl CutMode {
+    pub fn from_u32(v: u32) -> Option<CutMode> {
+        Some(match v {
+            0 => CutMode::Exact,
+            1 => CutMode::Keyframe,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CutMode::Exact => "exact",
+            CutMode::Keyframe => "keyframe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CutMode> {
+        [CutMode::Exact, CutMode::Keyframe]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
 }
 
 /// What goes before the file bytes of a seek. Numbers are part of the C ABI.
@@ -167,6 +229,8 @@ pub struct Options {
     pub client_pacing: bool,
     /// Whether files are served with keyframes listed in their metadata.
     pub metadata: MetadataMode,
+    /// Where MP4 cuts begin to be presented.
+    pub cut: CutMode,
 }
 
 impl Default for Options {
@@ -178,6 +242,7 @@ impl Default for Options {
             pacing: Pacing::default(),
             client_pacing: true,
             metadata: MetadataMode::Missing,
+            cut: CutMode::Exact,
         }
     }
 }
@@ -204,6 +269,7 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub format: Format,
+    pub content_type: &'static str,
     /// Bytes before the file range (header, codec configuration, metadata).
     pub prefix: Prefix,
     /// File range `[file_from, file_to)`.
@@ -245,7 +311,7 @@ impl Plan {
     }
 
     pub fn content_type(&self) -> &'static str {
-        self.format.content_type()
+        self.content_type
     }
 
     /// Applies a Range header to this response.
@@ -281,18 +347,30 @@ pub(crate) fn resolve(
     options: &Options,
     request: &Request,
 ) -> Result<Plan> {
+    let info = index.info();
+    let mut request = request.clone();
+    request.start = request
+        .start
+        .map(|p| p.for_format(info.format, &options.names.start))
+        .transpose()?;
+    request.end = request
+        .end
+        .map(|p| p.for_format(info.format, &options.names.end))
+        .transpose()?;
+    let request = &request;
     let mode = request.prefix.unwrap_or(options.prefix);
     let cut = match index {
         MediaIndex::Flv(flv_index) => {
             flv::resolve(flv_index, src, request, mode, options.metadata)?
         }
+        MediaIndex::Mp4(mp4_index) => mp4::resolve(mp4_index, request, options.cut)?,
     };
-    let info = index.info();
     let (burst_bytes, rate_bytes_per_s) = pacing(options, request, info.bitrate_bps);
     let whole_file = cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size;
     let etag = etag(src, &cut.prefix, cut.from, cut.to);
     Ok(Plan {
         format: info.format,
+        content_type: index.content_type(),
         prefix: cut.prefix,
         file_from: cut.from,
         file_to: cut.to,
@@ -389,6 +467,7 @@ mod tests {
     fn plan(prefix: usize, from: u64, to: u64) -> Plan {
         Plan {
             format: Format::Flv,
+            content_type: "video/x-flv",
             prefix: vec![7; prefix].into(),
             file_from: from,
             file_to: to,

@@ -1,0 +1,620 @@
+//! MP4 cuts: `start`/`end` in seconds become a new `ftyp` + `moov` + `mdat`
+//! header (the prefix) and one range of the file holding every sample the
+//! new tables reference.
+//!
+//! The reference track (video) starts at the sync sample presented at or
+//! before `start`; every other track starts at the sample presented at or
+//! before that keyframe, so tracks stay together even for players that
+//! ignore edit lists. Each track gets an edit list composed from its own
+//! (empty edits, B-frame delay, audio priming): in exact mode it hides the
+//! pre-roll so presentation begins at `start`; in keyframe mode
+//! presentation begins at the keyframe.
+
+use super::{CutMode, Position, Prefix, PrefixMode, Request};
+use crate::error::{Error, Result};
+use crate::format::mp4::boxes::{children, FourCc};
+use crate::format::mp4::moov::CONTAINERS;
+use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
+use crate::index::mp4::{Fragment, Layout, Mp4Index, TrackIndex};
+
+const NS: i128 = 1_000_000_000;
+const NS_PER_MS: i128 = 1_000_000;
+
+/// What a format's resolver decides (see `plan::Cut`).
+pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Result<super::Cut> {
+    if request.initial_bytes.is_some() {
+        return Err(Error::bad_request(
+            "jump-to-byte (ib/fs) does not apply to MP4: use start/end in seconds",
+        ));
+    }
+    let size = index.info.size;
+    if request.prefix == Some(PrefixMode::None) {
+        return raw_bytes(index, request);
+    }
+    let millis = |p: Option<Position>, name: &str| -> Result<Option<u64>> {
+        match p {
+            None => Ok(None),
+            Some(Position::Millis(t)) => Ok(Some(t)),
+            Some(_) => Err(Error::bad_request(format!(
+                "MP4 is cut by time: '{name}' must be in seconds"
+            ))),
+        }
+    };
+    let start = millis(request.start, "start")?;
+    let end = millis(request.end, "end")?;
+    let duration_ms = index.info.duration_ms;
+    if start.is_none() && end.is_none() {
+        return Ok(super::Cut {
+            prefix: Prefix::empty(),
+            from: 0,
+            to: size,
+            start_ms: 0,
+            end_ms: duration_ms,
+        });
+    }
+    let start = start.unwrap_or(0);
+    if let Some(e) = end {
+        if e <= start {
+            return Err(Error::bad_request(format!(
+                "end ({e} ms) is not after start ({start} ms)"
+            )));
+        }
+    }
+    if start >= duration_ms {
+        return Err(Error::unsatisfiable(format!(
+            "start {start} ms is past the end of the media ({duration_ms} ms)"
+        )));
+    }
+    let start_ns = i128::from(start) * NS_PER_MS;
+    let end_ns = end
+        .filter(|&e| e < duration_ms)
+        .map(|e| i128::from(e) * NS_PER_MS);
+    match &index.layout {
+        Layout::Samples => cut_samples(index, start_ns, end_ns, mode),
+        Layout::Fragments { list, end } => cut_fragments(index, list, *end, start_ns, end_ns),
+    }
+}
+
+/// `bstart`/`bend`: bytes of the stored file, as they are.
+fn raw_bytes(index: &Mp4Index, request: &Request) -> Result<super::Cut> {
+    let size = index.info.size;
+    let from = match request.start {
+        Some(Position::Bytes(b)) => b,
+        None => 0,
+        Some(_) => return Err(Error::bad_request("byte ranges are in bytes")),
+    };
+    if from >= size {
+        return Err(Error::unsatisfiable(format!(
+            "start byte {from} is past the end of a {size}-byte file"
+        )));
+    }
+    let to = match request.end {
+        Some(Position::Bytes(e)) => e.saturating_add(1).min(size),
+        None => size,
+        Some(_) => return Err(Error::bad_request("byte ranges are in bytes")),
+    };
+    if to <= from {
+        return Err(Error::unsatisfiable("end is not after start"));
+    }
+    Ok(super::Cut {
+        prefix: Prefix::empty(),
+        from,
+        to,
+        start_ms: 0,
+        end_ms: 0,
+    })
+}
+
+/// One track of a cut: samples `[from, to)` and how they are presented.
+#[derive(Clone, Copy, Debug, Default)]
+struct TrackCut {
+    from: u32,
+    to: u32,
+    /// Leading empty edit, movie timescale (0: none).
+    empty: u64,
+    /// The edit that shows media: its media time and its duration (movie
+    /// timescale).
+    media_time: i64,
+    shown: u64,
+}
+
+impl TrackCut {
+    fn is_empty(&self) -> bool {
+        self.from >= self.to
+    }
+}
+
+/// The last sync sample presented at or before `ns`; the first sync sample
+/// when none is.
+fn sync_at_or_before(t: &TrackIndex, ns: i128) -> u32 {
+    let target = t.ct_at(ns);
+    let (min, _) = t.cts_range();
+    // Samples decoded after `target - min` are composed after `target`.
+    let bound = target - i128::from(min);
+    let presented_by = |s: u32| t.ct(s) <= target;
+    match t.sync_samples() {
+        Some(sync) if !sync.is_empty() => {
+            let mut i = sync.partition_point(|&s| i128::from(t.dts(s)) <= bound);
+            while i > 0 && !presented_by(sync[i - 1]) {
+                i -= 1;
+            }
+            sync[i.saturating_sub(1)]
+        }
+        Some(_) => 0,
+        None => {
+            let mut n = t.samples_before_dts(bound + 1);
+            while n > 0 && !presented_by(n - 1) {
+                n -= 1;
+            }
+            n.saturating_sub(1)
+        }
+    }
+}
+
+/// Samples `[from, n)` hold every sample presented before `end_ns`, and as
+/// few after it as decode order allows.
+fn end_for(t: &TrackIndex, from: u32, end_ns: Option<i128>) -> u32 {
+    let Some(end_ns) = end_ns else {
+        return t.samples;
+    };
+    let target = t.ct_at(end_ns) + 1;
+    let (min, max) = t.cts_range();
+    // Decoded before `target - max`: composed before `target`.
+    let sure = t.samples_before_dts(target - i128::from(max));
+    let maybe = t.samples_before_dts(target - i128::from(min) + 1);
+    let mut last = sure;
+    for s in sure..maybe {
+        if t.sample_ns(s) < end_ns {
+            last = s + 1;
+        }
+    }
+    last.max(from)
+}
+
+fn to_movie(ns: i128, movie_timescale: u32) -> u64 {
+    let v = (ns * i128::from(movie_timescale) + NS / 2).div_euclid(NS);
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+}
+
+/// The edits that present `[from, to)` of `t` from `start_ns` to `end_ns`.
+fn compose(t: &TrackIndex, from: u32, to: u32, start_ns: i128, end_ns: i128, mts: u32) -> TrackCut {
+    let mut cut = TrackCut {
+        from,
+        to,
+        ..TrackCut::default()
+    };
+    if from >= to {
+        return cut;
+    }
+    let first_dts = i128::from(t.dts(from));
+    let shown_ct = t
+        .ct_at(start_ns)
+        .max(i128::from(t.edit.media_time))
+        .max(first_dts);
+    let shown_from = t.presentation_ns(shown_ct).max(start_ns);
+    let shown_to = end_ns.min(t.end_ns);
+    if shown_to <= shown_from {
+        return TrackCut::default();
+    }
+    cut.empty = to_movie(shown_from - start_ns, mts);
+    cut.media_time = i64::try_from(shown_ct - first_dts).unwrap_or(i64::MAX);
+    cut.shown = to_movie(shown_to - start_ns, mts).saturating_sub(cut.empty);
+    cut
+}
+
+fn cut_samples(
+    index: &Mp4Index,
+    start_ns: i128,
+    end_ns: Option<i128>,
+    mode: CutMode,
+) -> Result<super::Cut> {
+    let mts = index.movie_timescale;
+    let reference = &index.tracks[index.reference];
+    let key = sync_at_or_before(reference, start_ns);
+    let key_ns = reference.sample_ns(key);
+    let shown_start = match mode {
+        CutMode::Exact => start_ns.max(key_ns.min(start_ns)),
+        CutMode::Keyframe => key_ns,
+    };
+    let media_end = index.tracks.iter().map(|t| t.end_ns).max().unwrap_or(0);
+    let shown_end = end_ns.unwrap_or(media_end).min(media_end);
+    // Data of the other tracks starts where the reference's does.
+    let data_start = key_ns.min(start_ns);
+
+    let mut cuts = Vec::with_capacity(index.tracks.len());
+    for (i, t) in index.tracks.iter().enumerate() {
+        if t.samples == 0 {
+            cuts.push(TrackCut::default());
+            continue;
+        }
+        let from = if i == index.reference {
+            key
+        } else {
+            sync_at_or_before(t, data_start)
+        };
+        let mut to = end_for(t, from, end_ns);
+        if i == index.reference {
+            to = to.max(from + 1);
+        }
+        cuts.push(compose(t, from, to, shown_start, shown_end, mts));
+    }
+    if cuts[index.reference].is_empty() {
+        return Err(Error::unsatisfiable("nothing of the media is presented in that span"));
+    }
+
+    // The file range: every referenced sample of every track.
+    let mut lo = u64::MAX;
+    let mut hi = 0u64;
+    for (t, c) in index.tracks.iter().zip(&cuts) {
+        if !c.is_empty() {
+            let (a, b) = t.byte_span(c.from, c.to);
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+    }
+    let payload = hi - lo;
+    let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
+    let bound = payload + 2 * index.moov_size + ftyp.len() as u64 + (1 << 20);
+    let wide = bound > u64::from(u32::MAX);
+    let movie_duration = cuts.iter().map(|c| c.empty + c.shown).max().unwrap_or(0);
+    let mut moov = write_moov(index, &cuts, Some(movie_duration), (lo, wide), true)?;
+    let mdat = mdat_header(payload);
+    let prefix_len = (ftyp.len() + moov.out.len() + mdat.len()) as u64;
+    moov.shift_offsets(prefix_len)?;
+    let mut prefix = Vec::with_capacity(prefix_len as usize);
+    prefix.extend_from_slice(ftyp);
+    prefix.extend_from_slice(&moov.out);
+    prefix.extend_from_slice(&mdat);
+    Ok(super::Cut {
+        prefix: prefix.into(),
+        from: lo,
+        to: hi,
+        start_ms: (shown_start.max(0) / NS_PER_MS) as u64,
+        end_ms: (shown_end.max(0) / NS_PER_MS) as u64,
+    })
+}
+
+fn cut_fragments(
+    index: &Mp4Index,
+    list: &[Fragment],
+    data_end: u64,
+    start_ns: i128,
+    end_ns: Option<i128>,
+) -> Result<super::Cut> {
+    let first = list
+        .iter()
+        .rposition(|f| f.starts_with_sync && f.time_ns.is_some_and(|t| t <= start_ns))
+        .or_else(|| list.iter().position(|f| f.starts_with_sync))
+        .unwrap_or(0);
+    let from = list[first].offset;
+    let (to, end_ms) = match end_ns {
+        Some(e) => list[first + 1..]
+            .iter()
+            .find(|f| f.time_ns.is_some_and(|t| t >= e))
+            .map_or((data_end, index.info.duration_ms), |f| {
+                (f.offset, (f.time_ns.unwrap_or(0) / NS_PER_MS) as u64)
+            }),
+        None => (data_end, index.info.duration_ms),
+    };
+    let empty = vec![TrackCut::default(); index.tracks.len()];
+    let moov = write_moov(index, &empty, None, (0, false), false)?;
+    let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
+    let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len());
+    prefix.extend_from_slice(ftyp);
+    prefix.extend_from_slice(&moov.out);
+    Ok(super::Cut {
+        prefix: prefix.into(),
+        from,
+        to: to.max(from),
+        start_ms: (list[first].time_ns.unwrap_or(0).max(0) / NS_PER_MS) as u64,
+        end_ms,
+    })
+}
+
+/// A written `moov` and where its chunk offset tables are, to shift them
+/// once the prefix length is known.
+struct WrittenMoov {
+    out: Vec<u8>,
+    /// (position of the first entry, entry count, 8-byte entries)
+    offset_tables: Vec<(usize, usize, bool)>,
+}
+
+impl WrittenMoov {
+    /// Adds `by` (the prefix length) to every chunk offset.
+    fn shift_offsets(&mut self, by: u64) -> Result<()> {
+        for &(at, count, wide) in &self.offset_tables {
+            let width = if wide { 8 } else { 4 };
+            for i in 0..count {
+                let p = at + i * width;
+                let field = &mut self.out[p..p + width];
+                if wide {
+                    let old = u64::from_be_bytes(field.try_into().expect("8 bytes"));
+                    let new = old.checked_add(by).ok_or_else(overflow)?;
+                    field.copy_from_slice(&new.to_be_bytes());
+                } else {
+                    let old = u32::from_be_bytes(field.try_into().expect("4 bytes"));
+                    let new = u32::try_from(u64::from(old) + by).map_err(|_| overflow())?;
+                    field.copy_from_slice(&new.to_be_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn overflow() -> Error {
+    Error::Malformed("chunk offsets of the cut overflow".into())
+}
+
+/// Writes the `moov` box for `cuts` (one per track, in `moov` order), from
+/// the index's skeleton. `movie_duration`: None keeps the stored durations
+/// (fragmented files). `edits`: write the cut's edit lists; otherwise each
+/// track's stored edit (first entries) is written back.
+fn write_moov(
+    index: &Mp4Index,
+    cuts: &[TrackCut],
+    movie_duration: Option<u64>,
+    (base, wide): (u64, bool),
+    edits: bool,
+) -> Result<WrittenMoov> {
+    let mut w = Writer {
+        index,
+        cuts,
+        movie_duration,
+        base,
+        wide,
+        edits,
+        box_writer: BoxWriter::with_capacity(index.skeleton.len() + 4096),
+        offset_tables: Vec::new(),
+        track: 0,
+    };
+    let moov = w.box_writer.open(*b"moov");
+    w.container(&index.skeleton, *b"moov")?;
+    w.box_writer.close(moov);
+    if w.box_writer.len() > u32::MAX as usize {
+        return Err(Error::Malformed("the cut's moov would exceed 4 GiB".into()));
+    }
+    Ok(WrittenMoov {
+        out: w.box_writer.out,
+        offset_tables: w.offset_tables,
+    })
+}
+
+struct Writer<'a> {
+    index: &'a Mp4Index,
+    cuts: &'a [TrackCut],
+    movie_duration: Option<u64>,
+    /// File offset of the range's first byte.
+    base: u64,
+    wide: bool,
+    edits: bool,
+    box_writer: BoxWriter,
+    offset_tables: Vec<(usize, usize, bool)>,
+    /// The `trak` being written.
+    track: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn container(&mut self, payload: &[u8], parent: FourCc) -> Result<()> {
+        for c in children(payload, parent) {
+            let c = c?;
+            match &c.kind {
+                b"mvhd" | b"tkhd" | b"mdhd" => {
+                    let duration = self.header_duration(c.kind);
+                    let at = self.box_writer.len();
+                    self.box_writer.bytes(c.bytes);
+                    if let Some(d) = duration {
+                        let header = c.bytes.len() - c.payload.len();
+                        set_header_duration(c.kind, &mut self.box_writer.out[at + header..], d);
+                    }
+                    if &c.kind == b"tkhd" {
+                        self.edit_list();
+                    }
+                }
+                b"stsd" => {
+                    self.box_writer.bytes(c.bytes);
+                    self.sample_tables();
+                }
+                kind if CONTAINERS.contains(&kind) => {
+                    let b = self.box_writer.open(c.kind);
+                    self.container(c.payload, c.kind)?;
+                    self.box_writer.close(b);
+                    if kind == b"trak" {
+                        self.track += 1;
+                    }
+                }
+                _ => self.box_writer.bytes(c.bytes),
+            }
+        }
+        Ok(())
+    }
+
+    fn cut(&self) -> (&'a TrackIndex, TrackCut) {
+        (&self.index.tracks[self.track], self.cuts[self.track])
+    }
+
+    fn header_duration(&self, kind: FourCc) -> Option<u64> {
+        let movie = self.movie_duration?;
+        let (t, c) = self.cut();
+        Some(match &kind {
+            b"mvhd" => movie,
+            b"tkhd" => c.empty + c.shown,
+            _ if c.is_empty() => 0,
+            _ => t.dts(c.to) - t.dts(c.from),
+        })
+    }
+
+    fn edit_list(&mut self) {
+        let (t, c) = self.cut();
+        let entries: Vec<(u64, i64)> = if self.edits {
+            if c.is_empty() {
+                return;
+            }
+            let mut e = Vec::new();
+            if c.empty > 0 {
+                e.push((c.empty, -1));
+            }
+            e.push((c.shown, c.media_time));
+            e
+        } else {
+            if !t.has_edits {
+                return;
+            }
+            let mut e = Vec::new();
+            if t.edit.empty > 0 {
+                e.push((t.edit.empty, -1));
+            }
+            e.push((t.edit.duration.unwrap_or(0), t.edit.media_time));
+            e
+        };
+        let w = &mut self.box_writer;
+        let wide = entries
+            .iter()
+            .any(|&(d, m)| d > u64::from(u32::MAX) || m > i64::from(i32::MAX));
+        let edts = w.open(*b"edts");
+        let elst = w.open_full(*b"elst", u8::from(wide), 0);
+        w.u32(entries.len() as u32);
+        for (duration, media_time) in entries {
+            if wide {
+                w.u64(duration);
+                w.i64(media_time);
+            } else {
+                w.u32(duration as u32);
+                w.i32(media_time as i32);
+            }
+            w.u16(1);
+            w.u16(0);
+        }
+        w.close(elst);
+        w.close(edts);
+    }
+
+    fn sample_tables(&mut self) {
+        let (t, c) = self.cut();
+        let (from, to) = if c.is_empty() { (0, 0) } else { (c.from, c.to) };
+        let n = to - from;
+        let w = &mut self.box_writer;
+
+        let runs = t.time_runs(from, to);
+        let b = w.open_full(*b"stts", 0, 0);
+        w.u32(runs.len() as u32);
+        for (count, delta) in runs {
+            w.u32(count);
+            w.u32(delta);
+        }
+        w.close(b);
+
+        if let Some(version) = t.cts_version() {
+            let runs = t.cts_runs(from, to);
+            if !runs.is_empty() {
+                let b = w.open_full(*b"ctts", version, 0);
+                w.u32(runs.len() as u32);
+                for (count, offset) in runs {
+                    w.u32(count);
+                    w.i32(offset);
+                }
+                w.close(b);
+            }
+        }
+
+        if let Some(sync) = t.sync_samples() {
+            let lo = sync.partition_point(|&s| s < from);
+            let hi = sync.partition_point(|&s| s < to);
+            let b = w.open_full(*b"stss", 0, 0);
+            w.u32((hi - lo) as u32);
+            for &s in &sync[lo..hi] {
+                w.u32(s - from + 1);
+            }
+            w.close(b);
+        }
+
+        if let Some(deps) = t.sdtp() {
+            let b = w.open_full(*b"sdtp", 0, 0);
+            w.bytes(&deps[from as usize..to as usize]);
+            w.close(b);
+        }
+
+        let chunks = t.chunks_within(from, to);
+        let b = w.open_full(*b"stsc", 0, 0);
+        let count_at = w.len();
+        w.u32(0);
+        let mut entries = 0u32;
+        let mut last: Option<(u32, u32)> = None;
+        for (i, &(_, samples, description)) in chunks.iter().enumerate() {
+            if last != Some((samples, description)) {
+                w.u32(i as u32 + 1);
+                w.u32(samples);
+                w.u32(description);
+                entries += 1;
+                last = Some((samples, description));
+            }
+        }
+        w.out[count_at..count_at + 4].copy_from_slice(&entries.to_be_bytes());
+        w.close(b);
+
+        let b = w.open_full(*b"stsz", 0, 0);
+        match t.uniform_size() {
+            Some(size) => {
+                w.u32(size);
+                w.u32(n);
+            }
+            None => {
+                w.u32(0);
+                w.u32(n);
+                for s in from..to {
+                    w.u32(t.size_of(s));
+                }
+            }
+        }
+        w.close(b);
+
+        // Offsets relative to the range start here; the prefix length is
+        // added once the whole prefix is written.
+        let b = w.open_full(if self.wide { *b"co64" } else { *b"stco" }, 0, 0);
+        w.u32(chunks.len() as u32);
+        let table_at = w.len();
+        for &(offset, _, _) in &chunks {
+            let relative = offset - self.base;
+            if self.wide {
+                w.u64(relative);
+            } else {
+                w.u32(relative as u32);
+            }
+        }
+        w.close(b);
+        self.offset_tables.push((table_at, chunks.len(), self.wide));
+
+        for g in t.groups() {
+            let runs = slice_group(&g.runs, from, to);
+            let w = &mut self.box_writer;
+            let b = w.open_full(*b"sbgp", u8::from(g.parameter.is_some()), 0);
+            w.bytes(&g.grouping_type);
+            if let Some(p) = g.parameter {
+                w.u32(p);
+            }
+            w.u32(runs.len() as u32);
+            for (count, group) in runs {
+                w.u32(count);
+                w.u32(group);
+            }
+            w.close(b);
+        }
+    }
+}
+
+/// Slices (count, group) runs to samples `[from, to)`.
+fn slice_group(runs: &[(u32, u32)], from: u32, to: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut s = 0u32;
+    for &(count, group) in runs {
+        let (a, b) = (s.max(from), s.saturating_add(count).min(to));
+        if a < b {
+            out.push((b - a, group));
+        }
+        s = s.saturating_add(count);
+        if s >= to {
+            break;
+        }
+    }
+    out
+}
