@@ -340,12 +340,14 @@ typedef int32_t (*ps_read_at_fn)(void *ctx,
                                  size_t *out_read);
 
 /*
- Media information. Codec ids are FLV's (video CodecID: 2 Sorenson H.263,
- 4 VP6, 7 AVC; audio SoundFormat: 2 MP3, 10 AAC); 0xFFFFFFFF when absent.
+ Media information. Codec ids: for FLV its own (video CodecID: 2 Sorenson
+ H.263, 4 VP6, 7 AVC; audio SoundFormat: 2 MP3, 10 AAC); for MP4 the
+ sample entry's FourCC as a big-endian number ('avc1' = 0x61766331);
+ 0xFFFFFFFF when absent.
  */
 typedef struct {
   /*
-   1 = FLV.
+   One of ps_format.
    */
   uint32_t format;
   /*
@@ -568,6 +570,13 @@ ps_status ps_media_info_json(const ps_media *media, char *buf, size_t cap, size_
 ps_status ps_cache_set_capacity(uint64_t bytes);
 
 /*
+ Sets the largest MP4 `moov` box read into memory (default 64 MiB; 0
+ restores it). Files with a larger one are refused with
+ PS_ERR_UNSUPPORTED_FORMAT (HTTP 415). Process-wide; thread-safe.
+ */
+ps_status ps_mp4_set_moov_limit(uint64_t bytes);
+
+/*
  Drops every cached index. Thread-safe.
  */
 ps_status ps_cache_clear(void);
@@ -613,7 +622,8 @@ ps_status ps_plan_prefix(const ps_plan *plan, const uint8_t **data, size_t *len)
 ps_status ps_plan_etag(const ps_plan *plan, const char **etag);
 
 /*
- Borrows the Content-Type of the response ("video/x-flv"). Static storage.
+ Borrows the Content-Type of the response ("video/x-flv", "video/mp4",
+ "audio/mp4" or "video/quicktime"). Static storage.
  */
 ps_status ps_plan_content_type(const ps_plan *plan, const char **content_type);
 
@@ -710,6 +720,12 @@ ps_status ps_options_set_rate_auto(ps_options *options, uint32_t permille);
  unchanged; every byte position a client sends refers to it.
  */
 ps_status ps_options_set_metadata(ps_options *options, uint32_t mode);
+
+/*
+ Sets where MP4 cuts begin (one of ps_cut_mode; default PS_CUT_EXACT).
+ Either way the data starts at a keyframe and every track starts with it.
+ */
+ps_status ps_options_set_cut_mode(ps_options *options, uint32_t mode);
 
 /*
  Whether requests may set pacing with ri/rs (1, default) or not (0).

@@ -201,7 +201,12 @@ mod tests {
     #[test]
     fn classic_bytes() {
         let r = q("start=1234&end=99999&other=x").unwrap();
-        let unitless = |b, ms| Some(Position::Unitless { bytes: b, millis: ms });
+        let unitless = |b, ms| {
+            Some(Position::Unitless {
+                bytes: b,
+                millis: ms,
+            })
+        };
         assert_eq!(r.start, unitless(Some(1234), Some(1_234_000)));
         assert_eq!(r.end, unitless(Some(99999), Some(99_999_000)));
         // Not bytes, but seconds to a format cut by time.

@@ -1,5 +1,5 @@
-//! The HTML index page: the .flv files of a directory, each with example
-//! seek links. What each link returns is asked of the library (parse and
+//! The HTML index page: the media files (FLV, MP4) of a directory, each with
+//! example seek links. What each link returns is asked of the library (parse and
 //! plan), so the page shows real results rather than guesses.
 
 use std::fmt::Write as _;
@@ -7,10 +7,14 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use pseudostream::format::Format;
 use pseudostream::{query, Keyframe, Media, Options, PrefixMode, StartUnit};
 
 use crate::host;
 use crate::request::{encode_path, Resolved};
+
+/// File name extensions listed (and offered to the demo page).
+pub const MEDIA_EXTENSIONS: &[&str] = &["flv", "mp4", "m4v", "m4a", "mov"];
 
 /// Whether a Host header is safe and sensible to echo into example commands.
 pub fn plausible_host(h: &str) -> bool {
@@ -78,7 +82,7 @@ fn param(name: &str, value: impl std::fmt::Display) -> Option<String> {
 }
 
 /// Example queries for one file: (what it shows, query).
-fn examples(kfs: &[Keyframe], o: &Options) -> Vec<(String, String)> {
+fn examples(format: Format, kfs: &[Keyframe], o: &Options) -> Vec<(String, String)> {
     let n = &o.names;
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     let (Some(a), Some(b)) = (kfs.get(kfs.len() / 3), kfs.get(kfs.len() * 2 / 3)) else {
@@ -86,6 +90,22 @@ fn examples(kfs: &[Keyframe], o: &Options) -> Vec<(String, String)> {
     };
     let (ta, tb) = (secs(a.time_ms), secs(b.time_ms));
     let join = |x: Option<String>, y: Option<String>| Some(format!("{}&{}", x?, y?));
+    if format == Format::Mp4 {
+        // MP4 is cut by time whatever the host's unit.
+        let mid = secs(a.time_ms + 500);
+        out.push((
+            format!("from {mid} s (video from the keyframe at {ta} s, shown from {mid} s)"),
+            param(&n.start, &mid),
+        ));
+        out.push((
+            format!("from {mid} s to {tb} s"),
+            join(param(&n.start, &mid), param(&n.end, &tb)),
+        ));
+        return out
+            .into_iter()
+            .filter_map(|(label, q)| Some((label, q?)))
+            .collect();
+    }
     match o.start_unit {
         StartUnit::Bytes => {
             out.push((
@@ -186,7 +206,8 @@ pub fn page(root: &Path, dir: &Resolved, host_name: &str, options: &Options) -> 
             } else if real.is_file()
                 && Path::new(&name)
                     .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("flv"))
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| MEDIA_EXTENSIONS.iter().any(|m| e.eq_ignore_ascii_case(m)))
             {
                 files.push((bytes.to_vec(), real));
             }
@@ -244,7 +265,7 @@ pub fn page(root: &Path, dir: &Resolved, host_name: &str, options: &Options) -> 
         h.push_str("</ul>\n");
     }
     if files.is_empty() {
-        h.push_str("<p>No .flv files here.</p>\n");
+        h.push_str("<p>No FLV or MP4 files here.</p>\n");
     }
     for (name, real) in &files {
         let url = format!("{url_dir}{}", encode_path(name));
@@ -289,7 +310,7 @@ fn file_section(h: &mut String, name: &str, url: &str, real: &Path, host: &str, 
     let _ = writeln!(h, "<p>{}</p>", esc(&facts.join(", ")));
 
     let kfs = media.keyframes();
-    let examples = examples(kfs, o);
+    let examples = examples(i.format, kfs, o);
     if !examples.is_empty() {
         h.push_str("<table>\n");
         for (label, q) in &examples {
@@ -318,9 +339,9 @@ fn file_section(h: &mut String, name: &str, url: &str, real: &Path, host: &str, 
         .iter()
         .step_by(step)
         .filter_map(|k| {
-            let q = match o.start_unit {
-                StartUnit::Bytes => param(&o.names.start, k.offset)?,
-                StartUnit::Seconds => param(&o.names.start, secs(k.time_ms))?,
+            let q = match (o.start_unit, i.format) {
+                (StartUnit::Bytes, Format::Flv) => param(&o.names.start, k.offset)?,
+                _ => param(&o.names.start, secs(k.time_ms))?,
             };
             Some(format!(
                 "<a href=\"{}\">{} s</a>",

@@ -33,8 +33,8 @@ const LIBS: &[(&str, &str)] = &[
 ];
 
 /// File name extensions the listing offers to the page, which picks the
-/// player by extension. (MP4 joins when the library serves it.)
-const MEDIA_EXTENSIONS: &[&str] = &["flv"];
+/// player by extension (FLV through a player library, MP4 natively).
+const MEDIA_EXTENSIONS: &[&str] = crate::index::MEDIA_EXTENSIONS;
 
 /// Largest asset served (the players are well under 1 MB).
 const MAX_ASSET: u64 = 8 << 20;

@@ -35,11 +35,13 @@ pub type ps_read_at_fn = Option<
     ) -> i32,
 >;
 
-/// Media information. Codec ids are FLV's (video CodecID: 2 Sorenson H.263,
-/// 4 VP6, 7 AVC; audio SoundFormat: 2 MP3, 10 AAC); 0xFFFFFFFF when absent.
+/// Media information. Codec ids: for FLV its own (video CodecID: 2 Sorenson
+/// H.263, 4 VP6, 7 AVC; audio SoundFormat: 2 MP3, 10 AAC); for MP4 the
+/// sample entry's FourCC as a big-endian number ('avc1' = 0x61766331);
+/// 0xFFFFFFFF when absent.
 #[repr(C)]
 pub struct ps_media_info {
-    /// 1 = FLV.
+    /// One of ps_format.
     pub format: u32,
     /// One of ps_index_origin.
     pub index_origin: u32,
@@ -61,6 +63,15 @@ pub struct ps_media_info {
     /// 1 when seek points are audio tags (no video in the file).
     pub seek_points_from_audio: u32,
     pub reserved: u32,
+}
+
+/// A container the library serves.
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_format {
+    PS_FORMAT_FLV = 1,
+    /// MP4, QuickTime and other ISO BMFF files; cut by time only.
+    PS_FORMAT_MP4 = 2,
 }
 
 /// Where the keyframe index came from.
@@ -261,6 +272,17 @@ pub extern "C" fn ps_media_info_json(
 pub extern "C" fn ps_cache_set_capacity(bytes: u64) -> ps_status {
     guard(|| {
         IndexCache::global().set_capacity(usize::try_from(bytes).unwrap_or(usize::MAX));
+        Ok(())
+    })
+}
+
+/// Sets the largest MP4 `moov` box read into memory (default 64 MiB; 0
+/// restores it). Files with a larger one are refused with
+/// PS_ERR_UNSUPPORTED_FORMAT (HTTP 415). Process-wide; thread-safe.
+#[no_mangle]
+pub extern "C" fn ps_mp4_set_moov_limit(bytes: u64) -> ps_status {
+    guard(|| {
+        crate::index::mp4::set_moov_limit(bytes);
         Ok(())
     })
 }

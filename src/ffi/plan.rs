@@ -173,7 +173,8 @@ pub extern "C" fn ps_plan_etag(plan: *const ps_plan, etag: *mut *const c_char) -
     })
 }
 
-/// Borrows the Content-Type of the response ("video/x-flv"). Static storage.
+/// Borrows the Content-Type of the response ("video/x-flv", "video/mp4",
+/// "audio/mp4" or "video/quicktime"). Static storage.
 #[no_mangle]
 pub extern "C" fn ps_plan_content_type(
     plan: *const ps_plan,
@@ -183,6 +184,9 @@ pub extern "C" fn ps_plan_content_type(
         non_null(content_type, "content_type")?;
         let ct: &'static str = match ps_plan::check(plan)?.inner.plan.content_type() {
             "video/x-flv" => "video/x-flv\0",
+            "video/mp4" => "video/mp4\0",
+            "audio/mp4" => "audio/mp4\0",
+            "video/quicktime" => "video/quicktime\0",
             _ => "application/octet-stream\0",
         };
         put(content_type, ct.as_ptr().cast());

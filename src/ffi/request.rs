@@ -8,7 +8,7 @@ use super::boundary::{
 };
 use super::ps_status;
 use crate::pacer::{Burst, Rate};
-use crate::plan::{MetadataMode, Options, Position, PrefixMode, Request, StartUnit};
+use crate::plan::{CutMode, MetadataMode, Options, Position, PrefixMode, Request, StartUnit};
 use crate::query;
 
 /// How a host serves: prefix mode, start unit, parameter names, pacing.
@@ -267,6 +267,29 @@ pub extern "C" fn ps_options_set_metadata(options: *mut ps_options, mode: u32) -
     with_options(options, |o| {
         o.metadata = MetadataMode::from_u32(mode)
             .ok_or_else(|| Failure::invalid(format!("metadata mode {mode}")))?;
+        Ok(())
+    })
+}
+
+/// Where MP4 cuts begin to be presented.
+#[repr(u32)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum ps_cut_mode {
+    /// At the requested start: edit lists hide the frames from the keyframe
+    /// up to it. Default.
+    PS_CUT_EXACT = 0,
+    /// At the keyframe at or before the start, with nothing hidden, for
+    /// players that ignore edit lists.
+    PS_CUT_KEYFRAME = 1,
+}
+
+/// Sets where MP4 cuts begin (one of ps_cut_mode; default PS_CUT_EXACT).
+/// Either way the data starts at a keyframe and every track starts with it.
+#[no_mangle]
+pub extern "C" fn ps_options_set_cut_mode(options: *mut ps_options, mode: u32) -> ps_status {
+    with_options(options, |o| {
+        o.cut =
+            CutMode::from_u32(mode).ok_or_else(|| Failure::invalid(format!("cut mode {mode}")))?;
         Ok(())
     })
 }

@@ -23,7 +23,11 @@ static MOOV_LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_MOOV_LIMIT);
 /// Sets the largest `moov` the library reads (process-wide); a larger one is
 /// answered 415. 0 restores the default.
 pub fn set_moov_limit(bytes: u64) {
-    let v = if bytes == 0 { DEFAULT_MOOV_LIMIT } else { bytes };
+    let v = if bytes == 0 {
+        DEFAULT_MOOV_LIMIT
+    } else {
+        bytes
+    };
     MOOV_LIMIT.store(v, Ordering::Relaxed);
 }
 
@@ -452,7 +456,11 @@ impl Mp4Index {
             + self.keyframes.len() * std::mem::size_of::<Keyframe>()
             + self.skeleton.len()
             + self.ftyp.as_ref().map_or(0, Vec::len)
-            + self.tracks.iter().map(TrackIndex::cost_bytes).sum::<usize>()
+            + self
+                .tracks
+                .iter()
+                .map(TrackIndex::cost_bytes)
+                .sum::<usize>()
             + match &self.layout {
                 Layout::Samples => 0,
                 Layout::Fragments { list, .. } => list.len() * std::mem::size_of::<Fragment>(),
@@ -461,7 +469,11 @@ impl Mp4Index {
 
     /// QuickTime brand: video/quicktime; no video: audio/mp4; else video/mp4.
     pub fn content_type(&self) -> &'static str {
-        if self.ftyp.as_ref().is_some_and(|f| f.get(8..12) == Some(b"qt  ")) {
+        if self
+            .ftyp
+            .as_ref()
+            .is_some_and(|f| f.get(8..12) == Some(b"qt  "))
+        {
             "video/quicktime"
         } else if !self.info.has_video {
             "audio/mp4"
@@ -704,7 +716,11 @@ impl TrackIndex {
             + self.chunk_runs.len() * std::mem::size_of::<ChunkRun>()
             + self.offsets.bytes()
             + self.sdtp.as_ref().map_or(0, |d| d.len())
-            + self.groups.iter().map(|g| g.runs.len() * 8 + 32).sum::<usize>()
+            + self
+                .groups
+                .iter()
+                .map(|g| g.runs.len() * 8 + 32)
+                .sum::<usize>()
     }
 
     // ------------------------------------------------------------ lookups --
@@ -1082,7 +1098,11 @@ fn chunk_runs(
     let mut runs = Vec::with_capacity(stsc.len());
     let mut first_sample: u64 = 0;
     for (i, e) in stsc.iter().enumerate() {
-        let expected_first = if i == 0 { 1 } else { stsc[i - 1].first_chunk + 1 };
+        let expected_first = if i == 0 {
+            1
+        } else {
+            stsc[i - 1].first_chunk + 1
+        };
         if e.first_chunk < expected_first || (i == 0 && e.first_chunk != 1) {
             return Err(malformed(format!(
                 "'stsc' entry {} starts at chunk {} (entries must start at chunk 1 and increase)",

@@ -239,7 +239,9 @@ fn cut_samples(
         cuts.push(compose(t, from, to, shown_start, shown_end, mts));
     }
     if cuts[index.reference].is_empty() {
-        return Err(Error::unsatisfiable("nothing of the media is presented in that span"));
+        return Err(Error::unsatisfiable(
+            "nothing of the media is presented in that span",
+        ));
     }
 
     // The file range: every referenced sample of every track.

@@ -66,7 +66,7 @@ final class Plan
         return $this->borrowedString('ps_plan_etag');
     }
 
-    /** The Content-Type ("video/x-flv"). */
+    /** The Content-Type ("video/x-flv", "video/mp4", "audio/mp4", "video/quicktime"). */
     public function contentType(): string
     {
         return $this->borrowedString('ps_plan_content_type');

@@ -187,9 +187,7 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
         }
     }
     if per_sample == 0 {
-        duration = h
-            .default_duration
-            .map(|d| u64::from(d) * u64::from(count));
+        duration = h.default_duration.map(|d| u64::from(d) * u64::from(count));
     }
     Ok(Trun {
         count: u64::from(count),

@@ -3,7 +3,7 @@
 //! (moov, trak, edts, mdia, minf, stbl, mvex), so nesting is bounded; a box
 //! that may appear once and appears twice is an error.
 
-use super::boxes::{children, fourcc_str, Child, FourCc, Fields};
+use super::boxes::{children, fourcc_str, Child, Fields, FourCc};
 use super::tables::{self, Edit};
 use super::Mp4Error;
 

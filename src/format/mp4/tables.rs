@@ -3,7 +3,7 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::boxes::{fourcc_str, FourCc, Fields};
+use super::boxes::{fourcc_str, Fields, FourCc};
 use super::Mp4Error;
 
 fn entries<'a>(
@@ -31,7 +31,9 @@ pub fn stts(payload: &[u8]) -> Result<Vec<(u32, u32)>, Mp4Error> {
 pub fn ctts(payload: &[u8]) -> Result<(u8, Vec<(u32, i32)>), Mp4Error> {
     let (version, t) = entries(payload, *b"ctts", 8)?;
     if version > 1 {
-        return Err(Mp4Error::new(format!("'ctts' version {version} is unknown")));
+        return Err(Mp4Error::new(format!(
+            "'ctts' version {version} is unknown"
+        )));
     }
     Ok((
         version,
@@ -70,7 +72,10 @@ pub fn stsc(payload: &[u8]) -> Result<Vec<StscEntry>, Mp4Error> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SampleSizes {
     /// Every sample has this size.
-    Uniform { size: u32, count: u32 },
+    Uniform {
+        size: u32,
+        count: u32,
+    },
     Each(Vec<u32>),
 }
 
@@ -223,9 +228,7 @@ pub fn sdtp(payload: &[u8]) -> Result<&[u8], Mp4Error> {
 
 /// The first sample entry of an `stsd`: its format and, for visual entries,
 /// the coded width and height. Returns the entry count too.
-pub fn stsd_first_entry(
-    payload: &[u8],
-) -> Result<(u32, FourCc, Option<(u16, u16)>), Mp4Error> {
+pub fn stsd_first_entry(payload: &[u8]) -> Result<(u32, FourCc, Option<(u16, u16)>), Mp4Error> {
     let mut f = Fields::new(payload, *b"stsd");
     f.version_flags()?;
     let count = f.u32()?;

@@ -105,7 +105,11 @@ pub fn set_header_duration(kind: FourCc, payload: &mut [u8], duration: u64) {
     };
     // Offsets after version/flags: creation, modification, then
     // timescale (mvhd, mdhd) or track ID + reserved (tkhd), then duration.
-    let at = if version == 1 { 4 + 8 + 8 + 4 } else { 4 + 4 + 4 + 4 };
+    let at = if version == 1 {
+        4 + 8 + 8 + 4
+    } else {
+        4 + 4 + 4 + 4
+    };
     let at = if &kind == b"tkhd" { at + 4 } else { at };
     let width = if version == 1 { 8 } else { 4 };
     let Some(field) = payload.get_mut(at..at + width) else {
