@@ -1,5 +1,5 @@
 /*
- * libpseudostream: HTTP pseudostreaming of video (FLV) for web servers.
+ * libpseudostream: HTTP pseudostreaming of video (FLV, MP4) for web servers.
  *
  * Conventions for every function below:
  * - Each returns a ps_status; PS_OK is 0. Details of the last failure on the
@@ -286,6 +286,55 @@ enum ps_metadata_mode
 typedef enum ps_metadata_mode ps_metadata_mode;
 #else
 typedef uint32_t ps_metadata_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ A container the library serves.
+ */
+enum ps_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  PS_FORMAT_FLV = 1,
+  /*
+   MP4, QuickTime and other ISO BMFF files; cut by time only.
+   */
+  PS_FORMAT_MP4 = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_format ps_format;
+#else
+typedef uint32_t ps_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Where MP4 cuts begin to be presented.
+ */
+enum ps_cut_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   At the requested start: edit lists hide the frames from the keyframe
+   up to it. Default.
+   */
+  PS_CUT_EXACT = 0,
+  /*
+   At the keyframe at or before the start, with nothing hidden, for
+   players that ignore edit lists.
+   */
+  PS_CUT_KEYFRAME = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ps_cut_mode ps_cut_mode;
+#else
+typedef uint32_t ps_cut_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 

@@ -37,6 +37,7 @@
 
 typedef struct {
     size_t                     index_cache;
+    size_t                     mp4_max_moov_size;
 } ngx_http_pseudostream_main_conf_t;
 
 
@@ -44,6 +45,7 @@ typedef struct {
     ngx_uint_t                 prefix;
     ngx_uint_t                 start_unit;
     ngx_uint_t                 metadata;
+    ngx_uint_t                 mp4_cut;
 
     ngx_str_t                  params[NGX_HTTP_PSEUDOSTREAM_PARAMS];
     ngx_uint_t                 params_set;
@@ -164,6 +166,13 @@ static ngx_conf_enum_t  ngx_http_pseudostream_metadata_modes[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_pseudostream_mp4_cuts[] = {
+    { ngx_string("exact"), PS_CUT_EXACT },
+    { ngx_string("keyframe"), PS_CUT_KEYFRAME },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_pseudostream_params[] = {
     { ngx_string("start"), PS_PARAM_START },
     { ngx_string("end"), PS_PARAM_END },
@@ -207,6 +216,13 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
       offsetof(ngx_http_pseudostream_loc_conf_t, metadata),
       &ngx_http_pseudostream_metadata_modes },
 
+    { ngx_string("pseudostream_mp4_cut"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_loc_conf_t, mp4_cut),
+      &ngx_http_pseudostream_mp4_cuts },
+
     { ngx_string("pseudostream_param"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
       ngx_http_pseudostream_param,
@@ -247,6 +263,13 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_pseudostream_main_conf_t, index_cache),
+      NULL },
+
+    { ngx_string("pseudostream_mp4_max_moov_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_pseudostream_main_conf_t, mp4_max_moov_size),
       NULL },
 
       ngx_null_command
@@ -1439,6 +1462,7 @@ ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf)
     }
 
     pmcf->index_cache = NGX_CONF_UNSET_SIZE;
+    pmcf->mp4_max_moov_size = NGX_CONF_UNSET_SIZE;
 
     return pmcf;
 }
@@ -1466,6 +1490,7 @@ ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf)
     conf->prefix = NGX_CONF_UNSET_UINT;
     conf->start_unit = NGX_CONF_UNSET_UINT;
     conf->metadata = NGX_CONF_UNSET_UINT;
+    conf->mp4_cut = NGX_CONF_UNSET_UINT;
     conf->burst = NGX_CONF_UNSET_SIZE;
     conf->burst_time = NGX_CONF_UNSET_MSEC;
     conf->rate_mode = NGX_CONF_UNSET_UINT;
@@ -1487,6 +1512,7 @@ ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     own = conf->prefix != NGX_CONF_UNSET_UINT
           || conf->start_unit != NGX_CONF_UNSET_UINT
           || conf->metadata != NGX_CONF_UNSET_UINT
+          || conf->mp4_cut != NGX_CONF_UNSET_UINT
           || conf->params_set
           || conf->burst != NGX_CONF_UNSET_SIZE
           || conf->burst_time != NGX_CONF_UNSET_MSEC
@@ -1508,6 +1534,7 @@ ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               PS_UNIT_BYTES);
     ngx_conf_merge_uint_value(conf->metadata, prev->metadata,
                               PS_METADATA_MISSING);
+    ngx_conf_merge_uint_value(conf->mp4_cut, prev->mp4_cut, PS_CUT_EXACT);
 
     for (i = 0; i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
         if (!(conf->params_set & ((ngx_uint_t) 1 << i))
@@ -1586,6 +1613,10 @@ ngx_http_pseudostream_options(ngx_conf_t *cf,
 
     if (st == PS_OK) {
         st = ps_options_set_metadata(options, (uint32_t) conf->metadata);
+    }
+
+    if (st == PS_OK) {
+        st = ps_options_set_cut_mode(options, (uint32_t) conf->mp4_cut);
     }
 
     for (i = 0; st == PS_OK && i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
@@ -1790,11 +1821,24 @@ ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
     pmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_pseudostream_module);
 
-    if (pmcf == NULL || pmcf->index_cache == NGX_CONF_UNSET_SIZE) {
+    if (pmcf == NULL) {
         return NGX_OK;
     }
 
-    /* the index cache is per process: each worker has its own */
+    /* the index cache and the limits are per process: set in each worker */
+
+    if (pmcf->mp4_max_moov_size != NGX_CONF_UNSET_SIZE) {
+        st = ps_mp4_set_moov_limit(pmcf->mp4_max_moov_size);
+        if (st != PS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "ps_mp4_set_moov_limit(%uz) failed: %s",
+                          pmcf->mp4_max_moov_size, ps_last_error());
+        }
+    }
+
+    if (pmcf->index_cache == NGX_CONF_UNSET_SIZE) {
+        return NGX_OK;
+    }
 
     st = ps_cache_set_capacity(pmcf->index_cache);
     if (st != PS_OK) {

@@ -191,6 +191,8 @@ pub struct Fragment {
     /// Presentation time of the reference track's first sample, ns; None when
     /// the fragment has no sample of that track.
     pub time_ns: Option<i128>,
+    /// When the reference track's samples in it end, ns, when known.
+    pub end_ns: Option<i128>,
     /// The reference track's first sample is a sync sample.
     pub starts_with_sync: bool,
 }
@@ -443,12 +445,15 @@ impl Mp4Index {
     }
 
     /// The end of a fragmented movie: the `mvhd`/`mehd` duration is often 0,
-    /// so the last fragment's start plus its length is used.
+    /// so the fragments' own ends are used.
     fn fragmented_end_ns(&self) -> i128 {
         let Layout::Fragments { list, .. } = &self.layout else {
             return 0;
         };
-        list.iter().filter_map(|f| f.time_ns).max().unwrap_or(0)
+        list.iter()
+            .filter_map(|f| f.end_ns.or(f.time_ns))
+            .max()
+            .unwrap_or(0)
     }
 
     pub(crate) fn cost_bytes(&self) -> usize {
@@ -563,12 +568,16 @@ fn fragments(
                 Fragment {
                     offset: at,
                     time_ns: Some(reference.presentation_ns(ct)),
+                    end_ns: r
+                        .duration
+                        .map(|d| reference.presentation_ns(ct + i128::from(d))),
                     starts_with_sync: r.first_is_sync || reference.kind != TrackKind::Video,
                 }
             }
             None => Fragment {
                 offset: at,
                 time_ns: None,
+                end_ns: None,
                 starts_with_sync: false,
             },
         };
