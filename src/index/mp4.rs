@@ -128,6 +128,34 @@ struct ChunkRun {
     description: u32,
 }
 
+/// Sample sizes, in 16 bits when every size fits.
+#[derive(Debug)]
+enum Sizes {
+    Uniform(u32),
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl Sizes {
+    fn from_table(t: SampleSizes) -> Sizes {
+        match t {
+            SampleSizes::Uniform { size, .. } => Sizes::Uniform(size),
+            SampleSizes::Each(v) if v.iter().all(|&x| x <= u32::from(u16::MAX)) => {
+                Sizes::Narrow(v.iter().map(|&x| x as u16).collect())
+            }
+            SampleSizes::Each(v) => Sizes::Wide(v),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Sizes::Uniform(_) => 0,
+            Sizes::Narrow(v) => v.len() * 2,
+            Sizes::Wide(v) => v.len() * 4,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum ChunkOffsets {
     Narrow(Vec<u32>),
@@ -172,7 +200,7 @@ pub struct TrackIndex {
     cts: Option<CompositionOffsets>,
     /// 0-based sync sample numbers; None: every sample is a sync sample.
     sync: Option<Vec<u32>>,
-    sizes: SampleSizes,
+    sizes: Sizes,
     chunk_runs: Vec<ChunkRun>,
     offsets: ChunkOffsets,
     /// Chunks are stored in ascending file order.
@@ -456,7 +484,8 @@ impl Mp4Index {
             .unwrap_or(0)
     }
 
-    pub(crate) fn cost_bytes(&self) -> usize {
+    /// Approximate heap bytes, for the cache's budget.
+    pub fn cost_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.keyframes.len() * std::mem::size_of::<Keyframe>()
             + self.skeleton.len()
@@ -675,7 +704,7 @@ impl TrackIndex {
             timing,
             cts,
             sync,
-            sizes,
+            sizes: Sizes::from_table(sizes),
             chunk_runs,
             offsets,
             offsets_ascending: ascending,
@@ -718,10 +747,7 @@ impl TrackIndex {
             + self.timing.checkpoints.len() * 8
             + self.cts.as_ref().map_or(0, |c| c.runs.len() * 8)
             + self.sync.as_ref().map_or(0, |s| s.len() * 4)
-            + match &self.sizes {
-                SampleSizes::Uniform { .. } => 0,
-                SampleSizes::Each(v) => v.len() * 4,
-            }
+            + self.sizes.bytes()
             + self.chunk_runs.len() * std::mem::size_of::<ChunkRun>()
             + self.offsets.bytes()
             + self.sdtp.as_ref().map_or(0, |d| d.len())
@@ -809,12 +835,12 @@ impl TrackIndex {
         self.presentation_ns(self.ct(s))
     }
 
-    /// Converts ns on the movie timeline to this track's media timescale
-    /// (composition time), rounding down.
+    /// Converts ns on the movie timeline to this track's composition time,
+    /// to the nearest tick (so a sample's own time converts back to it).
     pub fn ct_at(&self, ns: i128) -> i128 {
         let empty = i128::from(self.edit.empty) * NS / i128::from(self.movie_timescale);
         i128::from(self.edit.media_time)
-            + ((ns - empty) * i128::from(self.timescale)).div_euclid(NS)
+            + ((ns - empty) * i128::from(self.timescale) + NS / 2).div_euclid(NS)
     }
 
     pub fn has_sync_table(&self) -> bool {
@@ -841,24 +867,29 @@ impl TrackIndex {
 
     pub fn size_of(&self, s: u32) -> u32 {
         match &self.sizes {
-            SampleSizes::Uniform { size, .. } => *size,
-            SampleSizes::Each(v) => v[s as usize],
+            Sizes::Uniform(size) => *size,
+            Sizes::Narrow(v) => u32::from(v[s as usize]),
+            Sizes::Wide(v) => v[s as usize],
         }
     }
 
     /// Whether every sample has one size, and which.
     pub fn uniform_size(&self) -> Option<u32> {
         match &self.sizes {
-            SampleSizes::Uniform { size, .. } => Some(*size),
-            SampleSizes::Each(_) => None,
+            Sizes::Uniform(size) => Some(*size),
+            _ => None,
         }
     }
 
     /// Bytes of samples `[from, to)`.
     pub fn sizes_sum(&self, from: u32, to: u32) -> u64 {
         match &self.sizes {
-            SampleSizes::Uniform { size, .. } => u64::from(to - from) * u64::from(*size),
-            SampleSizes::Each(v) => v[from as usize..to as usize]
+            Sizes::Uniform(size) => u64::from(to - from) * u64::from(*size),
+            Sizes::Narrow(v) => v[from as usize..to as usize]
+                .iter()
+                .map(|&x| u64::from(x))
+                .sum(),
+            Sizes::Wide(v) => v[from as usize..to as usize]
                 .iter()
                 .map(|&x| u64::from(x))
                 .sum(),

@@ -213,7 +213,7 @@ fn cut_samples(
     let key = sync_at_or_before(reference, start_ns);
     let key_ns = reference.sample_ns(key);
     let shown_start = match mode {
-        CutMode::Exact => start_ns.max(key_ns.min(start_ns)),
+        CutMode::Exact => start_ns,
         CutMode::Keyframe => key_ns,
     };
     let media_end = index.tracks.iter().map(|t| t.end_ns).max().unwrap_or(0);
