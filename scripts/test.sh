@@ -37,6 +37,7 @@ fi
 
 step "test media"
 ./scripts/make-test-media.sh target/test-media
+./scripts/make-mp4-media.sh target/test-media/mp4
 
 step "unit and integration tests"
 cargo test --release

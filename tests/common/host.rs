@@ -243,12 +243,22 @@ pub fn host_media_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = root().join("target").join("host-media");
         fs::create_dir_all(&dir).unwrap();
-        let mut sources: Vec<PathBuf> = manifest().iter().map(|e| e.path.clone()).collect();
-        sources.push(root().join("samples").join("sample.flv"));
-        for src in sources {
+        let mut sources: Vec<(PathBuf, String)> = manifest()
+            .iter()
+            .map(|e| (e.path.clone(), e.file.clone()))
+            .collect();
+        sources.push((
+            root().join("samples").join("sample.flv"),
+            "sample.flv".into(),
+        ));
+        let mp4 = super::mp4::mp4_media_dir();
+        for (file, name) in MP4_HOST_FILES {
+            sources.push((mp4.join(file), name.to_string()));
+        }
+        for (src, name) in sources {
             // Hard links (or copies): hosts rightly refuse symlinks that
             // lead out of their root.
-            let link = dir.join(src.file_name().unwrap());
+            let link = dir.join(name);
             let fresh = fs::metadata(&link)
                 .and_then(|l| Ok((l, fs::metadata(&src)?)))
                 .is_ok_and(|(l, s)| l.len() == s.len() && l.modified().ok() == s.modified().ok());
@@ -260,9 +270,20 @@ pub fn host_media_dir() -> &'static Path {
             }
         }
         fs::write(dir.join("not-video.flv"), b"this is not an FLV file\n").unwrap();
+        // An MP4 whose moov is cut short.
+        let whole = fs::read(mp4.join("h264_aac.faststart.mp4")).unwrap();
+        fs::write(dir.join("broken.mp4"), &whole[..2000]).unwrap();
         dir
     })
 }
+
+/// MP4 files every host serves, from the MP4 media, under these names.
+const MP4_HOST_FILES: [(&str, &str); 4] = [
+    ("h264_aac.moov_end.mp4", "h264_aac.moov_end.mp4"),
+    ("h264_aac.faststart.mp4", "clip.m4v"),
+    ("audio_only.m4a", "audio_only.m4a"),
+    ("pcm.mov", "pcm.mov"),
+];
 
 /// A host under test: serves `host_media_dir()` below `base` (e.g.
 /// "/media") on `port`, with `start`/`end` in seconds, prefix `init`, and
@@ -448,6 +469,10 @@ pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
         }
     }
 
+    for m in run_mp4_cases(host) {
+        fail(m);
+    }
+
     // Pacing requested by the client (burst 0): the library's policy paces
     // every body alike, a seek, the whole file and an open-ended Range.
     let whole = seconds("", "sample.flv");
@@ -486,6 +511,92 @@ pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
             fail(format!("{what}: paced body differs"));
         } else if (took - target_s).abs() / target_s > 0.05 {
             fail(format!("{what}: took {took:.3} s, target {target_s:.3} s"));
+        }
+    }
+    failures
+}
+
+/// MP4 through a host: the file as stored, cuts equal to the library's and
+/// decoding cleanly, the Content-Type of each kind, Range and HEAD on a cut,
+/// and the statuses of bad requests.
+fn run_mp4_cases(host: &HostUnderTest) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fail = |m: String| failures.push(m);
+    let media = host_media_dir();
+    let seconds =
+        |q: &str, file: &str| expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds);
+
+    let file = "h264_aac.moov_end.mp4";
+    let stored = fs::read(media.join(file)).unwrap();
+    let whole = host.get(file);
+    if whole.status != 200 || whole.body != stored {
+        fail(format!("{file}: whole file, status {}", whole.status));
+    }
+    for (target, content_type) in [
+        ("h264_aac.moov_end.mp4?start=5.5&end=9", "video/mp4"),
+        ("h264_aac.moov_end.mp4?start=0", "video/mp4"),
+        ("clip.m4v?start=3", "video/mp4"),
+        ("audio_only.m4a?start=3.3&end=7", "audio/mp4"),
+        ("pcm.mov?start=3", "video/quicktime"),
+    ] {
+        let (name, q) = target.split_once('?').unwrap();
+        let reply = host.get(target);
+        if reply.status != 200 {
+            fail(format!("{target}: status {}", reply.status));
+            continue;
+        }
+        if reply.header("Content-Type") != Some(content_type) {
+            fail(format!(
+                "{target}: Content-Type {:?}, want {content_type}",
+                reply.header("Content-Type")
+            ));
+        }
+        if reply.body != seconds(q, name) {
+            fail(format!(
+                "{target}: {} bytes differ from the library's cut",
+                reply.body.len()
+            ));
+            continue;
+        }
+        let t = TempFile::with_bytes("host-cut.mp4", &reply.body);
+        if let Err(e) = decode_clean(t.path()) {
+            fail(format!("{target}: {e}"));
+        }
+    }
+
+    // A browser plays a cut by Range: bytes=0- first, then seeks by Range.
+    let q = format!("{file}?start=4");
+    let full = host.get(&q);
+    let len = full.body.len();
+    let first = host.request("GET", &q, &[("Range", "bytes=0-")]);
+    if first.status != 206 || first.body != full.body {
+        fail(format!("{q} Range 0-: status {}", first.status));
+    }
+    if len > 2000 {
+        let part = host.request("GET", &q, &[("Range", "bytes=1000-1999")]);
+        if part.status != 206 || part.body != full.body[1000..2000] {
+            fail(format!("{q} Range 1000-1999: status {}", part.status));
+        }
+    }
+    let head = host.request("HEAD", &q, &[]);
+    if head.status != 200 || head.header("Content-Length") != Some(&len.to_string()) {
+        fail(format!(
+            "HEAD {q}: status {} length {:?}",
+            head.status,
+            head.header("Content-Length")
+        ));
+    }
+
+    for (target, want) in [
+        (format!("{file}?start=999"), 416),
+        (format!("{file}?start=6&end=5"), 400),
+        (format!("{file}?fs=1000"), 400),
+        (format!("{file}?start=x"), 400),
+        ("broken.mp4?start=1".to_string(), 415),
+    ] {
+        let reply = host.get(&target);
+        if reply.status != want {
+            fail(format!("{target}: status {} (want {want})", reply.status));
         }
     }
     failures
