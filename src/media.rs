@@ -119,21 +119,7 @@ impl Media {
             }
             None => s.push_str("\"virtual_head_bytes\":null,"),
         }
-        if let MediaIndex::Mp4(m) = &*self.index {
-            let samples = m.sample_count();
-            let bytes = m.cost_bytes();
-            let _ = write!(
-                s,
-                "\"mp4\":{{\"moov_bytes\":{},\"moov_first\":{},\"fragmented\":{},\
-                 \"tracks\":{},\"samples\":{samples},\"index_bytes\":{bytes},\
-                 \"index_bytes_per_sample\":{:.2}}},",
-                m.moov_size,
-                m.moov_first,
-                matches!(m.layout, crate::index::mp4::Layout::Fragments { .. }),
-                m.tracks.len(),
-                bytes as f64 / samples.max(1) as f64,
-            );
-        }
+        self.index.write_format_json(&mut s);
         s.push_str("\"keyframes\":[");
         for (n, k) in self.keyframes().iter().enumerate() {
             let sep = if n == 0 { "" } else { "," };

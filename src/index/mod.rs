@@ -5,6 +5,8 @@ pub mod flv;
 pub mod flv_head;
 pub mod mp4;
 
+use std::fmt::Write as _;
+
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
@@ -112,6 +114,26 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(i) => i.cost_bytes(),
             MediaIndex::Mp4(i) => i.cost_bytes(),
+        }
+    }
+
+    /// Figures of the format's own index for the info JSON, each followed by
+    /// a comma (none for FLV, whose figures are the virtual head's).
+    pub fn write_format_json(&self, out: &mut String) {
+        if let MediaIndex::Mp4(m) = self {
+            let samples = m.sample_count();
+            let bytes = m.cost_bytes();
+            let _ = write!(
+                out,
+                "\"mp4\":{{\"moov_bytes\":{},\"moov_first\":{},\"fragmented\":{},\
+                 \"tracks\":{},\"samples\":{samples},\"index_bytes\":{bytes},\
+                 \"index_bytes_per_sample\":{:.2}}},",
+                m.moov_size,
+                m.moov_first,
+                matches!(m.layout, mp4::Layout::Fragments { .. }),
+                m.tracks.len(),
+                bytes as f64 / samples.max(1) as f64,
+            );
         }
     }
 
