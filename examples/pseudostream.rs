@@ -49,6 +49,12 @@ host options (cut and serve):
   --metadata off|missing|always    list keyframes in a rewritten onMetaData
                                    (default missing: when the file's own
                                    metadata has none or stale ones)
+  --cut exact|keyframe             where an MP4 cut starts playing: exact (default:
+                                   at the requested time, edit lists hide the
+                                   pre-roll) or keyframe (at the keyframe, for
+                                   players that ignore edit lists)
+  --mp4-max-moov-size BYTES        largest MP4 moov read (default 64 MiB; 0: the
+                                   default); files with a larger one get 415
   --param NAME=VALUE               rename a query parameter; NAME is one of
                                    start end ib fs bstart bend ri rs (empty VALUE disables)
   --burst BYTES | --burst-secs S   burst before the rate applies (default 3 s of media)

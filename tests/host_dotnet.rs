@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
+use pseudostream::{query, CutMode, Media, Options, StartUnit};
 
 /// fastcgi-mono-server4 (Mono.WebServer2 4.2) itself keeps about 13 kB of
 /// managed objects per request (HttpContext, HttpRequest/Response, its
@@ -110,23 +111,42 @@ impl DotnetHost {
 
         build_into(&app);
         write_settings(&app.join("web.config"), host_media_dir(), "");
-        // The same application under /paced, configured to pace.
+        // The same application under /paced, configured to pace and to cut
+        // MP4 at keyframes.
         let paced = dir.join("paced");
         build_into(&paced);
         write_settings(
             &paced.join("web.config"),
             host_media_dir(),
             "\n    <add key=\"pseudostream:rate\" value=\"100000\" />\
-             \n    <add key=\"pseudostream:burstBytes\" value=\"0\" />",
+             \n    <add key=\"pseudostream:burstBytes\" value=\"0\" />\
+             \n    <add key=\"pseudostream:cut\" value=\"keyframe\" />",
+        );
+        // And under /limited with a tiny MP4 moov limit. The limit is the
+        // process's, set when /limited loads its settings: the test asks it
+        // last. It applies when a file is indexed, and the other applications
+        // have the host media's indexes cached, so /limited serves a copy.
+        let limited = dir.join("limited");
+        let limited_media = dir.join("limited-media");
+        build_into(&limited);
+        fs::create_dir_all(&limited_media).unwrap();
+        for name in ["sample.flv", "h264_aac.moov_end.mp4"] {
+            fs::copy(host_media_dir().join(name), limited_media.join(name)).unwrap();
+        }
+        write_settings(
+            &limited.join("web.config"),
+            &limited_media,
+            "\n    <add key=\"pseudostream:mp4MaxMoovSize\" value=\"1000\" />",
         );
 
         // The ASP.NET application under /media, on a FastCGI TCP socket.
         let log = fs::File::create(dir.join("mono.log")).unwrap();
         let mono = Command::new("fastcgi-mono-server4")
             .arg(format!(
-                "/applications=/media:{}/,/paced:{}/",
+                "/applications=/media:{}/,/paced:{}/,/limited:{}/",
                 app.display(),
-                paced.display()
+                paced.display(),
+                limited.display()
             ))
             .arg(format!("/socket=tcp:127.0.0.1:{fcgi_port}"))
             .env("LD_LIBRARY_PATH", ld_library_path())
@@ -139,7 +159,11 @@ impl DotnetHost {
 
         let conf = nginx_conf(
             &dir,
-            &[("/media/", &app), ("/paced/", &paced)],
+            &[
+                ("/media/", &app),
+                ("/paced/", &paced),
+                ("/limited/", &limited),
+            ],
             port,
             fcgi_port,
         );
@@ -320,6 +344,46 @@ fn dotnet_host_passes_the_host_matrix() {
     };
     warm_up(&paced, &server);
     assert_no_failures("paced dotnet host", &run_paced_location(&paced));
+
+    // pseudostream:cut reaches the library: /paced starts MP4 cuts at the
+    // keyframe (HEAD, so nothing is paced).
+    let (file, q) = ("h264_aac.moov_end.mp4", "start=5.5");
+    let start_ms = |cut: CutMode| {
+        let options = Options {
+            start_unit: StartUnit::Seconds,
+            cut,
+            ..Options::default()
+        };
+        let media = Media::open(host_media_dir().join(file)).unwrap();
+        let request = query::parse(q.as_bytes(), &options).unwrap();
+        media.plan(&options, &request).unwrap().start_ms.to_string()
+    };
+    let keyframe = start_ms(CutMode::Keyframe);
+    assert_ne!(
+        keyframe,
+        start_ms(CutMode::Exact),
+        "{file}?{q} starts on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
+    );
+    let r = paced.request("HEAD", &format!("{file}?{q}"), &[]);
+    assert!(
+        r.status == 200 && r.header("X-Pseudostream-Start-Ms") == Some(keyframe.as_str()),
+        "pseudostream:cut keyframe: HEAD {file}?{q}: status {}, start {:?} (want {keyframe})",
+        r.status,
+        r.header("X-Pseudostream-Start-Ms")
+    );
+    // pseudostream:mp4MaxMoovSize reaches the library: 1000 bytes refuse the file.
+    let limited = HostUnderTest {
+        name: "limited dotnet host",
+        base: "/limited".into(),
+        ..server.host()
+    };
+    warm_up(&limited, &server);
+    let r = limited.get(&format!("{file}?{q}"));
+    assert_eq!(
+        r.status, 415,
+        "pseudostream:mp4MaxMoovSize 1000: {file}?{q}"
+    );
+
     let dir = server.dir.clone();
     drop(server);
     let _ = fs::remove_dir_all(dir);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
-use pseudostream::{PrefixMode, StartUnit};
+use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
 
 /// PHP's memory stays flat request after request (each request starts from
 /// a clean heap); the slack covers allocator noise in PHP and the library.
@@ -240,4 +240,65 @@ fn php_router_configuration_paths_and_aborts() {
     drop(php);
     let _ = fs::remove_dir_all(&media);
     assert_no_failures("php router", &failures);
+}
+
+/// The router's MP4 settings reach the library: PSEUDOSTREAM_CUT=keyframe
+/// serves the library's keyframe cut, a tiny PSEUDOSTREAM_MP4_MAX_MOOV_SIZE
+/// refuses the file (415), and a bad cut mode is refused with its reason in
+/// the log.
+#[test]
+#[ignore = "needs php host packages: scripts/setup-php.sh"]
+fn php_router_mp4_settings() {
+    let media = host_media_dir();
+    let (file, q) = ("h264_aac.moov_end.mp4", "start=5.5");
+    let target = format!("{file}?{q}");
+    let keyframe_options = Options {
+        start_unit: StartUnit::Seconds,
+        cut: CutMode::Keyframe,
+        ..Options::default()
+    };
+    let keyframe = served_bytes(&media.join(file), q, &keyframe_options);
+    assert_ne!(
+        keyframe,
+        expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds),
+        "{target} starts on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
+    );
+    let seconds = ("PSEUDOSTREAM_START_UNIT", "seconds");
+    let mut failures = Vec::new();
+
+    let php = PhpHost::start(media, &[seconds, ("PSEUDOSTREAM_CUT", "keyframe")]);
+    let r = php.under_test("php cut keyframe").get(&target);
+    if r.status != 200 || r.body != keyframe {
+        failures.push(format!(
+            "cut keyframe: {target}: status {}, not the keyframe cut",
+            r.status
+        ));
+    }
+    drop(php);
+
+    let php = PhpHost::start(
+        media,
+        &[seconds, ("PSEUDOSTREAM_MP4_MAX_MOOV_SIZE", "1000")],
+    );
+    let r = php.under_test("php moov limit").get(&target);
+    if r.status != 415 {
+        failures.push(format!(
+            "moov limit 1000: {target}: status {} (want 415)",
+            r.status
+        ));
+    }
+    drop(php);
+
+    let php = PhpHost::start(media, &[seconds, ("PSEUDOSTREAM_CUT", "sideways")]);
+    let r = php.under_test("php bad cut").get(&target);
+    let log = fs::read_to_string(&php.log).unwrap_or_default();
+    if r.status != 500 || !log.contains("cut mode 'sideways' is not exact or keyframe") {
+        failures.push(format!(
+            "cut sideways: status {} (want 500 and the reason logged)",
+            r.status
+        ));
+    }
+    drop(php);
+
+    assert_no_failures("php router mp4 settings", &failures);
 }

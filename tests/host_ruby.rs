@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
+use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
 
 /// Settings of the app that config.ru reads; cleared so that the caller's
 /// environment cannot change what is tested.
-const SETTINGS: [&str; 9] = [
+const SETTINGS: [&str; 11] = [
     "PSEUDOSTREAM_MEDIA",
     "PSEUDOSTREAM_START_UNIT",
     "PSEUDOSTREAM_PREFIX",
@@ -28,6 +29,8 @@ const SETTINGS: [&str; 9] = [
     "PSEUDOSTREAM_RATE",
     "PSEUDOSTREAM_CLIENT_PACING",
     "PSEUDOSTREAM_PARAMS",
+    "PSEUDOSTREAM_CUT",
+    "PSEUDOSTREAM_MP4_MAX_MOOV_SIZE",
     "PSEUDOSTREAM_LIB",
 ];
 
@@ -135,5 +138,98 @@ fn ruby_host_survives_clients_that_hang_up() {
     assert!(
         after.elapsed() < Duration::from_secs(5),
         "the server was slow to answer after clients hung up"
+    );
+}
+
+/// config.ru's MP4 settings reach the library: PSEUDOSTREAM_CUT=keyframe
+/// serves the library's keyframe cut, a tiny PSEUDOSTREAM_MP4_MAX_MOOV_SIZE
+/// refuses the file (415), and a bad cut mode stops puma at boot with the
+/// reason.
+#[test]
+#[ignore = "needs ruby host packages: scripts/setup-ruby.sh"]
+fn ruby_host_mp4_settings() {
+    let media = host_media_dir();
+    let (file, q) = ("h264_aac.moov_end.mp4", "start=5.5");
+    let target = format!("{file}?{q}");
+    let keyframe_options = Options {
+        start_unit: StartUnit::Seconds,
+        cut: CutMode::Keyframe,
+        ..Options::default()
+    };
+    let keyframe = served_bytes(&media.join(file), q, &keyframe_options);
+    assert_ne!(
+        keyframe,
+        expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds),
+        "{target} starts on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
+    );
+
+    let (server, host) = start_puma_with("ruby cut keyframe", &[("PSEUDOSTREAM_CUT", "keyframe")]);
+    let r = host.get(&target);
+    assert!(
+        r.status == 200 && r.body == keyframe,
+        "cut keyframe: {target}: status {}, not the keyframe cut",
+        r.status
+    );
+    drop(server);
+
+    let (server, host) = start_puma_with(
+        "ruby moov limit",
+        &[("PSEUDOSTREAM_MP4_MAX_MOOV_SIZE", "1000")],
+    );
+    let r = host.get(&target);
+    assert_eq!(r.status, 415, "moov limit 1000: {target}");
+    drop(server);
+
+    let lib = root().join("target/release/libpseudostream.so");
+    let mut cmd = Command::new("puma");
+    for var in SETTINGS {
+        cmd.env_remove(var);
+    }
+    let child = cmd
+        .args([
+            "-b",
+            &format!("tcp://127.0.0.1:{}", free_port()),
+            "-e",
+            "production",
+        ])
+        .arg(root().join("bindings/ruby/config.ru"))
+        .current_dir(root())
+        .env("PSEUDOSTREAM_LIB", &lib)
+        .env("PSEUDOSTREAM_MEDIA", media)
+        .env("PSEUDOSTREAM_CUT", "sideways")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run puma: run scripts/setup-ruby.sh");
+    let mut puma = Process(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = puma.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "puma started with PSEUDOSTREAM_CUT=sideways"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Its output is a few kB: the pipes never filled while it ran.
+    let mut output = String::new();
+    puma.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    puma.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    assert!(
+        !status.success() && output.contains("unknown cut mode \"sideways\""),
+        "puma with PSEUDOSTREAM_CUT=sideways: {status}\n{output}"
     );
 }

@@ -16,6 +16,10 @@
 //   pseudostream:burstSeconds   pacing burst in seconds of media (alias: duration)
 //   pseudostream:rate           bytes per second, "auto", "auto:1.25" or "off"
 //   pseudostream:clientPacing   true (default) | false: may ri/rs set pacing
+//   pseudostream:metadata       off | missing (default) | always: FLVs as virtual files
+//   pseudostream:cut            exact (default) | keyframe: where MP4 cuts start
+//   pseudostream:mp4MaxMoovSize largest MP4 moov read, bytes (default 64 MiB);
+//                               process-wide: shared by every application in the process
 
 using System;
 using System.Collections.Specialized;
@@ -394,6 +398,17 @@ namespace Pseudostream.Web
                     }
                 }
 
+                string cut = s["pseudostream:cut"];
+                if (!string.IsNullOrEmpty(cut))
+                {
+                    switch (cut.Trim().ToLowerInvariant())
+                    {
+                        case "exact": options.SetCutMode(PsCutMode.Exact); break;
+                        case "keyframe": options.SetCutMode(PsCutMode.Keyframe); break;
+                        default: throw Bad("pseudostream:cut", cut);
+                    }
+                }
+
                 string client = s["pseudostream:clientPacing"];
                 if (!string.IsNullOrEmpty(client))
                 {
@@ -404,6 +419,12 @@ namespace Pseudostream.Web
                         default: throw Bad("pseudostream:clientPacing", client);
                     }
                 }
+
+                // Not an option but the library's process-wide limit: the last
+                // application to load its settings sets it for all of them.
+                string moov = s["pseudostream:mp4MaxMoovSize"];
+                if (!string.IsNullOrEmpty(moov))
+                    Library.SetMp4MaxMoovSize(ParseU64("pseudostream:mp4MaxMoovSize", moov));
             }
 
             private static uint PrefixMode(string v)

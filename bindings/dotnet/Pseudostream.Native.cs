@@ -83,6 +83,15 @@ namespace Pseudostream
         public const uint Rate = 7;
     }
 
+    /// <summary>ps_cut_mode values: where MP4 cuts start to be presented.</summary>
+    public static class PsCutMode
+    {
+        /// <summary>At the requested time; edit lists hide the frames from the keyframe up to it. Default.</summary>
+        public const uint Exact = 0;
+        /// <summary>At the keyframe, nothing hidden, for players that ignore edit lists.</summary>
+        public const uint Keyframe = 1;
+    }
+
     /// <summary>ps_media_info, field for field.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct PsMediaInfo
@@ -198,6 +207,9 @@ namespace Pseudostream
         public static extern uint ps_cache_clear();
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern uint ps_mp4_set_moov_limit(ulong bytes);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint ps_cache_stats(out ulong entries, out ulong bytes, out ulong hits,
             out ulong misses);
 
@@ -263,6 +275,9 @@ namespace Pseudostream
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint ps_options_set_metadata(OptionsHandle options, uint mode);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern uint ps_options_set_cut_mode(OptionsHandle options, uint mode);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint ps_request_parse(OptionsHandle options, byte[] query, UIntPtr len,
@@ -403,6 +418,13 @@ namespace Pseudostream
         public static void ClearCache()
         {
             PseudostreamException.Check(NativeMethods.ps_cache_clear());
+        }
+
+        /// <summary>The largest MP4 moov box read (default 64 MiB; 0 restores it); files with
+        /// a larger one get 415. Process-wide: every application in the process shares it.</summary>
+        public static void SetMp4MaxMoovSize(ulong bytes)
+        {
+            PseudostreamException.Check(NativeMethods.ps_mp4_set_moov_limit(bytes));
         }
 
         /// <summary>The process-wide index cache's entries, bytes used, hits and misses.</summary>
@@ -592,6 +614,12 @@ namespace Pseudostream
         public void SetMetadata(uint mode)
         {
             PseudostreamException.Check(NativeMethods.ps_options_set_metadata(Handle, mode));
+        }
+
+        /// <summary>Where MP4 cuts start to be presented (a PsCutMode; default Exact).</summary>
+        public void SetCutMode(uint mode)
+        {
+            PseudostreamException.Check(NativeMethods.ps_options_set_cut_mode(Handle, mode));
         }
 
         public void Dispose()

@@ -15,6 +15,8 @@
 #   PSEUDOSTREAM_RATE           bytes per second, or auto[:FACTOR]; unset: unpaced
 #   PSEUDOSTREAM_CLIENT_PACING  1 (default): ri/rs may set pacing; 0: they may not
 #   PSEUDOSTREAM_METADATA       off, missing (default) or always: keyframes listed in a rewritten onMetaData
+#   PSEUDOSTREAM_CUT            exact (default) or keyframe: where MP4 cuts start to be presented
+#   PSEUDOSTREAM_MP4_MAX_MOOV_SIZE  largest MP4 moov read, bytes (default 64 MiB); larger files get 415
 #   PSEUDOSTREAM_PARAMS         renames, e.g. "start=ss,end=es" ("ib=" turns ib off)
 #   PSEUDOSTREAM_LIB            path of libpseudostream.so (default: target/release)
 
@@ -22,6 +24,10 @@ $LOAD_PATH.unshift(File.expand_path("lib", __dir__))
 require "pseudostream"
 
 setting = ->(name) { ENV.fetch(name, "").strip.then { |v| v.empty? ? nil : v } }
+
+# Process-wide: set before the app opens any file.
+moov = setting.call("PSEUDOSTREAM_MP4_MAX_MOOV_SIZE")
+Pseudostream.mp4_max_moov_size = moov if moov
 
 params = setting.call("PSEUDOSTREAM_PARAMS").to_s.split(",").to_h do |pair|
   name, value = pair.split("=", 2)
@@ -37,6 +43,7 @@ app = Pseudostream::RackApp.new(
   rate: setting.call("PSEUDOSTREAM_RATE"),
   client_pacing: setting.call("PSEUDOSTREAM_CLIENT_PACING") != "0",
   metadata: setting.call("PSEUDOSTREAM_METADATA") || :missing,
+  cut: setting.call("PSEUDOSTREAM_CUT") || :exact,
   params: params
 )
 

@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pseudostream::{
-    Burst, Error, Fill, MetadataMode, Options, ParamNames, Plan, PrefixMode, Rate, Response,
-    StartUnit, Stream,
+    Burst, CutMode, Error, Fill, MetadataMode, Options, ParamNames, Plan, PrefixMode, Rate,
+    Response, StartUnit, Stream,
 };
 
 /// Size of the buffer handed to `Stream::fill`.
@@ -38,6 +38,9 @@ pub struct Config {
     pub threads: usize,
     /// serve: the demo page's directory (`--web DIR`).
     pub web: Option<std::path::PathBuf>,
+    /// `--mp4-max-moov-size`: the library's process-wide limit, set by
+    /// `parse_args` (None: the library's default).
+    pub mp4_max_moov_size: Option<u64>,
     /// Arguments that are not options, in order.
     pub positionals: Vec<OsString>,
 }
@@ -54,6 +57,7 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
         addr: "127.0.0.1:8080".to_string(),
         threads: 16,
         web: None,
+        mp4_max_moov_size: None,
         positionals: Vec::new(),
     };
     let mut it = args.iter();
@@ -103,6 +107,14 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
                 c.options.metadata = MetadataMode::parse(&v)
                     .ok_or_else(|| format!("--metadata: off, missing or always, not '{v}'"))?;
             }
+            ("--cut", _) => {
+                let v = value()?;
+                c.options.cut = CutMode::parse(&v)
+                    .ok_or_else(|| format!("--cut: exact or keyframe, not '{v}'"))?;
+            }
+            ("--mp4-max-moov-size", _) => {
+                c.mp4_max_moov_size = Some(integer("--mp4-max-moov-size", &value()?)?);
+            }
             ("--param", _) => set_param(&mut c.options.names, &value()?)?,
             ("--burst", _) => {
                 c.options.pacing.burst = Burst::Bytes(integer("--burst", &value()?)?);
@@ -129,6 +141,10 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
             }
             _ => return Err(format!("unknown option '{text}'")),
         }
+    }
+    // Process-wide in the library: set once, as the host starts.
+    if let Some(bytes) = c.mp4_max_moov_size {
+        pseudostream::index::mp4::set_moov_limit(bytes);
     }
     Ok(c)
 }

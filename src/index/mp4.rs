@@ -195,6 +195,8 @@ pub struct TrackIndex {
     /// The track had an edit list.
     pub has_edits: bool,
     pub sample_entry: FourCc,
+    /// Coded width and height of a visual sample entry.
+    pub dims: Option<(u16, u16)>,
     pub samples: u32,
     timing: Timing,
     cts: Option<CompositionOffsets>,
@@ -389,7 +391,7 @@ impl Mp4Index {
 
         let skeleton = skeleton(&moov_bytes)?;
         drop(movie);
-        let moov_first = top.first_data.is_none_or(|d| moov_at < d);
+        let moov_first = top.first_data.map_or(true, |d| moov_at < d);
         let mut index = Mp4Index {
             info: MediaInfo {
                 format: Format::Mp4,
@@ -417,11 +419,11 @@ impl Mp4Index {
             moov_size,
             moov_first,
         };
-        index.fill_info(&movie_dims(&moov_bytes)?);
+        index.fill_info();
         Ok(index)
     }
 
-    fn fill_info(&mut self, dims: &[(u32, Option<(u16, u16)>)]) {
+    fn fill_info(&mut self) {
         let fourcc = |c: FourCc| Some(u32::from_be_bytes(c));
         for t in &self.tracks {
             let present = t.samples > 0 || matches!(self.layout, Layout::Fragments { .. });
@@ -429,9 +431,9 @@ impl Mp4Index {
                 TrackKind::Video if present && !self.info.has_video => {
                     self.info.has_video = true;
                     self.info.video_codec = fourcc(t.sample_entry);
-                    if let Some((_, Some((w, h)))) = dims.iter().find(|d| d.0 == t.id) {
-                        self.info.width = Some(u32::from(*w));
-                        self.info.height = Some(u32::from(*h));
+                    if let Some((w, h)) = t.dims {
+                        self.info.width = Some(u32::from(w));
+                        self.info.height = Some(u32::from(h));
                     }
                 }
                 TrackKind::Audio if present && !self.info.has_audio => {
@@ -527,15 +529,6 @@ fn prefix_error(e: Error, track: u32) -> Error {
         Error::Malformed(m) => Error::Malformed(format!("track {track}: {m}")),
         other => other,
     }
-}
-
-/// Track IDs with their visual size, from the sample entries.
-fn movie_dims(moov_bytes: &[u8]) -> Result<Vec<(u32, Option<(u16, u16)>)>> {
-    Ok(moov::parse(moov_bytes)?
-        .tracks
-        .iter()
-        .map(|t| (t.id, t.dims))
-        .collect())
 }
 
 /// The `moov` payload without sample tables and edit lists.
@@ -700,6 +693,7 @@ impl TrackIndex {
             edit,
             has_edits: t.edits.is_some(),
             sample_entry: t.sample_entry,
+            dims: t.dims,
             samples,
             timing,
             cts,
@@ -730,7 +724,7 @@ impl TrackIndex {
                 let first = run.first_sample + (c - run.first_chunk) * run.per_chunk;
                 let bytes = self.sizes_sum(first, first + run.per_chunk);
                 let start = self.offsets.get(c as usize);
-                if start.checked_add(bytes).is_none_or(|end| end > file_size) {
+                if start.checked_add(bytes).map_or(true, |end| end > file_size) {
                     return Err(malformed(format!(
                         "chunk {} ({bytes} bytes at {start}) runs past the end of the file ({file_size} bytes)",
                         c + 1
@@ -850,7 +844,7 @@ impl TrackIndex {
     pub fn is_sync(&self, s: u32) -> bool {
         self.sync
             .as_ref()
-            .is_none_or(|v| v.binary_search(&s).is_ok())
+            .map_or(true, |v| v.binary_search(&s).is_ok())
     }
 
     pub fn sync_samples(&self) -> Option<&[u32]> {

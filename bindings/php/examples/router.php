@@ -16,6 +16,8 @@
 //   PSEUDOSTREAM_RATE           bytes per second, "auto" or "auto:1.5" (default: unpaced)
 //   PSEUDOSTREAM_CLIENT_PACING  1 (default): requests may pace themselves with ri/rs; 0: not
 //   PSEUDOSTREAM_METADATA       off | missing (default) | always: list keyframes in a rewritten onMetaData
+//   PSEUDOSTREAM_CUT            exact (default) | keyframe: where MP4 cuts start to be presented
+//   PSEUDOSTREAM_MP4_MAX_MOOV_SIZE  largest MP4 moov read, bytes (default 64 MiB); larger files get 415
 
 declare(strict_types=1);
 
@@ -40,6 +42,8 @@ try {
         'rate' => $env('PSEUDOSTREAM_RATE'),
         'client_pacing' => $env('PSEUDOSTREAM_CLIENT_PACING'),
         'metadata' => $env('PSEUDOSTREAM_METADATA'),
+        'cut' => $env('PSEUDOSTREAM_CUT'),
+        'mp4_max_moov_size' => $env('PSEUDOSTREAM_MP4_MAX_MOOV_SIZE'),
     ]);
     $root = new MediaRoot($env('PSEUDOSTREAM_MEDIA') ?: dirname(__DIR__, 3) . '/samples');
 } catch (Throwable $e) {

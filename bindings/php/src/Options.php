@@ -24,6 +24,8 @@ final class Options
     public const PREFIX_MODES = ['none' => 0, 'header' => 1, 'init' => 2, 'full' => 3];
     /** Units of the start/end parameters by name (ps_unit). */
     public const START_UNITS = ['bytes' => 0, 'seconds' => 1];
+    /** Where MP4 cuts start to be presented, by name (ps_cut_mode). */
+    public const CUT_MODES = ['exact' => 0, 'keyframe' => 1];
     /** Renamable query parameters by their default name (ps_param). */
     public const PARAMS = [
         'start' => 0, 'end' => 1, 'ib' => 2, 'fs' => 3,
@@ -53,6 +55,10 @@ final class Options
      *  - `client_pacing`: whether requests may set ri/rs (bool or "0"/"1")
      *  - `metadata`: off|missing|always, when files are served with their
      *    keyframes listed in a rewritten onMetaData (default missing)
+     *  - `cut`: exact|keyframe, where MP4 cuts start to be presented
+     *    (default exact)
+     *  - `mp4_max_moov_size`: largest MP4 moov read, in bytes (default 64 MiB;
+     *    0: the default); process-wide, see Library::setMp4MaxMoovSize()
      */
     public static function fromConfig(array $config, ?Library $library = null): self
     {
@@ -108,6 +114,12 @@ final class Options
         }
         if (($metadata = $value('metadata')) !== null) {
             $options->metadata((string) $metadata);
+        }
+        if (($cut = $value('cut')) !== null) {
+            $options->cut((string) $cut);
+        }
+        if (($moov = $value('mp4_max_moov_size')) !== null) {
+            $options->library->setMp4MaxMoovSize(self::integer($moov, 'mp4_max_moov_size'));
         }
         return $options;
     }
@@ -189,6 +201,19 @@ final class Options
             throw new \InvalidArgumentException("metadata mode '$mode' is not off, missing or always");
         }
         $this->call('ps_options_set_metadata', $modes[$mode]);
+        return $this;
+    }
+
+    /**
+     * Where MP4 cuts start to be presented: exact (default: at the requested
+     * time, the frames from the keyframe up to it hidden by edit lists) or
+     * keyframe (at the keyframe, for players that ignore edit lists).
+     */
+    public function cut(string $mode): self
+    {
+        $value = self::CUT_MODES[$mode]
+            ?? throw new \InvalidArgumentException("cut mode '$mode' is not exact or keyframe");
+        $this->call('ps_options_set_cut_mode', $value);
         return $this;
     }
 

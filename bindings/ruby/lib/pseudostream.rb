@@ -118,6 +118,11 @@ module Pseudostream
 
   METADATA_MODES = { off: 0, missing: 1, always: 2 }.freeze
 
+  CUT_MODES = {
+    exact: Native::PS_CUT_EXACT,
+    keyframe: Native::PS_CUT_KEYFRAME
+  }.freeze
+
   START_UNITS = {
     bytes: Native::PS_UNIT_BYTES,
     seconds: Native::PS_UNIT_SECONDS
@@ -146,6 +151,19 @@ module Pseudostream
     Native.ps_version
   end
 
+  # The largest MP4 moov box the library reads, in bytes (default 64 MiB;
+  # 0 restores it); files with a larger one are refused (415). Process-wide,
+  # for every app in the process: set it once at boot, before files are
+  # opened (an index already cached is not read again).
+  def self.mp4_max_moov_size=(bytes)
+    value = Integer(bytes.to_s, 10, exception: false)
+    if value.nil? || value.negative?
+      raise ArgumentError, "mp4_max_moov_size must be a non-negative number of bytes, got #{bytes.inspect}"
+    end
+
+    Error.check(Native.ps_mp4_set_moov_limit(value))
+  end
+
   # How a host serves (ps_options). Configured once in the constructor and
   # read-only afterwards, so one instance is shared by every thread.
   #
@@ -159,18 +177,22 @@ module Pseudostream
   #   client_pacing: whether ri/rs in a query may set the pacing (default true)
   #   metadata:      :off, :missing (default) or :always: when files are served
   #                  with their keyframes listed in a rewritten onMetaData
+  #   cut:           :exact (default) or :keyframe: where MP4 cuts start to be
+  #                  presented (the requested time, or the keyframe, for
+  #                  players that ignore edit lists)
   class Options < Handle
     def self.open(**settings, &block)
       scoped(new(**settings), &block)
     end
 
     def initialize(prefix: :init, start_unit: :bytes, params: {}, burst: nil,
-                   burst_seconds: nil, rate: nil, client_pacing: true, metadata: :missing)
+                   burst_seconds: nil, rate: nil, client_pacing: true, metadata: :missing, cut: :exact)
       super(Handle.out_pointer { |slot| Native.ps_options_new(slot) },
             Native.method(:ps_options_free))
       configure(prefix, start_unit, params, burst, burst_seconds, rate, client_pacing)
       Error.check(Native.ps_options_set_metadata(to_ptr, Pseudostream.lookup(METADATA_MODES, metadata,
                                                                              "metadata mode")))
+      Error.check(Native.ps_options_set_cut_mode(to_ptr, Pseudostream.lookup(CUT_MODES, cut, "cut mode")))
     rescue StandardError
       close
       raise

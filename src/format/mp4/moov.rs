@@ -224,16 +224,16 @@ fn trak(payload: &[u8]) -> Result<TrackBoxes<'_>, Mp4Error> {
     let id = id.ok_or_else(|| missing("tkhd", "trak"))?;
     let (handler, timescale, media_duration, stsd, stbl) =
         media.ok_or_else(|| missing("mdia", "trak"))?;
-    let (entry_count, sample_entry, dims) = tables::stsd_first_entry(stsd)?;
+    let descriptions = tables::stsd_first_entry(stsd)?;
     Ok(TrackBoxes {
         id,
         handler,
         timescale,
         media_duration,
         edits,
-        sample_entry,
-        entry_count,
-        dims,
+        sample_entry: descriptions.format,
+        entry_count: descriptions.count,
+        dims: descriptions.dims,
         stbl,
     })
 }

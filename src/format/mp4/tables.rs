@@ -6,11 +6,7 @@ use byteorder::{BigEndian, ByteOrder};
 use super::boxes::{fourcc_str, Fields, FourCc};
 use super::Mp4Error;
 
-fn entries<'a>(
-    payload: &'a [u8],
-    kind: FourCc,
-    entry_len: usize,
-) -> Result<(u8, &'a [u8]), Mp4Error> {
+fn entries(payload: &[u8], kind: FourCc, entry_len: usize) -> Result<(u8, &[u8]), Mp4Error> {
     let mut f = Fields::new(payload, kind);
     let (version, _) = f.version_flags()?;
     let count = f.u32()?;
@@ -226,9 +222,17 @@ pub fn sdtp(payload: &[u8]) -> Result<&[u8], Mp4Error> {
     Ok(f.rest())
 }
 
-/// The first sample entry of an `stsd`: its format and, for visual entries,
-/// the coded width and height. Returns the entry count too.
-pub fn stsd_first_entry(payload: &[u8]) -> Result<(u32, FourCc, Option<(u16, u16)>), Mp4Error> {
+/// What an `stsd` says of its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleDescriptions {
+    pub count: u32,
+    /// The first entry's format.
+    pub format: FourCc,
+    /// The first entry's coded width and height, for visual entries.
+    pub dims: Option<(u16, u16)>,
+}
+
+pub fn stsd_first_entry(payload: &[u8]) -> Result<SampleDescriptions, Mp4Error> {
     let mut f = Fields::new(payload, *b"stsd");
     f.version_flags()?;
     let count = f.u32()?;
@@ -254,5 +258,9 @@ pub fn stsd_first_entry(payload: &[u8]) -> Result<(u32, FourCc, Option<(u16, u16
     } else {
         None
     };
-    Ok((count, format, dims))
+    Ok(SampleDescriptions {
+        count,
+        format,
+        dims,
+    })
 }

@@ -74,6 +74,10 @@ module Pseudostream
     PS_PARAM_BURST = 6
     PS_PARAM_RATE = 7
 
+    # enum ps_cut_mode
+    PS_CUT_EXACT = 0
+    PS_CUT_KEYFRAME = 1
+
     typedef :uint32, :ps_status
 
     # ps_media_info
@@ -156,6 +160,9 @@ module Pseudostream
     attach_function :ps_cache_clear, [], :ps_status
     attach_function :ps_cache_stats, %i[pointer pointer pointer pointer], :ps_status
 
+    # Process-wide MP4 limit
+    attach_function :ps_mp4_set_moov_limit, [:uint64], :ps_status
+
     # ps_plan
     attach_function :ps_plan_new, %i[pointer pointer pointer pointer], :ps_status, **BLOCKING
     attach_function :ps_plan_free, [:pointer], :void
@@ -179,6 +186,7 @@ module Pseudostream
     attach_function :ps_options_set_rate_auto, %i[pointer uint32], :ps_status
     attach_function :ps_options_set_client_pacing, %i[pointer uint32], :ps_status
     attach_function :ps_options_set_metadata, %i[pointer uint32], :ps_status
+    attach_function :ps_options_set_cut_mode, %i[pointer uint32], :ps_status
 
     # ps_request (the query is a length-delimited byte string, not NUL-terminated)
     attach_function :ps_request_parse, %i[pointer pointer size_t pointer], :ps_status

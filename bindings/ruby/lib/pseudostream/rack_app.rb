@@ -31,7 +31,7 @@ module Pseudostream
     attr_reader :root, :options
 
     def initialize(root:, start_unit: :bytes, prefix: :init, burst: nil, burst_seconds: nil,
-                   rate: nil, client_pacing: true, metadata: :missing, params: {},
+                   rate: nil, client_pacing: true, metadata: :missing, cut: :exact, params: {},
                    buffer_size: BUFFER_SIZE)
       @root = File.realpath(root.to_s)
       raise ArgumentError, "media root #{root} is not a directory" unless File.directory?(@root)
@@ -43,7 +43,7 @@ module Pseudostream
       # One ps_options for the app, shared read-only by every request thread.
       @options = Options.new(prefix: prefix, start_unit: start_unit, params: params,
                              burst: burst, burst_seconds: burst_seconds, rate: rate,
-                             client_pacing: client_pacing, metadata: metadata)
+                             client_pacing: client_pacing, metadata: metadata, cut: cut)
     end
 
     # Frees the shared options (at shutdown; the app is unusable afterwards).
