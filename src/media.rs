@@ -51,6 +51,7 @@ impl Media {
     /// Opens a byte source through a given cache.
     pub fn with_cache(source: Arc<dyn ByteSource>, cache: &IndexCache) -> Result<Media> {
         let index = cache.get_or_build(&source.identity(), || MediaIndex::build(&*source))?;
+        index.check_limits()?;
         Ok(Media { source, index })
     }
 

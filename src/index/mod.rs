@@ -117,6 +117,15 @@ impl MediaIndex {
         }
     }
 
+    /// Limits that apply to an index taken from the cache as to a new one
+    /// (a limit lowered after the file was indexed still holds).
+    pub fn check_limits(&self) -> Result<()> {
+        match self {
+            MediaIndex::Mp4(m) => mp4::check_moov_limit(m.moov_size),
+            MediaIndex::Flv(_) => Ok(()),
+        }
+    }
+
     /// Figures of the format's own index for the info JSON, each followed by
     /// a comma (none for FLV, whose figures are the virtual head's).
     pub fn write_format_json(&self, out: &mut String) {

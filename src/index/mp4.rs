@@ -35,6 +35,17 @@ pub fn moov_limit() -> u64 {
     MOOV_LIMIT.load(Ordering::Relaxed)
 }
 
+/// A `moov` over the limit is refused (415) with its own message.
+pub fn check_moov_limit(moov_size: u64) -> Result<()> {
+    let limit = moov_limit();
+    if moov_size > limit {
+        return Err(Error::UnsupportedFormat(format!(
+            "'moov' of {moov_size} bytes is over the limit of {limit} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Largest `ftyp` kept (real ones are a few dozen bytes).
 const MAX_FTYP: u64 = 4096;
 /// Largest `moof` read; real ones are kilobytes.
@@ -347,12 +358,7 @@ impl Mp4Index {
             .moov
             .ok_or_else(|| malformed("no 'moov' box: the file has no index of its samples"))?;
         let moov_size = to - moov_at;
-        let limit = moov_limit();
-        if moov_size > limit {
-            return Err(Error::UnsupportedFormat(format!(
-                "'moov' of {moov_size} bytes is over the limit of {limit} bytes"
-            )));
-        }
+        check_moov_limit(moov_size)?;
         let mut moov_bytes = vec![0; (to - from) as usize];
         read_exact(src, from, &mut moov_bytes)?;
         let movie = moov::parse(&moov_bytes)?;
