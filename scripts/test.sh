@@ -3,7 +3,7 @@
 # (run as root the first time), then: formatting and lints, the generated
 # header check, unit and integration tests (ffmpeg decodes every seek), the
 # hosts run for real (nginx module, PHP, ASP.NET on Mono, Ruby Rack), the
-# players in Chromium (mpegts.js, flv.js), the C ABI test under sanitizers,
+# players in Chromium (mpegts.js, flv.js, native MP4 cuts), the C ABI test under sanitizers,
 # and the PHP FFI header check.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,9 +50,10 @@ make --no-print-directory nginx-module
 cargo test --release --test nginx --test host_php --test host_dotnet --test host_ruby \
     -- --include-ignored
 
-step "players in a browser: mpegts.js and flv.js in Chromium, example host and nginx module"
+step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host and nginx module"
 ./scripts/setup-web.sh
 cargo test --release --test browser -- --include-ignored --nocapture
+cargo test --release --test browser_mp4 -- --include-ignored --nocapture
 
 step "C ABI under AddressSanitizer + UBSan"
 make --no-print-directory c-test

@@ -2,9 +2,14 @@
 // /_web/media.json (or just ?src=URL), each with a player, a seek bar that
 // shows what is buffered, and the requests the player made.
 //
+// MP4 plays in the browser's own <video>, as cuts (`file.mp4?start=S`):
+// the bar reads in the movie's time; a seek before the loaded cut's start
+// loads a new cut, one after it is the browser's (a Range request), and
+// "Start at" loads the cut that starts there.
+//
 // Query parameters: lib=mpegts|flvjs, seekType=range|param, src=URL (one
 // file only), autoplay=1 (start muted, without a click).
-import { installRequestLog, libraryLabel, mediaKind, Session } from './player.js';
+import { cutUrl, installRequestLog, libraryLabel, mediaKind, Session } from './player.js';
 
 installRequestLog();
 
@@ -23,6 +28,13 @@ function clock(seconds) {
   const m = Math.floor(s / 60);
   const rest = s - m * 60;
   return `${m}:${rest < 10 ? '0' : ''}${rest.toFixed(1)}`;
+}
+
+/** Seconds from `90`, `1:30` or `1:30.5` (NaN otherwise). */
+function parseClock(text) {
+  const m = /^\s*(?:(\d+):)?(\d+(?:\.\d*)?)\s*$/.exec(text);
+  if (!m) return NaN;
+  return (m[1] ? Number(m[1]) * 60 : 0) + Number(m[2]);
 }
 
 function bytes(n) {
@@ -81,6 +93,8 @@ class Card {
     this.q('.facts').textContent = facts.join(' · ');
 
     this.kind = mediaKind(file.url);
+    // The movie's duration (an MP4 cut's own is shorter).
+    this.movieDuration = file.duration_ms ? file.duration_ms / 1000 : NaN;
     this.q('.player').textContent =
       this.kind === 'flv'
         ? `${libraryLabel(settings.lib)}, seekType '${settings.seekType}'`
@@ -89,6 +103,7 @@ class Card {
           : 'no player for this file type';
 
     this.q('.start').addEventListener('click', () => this.start(false));
+    if (this.kind === 'mp4') this.bindMp4();
     this.q('.toggle').addEventListener('click', () => {
       if (!this.session) return this.start(false);
       if (this.video.paused) this.video.play();
@@ -97,12 +112,19 @@ class Card {
     this.bindBar();
   }
 
-  async start(muted) {
+  /** Starts playing (MP4: the cut from `at` s of the movie, if given). */
+  async start(muted, at = 0) {
     if (this.session || !this.kind) return;
     this.q('.start').hidden = true;
     this.q('.toggle').disabled = false;
     this.video.muted = muted;
-    this.session = new Session(this.video, { url: this.file.url, library: settings.lib, seekType: settings.seekType });
+    const url = this.kind === 'mp4' && at > 0 ? cutUrl(this.file.url, at) : this.file.url;
+    this.session = new Session(this.video, {
+      url,
+      library: settings.lib,
+      seekType: settings.seekType,
+      movieDuration: this.movieDuration,
+    });
     let pending = false;
     this.session.addEventListener('change', () => {
       if (pending) return;
@@ -120,6 +142,62 @@ class Card {
     this.render();
   }
 
+  /** MP4: the cut's row in the status, and "Start at", which loads the cut
+   *  of the movie from that time. */
+  bindMp4() {
+    // The browser's own requests are not the page's to see.
+    this.q('.log').hidden = true;
+    this.q('.cutlabel').hidden = false;
+    this.q('.cut').hidden = false;
+    this.q('.cut').textContent = 'not loaded yet';
+    const form = this.q('.startat');
+    form.hidden = false;
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const at = parseClock(form.at.value);
+      const d = this.timeline();
+      if (!Number.isFinite(at) || at < 0 || (Number.isFinite(d) && at >= d)) {
+        form.at.setCustomValidity(`a time from 0 to ${clock(d)}, as 90 or 1:30`);
+        form.at.reportValidity();
+        return;
+      }
+      form.at.setCustomValidity('');
+      if (!this.session) this.start(false, at);
+      else this.session.loadCut(at);
+    });
+    form.at.addEventListener('input', () => form.at.setCustomValidity(''));
+  }
+
+  /** What the bar spans: the element's duration, or for MP4 the movie's
+   *  (a cut starts later and is shorter). */
+  timeline() {
+    const s = this.session;
+    if (this.kind === 'mp4') {
+      if (Number.isFinite(this.movieDuration)) return this.movieDuration;
+      return s ? s.offset + s.duration : NaN;
+    }
+    return s ? s.duration : NaN;
+  }
+
+  /** Where the element is, in the movie's time. */
+  position() {
+    return (this.session ? this.session.offset : 0) + this.video.currentTime;
+  }
+
+  /** MP4: what the loaded cut is. */
+  cutText() {
+    const s = this.session;
+    const asked = new URL(s.url).searchParams.get('start');
+    if (asked === null) return "the whole file: every seek is the browser's own, with Range requests";
+    const from = clock(s.offset);
+    const keyframe = Math.abs(Number(asked) - s.offset) >= 0.1;
+    return (
+      `${shortUrl(s.url)}: the file the server cut from ${from} of the movie` +
+      (keyframe ? ` (the keyframe before the ${clock(Number(asked))} asked for)` : '') +
+      `. Seeking before ${from} loads a new cut; after it, the browser asks for a Range of this one.`
+    );
+  }
+
   bindBar() {
     const fraction = (ev) => {
       const r = this.bar.getBoundingClientRect();
@@ -127,8 +205,8 @@ class Card {
     };
     let dragging = false;
     const seekTo = (f) => {
-      const d = this.session ? this.session.duration : NaN;
-      if (Number.isFinite(d)) this.session.seek(Math.min(f * d, d - 0.5));
+      const d = this.timeline();
+      if (this.session && Number.isFinite(d)) this.session.seekMovie(Math.max(0, Math.min(f * d, d - 0.5)));
     };
     this.bar.addEventListener('pointerdown', (ev) => {
       if (!this.session) return;
@@ -150,14 +228,14 @@ class Card {
       const step = { ArrowLeft: -10, ArrowRight: 10, PageDown: -60, PageUp: 60 }[ev.key];
       if (step === undefined) return;
       ev.preventDefault();
-      const d = this.session.duration;
-      if (Number.isFinite(d)) seekTo((this.video.currentTime + step) / d);
+      const d = this.timeline();
+      if (Number.isFinite(d)) seekTo((this.position() + step) / d);
     });
   }
 
   showHover(f) {
     const hover = this.q('.hover');
-    const d = this.session ? this.session.duration : NaN;
+    const d = this.timeline();
     if (!Number.isFinite(d)) return;
     hover.style.display = 'block';
     hover.style.left = `${f * 100}%`;
@@ -167,23 +245,31 @@ class Card {
   render() {
     const s = this.session;
     const v = this.video;
-    const d = s.duration;
+    // The bar and the clock read in the movie's time: an MP4 cut's element
+    // times are offset by where the cut starts (0 for anything else).
+    const d = this.timeline();
+    const offset = s.offset;
+    const at = this.position();
     this.q('.toggle').textContent = v.paused ? '▶' : '❚❚';
-    this.q('.clock').textContent = `${clock(v.currentTime)} / ${clock(d)}`;
+    this.q('.clock').textContent = `${clock(at)} / ${clock(d)}`;
     this.bar.setAttribute('aria-valuemax', String(Number.isFinite(d) ? d : 0));
-    this.bar.setAttribute('aria-valuenow', String(v.currentTime));
+    this.bar.setAttribute('aria-valuenow', String(at));
 
-    // Bar: buffered ranges, the played part, and keyframe ticks.
+    // Bar: buffered ranges, the played part, and keyframe ticks; for an MP4
+    // cut, the part of the movie before it is hatched.
     if (Number.isFinite(d)) {
       const buffered = this.q('.buffered');
       buffered.replaceChildren();
       for (let i = 0; i < v.buffered.length; i++) {
         const span = el('span');
-        span.style.left = `${(v.buffered.start(i) / d) * 100}%`;
+        span.style.left = `${((offset + v.buffered.start(i)) / d) * 100}%`;
         span.style.width = `${((v.buffered.end(i) - v.buffered.start(i)) / d) * 100}%`;
         buffered.appendChild(span);
       }
-      this.q('.played').style.width = `${Math.min(100, (v.currentTime / d) * 100)}%`;
+      this.q('.played').style.width = `${Math.min(100, (at / d) * 100)}%`;
+      const precut = this.q('.precut');
+      precut.hidden = !(offset > 0);
+      precut.style.width = `${Math.min(100, (offset / d) * 100)}%`;
       const ticks = this.q('.ticks');
       const k = s.keyframes;
       if (k && ticks.childElementCount === 0 && k.times.length <= 2000) {
@@ -196,7 +282,11 @@ class Card {
     }
 
     const state = v.seeking ? 'seeking' : v.paused ? 'paused' : v.readyState < 3 ? 'waiting for data' : 'playing';
-    this.q('.position').textContent = `currentTime ${v.currentTime.toFixed(2)} s (${state})`;
+    this.q('.position').textContent =
+      offset > 0
+        ? `${clock(at)} of the movie = currentTime ${v.currentTime.toFixed(2)} s of the cut + its start ${clock(offset)} (${state})`
+        : `currentTime ${v.currentTime.toFixed(2)} s (${state})`;
+    if (s.kind === 'mp4') this.q('.cut').textContent = this.cutText();
 
     const stats = s.statistics;
     this.q('.download').textContent = stats
@@ -219,9 +309,11 @@ class Card {
     const last = s.lastSeek;
     if (last) {
       const reqs = s.requestsSince(last);
-      let text = `to ${clock(last.target)}`;
+      let text = `to ${clock(last.movieTarget)}`;
       if (last.targetBuffered) text += ' (already buffered)';
-      text += reqs.length ? ` → ${reqs.length} request(s), first served from ${servedText(s, reqs[0])}` : ' → no request';
+      if (last.newCut) text += ` → a new cut, ${shortUrl(last.url)}`;
+      else if (s.kind === 'mp4') text += last.targetBuffered ? '' : ' → inside the cut: the browser asks for a Range of it';
+      else text += reqs.length ? ` → ${reqs.length} request(s), first served from ${servedText(s, reqs[0])}` : ' → no request';
       if (last.advancedAt !== null) text += ` → playing after ${Math.round(last.advancedAt - last.at)} ms`;
       else if (!last.targetBuffered) text += ' → waiting…';
       this.q('.lastseek').textContent = text;

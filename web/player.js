@@ -3,6 +3,12 @@
 // <video> element (FLV through mpegts.js or flv.js, MP4 natively) and
 // records what happens around each seek.
 //
+// An MP4 URL may be a cut (`movie.mp4?start=S`): a file of its own that
+// starts at S s of the movie. The element's times are the cut's; the
+// Session keeps S (`offset`) so the page can show the movie's time, and
+// seekMovie() loads a new cut for a time before S (the element cannot
+// seek there) and seeks natively, with Range requests, after it.
+//
 // The player libraries are classic scripts that define window.mpegts and
 // window.flvjs; load them before starting a session (loadLibrary does).
 
@@ -79,6 +85,26 @@ export function mediaKind(url) {
   return null;
 }
 
+/** The movie time an MP4 cut's URL starts at (its `start`, seconds), or 0. */
+export function cutStart(url) {
+  const value = new URL(url, location.href).searchParams.get('start');
+  const seconds = value === null ? NaN : Number(value);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : 0;
+}
+
+/** The URL of the cut of `url` that starts at `seconds` of the movie
+ *  (tenths, rounded down; the whole file for 0). An `end` at or before the
+ *  new start is dropped. */
+export function cutUrl(url, seconds) {
+  const u = new URL(url, location.href);
+  const start = Math.max(0, Math.floor(seconds * 10) / 10);
+  if (start > 0) u.searchParams.set('start', String(start));
+  else u.searchParams.delete('start');
+  const end = Number(u.searchParams.get('end'));
+  if (u.searchParams.has('end') && !(end > start)) u.searchParams.delete('end');
+  return u.href;
+}
+
 const LIBRARIES = {
   mpegts: { script: '/_web/lib/mpegts.js', global: 'mpegts', label: 'mpegts.js' },
   flvjs: { script: '/_web/lib/flv.js', global: 'flvjs', label: 'flv.js' },
@@ -144,11 +170,15 @@ export function bufferedRanges(video) {
 /** One media URL playing in one <video>. Dispatches 'change' events when
  *  anything shown about it changes. */
 export class Session extends EventTarget {
-  constructor(video, { url, library = 'mpegts', seekType = 'range', stashBuffer = false }) {
+  constructor(video, { url, library = 'mpegts', seekType = 'range', stashBuffer = false, movieDuration = NaN }) {
     super();
     this.video = video;
     this.url = new URL(url, location.href).href;
     this.kind = mediaKind(this.url);
+    // MP4: the movie time the loaded cut starts at (0 for FLV), and the
+    // movie's duration when known (it places cuts made at a keyframe).
+    this.offset = this.kind === 'mp4' ? cutStart(this.url) : 0;
+    this.movieDuration = movieDuration;
     this.library = this.kind === 'flv' ? library : 'native';
     this.seekType = seekType;
     this.stashBuffer = stashBuffer;
@@ -175,6 +205,23 @@ export class Session extends EventTarget {
     const d = this.video.duration;
     if (Number.isFinite(d) && d > 0) return d;
     return this.metadata && this.metadata.duration > 0 ? this.metadata.duration : NaN;
+  }
+
+  /** MP4: where the loaded cut really starts. A host may cut at the
+   *  keyframe before `start` (keyframe mode) and the page cannot see its
+   *  headers; a cut without `end` runs to the movie's end, so it starts at
+   *  the movie's duration less its own. */
+  _placeCut() {
+    const d = this.video.duration;
+    if (this.kind !== 'mp4' || !(this.movieDuration > 0) || !Number.isFinite(d) || d <= 0) return;
+    const q = new URL(this.url).searchParams;
+    if (!q.has('start') || q.has('end')) return;
+    const asked = cutStart(this.url);
+    const start = this.movieDuration - d;
+    // Within a tenth: rounding of the durations. More than 10 s before (a
+    // GOP is a few seconds): not what a host does, keep the asked start.
+    if (Math.abs(start - asked) >= 0.1 && start < asked && start > asked - 10) this.offset = start;
+    else this.offset = asked;
   }
 
   /** Requests for this media (any query), in order. */
@@ -235,11 +282,54 @@ export class Session extends EventTarget {
     });
   }
 
-  /** Seeks to `seconds`, recording when it is asked, which requests follow
-   *  and when the element plays again past the target. */
+  /** MP4: seeks to `seconds` of the movie: natively (the browser asks for a
+   *  Range of the loaded cut) at or after the cut's start, with a new cut
+   *  (`?start=`) before it. Anything else: seek(). */
+  seekMovie(seconds) {
+    if (this.kind !== 'mp4' || seconds >= this.offset) return this.seek(seconds - this.offset);
+    return this.loadCut(seconds);
+  }
+
+  /** MP4: plays the cut of the movie that starts at `seconds` (recorded as
+   *  a seek to its time 0, `newCut` set). */
+  loadCut(seconds) {
+    const record = this._record(0);
+    record.newCut = true;
+    record.targetBuffered = false;
+    record.movieTarget = seconds;
+    this.url = cutUrl(this.url, seconds);
+    this.offset = cutStart(this.url);
+    record.offset = this.offset;
+    record.url = this.url;
+    this.video.src = this.url;
+    this.video.play().catch((e) => {
+      this.errors.push({ source: 'video.play()', type: e.name, detail: e.message, info: '' });
+      this._changed();
+    });
+    this._watch(record);
+    return record;
+  }
+
+  /** Seeks to `seconds` (the element's time), recording when it is asked,
+   *  which requests follow and when the element plays again past the
+   *  target. */
   seek(seconds) {
+    const record = this._record(seconds);
+    if (this.player) this.player.currentTime = seconds;
+    else this.video.currentTime = seconds;
+    this._watch(record);
+    return record;
+  }
+
+  /** A new seek record (`target` in the element's time, `offset` the
+   *  movie time of the element's 0). */
+  _record(seconds) {
     const record = {
       target: seconds,
+      offset: this.offset,
+      // What was asked, in the movie's time.
+      movieTarget: this.offset + seconds,
+      newCut: false,
       at: performance.now(),
       bufferedBefore: bufferedRanges(this.video),
       firstRequest: requestLog.length,
@@ -249,8 +339,10 @@ export class Session extends EventTarget {
     };
     record.targetBuffered = record.bufferedBefore.some(([s, e]) => seconds >= s && seconds < e);
     this.seeks.push(record);
-    if (this.player) this.player.currentTime = seconds;
-    else this.video.currentTime = seconds;
+    return record;
+  }
+
+  _watch(record) {
     // timeupdate comes every 250 ms or so: watch each frame instead.
     const watch = () => {
       if (record !== this.lastSeek || record.advancedAt !== null) return;
@@ -311,6 +403,9 @@ export class Session extends EventTarget {
         break;
       case 'timeupdate':
         if (s) this._checkAdvance(s, now);
+        break;
+      case 'durationchange':
+        this._placeCut();
         break;
       case 'error': {
         const e = v.error;

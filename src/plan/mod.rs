@@ -365,7 +365,8 @@ pub(crate) fn resolve(
         }
         MediaIndex::Mp4(mp4_index) => mp4::resolve(mp4_index, request, options.cut)?,
     };
-    let (burst_bytes, rate_bytes_per_s) = pacing(options, request, info.bitrate_bps);
+    let (burst_bytes, rate_bytes_per_s) =
+        pacing(options, request, info.bitrate_bps, cut.prefix.len() as u64);
     let whole_file = cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size;
     let etag = etag(src, &cut.prefix, cut.from, cut.to);
     Ok(Plan {
@@ -393,12 +394,13 @@ pub(crate) struct Cut {
 }
 
 /// Burst and rate in bytes for this media: host configuration, overridden by
-/// the request's `ri`/`rs` where the host allows it.
-fn pacing(options: &Options, request: &Request, bitrate_bps: u64) -> (u64, u64) {
+/// the request's `ri`/`rs` where the host allows it. A burst in media time
+/// comes on top of the prefix (an MP4 cut's moov can be most of a burst).
+fn pacing(options: &Options, request: &Request, bitrate_bps: u64, prefix: u64) -> (u64, u64) {
     let from_client = |v: Option<u64>| v.filter(|_| options.client_pacing);
     let burst = from_client(request.burst_bytes).unwrap_or(match options.pacing.burst {
         Burst::Bytes(n) => n,
-        Burst::MediaMillis(ms) => mul_div(bitrate_bps, ms, 8000),
+        Burst::MediaMillis(ms) => mul_div(bitrate_bps, ms, 8000).saturating_add(prefix),
     });
     let rate = from_client(request.rate_bytes_per_s).unwrap_or(match options.pacing.rate {
         Rate::Off => 0,
@@ -519,16 +521,17 @@ mod tests {
     fn pacing_resolution() {
         let mut o = Options::default();
         let r = Request::default();
-        assert_eq!(pacing(&o, &r, 800_000), (300_000, 0));
+        assert_eq!(pacing(&o, &r, 800_000, 0), (300_000, 0));
+        assert_eq!(pacing(&o, &r, 800_000, 13), (300_013, 0));
         o.pacing.rate = Rate::Auto { permille: 1250 };
-        assert_eq!(pacing(&o, &r, 800_000), (300_000, 125_000));
+        assert_eq!(pacing(&o, &r, 800_000, 0), (300_000, 125_000));
         let r = Request {
             burst_bytes: Some(5),
             rate_bytes_per_s: Some(7),
             ..Request::default()
         };
-        assert_eq!(pacing(&o, &r, 800_000), (5, 7));
+        assert_eq!(pacing(&o, &r, 800_000, 0), (5, 7));
         o.client_pacing = false;
-        assert_eq!(pacing(&o, &r, 800_000), (300_000, 125_000));
+        assert_eq!(pacing(&o, &r, 800_000, 0), (300_000, 125_000));
     }
 }

@@ -1,0 +1,1192 @@
+//! MP4 jump-to-time in a real browser: Debian's Chromium (headless, driven by
+//! playwright-core through `tests/browser/mp4.mjs`) plays cuts
+//! (`movie.mp4?start=S[&end=E]`) with its own `<video>`, the way a page with
+//! `<video src=… autoplay muted>` does, from the example host and the nginx
+//! module, both pacing their responses (so that a seek inside a cut lands
+//! past what is downloaded).
+//!
+//! The movie: 3 minutes of ffmpeg's testsrc2 (every frame differs; it shows
+//! a frame counter), H.264 with B-frames, a keyframe every 2 s, 25 fps,
+//! 426×240, and AAC; once with `+faststart`, once with the moov at the end.
+//! For each host and file:
+//!
+//! - `?start=61` (not on a keyframe: the cut starts at the keyframe at 60 s
+//!   and its edit lists hide the second before 61 s) plays: no `error`,
+//!   currentTime passes 1 s with readyState ≥ 3, `video.duration` is
+//!   180 − 61 within 0.1 s, and the first frame presented (drawn to a
+//!   canvas from requestVideoFrameCallback, media time 0) is the movie's
+//!   frame at 61 s as ffmpeg decodes it (`-ss 61`), not a neighbour;
+//! - then a seek to 90 s of the cut, not yet buffered: Chromium asks for
+//!   the cut with `Range: bytes=N-…`, N > 0, the server's log shows a 206
+//!   for it, N is at most 256 KiB before the keyframe the seek needs (from
+//!   ffprobe on the same cut made by `pseudostream cut`) and the bytes the
+//!   host serves at N are that cut's; `seeked` comes at [90, 91] s, the
+//!   first frame presented after it is at [90, 91] s and is the movie's
+//!   frame 61 s later, and playback moves past the target and keeps moving;
+//! - `?start=30&end=45` plays to the end: duration 15 s (± 0.1), `ended`;
+//! - keyframe mode (nginx `pseudostream_mp4_cut keyframe`, and a second
+//!   example host with `--cut keyframe` when this build has the option):
+//!   `?start=61` starts at the keyframe, duration 180 − 60, first frame the
+//!   one at 60 s, plays past 1 s.
+//!
+//! Frames are compared as 6×6-pixel block means (RGB), by mean absolute
+//! difference. The bound is half the difference between the reference
+//! frame and its nearer neighbour (40 ms away, itself measured each run):
+//! a frame under it is, by the triangle inequality, closer to the reference
+//! than to either neighbour. Chromium's decode and colour conversion differ
+//! from ffmpeg's by about 0.8 (of 255); neighbouring frames of testsrc2 by
+//! 3.7 to 7, so the bound is 1.85 or more.
+//!
+//! Prints the start and seek latencies. Ignored by a plain `cargo test`
+//! because it needs Chromium, web/node_modules (scripts/setup-web.sh),
+//! nginx with the module (`make nginx-module`) and ffmpeg.
+
+mod common;
+
+#[path = "browser/json.rs"]
+mod json;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::host::{example_exe, free_port, http, wait_for_port, NginxMaster, Process};
+use common::root;
+use json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const MOVIE_S: f64 = 180.0;
+const FPS: f64 = 25.0;
+const WIDTH: usize = 426;
+const HEIGHT: usize = 240;
+/// Side of the pixel blocks frames are compared by (tests/browser/mp4.mjs
+/// averages the same way).
+const BLOCK: usize = 6;
+/// The cut of the seek case: one second after a keyframe.
+const START_S: f64 = 61.0;
+/// The keyframe at or before it (GOP 2 s, no scene-cut keyframes).
+const KEYFRAME_S: f64 = 60.0;
+/// Seek target, in the cut's time.
+const SEEK_TO_S: f64 = 90.0;
+const END_CUT: (f64, f64) = (30.0, 45.0);
+const DURATION_TOLERANCE_S: f64 = 0.1;
+/// Where the seek lands: [target, target + this].
+const LANDING_WINDOW_S: f64 = 1.0;
+/// How far before the keyframe a seek's Range may start: Chromium reads in
+/// 32 KiB blocks, and an audio sample or two is stored before the keyframe.
+const RANGE_BEFORE_KEYFRAME: u64 = 256 * 1024;
+const VARIANTS: [&str; 2] = ["faststart", "moov-at-end"];
+
+// ------------------------------------------------------------ set-up --
+
+fn check_prerequisites() {
+    let web = root().join("web");
+    for need in [
+        PathBuf::from(CHROMIUM),
+        web.join("node_modules/playwright-core/index.mjs"),
+    ] {
+        assert!(
+            need.exists(),
+            "{} missing: run scripts/setup-web.sh",
+            need.display()
+        );
+    }
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node is missing: install Node.js 20"
+    );
+    common::require_tool("ffmpeg");
+    common::require_tool("ffprobe");
+}
+
+fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e} (run scripts/setup-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Top-level box types of an MP4 file, in order.
+fn top_level_boxes(path: &Path) -> Vec<String> {
+    let b = fs::read(path).unwrap();
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    while at + 8 <= b.len() {
+        let mut size = be(&b[at..at + 4]) as usize;
+        let kind = String::from_utf8_lossy(&b[at + 4..at + 8]).to_string();
+        if size == 1 && at + 16 <= b.len() {
+            size = be(&b[at + 8..at + 16]) as usize;
+        } else if size == 0 {
+            size = b.len() - at;
+        }
+        out.push(kind);
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
+/// `target/browser-mp4/movie.{faststart,moov-at-end}.mp4`, made once.
+fn movies() -> PathBuf {
+    let dir = root().join("target/browser-mp4");
+    fs::create_dir_all(&dir).unwrap();
+    let end = dir.join("movie.moov-at-end.mp4");
+    let fast = dir.join("movie.faststart.mp4");
+    if !end.exists() {
+        let tmp = dir.join(format!("movie.{}.tmp.mp4", std::process::id()));
+        let duration = MOVIE_S.to_string();
+        run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y"])
+                .args(["-f", "lavfi", "-i"])
+                .arg(format!(
+                    "testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}:duration={duration}"
+                ))
+                .args(["-f", "lavfi", "-i"])
+                .arg(format!(
+                    "sine=frequency=440:sample_rate=48000:duration={duration}"
+                ))
+                .args([
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                ])
+                // A keyframe every 2 s exactly, three B-frames.
+                .args([
+                    "-g",
+                    "50",
+                    "-keyint_min",
+                    "50",
+                    "-sc_threshold",
+                    "0",
+                    "-bf",
+                    "3",
+                ])
+                .args(["-c:a", "aac", "-b:a", "64k", "-ac", "1", "-shortest"])
+                .arg(&tmp),
+            "ffmpeg (making the test movie)",
+        );
+        fs::rename(&tmp, &end).unwrap();
+        let _ = fs::remove_file(&fast);
+    }
+    if !fast.exists() {
+        let tmp = dir.join(format!("movie.{}.tmp.mp4", std::process::id()));
+        run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&end)
+                .args(["-c", "copy", "-movflags", "+faststart"])
+                .arg(&tmp),
+            "ffmpeg (faststart remux)",
+        );
+        fs::rename(&tmp, &fast).unwrap();
+    }
+    let (f, e) = (top_level_boxes(&fast), top_level_boxes(&end));
+    assert!(
+        f.iter().position(|b| b == "moov") < f.iter().position(|b| b == "mdat"),
+        "{}: boxes {f:?}",
+        fast.display()
+    );
+    assert!(
+        e.iter().position(|b| b == "moov") > e.iter().position(|b| b == "mdat"),
+        "{}: boxes {e:?}",
+        end.display()
+    );
+    dir
+}
+
+/// World-readable (nginx's workers run as nobody).
+fn make_public(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// What a case does in the browser (tests/browser/mp4.mjs `kind`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// `?start=61`, then a seek to 90 s of the cut.
+    Seek,
+    /// `?start=30&end=45` to the end.
+    End,
+    /// `?start=61` in keyframe mode: plays past 1 s.
+    Keyframe,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Seek => "seek",
+            Kind::End => "end",
+            Kind::Keyframe => "keyframe",
+        }
+    }
+    fn query(self) -> String {
+        match self {
+            Kind::Seek | Kind::Keyframe => format!("start={START_S}"),
+            Kind::End => format!("start={}&end={}", END_CUT.0, END_CUT.1),
+        }
+    }
+    /// The movie time the cut's presentation starts at.
+    fn cut_start(self) -> f64 {
+        match self {
+            Kind::Seek => START_S,
+            Kind::End => END_CUT.0,
+            Kind::Keyframe => KEYFRAME_S,
+        }
+    }
+    fn duration(self) -> f64 {
+        match self {
+            Kind::Seek => MOVIE_S - START_S,
+            Kind::End => END_CUT.1 - END_CUT.0,
+            Kind::Keyframe => MOVIE_S - KEYFRAME_S,
+        }
+    }
+}
+
+const KINDS: [Kind; 3] = [Kind::Seek, Kind::End, Kind::Keyframe];
+
+fn case_file(host: &str, variant: &str, kind: Kind) -> String {
+    format!("{variant}-{host}-{}.mp4", kind.name())
+}
+
+/// A fresh directory under target/ with one hard link per case, so that
+/// every case has URLs (and server log lines) of its own.
+fn served_dir(movies: &Path) -> PathBuf {
+    let dir = root()
+        .join("target")
+        .join(format!("browser-mp4-it-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("media")).unwrap();
+    make_public(&dir);
+    make_public(&dir.join("media"));
+    for host in ["example", "example-kf", "nginx"] {
+        for variant in VARIANTS {
+            for kind in KINDS {
+                let src = movies.join(format!("movie.{variant}.mp4"));
+                let link = dir.join("media").join(case_file(host, variant, kind));
+                if fs::hard_link(&src, &link).is_err() {
+                    fs::copy(&src, &link).unwrap();
+                }
+            }
+        }
+    }
+    dir
+}
+
+// ------------------------------------------------------------- hosts --
+
+/// One request as the server logged it.
+#[derive(Debug)]
+struct Logged {
+    /// Path and query as requested.
+    target: String,
+    status: u16,
+    bytes: u64,
+    range: Option<String>,
+}
+
+trait Host {
+    fn name(&self) -> &'static str;
+    fn port(&self) -> u16;
+    /// Path and query of a case's cut, or None when the host cannot serve
+    /// that kind.
+    fn cut_target(&self, file: &str, kind: Kind) -> Option<String>;
+    /// The requests logged so far.
+    fn logged(&self) -> Vec<Logged>;
+    /// A same-origin HTML page (the driver writes its page over it).
+    fn page(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port())
+    }
+}
+
+/// `pseudostream serve DIR/media --rate auto:1.25 [--cut keyframe]`, its
+/// request log (stderr) in DIR/NAME.log; `/` is its HTML listing.
+struct ExampleHost {
+    name: &'static str,
+    /// Serves with `--cut keyframe` (and only the keyframe cases).
+    keyframe: bool,
+    port: u16,
+    log: PathBuf,
+    _process: Process,
+}
+
+impl ExampleHost {
+    /// Whether this build of the example host has `--cut exact|keyframe`.
+    fn has_cut_option() -> bool {
+        Command::new(example_exe())
+            .arg("help")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--cut exact|keyframe"))
+    }
+
+    fn start(dir: &Path, keyframe: bool) -> ExampleHost {
+        let name = if keyframe { "example-kf" } else { "example" };
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(example_exe())
+            .arg("serve")
+            .arg(dir.join("media"))
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--rate", "auto:1.25"])
+            .args(if keyframe {
+                &["--cut", "keyframe"][..]
+            } else {
+                &[]
+            })
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let process = Process(child);
+        wait_for_port(port, "example host");
+        ExampleHost {
+            name,
+            keyframe,
+            port,
+            log,
+            _process: process,
+        }
+    }
+}
+
+impl Host for ExampleHost {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
+        ((kind == Kind::Keyframe) == self.keyframe).then(|| format!("/{file}?{}", kind.query()))
+    }
+    /// `PEER METHOD TARGET STATUS BYTES MSms [Range: R] (note)`.
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.splitn(7, ' ').collect();
+                if f.len() < 6 || !f[0].contains(':') || !f[5].ends_with("ms") {
+                    return None;
+                }
+                let rest = f.get(6).copied().unwrap_or("");
+                let range = rest.strip_prefix("[Range: ").and_then(|r| {
+                    let end = r.find(']')?;
+                    Some(r[..end].to_string())
+                });
+                Some(Logged {
+                    target: f[2].to_string(),
+                    status: f[3].parse().ok()?,
+                    bytes: f[4].parse().ok()?,
+                    range,
+                })
+            })
+            .collect()
+    }
+}
+
+/// nginx with the module: `/media/` cuts exactly (the default), `/kf/` at
+/// keyframes, both paced by `pseudostream_rate auto 1.25`; `/` is a tiny
+/// page; the access log records the Range of every request.
+struct Nginx {
+    port: u16,
+    dir: PathBuf,
+    _master: NginxMaster,
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Nginx {
+        let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
+        assert!(
+            module.exists(),
+            "{} missing: run `make nginx-module`",
+            module.display()
+        );
+        let port = free_port();
+        let media = dir.join("media");
+        let dir = dir.join("nginx");
+        let (m, d) = (media.display(), dir.display());
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        make_public(&dir);
+        let conf = format!(
+            "load_module {module};\n\
+             worker_processes 1;\n\
+             daemon off;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\"';\n\
+             access_log {d}/access.log ps;\n\
+             client_body_temp_path {d}/tmp/body;\n\
+             proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n\
+             uwsgi_temp_path {d}/tmp/uwsgi;\n\
+             scgi_temp_path {d}/tmp/scgi;\n\
+             types {{ video/mp4 mp4; text/html html; }}\n\
+             default_type application/octet-stream;\n\
+             sendfile on;\n\
+             server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location = / {{ default_type text/html; return 200 '<!doctype html><title>MP4 cuts</title>'; }}\n\
+             location /media/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; }}\n\
+             location /kf/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; \
+             pseudostream_mp4_cut keyframe; }}\n\
+             }}\n\
+             }}\n",
+            module = module.display(),
+        );
+        let master = NginxMaster::start(&dir, &conf, port);
+        Nginx {
+            port,
+            dir,
+            _master: master,
+        }
+    }
+}
+
+impl Host for Nginx {
+    fn name(&self) -> &'static str {
+        "nginx"
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
+        let location = if kind == Kind::Keyframe {
+            "kf"
+        } else {
+            "media"
+        };
+        Some(format!("/{location}/{file}?{}", kind.query()))
+    }
+    /// `METHOD URI STATUS BYTES "RANGE"` (`"-"` without a Range header).
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.splitn(5, ' ').collect();
+                if f.len() < 5 {
+                    return None;
+                }
+                let range = f[4].trim_matches('"');
+                Some(Logged {
+                    target: f[1].to_string(),
+                    status: f[2].parse().ok()?,
+                    bytes: f[3].parse().ok()?,
+                    range: (range != "-").then(|| range.to_string()),
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------- the cuts --
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+/// The first byte position of `bytes=N-` or `bytes=N-M`.
+fn range_start(range: &str) -> Option<u64> {
+    let spec = range.trim().strip_prefix("bytes=")?;
+    let (first, _) = spec.split_once('-')?;
+    first.parse().ok()
+}
+
+/// The exact cut of the seek case as the library makes it
+/// (`pseudostream cut`), and where its video keyframes are.
+struct Cut {
+    bytes: Vec<u8>,
+    /// (presentation time in the cut, byte position) of each keyframe.
+    keyframes: Vec<(f64, u64)>,
+}
+
+impl Cut {
+    fn make(movie: &Path, query: &str, dir: &Path, name: &str) -> Cut {
+        let bytes = run(
+            Command::new(example_exe()).arg("cut").arg(movie).arg(query),
+            "pseudostream cut",
+        );
+        let path = dir.join(name);
+        fs::write(&path, &bytes).unwrap();
+        let csv = run(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v"])
+                .args([
+                    "-show_entries",
+                    "packet=pts_time,pos,flags",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&path),
+            "ffprobe (the cut's packets)",
+        );
+        let keyframes = String::from_utf8_lossy(&csv)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let (pts, pos, flags) = (f.first()?, f.get(1)?, f.get(2)?);
+                flags
+                    .contains('K')
+                    .then(|| Some((pts.parse().ok()?, pos.parse().ok()?)))
+                    .flatten()
+            })
+            .collect();
+        let _ = fs::remove_file(&path);
+        Cut { bytes, keyframes }
+    }
+
+    /// The keyframe a seek to `t` decodes from.
+    fn keyframe_for(&self, t: f64) -> Option<(f64, u64)> {
+        self.keyframes
+            .iter()
+            .filter(|k| k.0 <= t + 1e-6)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .copied()
+    }
+}
+
+// ------------------------------------------------------------ frames --
+
+/// Frames as block means, decoded by ffmpeg from the movie, by frame number.
+struct References {
+    movie: PathBuf,
+    cache: HashMap<i64, Vec<f64>>,
+}
+
+impl References {
+    /// The frame at `n / FPS` s (decoded with its neighbours, which the
+    /// bound needs).
+    fn frame(&mut self, n: i64) -> Vec<f64> {
+        if let Some(f) = self.cache.get(&n) {
+            return f.clone();
+        }
+        let from = (n - 1) as f64 / FPS - 0.005;
+        let raw = run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-ss"])
+                .arg(format!("{from:.3}"))
+                .arg("-i")
+                .arg(&self.movie)
+                .args(["-frames:v", "3", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]),
+            "ffmpeg (reference frames)",
+        );
+        let size = WIDTH * HEIGHT * 3;
+        assert_eq!(raw.len(), 3 * size, "ffmpeg gave {} bytes", raw.len());
+        for (i, frame) in raw.chunks(size).enumerate() {
+            self.cache.insert(n - 1 + i as i64, block_means(frame));
+        }
+        self.cache[&n].clone()
+    }
+
+    /// How far the shown frame is from the movie's frame at `t` s, and the
+    /// bound (half the distance from that frame to its nearer neighbour).
+    fn compare(&mut self, shown: &[f64], t: f64) -> (f64, f64) {
+        let n = (t * FPS).round() as i64;
+        let (prev, reference, next) = (self.frame(n - 1), self.frame(n), self.frame(n + 1));
+        let bound = mad(&reference, &prev).min(mad(&reference, &next)) / 2.0;
+        (mad(shown, &reference), bound)
+    }
+}
+
+/// RGB means over BLOCK×BLOCK blocks of an rgb24 frame.
+fn block_means(rgb: &[u8]) -> Vec<f64> {
+    let (bw, bh) = (WIDTH / BLOCK, HEIGHT / BLOCK);
+    let mut out = Vec::with_capacity(bw * bh * 3);
+    for by in 0..bh {
+        for bx in 0..bw {
+            for c in 0..3 {
+                let mut sum = 0u32;
+                for y in by * BLOCK..(by + 1) * BLOCK {
+                    for x in bx * BLOCK..(bx + 1) * BLOCK {
+                        sum += u32::from(rgb[(y * WIDTH + x) * 3 + c]);
+                    }
+                }
+                out.push(f64::from(sum) / (BLOCK * BLOCK) as f64);
+            }
+        }
+    }
+    out
+}
+
+/// Mean absolute difference.
+fn mad(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
+/// Checks a frame of the report (`frames.first` or `frames.seek`) against
+/// the movie's frame at `cut_start` + its media time.
+fn check_frame(
+    refs: &mut References,
+    frame: &Value,
+    cut_start: f64,
+    what: &str,
+    fail: &mut Vec<String>,
+) -> Option<f64> {
+    if frame.is_null() {
+        fail.push(format!("{what}: no frame was presented"));
+        return None;
+    }
+    if let Some(e) = frame.get("error").str() {
+        fail.push(format!("{what}: cannot draw the frame: {e}"));
+        return None;
+    }
+    let media_time = frame.get("mediaTime").num()?;
+    let shown: Vec<f64> = frame
+        .get("pixels")
+        .items()
+        .iter()
+        .filter_map(Value::num)
+        .collect();
+    let size = (frame.get("width").num(), frame.get("height").num());
+    if size != (Some(WIDTH as f64), Some(HEIGHT as f64)) {
+        fail.push(format!(
+            "{what}: the video is {size:?}, not {WIDTH}×{HEIGHT}"
+        ));
+        return None;
+    }
+    let t = cut_start + media_time;
+    let (d, bound) = refs.compare(&shown, t);
+    if d >= bound {
+        fail.push(format!(
+            "{what} (media time {media_time} s): differs from the movie's frame at {t:.2} s by \
+             {d:.2} (bound {bound:.2}: it is not that frame)"
+        ));
+    }
+    Some(d)
+}
+
+// ------------------------------------------------------------- cases --
+
+struct Case {
+    id: String,
+    host: &'static str,
+    variant: &'static str,
+    kind: Kind,
+    /// Path and query.
+    target: String,
+    port: u16,
+}
+
+/// What one case measured, for the table.
+#[derive(Default)]
+struct Figures {
+    start_playing_ms: Option<f64>,
+    duration: Option<f64>,
+    first_frame_mad: Option<f64>,
+    seek_frame_mad: Option<f64>,
+    seek_range: Option<u64>,
+    seeked_ms: Option<f64>,
+    seek_playing_ms: Option<f64>,
+    advance_ms: Option<f64>,
+    landed_at: Option<f64>,
+    ended_ms: Option<f64>,
+    ok: bool,
+}
+
+/// Runs the driver over every case at once; returns its JSON report.
+fn drive(cases: &[Case], hosts: &[&dyn Host], dir: &Path) -> Result<Value, String> {
+    let mut list = String::from("[");
+    for (i, c) in cases.iter().enumerate() {
+        let host = hosts.iter().find(|h| h.name() == c.host).unwrap();
+        let kind = match c.kind {
+            Kind::Seek => "seek",
+            Kind::End => "end",
+            Kind::Keyframe => "play",
+        };
+        list += &format!(
+            "{}{{\"id\":\"{}\",\"page\":\"{}\",\"media\":\"http://127.0.0.1:{}{}\",\
+             \"kind\":\"{kind}\",\"target\":{SEEK_TO_S},\"parallel\":{}}}",
+            if i == 0 { "" } else { "," },
+            c.id,
+            host.page(),
+            c.port,
+            c.target,
+            // Only the seeks are timed: the others watch side by side.
+            c.kind != Kind::Seek,
+        );
+    }
+    list.push(']');
+    let cases_file = dir.join("cases.json");
+    fs::write(&cases_file, list).unwrap();
+
+    let mut child = Command::new("node")
+        .arg(root().join("tests/browser/mp4.mjs"))
+        .arg("--cases")
+        .arg(&cases_file)
+        .args(["--chromium", CHROMIUM])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("node: {e}"))?;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the driver ran over 240 s".into());
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
+    if !status.success() {
+        return Err(format!("the driver failed ({status}): {}", stderr.trim()));
+    }
+    json::parse(stdout.trim()).map_err(|e| format!("{e} in the driver's output {stdout:?}"))
+}
+
+/// Waits (up to 10 s: servers log a response when it ends, and the driver
+/// has closed the browser) for a logged 206 to a request for `target` whose
+/// Range starts at `n`; returns it.
+fn server_answered(host: &dyn Host, target: &str, n: u64) -> Option<Logged> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = host.logged().into_iter().find(|l| {
+            l.target == target
+                && l.status == 206
+                && l.bytes > 0
+                && l.range.as_deref().and_then(range_start) == Some(n)
+        });
+        if found.is_some() || Instant::now() > deadline {
+            return found;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The seek: Range asked and answered, bytes, landing, playing on.
+fn check_seek(
+    case: &Case,
+    host: &dyn Host,
+    report: &Value,
+    cut: &Cut,
+    refs: &mut References,
+    figures: &mut Figures,
+    fail: &mut Vec<String>,
+) {
+    let seek = report.get("seek");
+    if seek.is_null() {
+        fail.push("no seek was tried (did not start playing)".into());
+        return;
+    }
+    let target = SEEK_TO_S;
+    let at = format!("seek to {target} s");
+    if seek.get("targetBuffered").bool() != Some(false) {
+        fail.push(format!(
+            "{at}: the target was already buffered ({}): the response was not paced",
+            seek.get("bufferedBefore")
+        ));
+    }
+    // Chromium's request for the seek (the page cannot see it; the driver's
+    // network log can), and the server's answer to it.
+    let before = report.get("requestsBeforeSeek").num().unwrap_or(0.0) as usize;
+    let after: Vec<&Value> = report.get("requests").items().iter().skip(before).collect();
+    let asked = after.iter().find_map(|r| {
+        r.get("range")
+            .str()
+            .and_then(range_start)
+            .filter(|&n| n > 0)
+    });
+    match asked {
+        None => fail.push(format!(
+            "{at}: Chromium made no Range request past byte 0 after the seek (requests: {})",
+            after
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(n) => {
+            figures.seek_range = Some(n);
+            match server_answered(host, &case.target, n) {
+                None => fail.push(format!(
+                    "{at}: the server logged no 206 to Range bytes={n}- for {} (logged: {:?})",
+                    case.target,
+                    host.logged()
+                        .into_iter()
+                        .filter(|l| l.target == case.target)
+                        .collect::<Vec<_>>()
+                )),
+                Some(line) => {
+                    if !line.range.as_deref().unwrap_or("").starts_with("bytes=") {
+                        fail.push(format!("{at}: odd Range {:?}", line.range));
+                    }
+                }
+            }
+            match cut.keyframe_for(target) {
+                None => fail.push(format!("{at}: the cut has no keyframe before it")),
+                Some((kt, kpos)) => {
+                    if n > kpos || kpos - n > RANGE_BEFORE_KEYFRAME {
+                        fail.push(format!(
+                            "{at}: Range starts at byte {n}, but the keyframe at {kt} s of the cut \
+                             is at byte {kpos}"
+                        ));
+                    }
+                }
+            }
+            // The host serves the library's cut at N.
+            let len = 65536.min(cut.bytes.len() as u64 - n);
+            let range = format!("bytes={n}-{}", n + len - 1);
+            let reply = http(host.port(), "GET", &case.target, &[("Range", &range)]);
+            let total = reply
+                .header("Content-Range")
+                .and_then(|v| v.rsplit('/').next())
+                .and_then(|v| v.parse::<usize>().ok());
+            if reply.status != 206
+                || total != Some(cut.bytes.len())
+                || reply.body[..] != cut.bytes[n as usize..(n + len) as usize]
+            {
+                fail.push(format!(
+                    "{at}: {} with Range {range}: status {}, Content-Range {:?}, {} bytes, \
+                     not the bytes of `pseudostream cut` ({} bytes in all)",
+                    case.target,
+                    reply.status,
+                    reply.header("Content-Range"),
+                    reply.body.len(),
+                    cut.bytes.len()
+                ));
+            }
+        }
+    }
+
+    // What the viewer sees.
+    figures.seeked_ms = seek.get("seekedMs").num();
+    figures.seek_playing_ms = seek.get("playingMs").num();
+    figures.advance_ms = seek.get("advanceMs").num();
+    figures.landed_at = seek.get("seekedAt").num();
+    if seek.get("timedOut").bool() != Some(false) {
+        fail.push(format!(
+            "{at}: did not play past it (currentTime {}, buffered {}, last samples \
+             [ms, t, readyState, paused, seeking] {})",
+            seek.get("samples")
+                .items()
+                .last()
+                .map_or(Value::Null, |v| v.clone()),
+            seek.get("bufferedAfter"),
+            seek.get("samples")
+        ));
+    }
+    match seek.get("seekedAt").num() {
+        Some(t) if t >= target - 0.001 && t <= target + LANDING_WINDOW_S => {}
+        t => fail.push(format!(
+            "{at}: `seeked` at currentTime {t:?}, not within [{target}, {target} + {LANDING_WINDOW_S}]"
+        )),
+    }
+    let frame = report.get("frames").get("seek");
+    if let Some(mt) = frame.get("mediaTime").num() {
+        if mt < target - 0.001 || mt > target + LANDING_WINDOW_S {
+            fail.push(format!(
+                "{at}: the first frame after it is at {mt} s, not within [{target}, {target} + {LANDING_WINDOW_S}]"
+            ));
+        }
+    }
+    figures.seek_frame_mad = check_frame(
+        refs,
+        frame,
+        case.kind.cut_start(),
+        &format!("{at}: first frame after it"),
+        fail,
+    );
+    let samples: Vec<(f64, f64)> = seek
+        .get("samples")
+        .items()
+        .iter()
+        .filter_map(|s| Some((s.items().first()?.num()?, s.items().get(1)?.num()?)))
+        .collect();
+    if let Some(&(ms, t)) = samples.iter().find(|&&(_, t)| t < target - 0.001) {
+        fail.push(format!(
+            "{at}: currentTime {t} at {ms} ms, before the target"
+        ));
+    }
+    if let Some(adv) = figures.advance_ms {
+        let watched: Vec<&(f64, f64)> = samples.iter().filter(|s| s.0 >= adv).collect();
+        if let (Some(a), Some(b)) = (watched.first(), watched.last()) {
+            let (wall, media) = ((b.0 - a.0) / 1000.0, b.1 - a.1);
+            if wall < 1.0 || media < 0.5 * wall {
+                fail.push(format!(
+                    "{at}: currentTime went from {} to {} in {wall:.2} s: not playing on",
+                    a.1, b.1
+                ));
+            }
+        }
+    }
+}
+
+fn check_case(
+    case: &Case,
+    host: &dyn Host,
+    report: &Value,
+    cut: Option<&Cut>,
+    refs: &mut References,
+) -> (Figures, Vec<String>) {
+    let mut figures = Figures::default();
+    let mut fail = Vec::new();
+    if let Some(e) = report.get("driverError").str() {
+        fail.push(format!("driver: {e}"));
+    }
+    for e in report.get("errors").items() {
+        fail.push(format!("<video> error event: {e}"));
+    }
+    if let Some(e) = report.get("state").get("error").str() {
+        fail.push(format!("video.error: {e}"));
+    }
+    for e in report.get("pageErrors").items() {
+        fail.push(format!("page error: {e}"));
+    }
+    if report.get("requests").items().is_empty() {
+        fail.push("Chromium made no request for the cut".into());
+    }
+    figures.start_playing_ms = report.get("firstPlayingMs").num();
+    figures.duration = report.get("state").get("duration").num();
+    let want = case.kind.duration();
+    match figures.duration {
+        Some(d) if (d - want).abs() <= DURATION_TOLERANCE_S => {}
+        d => fail.push(format!(
+            "video.duration {d:?}, not {want} ± {DURATION_TOLERANCE_S} s"
+        )),
+    }
+    let first = report.get("frames").get("first");
+    match first.get("mediaTime").num() {
+        Some(t) if t.abs() <= 0.001 => {}
+        t => fail.push(format!(
+            "the first frame presented is at media time {t:?}, not 0"
+        )),
+    }
+    figures.first_frame_mad =
+        check_frame(refs, first, case.kind.cut_start(), "first frame", &mut fail);
+
+    match case.kind {
+        Kind::End => {
+            let end = report.get("end");
+            figures.ended_ms = end.get("endedMs").num();
+            if end.get("ok").bool() != Some(true) {
+                fail.push(format!("no `ended` ({end})"));
+            }
+            match end.get("currentTime").num() {
+                Some(t) if (t - want).abs() <= DURATION_TOLERANCE_S => {}
+                t => fail.push(format!(
+                    "ended at currentTime {t:?}, not {want} ± {DURATION_TOLERANCE_S} s"
+                )),
+            }
+        }
+        Kind::Seek | Kind::Keyframe => {
+            let start = report.get("start");
+            if start.get("ok").bool() != Some(true) {
+                fail.push(format!(
+                    "did not play past 1 s with readyState ≥ 3 ({start}; events {})",
+                    report.get("events")
+                ));
+            }
+            if case.kind == Kind::Seek {
+                check_seek(
+                    case,
+                    host,
+                    report,
+                    cut.expect("the seek case's cut"),
+                    refs,
+                    &mut figures,
+                    &mut fail,
+                );
+            }
+        }
+    }
+    if !fail.is_empty() && !report.get("console").items().is_empty() {
+        fail.push(format!("(console: {})", report.get("console")));
+    }
+    figures.ok = fail.is_empty();
+    (figures, fail)
+}
+
+fn print_table(cases: &[Case], figures: &[Figures]) {
+    let dash = || "–".to_string();
+    let ms = |v: Option<f64>| v.map_or_else(dash, |v| format!("{v:.0}"));
+    let two = |v: Option<f64>| v.map_or_else(dash, |v| format!("{v:.2}"));
+    println!();
+    println!(
+        "| host | file | cut | ok | start → `playing`, ms | duration, s | first frame MAD | \
+         seek: Range from byte | seek → `seeked`, ms | seek → `playing`, ms | \
+         seek → past target + 0.1 s, ms | frame after seek MAD | `ended` after, ms |"
+    );
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (c, f) in cases.iter().zip(figures) {
+        let file = c.target.rsplit('/').next().unwrap_or("");
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.host,
+            c.variant,
+            file.replace(&format!("{}-{}-", c.variant, c.host), ""),
+            if f.ok { "yes" } else { "**no**" },
+            ms(f.start_playing_ms),
+            f.duration.map_or_else(dash, |v| format!("{v:.3}")),
+            two(f.first_frame_mad),
+            f.seek_range.map_or_else(dash, |v| v.to_string()),
+            ms(f.seeked_ms),
+            ms(f.seek_playing_ms),
+            ms(f.advance_ms),
+            two(f.seek_frame_mad),
+            ms(f.ended_ms),
+        );
+    }
+    println!();
+}
+
+#[test]
+#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module), ffmpeg"]
+fn mp4_cuts_play_and_seek_in_chromium() {
+    check_prerequisites();
+    let started = Instant::now();
+    let movies = movies();
+    let made = started.elapsed();
+    let dir = served_dir(&movies);
+    let example = ExampleHost::start(&dir, false);
+    // The keyframe mode is a host option: a second example host, when this
+    // build has it.
+    let example_kf = ExampleHost::has_cut_option().then(|| ExampleHost::start(&dir, true));
+    if example_kf.is_none() {
+        eprintln!("browser-mp4: the example host has no --cut option: its keyframe cases skipped");
+    }
+    let nginx = Nginx::start(&dir);
+    let mut hosts: Vec<&dyn Host> = vec![&example];
+    if let Some(kf) = &example_kf {
+        hosts.push(kf);
+    }
+    hosts.push(&nginx);
+
+    let mut cases = Vec::new();
+    for host in &hosts {
+        for variant in VARIANTS {
+            for kind in KINDS {
+                let file = case_file(host.name(), variant, kind);
+                if let Some(target) = host.cut_target(&file, kind) {
+                    cases.push(Case {
+                        id: format!("{}-{variant}-{}", host.name(), kind.name()),
+                        host: host.name(),
+                        variant,
+                        kind,
+                        target,
+                        port: host.port(),
+                    });
+                }
+            }
+        }
+    }
+    // The library's own cut of each file, for the seeks' byte checks.
+    let cuts: HashMap<&str, Cut> = VARIANTS
+        .iter()
+        .map(|&v| {
+            let movie = movies.join(format!("movie.{v}.mp4"));
+            (
+                v,
+                Cut::make(&movie, &Kind::Seek.query(), &dir, &format!("cut.{v}.mp4")),
+            )
+        })
+        .collect();
+    let mut refs = References {
+        movie: movies.join("movie.faststart.mp4"),
+        cache: HashMap::new(),
+    };
+
+    let browser_started = Instant::now();
+    let report = drive(&cases, &hosts, &dir);
+    let browser_time = browser_started.elapsed();
+    let mut failures = Vec::new();
+    let mut figures = Vec::new();
+    match report {
+        Err(e) => failures.push(e),
+        Ok(report) => {
+            eprintln!("browser-mp4: {}", report.get("browser"));
+            for case in &cases {
+                let found = report
+                    .get("cases")
+                    .items()
+                    .iter()
+                    .find(|r| r.get("id").str() == Some(case.id.as_str()));
+                let host = *hosts.iter().find(|h| h.name() == case.host).unwrap();
+                let (f, fail) = match found {
+                    None => (Figures::default(), vec!["no report".to_string()]),
+                    Some(r) => check_case(case, host, r, cuts.get(case.variant), &mut refs),
+                };
+                eprintln!(
+                    "browser-mp4: {}: {}",
+                    case.id,
+                    if fail.is_empty() { "ok" } else { "FAILED" }
+                );
+                for line in &fail {
+                    eprintln!("    {line}");
+                }
+                failures.extend(fail.into_iter().map(|l| format!("{}: {l}", case.id)));
+                figures.push(f);
+            }
+        }
+    }
+    if !figures.is_empty() {
+        print_table(&cases, &figures);
+    }
+    eprintln!(
+        "browser-mp4: {} cases; movie ready in {:.1} s, browser {:.1} s, {:.1} s in all",
+        cases.len(),
+        made.as_secs_f64(),
+        browser_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(hosts);
+    drop((example, example_kf, nginx));
+    if failures.is_empty() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn frame_and_range_arithmetic() {
+    assert_eq!(range_start("bytes=4685824-"), Some(4685824));
+    assert_eq!(range_start("bytes=4685824-6239806"), Some(4685824));
+    assert_eq!(range_start("bytes=-20"), None);
+    assert_eq!(mad(&[1.0, 2.0], &[2.0, 0.0]), 1.5);
+    assert_eq!(mad(&[1.0], &[]), f64::INFINITY);
+    let flat = vec![7u8; WIDTH * HEIGHT * 3];
+    let means = block_means(&flat);
+    assert_eq!(means.len(), (WIDTH / BLOCK) * (HEIGHT / BLOCK) * 3);
+    assert!(means.iter().all(|&m| m == 7.0));
+    let cut = Cut {
+        bytes: Vec::new(),
+        keyframes: vec![(-1.0, 10), (1.0, 20), (89.0, 30), (91.0, 40)],
+    };
+    assert_eq!(cut.keyframe_for(90.0), Some((89.0, 30)));
+    assert_eq!(cut.keyframe_for(89.0), Some((89.0, 30)));
+    assert_eq!(Kind::Seek.duration(), 119.0);
+    assert_eq!(Kind::End.query(), "start=30&end=45");
+}
