@@ -23,9 +23,14 @@ header-check: lib
 target/ffi_test: tests/c/ffi_test.c include/pseudostream.h lib
 	$(CC) $(CFLAGS_TEST) tests/c/ffi_test.c $(LIB) $(LDLIBS) -o $@
 
-c-test: target/ffi_test
+MP4_SAMPLE := target/test-media/mp4/h264_aac.moov_end.mp4
+
+$(MP4_SAMPLE):
+	./scripts/make-mp4-media.sh target/test-media/mp4
+
+c-test: target/ffi_test $(MP4_SAMPLE)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ./target/ffi_test samples/sample.flv Cargo.toml
+	    ./target/ffi_test samples/sample.flv Cargo.toml $(MP4_SAMPLE)
 
 test:
 	./scripts/test.sh

@@ -381,7 +381,7 @@ typedef struct {
    */
   uint32_t whole_file;
   /*
-   1 = FLV.
+   One of ps_format.
    */
   uint32_t format;
 } ps_plan_info;

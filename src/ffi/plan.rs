@@ -44,7 +44,7 @@ pub struct ps_plan_info {
     /// 1 when the response is the file exactly as stored (0 for a virtual
     /// file with rewritten metadata).
     pub whole_file: u32,
-    /// 1 = FLV.
+    /// One of ps_format.
     pub format: u32,
 }
 

@@ -338,7 +338,8 @@ static void test_serving(const char *path) {
     ps_plan_info ppi;
     CHECK_STATUS(ps_plan_get_info(paced, &ppi), PS_OK);
     CHECK(ppi.rate_bytes_per_s == info.bitrate_bps * 1250 / 8000);
-    CHECK(ppi.burst_bytes == info.bitrate_bps * 3000 / 8000);
+    /* the burst in media time comes on top of the prefix */
+    CHECK(ppi.burst_bytes == info.bitrate_bps * 3000 / 8000 + ppi.prefix_length);
     CHECK_STATUS(ps_stream_new(media, paced, 0, ppi.length, &stream), PS_OK);
     body = drain(stream, ppi.length, 16384, &waits, &elapsed);
     CHECK(waits > 0);
@@ -437,14 +438,80 @@ static void test_serving(const char *path) {
     free(file);
 }
 
+/* Plans `query` on `media` under `opts`; returns the status, the plan in *out. */
+static ps_status plan_query(ps_media *media, ps_options *opts, const char *query,
+                            ps_plan **out) {
+    ps_request *req = NULL;
+    ps_status s = ps_request_parse(opts, query, strlen(query), &req);
+    if (s != PS_OK) return s;
+    s = ps_plan_new(media, opts, req, out);
+    ps_request_free(req);
+    return s;
+}
+
+static void test_mp4(const char *path) {
+    ps_media *media = NULL;
+    CHECK_STATUS(ps_media_open(path, &media), PS_OK);
+    ps_media_info info;
+    CHECK_STATUS(ps_media_get_info(media, &info), PS_OK);
+    CHECK(info.format == PS_FORMAT_MP4);
+    CHECK(info.video_codec == 0x61766331u); /* 'avc1' */
+    CHECK(info.audio_codec == 0x6d703461u); /* 'mp4a' */
+    CHECK(info.keyframe_count > 1 && info.duration_ms > 6000);
+
+    ps_options *opts = NULL;
+    CHECK_STATUS(ps_options_new(&opts), PS_OK);
+    CHECK_STATUS(ps_options_set_cut_mode(opts, 2), PS_ERR_INVALID_ARG);
+
+    /* The default unit is bytes, yet MP4 reads start/end as seconds. */
+    ps_plan *plan = NULL;
+    CHECK_STATUS(plan_query(media, opts, "start=5.5&end=8", &plan), PS_OK);
+    ps_plan_info pi;
+    CHECK_STATUS(ps_plan_get_info(plan, &pi), PS_OK);
+    CHECK(pi.format == PS_FORMAT_MP4 && pi.start_ms == 5500 && pi.end_ms == 8000);
+    CHECK(pi.whole_file == 0 && pi.file_to <= info.size);
+    const uint8_t *prefix = NULL;
+    size_t prefix_len = 0;
+    CHECK_STATUS(ps_plan_prefix(plan, &prefix, &prefix_len), PS_OK);
+    CHECK(prefix_len > 16 && memcmp(prefix + 4, "ftyp", 4) == 0);
+    CHECK(memcmp(prefix + prefix_len - 4, "mdat", 4) == 0);
+    const char *type = NULL;
+    CHECK_STATUS(ps_plan_content_type(plan, &type), PS_OK);
+    CHECK(strcmp(type, "video/mp4") == 0);
+    ps_plan_free(plan);
+
+    CHECK_STATUS(ps_options_set_cut_mode(opts, PS_CUT_KEYFRAME), PS_OK);
+    CHECK_STATUS(plan_query(media, opts, "start=5.5", &plan), PS_OK);
+    CHECK_STATUS(ps_plan_get_info(plan, &pi), PS_OK);
+    CHECK(pi.start_ms == 4000); /* the keyframe before 5.5 s (GOP of 2 s) */
+    ps_plan_free(plan);
+
+    CHECK_STATUS(plan_query(media, opts, "fs=1000", &plan), PS_ERR_BAD_REQUEST);
+    CHECK_STATUS(plan_query(media, opts, "start=6&end=5", &plan), PS_ERR_BAD_REQUEST);
+    CHECK_STATUS(plan_query(media, opts, "start=9999", &plan), PS_ERR_RANGE_NOT_SATISFIABLE);
+
+    /* A moov over the limit is refused, cached index or not. */
+    CHECK_STATUS(ps_mp4_set_moov_limit(100), PS_OK);
+    ps_media *again = NULL;
+    CHECK_STATUS(ps_media_open(path, &again), PS_ERR_UNSUPPORTED_FORMAT);
+    CHECK(strstr(ps_last_error(), "limit") != NULL);
+    CHECK_STATUS(ps_mp4_set_moov_limit(0), PS_OK);
+    CHECK_STATUS(ps_media_open(path, &again), PS_OK);
+    ps_media_free(again);
+
+    ps_options_free(opts);
+    ps_media_free(media);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SAMPLE.flv NOT_FLV_FILE\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s SAMPLE.flv NOT_FLV_FILE SAMPLE.mp4\n", argv[0]);
         return 2;
     }
     printf("libpseudostream %s\n", ps_version());
     test_errors(argv[2]);
     test_serving(argv[1]);
+    test_mp4(argv[3]);
     printf("c-abi checks: %d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
