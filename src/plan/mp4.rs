@@ -157,9 +157,10 @@ fn end_for(t: &TrackIndex, from: u32, end_ns: Option<i128>) -> u32 {
     let Some(end_ns) = end_ns else {
         return t.samples;
     };
-    let target = t.ct_at(end_ns) + 1;
+    let target = t.ct_at(end_ns);
     let (min, max) = t.cts_range();
-    // Decoded before `target - max`: composed before `target`.
+    // Decoded before `target - max`: composed before `target`. Decoded after
+    // `target - min`: composed after it. Those between are looked at.
     let sure = t.samples_before_dts(target - i128::from(max));
     let maybe = t.samples_before_dts(target - i128::from(min) + 1);
     let mut last = sure;
