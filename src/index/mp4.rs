@@ -11,7 +11,7 @@ use super::{IndexOrigin, Keyframe, MediaInfo};
 use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, fourcc_str, parse_header, FourCc};
 use crate::format::mp4::fragment::{self, TrackRun};
-use crate::format::mp4::moov::{self, TrackBoxes, TrackExtends, CONTAINERS, SAMPLE_TABLES};
+use crate::format::mp4::moov::{self, entered, TrackBoxes, TrackExtends, SAMPLE_TABLES};
 use crate::format::mp4::tables::{self, SampleSizes, SampleToGroup, StscEntry};
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
@@ -196,6 +196,16 @@ impl ChunkOffsets {
     }
 }
 
+/// The samples of a cut in one chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPart {
+    /// File offset of the first of them.
+    pub offset: u64,
+    pub bytes: u64,
+    pub samples: u32,
+    pub description: u32,
+}
+
 /// One track's samples.
 #[derive(Debug)]
 pub struct TrackIndex {
@@ -216,8 +226,6 @@ pub struct TrackIndex {
     sizes: Sizes,
     chunk_runs: Vec<ChunkRun>,
     offsets: ChunkOffsets,
-    /// Chunks are stored in ascending file order.
-    offsets_ascending: bool,
     sdtp: Option<Box<[u8]>>,
     groups: Vec<SampleToGroup>,
     /// Presentation time of the track's end, ns of the movie timeline.
@@ -549,7 +557,7 @@ fn skeleton(moov_payload: &[u8]) -> Result<Vec<u8>> {
             if &parent == b"stbl" && !matches!(&c.kind, b"stsd" | b"sgpd") {
                 continue;
             }
-            if CONTAINERS.contains(&&c.kind) {
+            if entered(parent, c.kind) {
                 let at = out.len();
                 out.extend_from_slice(&c.bytes[..8]);
                 copy(c.payload, c.kind, out)?;
@@ -666,7 +674,6 @@ impl TrackIndex {
         };
         let chunk_runs = chunk_runs(&stsc, offsets.len(), samples, t.entry_count)?;
         drop(stsc);
-        let ascending = offsets.windows(2).all(|w| w[0] <= w[1]);
         let offsets = if offsets.iter().all(|&o| o <= u64::from(u32::MAX)) {
             ChunkOffsets::Narrow(offsets.iter().map(|&o| o as u32).collect())
         } else {
@@ -707,7 +714,6 @@ impl TrackIndex {
             sizes: Sizes::from_table(sizes),
             chunk_runs,
             offsets,
-            offsets_ascending: ascending,
             sdtp,
             groups,
             end_ns: 0,
@@ -780,9 +786,8 @@ impl TrackIndex {
             .map_or_else(Vec::new, |c| runs_within(&c.runs, from, to))
     }
 
-    /// The chunks holding samples `[from, to)`, each as (file offset of its
-    /// first sample in the range, samples in the range, sample description).
-    pub fn chunks_within(&self, from: u32, to: u32) -> Vec<(u64, u32, u32)> {
+    /// The chunks holding samples `[from, to)`, as far as they hold them.
+    pub fn chunks_within(&self, from: u32, to: u32) -> Vec<ChunkPart> {
         let mut out = Vec::new();
         if from >= to {
             return out;
@@ -795,11 +800,12 @@ impl TrackIndex {
             }
             let run = self.chunk_runs[r];
             let end = (first + run.per_chunk).min(to);
-            out.push((
-                self.chunk_offset(chunk) + self.sizes_sum(first, s),
-                end - s,
-                run.description,
-            ));
+            out.push(ChunkPart {
+                offset: self.chunk_offset(chunk) + self.sizes_sum(first, s),
+                bytes: self.sizes_sum(s, end),
+                samples: end - s,
+                description: run.description,
+            });
             s = end;
             first += run.per_chunk;
             chunk += 1;
@@ -917,36 +923,6 @@ impl TrackIndex {
     pub fn offset_of(&self, s: u32) -> u64 {
         let (chunk, first, _) = self.chunk_of(s);
         self.chunk_offset(chunk) + self.sizes_sum(first, s)
-    }
-
-    /// Lowest and highest file byte of samples `[from, to)` (to > from).
-    pub fn byte_span(&self, from: u32, to: u32) -> (u64, u64) {
-        let end_of = |s: u32| self.offset_of(s) + u64::from(self.size_of(s));
-        if self.offsets_ascending {
-            return (self.offset_of(from), end_of(to - 1));
-        }
-        let (first_chunk, _, _) = self.chunk_of(from);
-        let (last_chunk, _, _) = self.chunk_of(to - 1);
-        let mut lo = self.offset_of(from).min(self.offset_of(to - 1));
-        let mut hi = end_of(to - 1).max(end_of(from));
-        for c in first_chunk + 1..last_chunk {
-            let at = self.chunk_offset(c);
-            let (_, per_chunk, first) = self.chunk_first_sample(c);
-            lo = lo.min(at);
-            hi = hi.max(at + self.sizes_sum(first, first + per_chunk));
-        }
-        (lo, hi)
-    }
-
-    /// (run, samples per chunk, first sample) of chunk `c`.
-    fn chunk_first_sample(&self, c: u32) -> (usize, u32, u32) {
-        let r = self.chunk_runs.partition_point(|run| run.first_chunk <= c) - 1;
-        let run = self.chunk_runs[r];
-        (
-            r,
-            run.per_chunk,
-            run.first_sample + (c - run.first_chunk) * run.per_chunk,
-        )
     }
 
     pub fn sdtp(&self) -> Option<&[u8]> {

@@ -13,9 +13,9 @@
 use super::{CutMode, Position, Prefix, PrefixMode, Request};
 use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, FourCc};
-use crate::format::mp4::moov::CONTAINERS;
+use crate::format::mp4::moov::entered;
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
-use crate::index::mp4::{Fragment, Layout, Mp4Index, TrackIndex};
+use crate::index::mp4::{ChunkPart, Fragment, Layout, Mp4Index, TrackIndex};
 
 const NS: i128 = 1_000_000_000;
 const NS_PER_MS: i128 = 1_000_000;
@@ -213,12 +213,18 @@ fn cut_samples(
     let reference = &index.tracks[index.reference];
     let key = sync_at_or_before(reference, start_ns);
     let key_ns = reference.sample_ns(key);
+    // Presentation cannot begin before the movie does.
     let shown_start = match mode {
         CutMode::Exact => start_ns,
-        CutMode::Keyframe => key_ns,
+        CutMode::Keyframe => key_ns.max(0),
     };
     let media_end = index.tracks.iter().map(|t| t.end_ns).max().unwrap_or(0);
     let shown_end = end_ns.unwrap_or(media_end).min(media_end);
+    if shown_end <= shown_start {
+        return Err(Error::unsatisfiable(
+            "no keyframe is presented before the end of the span",
+        ));
+    }
     // Data of the other tracks starts where the reference's does.
     let data_start = key_ns.min(start_ns);
 
@@ -245,22 +251,43 @@ fn cut_samples(
         ));
     }
 
-    // The file range: every referenced sample of every track.
+    // The file range: every byte of every chunk part the new tables point at.
+    let chunks: Vec<Vec<ChunkPart>> = index
+        .tracks
+        .iter()
+        .zip(&cuts)
+        .map(|(t, c)| {
+            if c.is_empty() {
+                Vec::new()
+            } else {
+                t.chunks_within(c.from, c.to)
+            }
+        })
+        .collect();
     let mut lo = u64::MAX;
     let mut hi = 0u64;
-    for (t, c) in index.tracks.iter().zip(&cuts) {
-        if !c.is_empty() {
-            let (a, b) = t.byte_span(c.from, c.to);
-            lo = lo.min(a);
-            hi = hi.max(b);
-        }
+    for part in chunks.iter().flatten() {
+        lo = lo.min(part.offset);
+        hi = hi.max(part.offset + part.bytes);
+    }
+    if lo > hi {
+        return Err(Error::unsatisfiable(
+            "nothing of the media is presented in that span",
+        ));
     }
     let payload = hi - lo;
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
     let bound = payload + 2 * index.moov_size + ftyp.len() as u64 + (1 << 20);
     let wide = bound > u64::from(u32::MAX);
     let movie_duration = cuts.iter().map(|c| c.empty + c.shown).max().unwrap_or(0);
-    let mut moov = write_moov(index, &cuts, Some(movie_duration), (lo, wide), true)?;
+    let mut moov = write_moov(
+        index,
+        &cuts,
+        &chunks,
+        Some(movie_duration),
+        (lo, wide),
+        true,
+    )?;
     let mdat = mdat_header(payload);
     let prefix_len = (ftyp.len() + moov.out.len() + mdat.len()) as u64;
     moov.shift_offsets(prefix_len)?;
@@ -290,6 +317,12 @@ fn cut_fragments(
         .or_else(|| list.iter().position(|f| f.starts_with_sync))
         .unwrap_or(0);
     let from = list[first].offset;
+    let first_ns = list[first].time_ns.unwrap_or(0);
+    if end_ns.is_some_and(|e| first_ns >= e) {
+        return Err(Error::unsatisfiable(
+            "no fragment starting with a keyframe begins before the end of the span",
+        ));
+    }
     let (to, end_ms) = match end_ns {
         Some(e) => list[first + 1..]
             .iter()
@@ -300,7 +333,8 @@ fn cut_fragments(
         None => (data_end, index.info.duration_ms),
     };
     let empty = vec![TrackCut::default(); index.tracks.len()];
-    let moov = write_moov(index, &empty, None, (0, false), false)?;
+    let no_chunks = vec![Vec::new(); index.tracks.len()];
+    let moov = write_moov(index, &empty, &no_chunks, None, (0, false), false)?;
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
     let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len());
     prefix.extend_from_slice(ftyp);
@@ -309,8 +343,8 @@ fn cut_fragments(
         prefix: prefix.into(),
         from,
         to: to.max(from),
-        start_ms: (list[first].time_ns.unwrap_or(0).max(0) / NS_PER_MS) as u64,
-        end_ms,
+        start_ms: (first_ns.max(0) / NS_PER_MS) as u64,
+        end_ms: end_ms.max((first_ns.max(0) / NS_PER_MS) as u64),
     })
 }
 
@@ -356,6 +390,7 @@ fn overflow() -> Error {
 fn write_moov(
     index: &Mp4Index,
     cuts: &[TrackCut],
+    chunks: &[Vec<ChunkPart>],
     movie_duration: Option<u64>,
     (base, wide): (u64, bool),
     edits: bool,
@@ -363,6 +398,7 @@ fn write_moov(
     let mut w = Writer {
         index,
         cuts,
+        chunks,
         movie_duration,
         base,
         wide,
@@ -386,6 +422,8 @@ fn write_moov(
 struct Writer<'a> {
     index: &'a Mp4Index,
     cuts: &'a [TrackCut],
+    /// Each track's chunk parts (empty for an empty cut).
+    chunks: &'a [Vec<ChunkPart>],
     movie_duration: Option<u64>,
     /// File offset of the range's first byte.
     base: u64,
@@ -402,7 +440,7 @@ impl<'a> Writer<'a> {
         for c in children(payload, parent) {
             let c = c?;
             match &c.kind {
-                b"mvhd" | b"tkhd" | b"mdhd" => {
+                b"mvhd" | b"tkhd" | b"mdhd" if header_of(parent) == Some(c.kind) => {
                     let duration = self.header_duration(c.kind);
                     let at = self.box_writer.len();
                     self.box_writer.bytes(c.bytes);
@@ -414,11 +452,14 @@ impl<'a> Writer<'a> {
                         self.edit_list();
                     }
                 }
-                b"stsd" => {
+                b"stsd" if &parent == b"stbl" => {
                     self.box_writer.bytes(c.bytes);
                     self.sample_tables();
                 }
-                kind if CONTAINERS.contains(&kind) => {
+                kind if entered(parent, *kind) => {
+                    if kind == b"trak" && self.track >= self.index.tracks.len() {
+                        return Err(Error::Malformed("the moov changed shape".into()));
+                    }
                     let b = self.box_writer.open(c.kind);
                     self.container(c.payload, c.kind)?;
                     self.box_writer.close(b);
@@ -537,19 +578,20 @@ impl<'a> Writer<'a> {
             w.close(b);
         }
 
-        let chunks = t.chunks_within(from, to);
+        let chunks = &self.chunks[self.track];
         let b = w.open_full(*b"stsc", 0, 0);
         let count_at = w.len();
         w.u32(0);
         let mut entries = 0u32;
         let mut last: Option<(u32, u32)> = None;
-        for (i, &(_, samples, description)) in chunks.iter().enumerate() {
-            if last != Some((samples, description)) {
+        for (i, part) in chunks.iter().enumerate() {
+            let run = (part.samples, part.description);
+            if last != Some(run) {
                 w.u32(i as u32 + 1);
-                w.u32(samples);
-                w.u32(description);
+                w.u32(part.samples);
+                w.u32(part.description);
                 entries += 1;
-                last = Some((samples, description));
+                last = Some(run);
             }
         }
         w.out[count_at..count_at + 4].copy_from_slice(&entries.to_be_bytes());
@@ -576,8 +618,8 @@ impl<'a> Writer<'a> {
         let b = w.open_full(if self.wide { *b"co64" } else { *b"stco" }, 0, 0);
         w.u32(chunks.len() as u32);
         let table_at = w.len();
-        for &(offset, _, _) in &chunks {
-            let relative = offset - self.base;
+        for part in chunks {
+            let relative = part.offset - self.base;
             if self.wide {
                 w.u64(relative);
             } else {
@@ -602,6 +644,16 @@ impl<'a> Writer<'a> {
             }
             w.close(b);
         }
+    }
+}
+
+/// The header box whose duration a cut rewrites, by its parent.
+fn header_of(parent: FourCc) -> Option<FourCc> {
+    match &parent {
+        b"moov" => Some(*b"mvhd"),
+        b"trak" => Some(*b"tkhd"),
+        b"mdia" => Some(*b"mdhd"),
+        _ => None,
     }
 }
 

@@ -57,8 +57,14 @@ pub struct StblBoxes<'a> {
     pub sbgp: Vec<&'a [u8]>,
 }
 
-/// Containers a cut rewrites; everything else in them is copied whole.
-pub const CONTAINERS: [&FourCc; 6] = [b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl"];
+/// Whether a cut enters a `kind` box inside `parent` to rewrite what it
+/// holds (moov → trak → mdia → minf → stbl); any other box is copied whole.
+pub fn entered(parent: FourCc, kind: FourCc) -> bool {
+    matches!(
+        (&parent, &kind),
+        (b"moov", b"trak") | (b"trak", b"mdia") | (b"mdia", b"minf") | (b"minf", b"stbl")
+    )
+}
 
 /// Sample tables a cut regenerates from the index.
 pub const SAMPLE_TABLES: [&FourCc; 10] = [
