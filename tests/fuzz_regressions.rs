@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use pseudostream::{Media, MemorySource, Options, Position, Request};
+use pseudostream::format::Format;
+use pseudostream::{CutMode, Media, MemorySource, Options, Position, Request};
 
 fn replay(bytes: Vec<u8>) {
     let Ok(media) = Media::from_source(Arc::new(MemorySource::new(bytes))) else {
@@ -27,6 +28,53 @@ fn replay(bytes: Vec<u8>) {
     }
 }
 
+/// MP4 inputs (saved without the mp4 target's 8-byte control trailer) are
+/// also cut at every sixteenth of their duration and at every seek point, in
+/// both cut modes; a cut with a prefix must open again.
+fn replay_mp4_cuts(name: &str, bytes: &[u8]) {
+    if Format::sniff(&bytes[..bytes.len().min(16)]) != Some(Format::Mp4) {
+        return;
+    }
+    let Ok(media) = Media::from_source(Arc::new(MemorySource::new(bytes.to_vec()))) else {
+        return;
+    };
+    let d = media.info().duration_ms;
+    let mut times: Vec<u64> = (0..=16).map(|i| d / 16 * i).collect();
+    for k in media.keyframes().iter().take(32) {
+        times.extend([k.time_ms, k.time_ms.saturating_add(1)]);
+    }
+    for cut in [CutMode::Exact, CutMode::Keyframe] {
+        let options = Options {
+            cut,
+            ..Options::default()
+        };
+        for &t in &times {
+            for (start, end) in [
+                (Some(t), None),
+                (Some(t), Some(t.saturating_add(500))),
+                (None, Some(t.saturating_add(1))),
+            ] {
+                let request = Request {
+                    start: start.map(Position::Millis),
+                    end: end.map(Position::Millis),
+                    ..Request::default()
+                };
+                let Ok(plan) = media.plan(&options, &request) else {
+                    continue;
+                };
+                if plan.prefix.is_empty() {
+                    continue;
+                }
+                let mut body = plan.prefix.to_vec();
+                body.extend_from_slice(&bytes[plan.file_from as usize..plan.file_to as usize]);
+                if let Err(e) = Media::from_source(Arc::new(MemorySource::new(body))) {
+                    panic!("{name}: {cut:?} cut {request:?} does not open again: {e}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn every_saved_crash_input_is_handled() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
@@ -35,6 +83,7 @@ fn every_saved_crash_input_is_handled() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         replay(bytes.clone());
+        replay_mp4_cuts(&path.display().to_string(), &bytes);
         // The plan target's inputs carry a 52-byte control block first.
         if bytes.len() > 52 {
             replay(bytes[52..].to_vec());

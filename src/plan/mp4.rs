@@ -479,9 +479,12 @@ impl<'a> Writer<'a> {
 
     fn header_duration(&self, kind: FourCc) -> Option<u64> {
         let movie = self.movie_duration?;
+        if &kind == b"mvhd" {
+            // Anywhere in the moov, before or after the tracks.
+            return Some(movie);
+        }
         let (t, c) = self.cut();
         Some(match &kind {
-            b"mvhd" => movie,
             b"tkhd" => c.empty + c.shown,
             _ if c.is_empty() => 0,
             _ => t.dts(c.to) - t.dts(c.from),

@@ -133,6 +133,7 @@ pub struct Mp4Packet {
     pub dts_ms: Option<f64>,
     pub dur_ms: Option<f64>,
     pub pos: Option<u64>,
+    pub size: Option<u64>,
     pub key: bool,
     /// ffprobe's `D` flag: the demuxer marks the packet to be dropped.
     pub discard: bool,
@@ -192,7 +193,7 @@ pub fn probe_packets(path: &Path) -> Result<PacketProbe, String> {
             "CRC32",
             "-show_entries",
             "stream=index,codec_type,codec_name,sample_rate:\
-             packet=stream_index,pts_time,dts_time,duration_time,pos,flags,data_hash",
+             packet=stream_index,pts_time,dts_time,duration_time,pos,size,flags,data_hash",
             "-of",
             "default",
         ])
@@ -238,6 +239,7 @@ pub fn probe_packets(path: &Path) -> Result<PacketProbe, String> {
                             dts_ms: seconds(get("dts_time").as_ref()),
                             dur_ms: seconds(get("duration_time").as_ref()),
                             pos: get("pos").and_then(|v| v.parse().ok()),
+                            size: get("size").and_then(|v| v.parse().ok()),
                             key: flags.starts_with('K'),
                             discard: flags.contains('D'),
                             hash: get("data_hash").unwrap_or("").to_string(),
@@ -256,6 +258,34 @@ pub fn probe_packets(path: &Path) -> Result<PacketProbe, String> {
         }
     }
     Ok(probe)
+}
+
+/// The payloads of one stream's packets, concatenated (`-c copy -f data`),
+/// from its first packet on (`-advanced_editlist 0`: none is dropped). For
+/// PCM that is the samples as stored.
+pub fn stream_payload(path: &Path, stream: &str) -> Result<Vec<u8>, String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-advanced_editlist", "0", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            &format!("0:{stream}"),
+            "-c",
+            "copy",
+            "-f",
+            "data",
+            "-",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg ({e})"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg could not copy {stream} of {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out.stdout)
 }
 
 // ------------------------------------------------------------ framemd5 --
