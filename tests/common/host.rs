@@ -14,13 +14,23 @@ use std::time::{Duration, Instant};
 use super::*;
 use pseudostream::{query, Media, Options, PrefixMode, StartUnit};
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, never handed out twice in this
+/// process: tests run in parallel, and two servers given one port would
+/// answer each other's requests (or reset them while stopping).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits up to 30 s for something to accept on `port`.
