@@ -252,7 +252,15 @@ pub enum Layout {
     /// Sample tables in the `moov`.
     Samples,
     /// Movie fragments, up to `end` (the end of the last fragment's data).
-    Fragments { list: Vec<Fragment>, end: u64 },
+    Fragments {
+        list: Vec<Fragment>,
+        end: u64,
+        /// Some fragment addresses its data by absolute file offsets
+        /// (`base-data-offset`): the fragments cannot move.
+        absolute: bool,
+        /// The `moov` describes samples before the first fragment.
+        moov_samples: bool,
+    },
 }
 
 /// Everything an MP4 cut needs, built once per file version.
@@ -391,10 +399,12 @@ impl Mp4Index {
             .unwrap_or(0);
 
         let layout = if movie.fragmented && !top.moofs.is_empty() {
-            let list = fragments(src, &top.moofs, &movie.trex, &tracks[reference])?;
+            let (list, absolute) = fragments(src, &top.moofs, &movie.trex, &tracks[reference])?;
             Layout::Fragments {
                 list,
                 end: top.fragments_end,
+                absolute,
+                moov_samples: tracks.iter().any(|t| t.samples > 0),
             }
         } else {
             if tracks.iter().all(|t| t.samples == 0) {
@@ -579,9 +589,11 @@ fn fragments(
     moofs: &[(u64, u64, u64)],
     trex: &[TrackExtends],
     reference: &TrackIndex,
-) -> Result<Vec<Fragment>> {
+) -> Result<(Vec<Fragment>, bool)> {
     let mut list = Vec::with_capacity(moofs.len());
-    let mut next_decode: u64 = 0;
+    let mut absolute = false;
+    // Fragments without `tfdt` follow the samples the moov describes.
+    let mut next_decode: u64 = reference.dts(reference.samples);
     let mut buf = Vec::new();
     for &(at, from, to) in moofs {
         if to - from > MAX_MOOF {
@@ -590,11 +602,7 @@ fn fragments(
         buf.resize((to - from) as usize, 0);
         read_exact(src, from, &mut buf)?;
         let runs = fragment::parse_moof(&buf, trex)?;
-        if runs.iter().any(|r| r.absolute_base) {
-            return Err(Error::UnsupportedFormat(format!(
-                "the fragment at {at} addresses its data by absolute file offsets and cannot be cut"
-            )));
-        }
+        absolute |= runs.iter().any(|r| r.absolute_base);
         let run: Option<&TrackRun> = runs.iter().find(|r| r.track_id == reference.id);
         let fragment = match run {
             Some(r) => {
@@ -619,7 +627,7 @@ fn fragments(
         };
         list.push(fragment);
     }
-    Ok(list)
+    Ok((list, absolute))
 }
 
 impl TrackIndex {

@@ -71,7 +71,20 @@ pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Res
         .map(|e| i128::from(e) * NS_PER_MS);
     match &index.layout {
         Layout::Samples => cut_samples(index, start_ns, end_ns, mode),
-        Layout::Fragments { list, end } => cut_fragments(index, list, *end, start_ns, end_ns),
+        Layout::Fragments {
+            list,
+            end,
+            absolute,
+            moov_samples,
+        } => {
+            let layout = FragmentLayout {
+                list,
+                data_end: *end,
+                absolute: *absolute,
+                moov_samples: *moov_samples,
+            };
+            cut_fragments(index, &layout, start_ns, end_ns)
+        }
     }
 }
 
@@ -304,13 +317,54 @@ fn cut_samples(
     })
 }
 
+/// A fragmented file as a cut sees it.
+struct FragmentLayout<'a> {
+    list: &'a [Fragment],
+    data_end: u64,
+    absolute: bool,
+    moov_samples: bool,
+}
+
 fn cut_fragments(
     index: &Mp4Index,
-    list: &[Fragment],
-    data_end: u64,
+    layout: &FragmentLayout<'_>,
     start_ns: i128,
     end_ns: Option<i128>,
 ) -> Result<super::Cut> {
+    let list = layout.list;
+    // The fragment boundary at or after `end`, after fragment `after`.
+    let end_at = |after: Option<usize>| -> (u64, u64) {
+        let rest = after.map_or(list, |i| &list[i + 1..]);
+        match end_ns {
+            Some(e) => rest
+                .iter()
+                .find(|f| f.time_ns.is_some_and(|t| t >= e))
+                .map_or((layout.data_end, index.info.duration_ms), |f| {
+                    (f.offset, (f.time_ns.unwrap_or(0).max(0) / NS_PER_MS) as u64)
+                }),
+            None => (layout.data_end, index.info.duration_ms),
+        }
+    };
+    // Before the first fragment, samples the moov describes: the file from
+    // its first byte, with its own moov (nothing moves).
+    let first_time = list.first().and_then(|f| f.time_ns).unwrap_or(0);
+    if layout.moov_samples && start_ns < first_time {
+        let (to, end_ms) = end_at(None);
+        return Ok(super::Cut {
+            prefix: Prefix::empty(),
+            from: 0,
+            to,
+            start_ms: 0,
+            end_ms,
+        });
+    }
+    if layout.absolute {
+        return Err(Error::UnsupportedFormat(
+            "the fragments address their data by absolute file offsets: the file is served \
+             whole, or from its start, but cannot be cut later"
+                .into(),
+        ));
+    }
     let first = list
         .iter()
         .rposition(|f| f.starts_with_sync && f.time_ns.is_some_and(|t| t <= start_ns))
@@ -323,15 +377,7 @@ fn cut_fragments(
             "no fragment starting with a keyframe begins before the end of the span",
         ));
     }
-    let (to, end_ms) = match end_ns {
-        Some(e) => list[first + 1..]
-            .iter()
-            .find(|f| f.time_ns.is_some_and(|t| t >= e))
-            .map_or((data_end, index.info.duration_ms), |f| {
-                (f.offset, (f.time_ns.unwrap_or(0) / NS_PER_MS) as u64)
-            }),
-        None => (data_end, index.info.duration_ms),
-    };
+    let (to, end_ms) = end_at(Some(first));
     let empty = vec![TrackCut::default(); index.tracks.len()];
     let no_chunks = vec![Vec::new(); index.tracks.len()];
     let moov = write_moov(index, &empty, &no_chunks, None, (0, false), false)?;
@@ -339,12 +385,13 @@ fn cut_fragments(
     let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len());
     prefix.extend_from_slice(ftyp);
     prefix.extend_from_slice(&moov.out);
+    let start_ms = (first_ns.max(0) / NS_PER_MS) as u64;
     Ok(super::Cut {
         prefix: prefix.into(),
         from,
         to: to.max(from),
-        start_ms: (first_ns.max(0) / NS_PER_MS) as u64,
-        end_ms: end_ms.max((first_ns.max(0) / NS_PER_MS) as u64),
+        start_ms,
+        end_ms: end_ms.max(start_ms),
     })
 }
 
