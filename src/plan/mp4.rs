@@ -212,7 +212,11 @@ fn compose(t: &TrackIndex, from: u32, to: u32, start_ns: i128, end_ns: i128, mts
     }
     cut.empty = to_movie(shown_from - start_ns, mts);
     cut.media_time = i64::try_from(shown_ct - first_dts).unwrap_or(i64::MAX);
-    cut.shown = to_movie(shown_to - start_ns, mts).saturating_sub(cut.empty);
+    // An edit of 0 would read as "to the end": a span shorter than a tick
+    // of the movie timescale still shows one tick.
+    cut.shown = to_movie(shown_to - start_ns, mts)
+        .saturating_sub(cut.empty)
+        .max(1);
     cut
 }
 
