@@ -18,6 +18,13 @@
 //! - currentTime stays within [target, target + 6 s], moves on after the seek
 //!   and keeps moving; the element has not ended; no player or page error.
 //!
+//! A seek that fails is reported with what the page saw (web/harness.js):
+//! each request after it, the bytes that reached the player read as FLV
+//! tags (first tags, keyframes, where the chain broke), a lone tag the
+//! player still held of the response before (flv.js and mpegts.js remux it
+//! in front of the new position's media), the SourceBuffer appends and
+//! removes, and the server's log line for the seek request.
+//!
 //! Prints the seek-to-playing latencies (medians per host, player and file).
 //! `BROWSER_TEST_METADATA=off|missing|always` sets the hosts' metadata mode
 //! (default: theirs, `missing`); `off` shows what players do with a plain
@@ -153,6 +160,8 @@ struct Logged {
     target: String,
     status: u16,
     range: Option<String>,
+    /// The line as logged, for failure reports.
+    line: String,
 }
 
 trait Host {
@@ -235,6 +244,7 @@ impl Host for ExampleHost {
                     target: f[2].to_string(),
                     status: f[3].parse().ok()?,
                     range,
+                    line: line.to_string(),
                 })
             })
             .collect()
@@ -337,7 +347,8 @@ impl Nginx {
              error_log {d}/error.log info;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n\
-             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\"';\n\
+             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\" \
+             sent $bytes_sent in ${{request_time}}s c$connection \"$sent_http_content_range\"';\n\
              access_log {d}/access.log ps;\n\
              client_body_temp_path {d}/tmp/body;\n\
              proxy_temp_path {d}/tmp/proxy;\n\
@@ -377,7 +388,8 @@ impl Host for Nginx {
     fn media_path(&self, file: &str) -> String {
         format!("/media/{file}")
     }
-    /// `METHOD URI STATUS BYTES "RANGE"` (`"-"` without a Range header).
+    /// `METHOD URI STATUS BODY_BYTES "RANGE" sent BYTES in Ts cCONN
+    /// "CONTENT-RANGE"` (`"-"` for a header that is not there).
     fn logged(&self) -> Vec<Logged> {
         let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
         text.lines()
@@ -386,11 +398,13 @@ impl Host for Nginx {
                 if f.len() < 5 {
                     return None;
                 }
-                let range = f[4].trim_matches('"');
+                let rest = f[4].strip_prefix('"')?;
+                let range = &rest[..rest.find('"')?];
                 Some(Logged {
                     target: f[1].to_string(),
                     status: f[2].parse().ok()?,
                     range: (range != "-").then(|| range.to_string()),
+                    line: line.to_string(),
                 })
             })
             .collect()
@@ -597,6 +611,13 @@ fn check_seek(
         fail.push(format!("{at}: player error {e}"));
     }
     if fail.len() > before {
+        let report = explain_seek(host, path, seek_type, offset, seek);
+        if let Some(last) = fail.last_mut() {
+            for line in report {
+                last.push_str("\n        ");
+                last.push_str(&line);
+            }
+        }
         return None;
     }
     Some((
@@ -606,6 +627,172 @@ fn check_seek(
             moving_ms: moving_ms?,
         },
     ))
+}
+
+/// A tag as the page's scan saw it: `[ts, byte]`.
+fn tag_at(v: &Value) -> String {
+    match (
+        v.items().first().and_then(Value::num),
+        v.items().get(1).and_then(Value::num),
+    ) {
+        (Some(ts), Some(at)) => format!("{ts} ms at byte {at}"),
+        _ => "none".to_string(),
+    }
+}
+
+/// One response as the page saw it reach the player (web/harness.js):
+/// what it asked for, what came back, the tags it started with, the
+/// keyframes it held and where its tag chain broke.
+fn explain_response(r: &Value) -> String {
+    let asked = match r.get("range").str() {
+        Some(range) => format!("Range {range}"),
+        None => format!("{} (no Range)", r.get("url").str().unwrap_or("?")),
+    };
+    let flv = r.get("flv");
+    let first: Vec<String> = flv
+        .get("first")
+        .items()
+        .iter()
+        .take(3)
+        .map(|t| {
+            let kind = match t.get("type").num().map(|k| k as u32) {
+                Some(8) => "audio".to_string(),
+                Some(9) => format!(
+                    "video FrameType {} packet {}",
+                    t.get("frame"),
+                    t.get("packet")
+                ),
+                Some(18) => "script".to_string(),
+                _ => "?".to_string(),
+            };
+            format!("{kind} {} ms at byte {}", t.get("ts"), t.get("at"))
+        })
+        .collect();
+    let keyframes: Vec<String> = flv
+        .get("keyframes")
+        .items()
+        .iter()
+        .take(4)
+        .map(tag_at)
+        .collect();
+    let chunks: Vec<String> = r
+        .get("firstChunks")
+        .items()
+        .iter()
+        .take(6)
+        .map(|c| {
+            format!(
+                "{}@{}ms",
+                c.items().get(1).map_or(String::new(), |v| v.to_string()),
+                c.items().first().map_or(String::new(), |v| v.to_string())
+            )
+        })
+        .collect();
+    format!(
+        "{asked} at {} ms: {} (Content-Range {}), {} bytes in {} reads [{}], ended {}; \
+         starts with {}: {}; keyframes {}{}; tag chain {}",
+        r.get("at"),
+        r.get("status"),
+        r.get("contentRange"),
+        r.get("received"),
+        r.get("chunks"),
+        chunks.join(", "),
+        r.get("end"),
+        flv.get("startsWith"),
+        first.join(", "),
+        keyframes.join(", "),
+        if flv.get("keyframes").items().len() > 4 {
+            ", …"
+        } else {
+            ""
+        },
+        if flv.get("broken").is_null() {
+            "whole".to_string()
+        } else {
+            format!("broken: {}", flv.get("broken"))
+        }
+    )
+}
+
+/// What happened around a seek that failed, from the page's diagnostics
+/// and the server's log: the requests and what reached the player, what
+/// the player still held of the response before, the SourceBuffer appends
+/// and removes, and the server's log line for the seek request.
+fn explain_seek(
+    host: &dyn Host,
+    path: &str,
+    seek_type: &str,
+    offset: Option<u64>,
+    seek: &Value,
+) -> Vec<String> {
+    let d = seek.get("diagnostics");
+    if d.is_null() {
+        return vec!["(no diagnostics from the page)".to_string()];
+    }
+    let mut out = Vec::new();
+    for r in d.get("responses").items() {
+        out.push(format!("response: {}", explain_response(r)));
+    }
+    let held = d.get("heldAtSeek");
+    if !held.is_null() {
+        let (a, v) = (held.get("audio"), held.get("video"));
+        if a.is_null() && v.is_null() {
+            out.push("held back at the seek: nothing".to_string());
+        } else {
+            out.push(format!(
+                "held back at the seek: audio {}, video {} — a lone tag of the response before \
+                 ({}), kept in flv.js/mpegts.js's demuxer queue and remuxed in front of the new \
+                 position's media",
+                tag_at(a),
+                tag_at(v),
+                held.get("range")
+            ));
+        }
+    }
+    let mut appends = Vec::new();
+    let mut others = Vec::new();
+    for e in d.get("mse").items() {
+        let f = e.items();
+        let (ms, kind, what) = (
+            f.first().map(|v| v.to_string()).unwrap_or_default(),
+            f.get(1).and_then(Value::str).unwrap_or("?"),
+            f.get(2).and_then(Value::str).unwrap_or("?"),
+        );
+        let arg = f.get(3).map(|v| v.to_string()).unwrap_or_default();
+        match what {
+            "append" if appends.len() < 8 => appends.push(format!("{ms} ms {kind} {arg}")),
+            "remove" | "abort" | "error" | "seeking" | "seeked" if others.len() < 12 => {
+                others.push(format!("{ms} ms {kind} {what} {arg}"));
+            }
+            _ => {}
+        }
+    }
+    out.push(format!("appends: {}", appends.join("; ")));
+    out.push(format!(
+        "removes, aborts, element seeks: {}",
+        others.join("; ")
+    ));
+    out.push(format!(
+        "SourceBuffers at the end: {}",
+        d.get("sourceBuffers")
+    ));
+    if let Some(n) = offset {
+        let lines: Vec<String> = host
+            .logged()
+            .into_iter()
+            .filter(|l| {
+                let ours = l.target == path || l.target.starts_with(&format!("{path}?"));
+                let asked = match seek_type {
+                    "param" => query_param(&l.target, "bstart").and_then(|v| v.parse().ok()),
+                    _ => l.range.as_deref().and_then(range_start),
+                };
+                ours && asked == Some(n)
+            })
+            .map(|l| l.line)
+            .collect();
+        out.push(format!("server log for byte {n}: {}", lines.join(" | ")));
+    }
+    out
 }
 
 /// Runs the driver for one case; returns its JSON report.
