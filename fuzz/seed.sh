@@ -203,6 +203,61 @@ for f in "${media[@]}"; do
   done
 done
 
-for t in amf0 media_open plan virtual_file; do
+# --- mp4: ffmpeg-made MP4s, each followed by an 8-byte control trailer ------
+# Trailer (see fuzz_targets/mp4.rs): two times per 60000 of the duration, a
+# keyframe pick, query-form flags, a byte offset per 60000 of the size.
+# Needs ffmpeg (libx264, aac); scripts/mp4craft.py, when present, adds co64,
+# stz2, split-mdat and moov-between variants of the faststart file.
+mkdir -p "$corpus/mp4"
+le16() { printf '%02x%02x' $(($1 & 255)) $((($1 >> 8) & 255)); }
+# mp4_ctrl A B K FLAGS X
+mp4_ctrl() { printf '%s%s%02x%02x%s' "$(le16 "$1")" "$(le16 "$2")" "$3" "$4" "$(le16 "$5")"; }
+mp4_controls=(
+  "$(mp4_ctrl 30000 45000 1 15 16384)"  # inside, every query form
+  "$(mp4_ctrl 0 60000 0 1 0)"           # 0 to the end
+  "$(mp4_ctrl 12000 6000 2 6 59999)"    # end before start
+  "$(mp4_ctrl 65535 65535 255 8 65535)" # past the end
+)
+if command -v ffmpeg >/dev/null; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
+  video=(-f lavfi -i "testsrc=size=64x36:rate=10:duration=1.5")
+  audio=(-f lavfi -i "sine=frequency=440:sample_rate=8000:duration=1.5")
+  x264=(-c:v libx264 -preset veryfast -g 5 -bf 2 -pix_fmt yuv420p)
+  aac=(-c:a aac -b:a 16k -ac 1)
+  ff "${video[@]}" "${audio[@]}" "${x264[@]}" "${aac[@]}" -movflags +faststart "$work/avc_aac_faststart.mp4"
+  ff "${video[@]}" "${audio[@]}" "${x264[@]}" "${aac[@]}" "$work/avc_aac_moov_end.mp4"
+  ff "${video[@]}" "${audio[@]}" "${x264[@]}" "${aac[@]}" \
+    -movflags frag_keyframe+empty_moov "$work/avc_aac_frag.mp4"
+  # Fragments addressed from their moof (cuttable; the above is refused).
+  ff "${video[@]}" "${audio[@]}" "${x264[@]}" "${aac[@]}" \
+    -movflags frag_keyframe+empty_moov+default_base_moof "$work/avc_aac_frag_moof_based.mp4"
+  ff "${audio[@]}" "${aac[@]}" "$work/aac_only.m4a"
+  # Every frame a keyframe (no stss), no edit list, no audio.
+  ff "${video[@]}" -c:v libx264 -preset veryfast -g 1 -pix_fmt yuv420p -use_editlist 0 \
+    "$work/avc_intra_only.mp4"
+  ff -f lavfi -i "testsrc=size=64x36:rate=10:duration=1" \
+    -f lavfi -i "sine=frequency=440:sample_rate=4000:duration=1" \
+    "${x264[@]}" -c:a pcm_s16le "$work/avc_pcm.mov"
+  craft=$root/scripts/mp4craft.py
+  if [[ -f $craft ]] && command -v python3 >/dev/null; then
+    for v in to-co64 to-stz2 split-mdat moov-between; do
+      python3 "$craft" "$v" "$work/avc_aac_faststart.mp4" "$work/faststart_$v.mp4" >/dev/null ||
+        echo "mp4: mp4craft $v failed" >&2
+    done
+  fi
+  for f in "$work"/*.mp4 "$work"/*.m4a "$work"/*.mov; do
+    [[ -f $f ]] || continue
+    n=0
+    for c in "${mp4_controls[@]}"; do
+      { cat "$f"; unhex "$c"; } >"$corpus/mp4/$(basename "$f").c$((n += 1))"
+    done
+  done
+else
+  echo "mp4: ffmpeg missing, no MP4 seeds" >&2
+fi
+
+for t in amf0 media_open plan virtual_file mp4; do
   echo "$t: $(find "$corpus/$t" -type f | wc -l) seeds"
 done
