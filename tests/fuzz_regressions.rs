@@ -62,14 +62,27 @@ fn replay_mp4_cuts(name: &str, bytes: &[u8]) {
                 let Ok(plan) = media.plan(&options, &request) else {
                     continue;
                 };
+                assert!(
+                    plan.start_ms <= plan.end_ms,
+                    "{name}: {request:?}: {plan:?}"
+                );
                 if plan.prefix.is_empty() {
                     continue;
                 }
                 let mut body = plan.prefix.to_vec();
                 body.extend_from_slice(&bytes[plan.file_from as usize..plan.file_to as usize]);
-                if let Err(e) = Media::from_source(Arc::new(MemorySource::new(body))) {
-                    panic!("{name}: {cut:?} cut {request:?} does not open again: {e}");
-                }
+                let again = match Media::from_source(Arc::new(MemorySource::new(body))) {
+                    Ok(m) => m,
+                    Err(e) => panic!("{name}: {cut:?} cut {request:?} does not open again: {e}"),
+                };
+                // A cut lasts about what it says (an edit of 0 ticks once
+                // read as "to the end" and lasted the whole track).
+                let span = plan.end_ms - plan.start_ms;
+                let lasts = again.info().duration_ms;
+                assert!(
+                    lasts <= span + 10_000,
+                    "{name}: {cut:?} cut {request:?} of {span} ms lasts {lasts} ms"
+                );
             }
         }
     }
