@@ -52,8 +52,13 @@ const MAX_FTYP: u64 = 4096;
 const MAX_MOOF: u64 = 16 * 1024 * 1024;
 /// Time runs between stored decode-time checkpoints.
 const CHECKPOINT_RUNS: usize = 64;
-/// Tracks without sync tables list a seek point about this often.
+/// Tracks without sync tables list a seek point about this often...
 const ALL_SYNC_SPACING_NS: i128 = 1_000_000_000;
+/// ...and at most this many (thinned evenly beyond).
+const MAX_SEEK_POINTS: usize = 100_000;
+/// Sample-by-sample scans (around composition reordering) look at most
+/// this many samples; real reordering spans a few frames.
+pub const MAX_SCAN: u32 = 4096;
 
 const NS: i128 = 1_000_000_000;
 
@@ -970,9 +975,11 @@ impl TrackIndex {
             // The last composition end: past the last decode time by the
             // largest composition offset at most.
             let last = self.samples - 1;
-            let window_start = self.samples_before_dts(
-                i128::from(self.dts(last)) - i128::from(max) + i128::from(self.cts_range().0),
-            );
+            let window_start = self
+                .samples_before_dts(
+                    i128::from(self.dts(last)) - i128::from(max) + i128::from(self.cts_range().0),
+                )
+                .max(self.samples.saturating_sub(MAX_SCAN));
             (window_start..self.samples)
                 .map(|s| self.ct(s) + i128::from(self.duration_of(s)))
                 .max()
@@ -997,15 +1004,25 @@ impl TrackIndex {
         };
         match &self.sync {
             Some(v) => v.iter().map(|&s| point(s)).collect(),
+            None if self.samples == 0 => Vec::new(),
             None => {
-                let mut out = Vec::new();
-                let mut next = i128::MIN;
-                for s in 0..self.samples {
-                    let t = self.sample_ns(s);
-                    if t >= next {
+                // By time, not sample by sample: a PCM track has a sample per
+                // audio frame. At most MAX_SEEK_POINTS, spread evenly.
+                let first = self.sample_ns(0);
+                let span = (self.end_ns - first).max(0);
+                let step = ALL_SYNC_SPACING_NS.max(span / MAX_SEEK_POINTS as i128 + 1);
+                let mut out: Vec<Keyframe> = Vec::new();
+                let mut t = first;
+                while t <= first + span && out.len() < MAX_SEEK_POINTS {
+                    let ct = self.ct_at(t);
+                    let s = self
+                        .samples_before_dts(ct + 1)
+                        .saturating_sub(1)
+                        .min(self.samples - 1);
+                    if out.last().map_or(true, |k| k.offset != self.offset_of(s)) {
                         out.push(point(s));
-                        next = t + ALL_SYNC_SPACING_NS;
                     }
+                    t += step;
                 }
                 out
             }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, FourCc};
 use crate::format::mp4::moov::entered;
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
-use crate::index::mp4::{ChunkPart, Fragment, Layout, Mp4Index, TrackIndex};
+use crate::index::mp4::{ChunkPart, Fragment, Layout, Mp4Index, TrackIndex, MAX_SCAN};
 
 const NS: i128 = 1_000_000_000;
 const NS_PER_MS: i128 = 1_000_000;
@@ -148,7 +148,8 @@ fn sync_at_or_before(t: &TrackIndex, ns: i128) -> u32 {
     match t.sync_samples() {
         Some(sync) if !sync.is_empty() => {
             let mut i = sync.partition_point(|&s| i128::from(t.dts(s)) <= bound);
-            while i > 0 && !presented_by(sync[i - 1]) {
+            let floor = i.saturating_sub(MAX_SCAN as usize);
+            while i > floor && !presented_by(sync[i - 1]) {
                 i -= 1;
             }
             sync[i.saturating_sub(1)]
@@ -156,7 +157,8 @@ fn sync_at_or_before(t: &TrackIndex, ns: i128) -> u32 {
         Some(_) => 0,
         None => {
             let mut n = t.samples_before_dts(bound + 1);
-            while n > 0 && !presented_by(n - 1) {
+            let floor = n.saturating_sub(MAX_SCAN);
+            while n > floor && !presented_by(n - 1) {
                 n -= 1;
             }
             n.saturating_sub(1)
@@ -174,8 +176,10 @@ fn end_for(t: &TrackIndex, from: u32, end_ns: Option<i128>) -> u32 {
     let (min, max) = t.cts_range();
     // Decoded before `target - max`: composed before `target`. Decoded after
     // `target - min`: composed after it. Those between are looked at.
-    let sure = t.samples_before_dts(target - i128::from(max));
     let maybe = t.samples_before_dts(target - i128::from(min) + 1);
+    let sure = t
+        .samples_before_dts(target - i128::from(max))
+        .max(maybe.saturating_sub(MAX_SCAN));
     let mut last = sure;
     for s in sure..maybe {
         if t.sample_ns(s) < end_ns {
