@@ -37,10 +37,10 @@ mod common;
 
 #[path = "browser/json.rs"]
 mod json;
+#[path = "browser/support.rs"]
+mod support;
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 use common::host::{free_port, http, wait_for_port, NginxMaster, Process};
 use common::root;
 use json::Value;
+use support::{be, check_prerequisites, make_public, range_start, run_driver};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Player library and seekType of each case, per host and file.
 const PLAYERS: [(&str, &str); 3] = [("mpegts", "range"), ("mpegts", "param"), ("flvjs", "range")];
 const VARIANTS: [&str; 2] = ["plain", "yamdi"];
@@ -78,27 +78,6 @@ fn metadata_mode() -> Option<String> {
     Some(mode)
 }
 
-fn check_prerequisites() {
-    let web = root().join("web");
-    for need in [
-        PathBuf::from(CHROMIUM),
-        web.join("node_modules/playwright-core/index.mjs"),
-        web.join("node_modules/mpegts.js/dist/mpegts.js"),
-        web.join("node_modules/flv.js/dist/flv.js"),
-    ] {
-        assert!(
-            need.exists(),
-            "{} missing: run scripts/setup-web.sh",
-            need.display()
-        );
-    }
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "node is missing: install Node.js 20"
-    );
-}
-
 /// `target/test-media/browser/long.{plain,yamdi}.flv`, made once.
 fn browser_media() -> PathBuf {
     common::require_tool("ffmpeg");
@@ -114,11 +93,6 @@ fn browser_media() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
-}
-
-/// World-readable (nginx's workers run as nobody).
-fn make_public(dir: &Path) {
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn case_file(host: &str, variant: &str, lib: &str, seek_type: &str) -> String {
@@ -413,13 +387,6 @@ impl Host for Nginx {
 
 // ------------------------------------------------------------ checks --
 
-/// The first byte position of `bytes=N-` or `bytes=N-M`.
-fn range_start(range: &str) -> Option<u64> {
-    let spec = range.trim().strip_prefix("bytes=")?;
-    let (first, _) = spec.split_once('-')?;
-    first.parse().ok()
-}
-
 fn query_param(target: &str, name: &str) -> Option<String> {
     let (_, query) = target.split_once('?')?;
     query
@@ -427,10 +394,6 @@ fn query_param(target: &str, name: &str) -> Option<String> {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-}
-
-fn be(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 /// Reads `len` bytes at `at` of the file the host serves at `path`.
@@ -798,46 +761,24 @@ fn explain_seek(
 /// Runs the driver for one case; returns its JSON report.
 fn drive(host: &dyn Host, path: &str, lib: &str, seek_type: &str) -> Result<Value, String> {
     let media = format!("http://127.0.0.1:{}{path}", host.port());
-    let mut child = Command::new("node")
-        .arg(root().join("tests/browser/seek.mjs"))
-        .args(["--page", &host.page(), "--media", &media])
-        .args(["--lib", lib, "--seek-type", seek_type, "--seeks", SEEKS])
-        .args(["--timeout-ms", &SEEK_TIMEOUT_MS.to_string()])
-        .args(["--watch-ms", &WATCH_MS.to_string()])
-        .args(["--chromium", CHROMIUM])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("node: {e}"))?;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the driver ran over 120 s".into());
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
-    if !status.success() {
-        return Err(format!("the driver failed ({status}): {}", stderr.trim()));
-    }
-    json::parse(stdout.trim()).map_err(|e| format!("{e} in the driver's output {stdout:?}"))
+    let args = [
+        "--page",
+        &host.page(),
+        "--media",
+        &media,
+        "--lib",
+        lib,
+        "--seek-type",
+        seek_type,
+        "--seeks",
+        SEEKS,
+        "--timeout-ms",
+        &SEEK_TIMEOUT_MS.to_string(),
+        "--watch-ms",
+        &WATCH_MS.to_string(),
+    ];
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    run_driver("seek.mjs", &args, Duration::from_secs(120))
 }
 
 /// Whether the server logged a 2xx answer to a request for `path` that
@@ -983,7 +924,10 @@ fn print_table(results: &[CaseResult]) {
 #[test]
 #[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module)"]
 fn players_seek_past_the_download_in_chromium() {
-    check_prerequisites();
+    check_prerequisites(&[
+        "node_modules/mpegts.js/dist/mpegts.js",
+        "node_modules/flv.js/dist/flv.js",
+    ]);
     let media = browser_media();
     let dir = served_dir(&media);
     let example = ExampleHost::start(&dir);

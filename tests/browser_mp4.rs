@@ -45,11 +45,11 @@ mod common;
 
 #[path = "browser/json.rs"]
 mod json;
+#[path = "browser/support.rs"]
+mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -58,8 +58,8 @@ use std::time::{Duration, Instant};
 use common::host::{example_exe, free_port, http, wait_for_port, NginxMaster, Process};
 use common::root;
 use json::Value;
+use support::{be, check_prerequisites, make_public, range_start, run_driver};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const MOVIE_S: f64 = 180.0;
 const FPS: f64 = 25.0;
 const WIDTH: usize = 426;
@@ -83,27 +83,6 @@ const RANGE_BEFORE_KEYFRAME: u64 = 256 * 1024;
 const VARIANTS: [&str; 2] = ["faststart", "moov-at-end"];
 
 // ------------------------------------------------------------ set-up --
-
-fn check_prerequisites() {
-    let web = root().join("web");
-    for need in [
-        PathBuf::from(CHROMIUM),
-        web.join("node_modules/playwright-core/index.mjs"),
-    ] {
-        assert!(
-            need.exists(),
-            "{} missing: run scripts/setup-web.sh",
-            need.display()
-        );
-    }
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|o| o.status.success()),
-        "node is missing: install Node.js 20"
-    );
-    common::require_tool("ffmpeg");
-    common::require_tool("ffprobe");
-}
 
 fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
     let out = cmd
@@ -204,11 +183,6 @@ fn movies() -> PathBuf {
         end.display()
     );
     dir
-}
-
-/// World-readable (nginx's workers run as nobody).
-fn make_public(dir: &Path) {
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// What a case does in the browser (tests/browser/mp4.mjs `kind`).
@@ -321,14 +295,6 @@ struct ExampleHost {
 }
 
 impl ExampleHost {
-    /// Whether this build of the example host has `--cut exact|keyframe`.
-    fn has_cut_option() -> bool {
-        Command::new(example_exe())
-            .arg("help")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--cut exact|keyframe"))
-    }
-
     fn start(dir: &Path, keyframe: bool) -> ExampleHost {
         let name = if keyframe { "example-kf" } else { "example" };
         let port = free_port();
@@ -491,17 +457,6 @@ impl Host for Nginx {
 }
 
 // ---------------------------------------------------------- the cuts --
-
-fn be(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
-}
-
-/// The first byte position of `bytes=N-` or `bytes=N-M`.
-fn range_start(range: &str) -> Option<u64> {
-    let spec = range.trim().strip_prefix("bytes=")?;
-    let (first, _) = spec.split_once('-')?;
-    first.parse().ok()
-}
 
 /// The exact cut of the seek case as the library makes it
 /// (`pseudostream cut`), and where its video keyframes are.
@@ -723,44 +678,8 @@ fn drive(cases: &[Case], hosts: &[&dyn Host], dir: &Path) -> Result<Value, Strin
     let cases_file = dir.join("cases.json");
     fs::write(&cases_file, list).unwrap();
 
-    let mut child = Command::new("node")
-        .arg(root().join("tests/browser/mp4.mjs"))
-        .arg("--cases")
-        .arg(&cases_file)
-        .args(["--chromium", CHROMIUM])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("node: {e}"))?;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the driver ran over 240 s".into());
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
-    if !status.success() {
-        return Err(format!("the driver failed ({status}): {}", stderr.trim()));
-    }
-    json::parse(stdout.trim()).map_err(|e| format!("{e} in the driver's output {stdout:?}"))
+    let args = ["--cases".to_string(), cases_file.display().to_string()];
+    run_driver("mp4.mjs", &args, Duration::from_secs(240))
 }
 
 /// Waits (up to 10 s: servers log a response when it ends, and the driver
@@ -1061,7 +980,9 @@ fn print_table(cases: &[Case], figures: &[Figures]) {
 #[test]
 #[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module), ffmpeg"]
 fn mp4_cuts_play_and_seek_in_chromium() {
-    check_prerequisites();
+    check_prerequisites(&[]);
+    common::require_tool("ffmpeg");
+    common::require_tool("ffprobe");
     let started = Instant::now();
     let movies = movies();
     let made = started.elapsed();
@@ -1069,7 +990,7 @@ fn mp4_cuts_play_and_seek_in_chromium() {
     let example = ExampleHost::start(&dir, false);
     // The keyframe mode is a host option: a second example host, when this
     // build has it.
-    let example_kf = ExampleHost::has_cut_option().then(|| ExampleHost::start(&dir, true));
+    let example_kf = Some(ExampleHost::start(&dir, true));
     if example_kf.is_none() {
         eprintln!("browser-mp4: the example host has no --cut option: its keyframe cases skipped");
     }
