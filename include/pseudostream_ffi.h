@@ -803,6 +803,21 @@ ps_status ps_pacer_allow(ps_pacer *pacer,
                          uint64_t *wait_us);
 
 /*
+ For hosts that send the file part with sendfile: past the burst, ends
+ every piece but the last on a multiple of `page` (the system's page
+ size; 0 = off) in the file. The paced window is `prefix_bytes` of the
+ prefix, then the file from `file_from` (ps_plan_slice's prefix length
+ and file_from). Linux sendfile pushes a piece from the middle of a page
+ in two writes, and flv.js 1.6 and mpegts.js 1.8 mishandle a read that
+ ends on a lone FLV tag. The schedule is unchanged. Call it before the
+ first ps_pacer_allow.
+ */
+ps_status ps_pacer_align_file_pages(ps_pacer *pacer,
+                                    uint64_t prefix_bytes,
+                                    uint64_t file_from,
+                                    uint64_t page);
+
+/*
  Records `sent` bytes as sent.
  */
 ps_status ps_pacer_consume(ps_pacer *pacer, uint64_t sent);

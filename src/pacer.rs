@@ -90,6 +90,16 @@ pub struct Pacer {
     piece: u64,
     start_us: Option<u64>,
     sent: u64,
+    file_pages: Option<FilePages>,
+}
+
+/// Where the paced window's bytes come from, for page-aligned pieces: its
+/// first `prefix_bytes` are the prefix, the rest the file from `file_from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FilePages {
+    prefix_bytes: u64,
+    file_from: u64,
+    page: u64,
 }
 
 /// What a pacer allows now.
@@ -110,7 +120,25 @@ impl Pacer {
             piece: if rate > 0 { piece_for(rate) } else { 0 },
             start_us: None,
             sent: 0,
+            file_pages: None,
         }
+    }
+
+    /// Past the burst, ends every piece but the last on a multiple of
+    /// `page` in the file, so the next one starts on one: Linux sendfile
+    /// pushes a piece from the middle of a page in two writes, and a client
+    /// may read the small second one on its own. flv.js 1.6 and mpegts.js
+    /// 1.8 keep back a read that ends on a lone FLV tag, across a seek too,
+    /// where it spoils the new position. The window's first `prefix_bytes`
+    /// are the prefix, then the file from `file_from`; `page` 0 turns it
+    /// off. The schedule is unchanged: what a piece leaves goes with the
+    /// next one.
+    pub fn align_file_pages(&mut self, prefix_bytes: u64, file_from: u64, page: u64) {
+        self.file_pages = (page > 1).then_some(FilePages {
+            prefix_bytes,
+            file_from,
+            page,
+        });
     }
 
     pub fn is_paced(&self) -> bool {
@@ -163,12 +191,34 @@ impl Pacer {
         };
         let available = scheduled.saturating_add(lead).saturating_sub(sent);
         if available >= need {
-            return Allowance::Send(available.min(want));
+            let n = available.min(want);
+            return Allowance::Send(if n < want { self.page_aligned(n) } else { n });
         }
         // The time at which burst + rate × t + lead reaches sent + need.
         let target = sent - burst + (need - lead);
         let due_us = mul_div_ceil(target, 1_000_000, self.rate);
         Allowance::Wait(due_us.saturating_sub(elapsed).max(1))
+    }
+
+    /// `n` (> 0, not all that is wanted) cut back so that the piece ends on
+    /// a file page, when it reaches the file and a page boundary lies past
+    /// where its file part starts.
+    fn page_aligned(&self, n: u64) -> u64 {
+        let Some(f) = self.file_pages else {
+            return n;
+        };
+        let end = self.sent.saturating_add(n);
+        if end <= f.prefix_bytes {
+            return n;
+        }
+        let start_in_file = f.file_from + self.sent.saturating_sub(f.prefix_bytes);
+        let end_in_file = f.file_from.saturating_add(end - f.prefix_bytes);
+        let aligned = end_in_file - end_in_file % f.page;
+        if aligned > start_in_file {
+            n - (end_in_file - aligned)
+        } else {
+            n
+        }
     }
 
     /// Records bytes actually sent.
@@ -355,5 +405,46 @@ mod tests {
         assert_eq!(p.allow(1_000_000, 10), Allowance::Send(10));
         p.consume(10);
         assert!(matches!(p.allow(0, 10), Allowance::Wait(_)));
+    }
+
+    #[test]
+    fn file_pieces_end_on_pages_and_keep_the_schedule() {
+        // A window of 3,000 prefix bytes, then the file from byte 1,234;
+        // 100 000 B/s after a 50 000-byte burst.
+        let (prefix, from, page, total) = (3_000u64, 1_234u64, 4_096u64, 1_000_000u64);
+        let mut plain = Pacer::new(50_000, 100_000);
+        let mut aligned = Pacer::new(50_000, 100_000);
+        aligned.align_file_pages(prefix, from, page);
+        let plain_samples = drive(&mut plain, total, total);
+        let samples = drive(&mut aligned, total, total);
+        assert_eq!(samples.last().unwrap().1, total);
+        // Every piece after the burst but the last ends on a file page.
+        for &(_, sent) in samples.iter().filter(|s| s.1 > 50_000 && s.1 < total) {
+            assert_eq!((from + sent - prefix) % page, 0, "piece ends at {sent}");
+        }
+        // Same finish; every piece within half a piece and a page of the
+        // schedule, when the plain pacer keeps within half a piece.
+        assert_eq!(samples.last().unwrap().0, plain_samples.last().unwrap().0);
+        let slack = (aligned.piece() / 2 + page) as i128;
+        for &(t, sent) in samples.iter().filter(|s| s.1 > 50_000) {
+            let off = sent as i128 - schedule(50_000, 100_000, t);
+            assert!(off.abs() <= slack, "at {t} us: {sent} sent, {off} off");
+        }
+        // The burst is not cut.
+        assert_eq!(samples[0], (0, 50_000));
+    }
+
+    #[test]
+    fn page_alignment_leaves_prefix_pieces_and_short_files_alone() {
+        // Still in the prefix: nothing to align.
+        let mut p = Pacer::new(0, 1_000_000);
+        p.align_file_pages(1 << 20, 0, 4_096);
+        assert_eq!(p.allow(0, 2 << 20), Allowance::Wait(32_768));
+        assert_eq!(p.allow(32_768, 2 << 20), Allowance::Send(32_768 + 32_768));
+        // No page boundary past the piece's start in the file: sent whole.
+        let mut p = Pacer::new(0, 1_000_000);
+        p.align_file_pages(0, 100, 1 << 20);
+        assert_eq!(p.allow(0, 1 << 20), Allowance::Wait(32_768));
+        assert_eq!(p.allow(32_768, 1 << 20), Allowance::Send(65_536));
     }
 }

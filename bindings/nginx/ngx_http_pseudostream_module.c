@@ -79,7 +79,6 @@ typedef struct {
     size_t                     prefix_end;
     off_t                      file_pos;
     off_t                      file_end;
-    uint64_t                   burst_left;
     ngx_msec_t                 start_msec;
     unsigned                   sending:1;
 
@@ -1070,11 +1069,20 @@ ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
         return ngx_http_pseudostream_error(r, path, "ps_pacer_new", st);
     }
 
+    /* pieces past the burst end on file pages: sendfile sends each whole */
+
+    st = ps_pacer_align_file_pages(ctx->pacer,
+                                   slice->prefix_to - slice->prefix_from,
+                                   slice->file_from, ngx_pagesize);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_error(r, path,
+                                           "ps_pacer_align_file_pages", st);
+    }
+
     ctx->prefix_pos = (size_t) slice->prefix_from;
     ctx->prefix_end = (size_t) slice->prefix_to;
     ctx->file_pos = (off_t) slice->file_from;
     ctx->file_end = (off_t) slice->file_to;
-    ctx->burst_left = resp->burst_bytes;
 
     ctx->file.fd = of->fd;
     ctx->file.name = *path;
@@ -1183,7 +1191,7 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx)
 {
     size_t             n;
-    off_t              f, end;
+    off_t              f;
     uint64_t           now, want, allowed, wait_us;
     ngx_int_t          rc;
     ps_status          st;
@@ -1326,28 +1334,6 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
 
         f = (off_t) (allowed - n);
 
-        if (f && allowed < want && ctx->burst_left == 0) {
-
-            /*
-             * past the burst, a piece that is not the last ends at a page
-             * boundary of the file, so the next one starts at one: Linux
-             * sendfile goes through a pipe of 16 pages, and a 64k piece
-             * from the middle of a page left in two pushes, the second one
-             * the rest of a page and the bytes a late timer allowed. Read
-             * apart by a client, that runt may hold a lone FLV tag, which
-             * flv.js 1.6 and mpegts.js 1.8 keep back until more of its kind
-             * come, across a seek too, where it spoils the first segment
-             * of the new position. The rest goes with the next piece.
-             */
-
-            end = (ctx->file_pos + f) & ~((off_t) ngx_pagesize - 1);
-
-            if (end > ctx->file_pos) {
-                f = end - ctx->file_pos;
-                allowed = n + f;
-            }
-        }
-
         if (f) {
             b = &ctx->file_buf;
             ngx_memzero(b, sizeof(ngx_buf_t));
@@ -1379,8 +1365,6 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
         ctx->sending = 1;
 
         rc = ngx_http_output_filter(r, out);
-
-        ctx->burst_left -= ngx_min(ctx->burst_left, allowed);
 
         st = ps_pacer_consume(ctx->pacer, allowed);
         if (st != PS_OK) {

@@ -176,6 +176,29 @@ pub extern "C" fn ps_pacer_allow(
     })
 }
 
+/// For hosts that send the file part with sendfile: past the burst, ends
+/// every piece but the last on a multiple of `page` (the system's page
+/// size; 0 = off) in the file. The paced window is `prefix_bytes` of the
+/// prefix, then the file from `file_from` (ps_plan_slice's prefix length
+/// and file_from). Linux sendfile pushes a piece from the middle of a page
+/// in two writes, and flv.js 1.6 and mpegts.js 1.8 mishandle a read that
+/// ends on a lone FLV tag. The schedule is unchanged. Call it before the
+/// first ps_pacer_allow.
+#[no_mangle]
+pub extern "C" fn ps_pacer_align_file_pages(
+    pacer: *mut ps_pacer,
+    prefix_bytes: u64,
+    file_from: u64,
+    page: u64,
+) -> ps_status {
+    guard(|| {
+        ps_pacer::check_mut(pacer)?
+            .inner
+            .align_file_pages(prefix_bytes, file_from, page);
+        Ok(())
+    })
+}
+
 /// Records `sent` bytes as sent.
 #[no_mangle]
 pub extern "C" fn ps_pacer_consume(pacer: *mut ps_pacer, sent: u64) -> ps_status {

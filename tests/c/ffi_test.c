@@ -367,6 +367,19 @@ static void test_serving(const char *path) {
     CHECK(allowed == 20000);
     ps_pacer_free(pacer);
 
+    /* Aligned to file pages: the window is 100 prefix bytes, then the file
+       from byte 10; the 20000-byte piece due at 1 s ends at file byte 20480. */
+    CHECK_STATUS(ps_pacer_new(1000, 10000, &pacer), PS_OK);
+    CHECK_STATUS(ps_pacer_align_file_pages(pacer, 100, 10, 4096), PS_OK);
+    CHECK_STATUS(ps_pacer_allow(pacer, 0, 50000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 1000);
+    CHECK_STATUS(ps_pacer_consume(pacer, allowed), PS_OK);
+    CHECK_STATUS(ps_pacer_allow(pacer, 1000000, 50000, &allowed, &wait_us), PS_OK);
+    CHECK(allowed == 20480 - 10 + 100 - 1000);
+    CHECK((10 + 1000 + allowed - 100) % 4096 == 0);
+    ps_pacer_free(pacer);
+    CHECK_STATUS(ps_pacer_align_file_pages(NULL, 0, 0, 4096), PS_ERR_NULL_ARG);
+
     ps_plan_free(plan);
     ps_request_free(req);
     ps_options_free(opts);
