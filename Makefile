@@ -45,3 +45,8 @@ clean-c:
 .PHONY: nginx-module
 nginx-module:
 	./scripts/build-nginx-module.sh
+
+# lighttpd module (bindings/lighttpd): target/lighttpd-build/mod_pseudostream.so
+.PHONY: lighttpd-module
+lighttpd-module:
+	./scripts/build-lighttpd-module.sh

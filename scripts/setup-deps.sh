@@ -16,6 +16,7 @@ declare -A pkg_for=(
   [cc]=gcc
   [php]=php-cli
   [make]=make
+  [curl]=curl
 )
 
 missing=()
@@ -26,7 +27,7 @@ add_pkg() {
   done
 }
 
-for cmd in ffmpeg ffprobe yamdi flvmeta cc php make; do
+for cmd in ffmpeg ffprobe yamdi flvmeta cc php make curl; do
   command -v "$cmd" >/dev/null 2>&1 || add_pkg "${pkg_for[$cmd]}"
 done
 # A C compiler without libc headers cannot build the header check.
@@ -45,7 +46,7 @@ fi
 apt_install setup-deps "${missing[@]}"
 
 # Verify the result.
-for cmd in ffmpeg ffprobe yamdi flvmeta cc php make; do
+for cmd in ffmpeg ffprobe yamdi flvmeta cc php make curl; do
   command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after install"
 done
 encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null) || die "ffmpeg -encoders failed"

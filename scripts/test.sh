@@ -2,7 +2,8 @@
 # Runs every test of libpseudostream. Installs what it needs on Debian 12
 # (run as root the first time), then: formatting and lints, the generated
 # header check, unit and integration tests (ffmpeg decodes every seek), the
-# hosts run for real (nginx module, PHP, ASP.NET on Mono, Ruby Rack), the
+# hosts run for real (nginx and lighttpd modules, PHP, ASP.NET on Mono, Ruby
+# Rack; HTTP/2 through curl), the
 # players in Chromium (mpegts.js, flv.js, native MP4 cuts), the C ABI test under sanitizers,
 # and the PHP FFI header check.
 set -euo pipefail
@@ -42,15 +43,16 @@ step "test media"
 step "unit and integration tests"
 cargo test --release
 
-step "hosts run for real: nginx module, PHP FFI, ASP.NET on Mono, Ruby Rack"
+step "hosts run for real: nginx and lighttpd modules, PHP FFI, ASP.NET on Mono, Ruby Rack"
 make --no-print-directory nginx-module
+make --no-print-directory lighttpd-module
 ./scripts/setup-php.sh
 ./scripts/setup-dotnet.sh
 ./scripts/setup-ruby.sh
-cargo test --release --test nginx --test host_php --test host_dotnet --test host_ruby \
-    -- --include-ignored
+cargo test --release --test nginx --test lighttpd --test host_php --test host_dotnet \
+    --test host_ruby -- --include-ignored
 
-step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host and nginx module"
+step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
 ./scripts/setup-web.sh
 cargo test --release --test browser -- --include-ignored --nocapture
 cargo test --release --test browser_mp4 -- --include-ignored --nocapture

@@ -1,7 +1,7 @@
 //! The players people use, in a real browser: mpegts.js 1.8.2 and flv.js
 //! 1.6.2 in Debian's Chromium (headless, driven by playwright-core through
-//! `tests/browser/seek.mjs`), against the example host and the nginx module,
-//! both pacing their responses so that the seek targets are never buffered.
+//! `tests/browser/seek.mjs`), against the example host, the nginx module and
+//! the lighttpd module, all pacing their responses so that the seek targets are never buffered.
 //!
 //! Each case plays a 5-minute H.264/AAC FLV (straight from ffmpeg, or after
 //! yamdi) and seeks to 60 %, 30 % and 85 % of it. For every seek:
@@ -29,9 +29,10 @@
 //! `BROWSER_TEST_METADATA=off|missing|always` sets the hosts' metadata mode
 //! (default: theirs, `missing`); `off` shows what players do with a plain
 //! ffmpeg file whose onMetaData lists no keyframes.
-//! Ignored by a plain `cargo test` because it needs Chromium, npm packages and
-//! nginx with the module: `scripts/test.sh` runs `scripts/setup-web.sh` and
-//! `make nginx-module` first and then this with `--include-ignored`.
+//! Ignored by a plain `cargo test` because it needs Chromium, npm packages,
+//! nginx and lighttpd with their modules: `scripts/test.sh` runs
+//! `scripts/setup-web.sh`, `make nginx-module` and `make lighttpd-module`
+//! first and then this with `--include-ignored`.
 
 mod common;
 
@@ -49,7 +50,9 @@ use std::time::{Duration, Instant};
 use common::host::{free_port, http, wait_for_port, NginxMaster, Process};
 use common::root;
 use json::Value;
-use support::{be, check_prerequisites, make_public, range_start, run_driver};
+use support::{
+    be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
+};
 
 /// Player library and seekType of each case, per host and file.
 const PLAYERS: [(&str, &str); 3] = [("mpegts", "range"), ("mpegts", "param"), ("flvjs", "range")];
@@ -109,7 +112,7 @@ fn served_dir(media: &Path) -> PathBuf {
     fs::create_dir_all(dir.join("media")).unwrap();
     make_public(&dir);
     make_public(&dir.join("media"));
-    for host in ["example", "nginx", "php", "ruby"] {
+    for host in ["example", "nginx", "lighttpd", "php", "ruby"] {
         for variant in VARIANTS {
             for (lib, seek_type) in PLAYERS {
                 let src = media.join(format!("long.{variant}.flv"));
@@ -378,6 +381,79 @@ impl Host for Nginx {
                     target: f[1].to_string(),
                     status: f[2].parse().ok()?,
                     range: (range != "-").then(|| range.to_string()),
+                    line: line.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// lighttpd with mod_pseudostream serving `/media/` (paced by
+/// `pseudostream.rate = "auto 1.25"`) and the page and the players from
+/// web/; mod_accesslog records what was answered.
+struct Lighttpd {
+    port: u16,
+    dir: PathBuf,
+    _process: Process,
+}
+
+impl Lighttpd {
+    fn start(dir: &Path) -> Lighttpd {
+        let port = free_port();
+        let web = root().join("web");
+        let media = dir.join("media");
+        let dir = dir.join("lighttpd");
+        fs::create_dir_all(&dir).unwrap();
+        let metadata = metadata_mode()
+            .map(|m| format!("pseudostream.metadata = \"{m}\""))
+            .unwrap_or_default();
+        let (w, m, d) = (web.display(), media.display(), dir.display());
+        let conf = format!(
+            r#"server.document-root = "{d}"
+server.bind = "127.0.0.1"
+server.port = {port}
+mimetype.assign = (".flv" => "video/x-flv", ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css")
+alias.url = (
+    "/_web/lib/mpegts.js" => "{w}/node_modules/mpegts.js/dist/mpegts.js",
+    "/_web/lib/flv.js" => "{w}/node_modules/flv.js/dist/flv.js",
+    "/_web/" => "{w}/",
+    "/media/" => "{m}/",
+)
+$HTTP["url"] =^ "/media/" {{
+    pseudostream.extensions = (".flv")
+    pseudostream.rate = "auto 1.25"
+    {metadata}
+}}
+"#
+        );
+        let process = start_lighttpd(&dir, port, &conf);
+        Lighttpd {
+            port,
+            dir,
+            _process: process,
+        }
+    }
+}
+
+impl Host for Lighttpd {
+    fn name(&self) -> &'static str {
+        "lighttpd"
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn media_path(&self, file: &str) -> String {
+        format!("/media/{file}")
+    }
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let (target, status, _, range) = lighttpd_access(line)?;
+                Some(Logged {
+                    target,
+                    status,
+                    range,
                     line: line.to_string(),
                 })
             })
@@ -922,7 +998,7 @@ fn print_table(results: &[CaseResult]) {
 }
 
 #[test]
-#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module)"]
+#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and lighttpd with the modules (make nginx-module lighttpd-module)"]
 fn players_seek_past_the_download_in_chromium() {
     check_prerequisites(&[
         "node_modules/mpegts.js/dist/mpegts.js",
@@ -932,6 +1008,7 @@ fn players_seek_past_the_download_in_chromium() {
     let dir = served_dir(&media);
     let example = ExampleHost::start(&dir);
     let nginx = Nginx::start(&dir, "nginx", MediaBy::Module);
+    let lighttpd = Lighttpd::start(&dir);
     let (_php, php_port) = start_app(&dir, "php");
     let php = Nginx::start(&dir, "php", MediaBy::Proxy(php_port));
     let (_ruby, ruby_port) = start_app(&dir, "ruby");
@@ -943,7 +1020,7 @@ fn players_seek_past_the_download_in_chromium() {
     // Every case on the hosts built for seeking; on the application hosts
     // (the same library calls, paced by their own loops) the file without
     // keyframe metadata with mpegts.js seeking both ways.
-    for host in [&example as &dyn Host, &nginx] {
+    for host in [&example as &dyn Host, &nginx, &lighttpd] {
         for variant in VARIANTS {
             for (lib, seek_type) in PLAYERS {
                 results.push(run_case(host, variant, lib, seek_type, &mut failures));
@@ -961,7 +1038,7 @@ fn players_seek_past_the_download_in_chromium() {
         results.len(),
         started.elapsed().as_secs_f64()
     );
-    drop((php, ruby, nginx, example));
+    drop((php, ruby, lighttpd, nginx, example));
     if failures.is_empty() {
         let _ = fs::remove_dir_all(&dir);
     }

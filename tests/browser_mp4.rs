@@ -1,9 +1,9 @@
 //! MP4 jump-to-time in a real browser: Debian's Chromium (headless, driven by
 //! playwright-core through `tests/browser/mp4.mjs`) plays cuts
 //! (`movie.mp4?start=S[&end=E]`) with its own `<video>`, the way a page with
-//! `<video src=… autoplay muted>` does, from the example host and the nginx
-//! module, both pacing their responses (so that a seek inside a cut lands
-//! past what is downloaded).
+//! `<video src=… autoplay muted>` does, from the example host, the nginx
+//! module and the lighttpd module, all pacing their responses (so that a
+//! seek inside a cut lands past what is downloaded).
 //!
 //! The movie: 3 minutes of ffmpeg's testsrc2 (every frame differs; it shows
 //! a frame counter), H.264 with B-frames, a keyframe every 2 s, 25 fps,
@@ -24,7 +24,8 @@
 //!   first frame presented after it is at [90, 91] s and is the movie's
 //!   frame 61 s later, and playback moves past the target and keeps moving;
 //! - `?start=30&end=45` plays to the end: duration 15 s (± 0.1), `ended`;
-//! - keyframe mode (nginx `pseudostream_mp4_cut keyframe`, and a second
+//! - keyframe mode (nginx `pseudostream_mp4_cut keyframe`, lighttpd
+//!   `pseudostream.mp4-cut = "keyframe"`, and a second
 //!   example host with `--cut keyframe` when this build has the option):
 //!   `?start=61` starts at the keyframe, duration 180 − 60, first frame the
 //!   one at 60 s, plays past 1 s.
@@ -39,7 +40,8 @@
 //!
 //! Prints the start and seek latencies. Ignored by a plain `cargo test`
 //! because it needs Chromium, web/node_modules (scripts/setup-web.sh),
-//! nginx with the module (`make nginx-module`) and ffmpeg.
+//! nginx and lighttpd with the modules (`make nginx-module lighttpd-module`)
+//! and ffmpeg.
 
 mod common;
 
@@ -58,7 +60,9 @@ use std::time::{Duration, Instant};
 use common::host::{example_exe, free_port, http, wait_for_port, NginxMaster, Process};
 use common::root;
 use json::Value;
-use support::{be, check_prerequisites, make_public, range_start, run_driver};
+use support::{
+    be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
+};
 
 const MOVIE_S: f64 = 180.0;
 const FPS: f64 = 25.0;
@@ -243,7 +247,7 @@ fn served_dir(movies: &Path) -> PathBuf {
     fs::create_dir_all(dir.join("media")).unwrap();
     make_public(&dir);
     make_public(&dir.join("media"));
-    for host in ["example", "example-kf", "nginx"] {
+    for host in ["example", "example-kf", "nginx", "lighttpd"] {
         for variant in VARIANTS {
             for kind in KINDS {
                 let src = movies.join(format!("movie.{variant}.mp4"));
@@ -450,6 +454,81 @@ impl Host for Nginx {
                     status: f[2].parse().ok()?,
                     bytes: f[3].parse().ok()?,
                     range: (range != "-").then(|| range.to_string()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// lighttpd with the module: `/media/` cuts exactly (the default), `/kf/` at
+/// keyframes, both paced by `pseudostream.rate = "auto 1.25"`; `/` is a
+/// tiny page; the access log records the Range of every request.
+struct Lighttpd {
+    port: u16,
+    dir: PathBuf,
+    _process: Process,
+}
+
+impl Lighttpd {
+    fn start(dir: &Path) -> Lighttpd {
+        let port = free_port();
+        let media = dir.join("media");
+        let dir = dir.join("lighttpd");
+        fs::create_dir_all(dir.join("root")).unwrap();
+        fs::write(
+            dir.join("root/index.html"),
+            "<!doctype html><title>MP4 cuts</title>",
+        )
+        .unwrap();
+        let (m, d) = (media.display(), dir.display());
+        let conf = format!(
+            r#"server.document-root = "{d}/root"
+server.bind = "127.0.0.1"
+server.port = {port}
+index-file.names = ("index.html")
+mimetype.assign = (".mp4" => "video/mp4", ".html" => "text/html")
+alias.url = ("/media/" => "{m}/", "/kf/" => "{m}/")
+pseudostream.extensions = (".mp4")
+pseudostream.rate = "auto 1.25"
+$HTTP["url"] =^ "/kf/" {{
+    pseudostream.mp4-cut = "keyframe"
+}}
+"#
+        );
+        let process = start_lighttpd(&dir, port, &conf);
+        Lighttpd {
+            port,
+            dir,
+            _process: process,
+        }
+    }
+}
+
+impl Host for Lighttpd {
+    fn name(&self) -> &'static str {
+        "lighttpd"
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
+        let location = if kind == Kind::Keyframe {
+            "kf"
+        } else {
+            "media"
+        };
+        Some(format!("/{location}/{file}?{}", kind.query()))
+    }
+    fn logged(&self) -> Vec<Logged> {
+        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let (target, status, bytes, range) = lighttpd_access(line)?;
+                Some(Logged {
+                    target,
+                    status,
+                    bytes,
+                    range,
                 })
             })
             .collect()
@@ -978,7 +1057,7 @@ fn print_table(cases: &[Case], figures: &[Figures]) {
 }
 
 #[test]
-#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and the module (make nginx-module), ffmpeg"]
+#[ignore = "needs Chromium and web/node_modules (scripts/setup-web.sh), nginx and lighttpd with the modules (make nginx-module lighttpd-module), ffmpeg"]
 fn mp4_cuts_play_and_seek_in_chromium() {
     check_prerequisites(&[]);
     common::require_tool("ffmpeg");
@@ -995,11 +1074,13 @@ fn mp4_cuts_play_and_seek_in_chromium() {
         eprintln!("browser-mp4: the example host has no --cut option: its keyframe cases skipped");
     }
     let nginx = Nginx::start(&dir);
+    let lighttpd = Lighttpd::start(&dir);
     let mut hosts: Vec<&dyn Host> = vec![&example];
     if let Some(kf) = &example_kf {
         hosts.push(kf);
     }
     hosts.push(&nginx);
+    hosts.push(&lighttpd);
 
     let mut cases = Vec::new();
     for host in &hosts {
@@ -1079,7 +1160,7 @@ fn mp4_cuts_play_and_seek_in_chromium() {
         started.elapsed().as_secs_f64()
     );
     drop(hosts);
-    drop((example, example_kf, nginx));
+    drop((example, example_kf, nginx, lighttpd));
     if failures.is_empty() {
         let _ = fs::remove_dir_all(&dir);
     }

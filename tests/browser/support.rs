@@ -91,3 +91,69 @@ pub fn run_driver(script: &str, args: &[String], limit: Duration) -> Result<Valu
     }
     json::parse(stdout.trim()).map_err(|e| format!("{e} in the driver's output {stdout:?}"))
 }
+
+/// A lighttpd logging every request as `"REQUEST LINE" STATUS BYTES
+/// "RANGE"` (see `lighttpd_access`) to DIR/access.log: `conf` is the rest
+/// of its configuration (document root, port, aliases, blocks), DIR holds
+/// its modules (mod_pseudostream and Debian's mod_accesslog) and logs.
+pub fn start_lighttpd(dir: &Path, port: u16, conf: &str) -> crate::common::host::Process {
+    let module = root().join("target/lighttpd-build/mod_pseudostream.so");
+    assert!(
+        module.exists(),
+        "{} missing: run `make lighttpd-module`",
+        module.display()
+    );
+    let modules = dir.join("modules");
+    fs::create_dir_all(&modules).unwrap();
+    for (link, to) in [
+        ("mod_pseudostream.so", module.as_path()),
+        (
+            "mod_accesslog.so",
+            Path::new("/usr/lib/lighttpd/mod_accesslog.so"),
+        ),
+    ] {
+        let _ = fs::remove_file(modules.join(link));
+        std::os::unix::fs::symlink(to, modules.join(link)).unwrap();
+    }
+    let d = dir.display();
+    let conf = format!(
+        "server.modules = (\"mod_alias\", \"mod_accesslog\", \"mod_pseudostream\")\n\
+         server.errorlog = \"{d}/error.log\"\n\
+         accesslog.filename = \"{d}/access.log\"\n\
+         accesslog.format = \"\\\"%r\\\" %>s %b \\\"%{{Range}}i\\\"\"\n\
+         {conf}"
+    );
+    let conf_path = dir.join("lighttpd.conf");
+    fs::write(&conf_path, conf).unwrap();
+    let child = Command::new("lighttpd")
+        .arg("-D")
+        .arg("-m")
+        .arg(&modules)
+        .arg("-f")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .expect("lighttpd (make lighttpd-module installs it)");
+    let process = crate::common::host::Process(child);
+    crate::common::host::wait_for_port(port, "lighttpd");
+    process
+}
+
+/// One line of `start_lighttpd`'s access log: (target, status, body bytes,
+/// Range header or None).
+pub fn lighttpd_access(line: &str) -> Option<(String, u16, u64, Option<String>)> {
+    let (request, rest) = line.strip_prefix('"')?.split_once("\" ")?;
+    let target = request.split(' ').nth(1)?;
+    let mut f = rest.splitn(3, ' ');
+    let status = f.next()?.parse().ok()?;
+    let bytes = f.next()?.parse().unwrap_or(0);
+    let quoted = f.next()?.strip_prefix('"')?;
+    let range = &quoted[..quoted.find('"')?];
+    Some((
+        target.to_string(),
+        status,
+        bytes,
+        (range != "-").then(|| range.to_string()),
+    ))
+}

@@ -1,0 +1,1220 @@
+/*
+ * mod_pseudostream: HTTP pseudostreaming of FLV and MP4 files for lighttpd
+ * ("movie.flv?start=...", "movie.mp4?start=12.5&end=30"), answered by
+ * libpseudostream.
+ *
+ * The library decides what to send (a prefix it builds and one range of
+ * the file), which window of it a request gets (preconditions and Range)
+ * and how that window is paced; this module turns the answer into a
+ * memory chunk and a file chunk of the request's write queue, and lets
+ * lighttpd do the rest: its stat cache, sendfile, HTTP/1.1 and HTTP/2.
+ *
+ * A paced window goes out in pieces under the library's pacing clock
+ * (ps_pacer): lighttpd calls the module's handle_subrequest while the
+ * response is written; each time, the pacer says how many bytes may be
+ * queued now, and when it says wait, a timerfd in lighttpd's event loop
+ * puts the connection back on the job list when the next piece is due.
+ * lighttpd's own server.kbytes-per-second works in one-second steps and
+ * not under HTTP/2; this one runs to the millisecond on both.
+ *
+ * A request without a query that the library would answer with the file
+ * as stored, unpaced, is left to mod_staticfile.
+ */
+
+#include "first.h"
+
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "buffer.h"
+#include "array.h"
+#include "chunk.h"
+#include "fdevent.h"
+#include "http_chunk.h"
+#include "http_date.h"
+#include "http_header.h"
+#include "log.h"
+#include "plugin.h"
+#include "request.h"
+#include "response.h"
+#include "stat_cache.h"
+
+#include <pseudostream.h>
+
+
+enum { PS_RATE_OFF, PS_RATE_FIXED, PS_RATE_AUTO };
+enum { PS_BURST_DEFAULT, PS_BURST_BYTES, PS_BURST_MS };
+
+/* a paced response queues no more while this much waits for the socket */
+#define PS_QUEUE_HIGH  (256 * 1024)
+
+
+/* The settings a ps_options is made of, as merged for a request. */
+typedef struct {
+    const array *params;        /* "start" => "pos", ... */
+    uint32_t prefix;            /* ps_prefix_mode */
+    uint32_t start_unit;        /* ps_unit */
+    uint32_t metadata;          /* ps_metadata_mode */
+    uint32_t cut;               /* ps_cut_mode */
+    uint32_t client_pacing;
+    uint32_t burst_kind;        /* PS_BURST_* */
+    uint32_t burst;             /* bytes or milliseconds of media */
+    uint32_t rate_mode;         /* PS_RATE_* */
+    uint32_t rate;              /* bytes per second, or permille of auto */
+} options_key;
+
+typedef struct {
+    const array *extensions;
+    options_key opt;
+} plugin_config;
+
+/* One ps_options per distinct merged setting, made on first use. */
+typedef struct {
+    options_key key;
+    ps_options *options;
+} options_entry;
+
+typedef struct {
+    PLUGIN_DATA;
+    plugin_config defaults;
+    plugin_config conf;
+    options_entry *options;
+    uint32_t noptions;
+} plugin_data;
+
+/* What the library made for one request. */
+typedef struct {
+    ps_request *request;
+    ps_media *media;
+    ps_plan *plan;
+    ps_pacer *pacer;
+} ps_objects;
+
+/* A paced response in progress. */
+typedef struct {
+    ps_objects ps;
+    stat_cache_entry *sce;      /* a reference held: its fd stays open */
+    const uint8_t *prefix;      /* in the plan */
+    uint64_t prefix_pos;
+    uint64_t prefix_end;
+    off_t file_pos;
+    off_t file_end;
+    uint64_t start_us;          /* CLOCK_MONOTONIC, when the body started */
+    connection *con;
+    server *srv;
+    fdnode *timer;              /* a timerfd, made on the first wait */
+} handler_ctx;
+
+
+static const char *const ps_param_names[] = {
+    "start", "end", "ib", "fs", "bstart", "bend", "ri", "rs"
+};
+
+
+static void
+ps_objects_free (ps_objects * const ps)
+{
+    ps_pacer_free(ps->pacer);
+    ps_plan_free(ps->plan);
+    ps_media_free(ps->media);
+    ps_request_free(ps->request);
+    memset(ps, 0, sizeof(*ps));
+}
+
+
+/* ---------------------------------------------------------- settings -- */
+
+INIT_FUNC(mod_pseudostream_init) {
+    return ck_calloc(1, sizeof(plugin_data));
+}
+
+
+FREE_FUNC(mod_pseudostream_free) {
+    plugin_data * const p = p_d;
+    for (uint32_t i = 0; i < p->noptions; ++i)
+        ps_options_free(p->options[i].options);
+    free(p->options);
+}
+
+
+static void
+mod_pseudostream_merge_config_cpv (plugin_config * const pconf,
+                                   const config_plugin_value_t * const cpv)
+{
+    switch (cpv->k_id) { /* index into static config_plugin_keys_t cpk[] */
+      case 0: /* pseudostream.extensions */
+        pconf->extensions = cpv->v.a;
+        break;
+      case 1: /* pseudostream.prefix */
+        pconf->opt.prefix = cpv->v.u;
+        break;
+      case 2: /* pseudostream.start-unit */
+        pconf->opt.start_unit = cpv->v.u;
+        break;
+      case 3: /* pseudostream.metadata */
+        pconf->opt.metadata = cpv->v.u;
+        break;
+      case 4: /* pseudostream.mp4-cut */
+        pconf->opt.cut = cpv->v.u;
+        break;
+      case 5: /* pseudostream.params */
+        pconf->opt.params = cpv->v.a;
+        break;
+      case 6: /* pseudostream.burst */
+        pconf->opt.burst_kind = cpv->v.u2[0];
+        pconf->opt.burst = cpv->v.u2[1];
+        break;
+      case 7: /* pseudostream.rate */
+        pconf->opt.rate_mode = cpv->v.u2[0];
+        pconf->opt.rate = cpv->v.u2[1];
+        break;
+      case 8: /* pseudostream.client-pacing */
+        pconf->opt.client_pacing = cpv->v.u;
+        break;
+      default: /* server-wide keys, applied once */
+        return;
+    }
+}
+
+
+static void
+mod_pseudostream_merge_config (plugin_config * const pconf,
+                               const config_plugin_value_t *cpv)
+{
+    do {
+        mod_pseudostream_merge_config_cpv(pconf, cpv);
+    } while ((++cpv)->k_id != -1);
+}
+
+
+static void
+mod_pseudostream_patch_config (request_st * const r, plugin_data * const p)
+{
+    p->conf = p->defaults;
+    for (int i = 1, used = p->nconfig; i < used; ++i) {
+        if (config_check_cond(r, (uint32_t)p->cvlist[i].k_id))
+            mod_pseudostream_merge_config(&p->conf,
+                                          p->cvlist + p->cvlist[i].v.u2[0]);
+    }
+}
+
+
+/* "1024", "512k", "8m", "1g" (powers of 1024), as nginx sizes read */
+
+static int
+ps_parse_size (const char *s, uint64_t * const out)
+{
+    char *end;
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned int shift = 0;
+    switch (*end) {
+      case 'k': case 'K': shift = 10; ++end; break;
+      case 'm': case 'M': shift = 20; ++end; break;
+      case 'g': case 'G': shift = 30; ++end; break;
+      default: break;
+    }
+    if (*end != '\0' || v > (UINT64_MAX >> shift)) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+
+/* a burst: a size in bytes, or media time as "3s" or "1500ms" */
+
+static int
+ps_parse_burst (const char *s, uint32_t u2[2])
+{
+    char *end;
+    uint64_t bytes;
+    if (0 == ps_parse_size(s, &bytes)) {
+        if (bytes > UINT32_MAX) return -1;
+        u2[0] = PS_BURST_BYTES;
+        u2[1] = (uint32_t)bytes;
+        return 0;
+    }
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno) return -1;
+    if (0 == strcmp(end, "ms")) {
+        /* as given */
+    }
+    else if (0 == strcmp(end, "s") && v <= UINT32_MAX / 1000)
+        v *= 1000;
+    else
+        return -1;
+    if (v > UINT32_MAX) return -1;
+    u2[0] = PS_BURST_MS;
+    u2[1] = (uint32_t)v;
+    return 0;
+}
+
+
+/* a rate: "off", a size per second, "auto" or "auto <factor>" (e.g. 1.25) */
+
+static int
+ps_parse_rate (const char *s, uint32_t u2[2])
+{
+    uint64_t bytes;
+    if (0 == strcmp(s, "off")) {
+        u2[0] = PS_RATE_OFF;
+        u2[1] = 0;
+        return 0;
+    }
+    if (0 == strncmp(s, "auto", 4) && (s[4] == '\0' || s[4] == ' ')) {
+        uint32_t permille = 1250;   /* the library's usual 1.25x */
+        if (s[4] == ' ') {
+            const char *f = s + 5;
+            uint32_t whole = 0, frac = 0, scale = 1000, digits = 0;
+            while (*f == ' ') ++f;
+            for (; *f >= '0' && *f <= '9'; ++f, ++digits) {
+                whole = whole * 10 + (uint32_t)(*f - '0');
+                if (whole > 100) return -1;
+            }
+            if (*f == '.') {
+                for (++f; *f >= '0' && *f <= '9'; ++f, ++digits) {
+                    if (scale == 1) return -1;  /* at most 3 decimals */
+                    scale /= 10;
+                    frac += (uint32_t)(*f - '0') * scale;
+                }
+            }
+            if (*f != '\0' || 0 == digits) return -1;
+            permille = whole * 1000 + frac;
+            if (0 == permille || permille > 100000) return -1;
+        }
+        u2[0] = PS_RATE_AUTO;
+        u2[1] = permille;
+        return 0;
+    }
+    if (0 != ps_parse_size(s, &bytes) || bytes > UINT32_MAX) return -1;
+    u2[0] = bytes ? PS_RATE_FIXED : PS_RATE_OFF;
+    u2[1] = (uint32_t)bytes;
+    return 0;
+}
+
+
+static int
+ps_parse_word (const char *s, const char *const *words, uint32_t n,
+               uint32_t * const out)
+{
+    for (uint32_t i = 0; i < n; ++i) {
+        if (0 == strcmp(s, words[i])) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+
+/* "start" => "pos": known parameters renamed to names a query can carry */
+
+static int
+ps_check_params (server * const srv, const array * const a)
+{
+    for (uint32_t i = 0; i < a->used; ++i) {
+        const data_string * const ds = (const data_string *)a->data[i];
+        uint32_t id;
+        if (0 != ps_parse_word(ds->key.ptr, ps_param_names,
+                               sizeof(ps_param_names)/sizeof(*ps_param_names),
+                               &id)) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "pseudostream.params: unknown parameter \"%s\" (start, end, "
+              "ib, fs, bstart, bend, ri, rs)", ds->key.ptr);
+            return -1;
+        }
+        /* "" turns the parameter off */
+        const char *v = buffer_is_blank(&ds->value) ? "" : ds->value.ptr;
+        if (strpbrk(v, " \t&=#?%+")) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "pseudostream.params: invalid query parameter name \"%s\"", v);
+            return -1;
+        }
+        for (uint32_t j = 0; j < i; ++j) {
+            if (buffer_is_equal(&((const data_string *)a->data[j])->key,
+                                &ds->key)) {
+                log_error(srv->errh, __FILE__, __LINE__,
+                  "pseudostream.params: duplicate parameter \"%s\"",
+                  ds->key.ptr);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+SETDEFAULTS_FUNC(mod_pseudostream_set_defaults) {
+    static const config_plugin_keys_t cpk[] = {
+      { CONST_STR_LEN("pseudostream.extensions"),
+        T_CONFIG_ARRAY_VLIST,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.prefix"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.start-unit"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.metadata"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.mp4-cut"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.params"),
+        T_CONFIG_ARRAY_KVSTRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.burst"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.rate"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.client-pacing"),
+        T_CONFIG_BOOL,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("pseudostream.index-cache"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("pseudostream.mp4-max-moov-size"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_SERVER }
+     ,{ NULL, 0,
+        T_CONFIG_UNSET,
+        T_CONFIG_SCOPE_UNSET }
+    };
+    static const char *const prefixes[] = { "none", "header", "init", "full" };
+    static const char *const units[] = { "bytes", "seconds" };
+    static const char *const metadata[] = { "off", "missing", "always" };
+    static const char *const cuts[] = { "exact", "keyframe" };
+
+    plugin_data * const p = p_d;
+    if (!config_plugin_values_init(srv, p, cpk, "mod_pseudostream"))
+        return HANDLER_ERROR;
+
+    /* words and sizes are read once, here; a request merges numbers */
+    /* (the global block's list is empty when it sets nothing here) */
+    for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
+        config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
+        for (; -1 != cpv->k_id; ++cpv) {
+            const char *s = NULL;
+            const char *const *words = NULL;
+            uint32_t nwords = 0, word;
+            uint64_t size;
+            ps_status st;
+
+            if (cpv->vtype == T_CONFIG_LOCAL) continue; /* read already */
+            if (cpv->vtype == T_CONFIG_STRING)
+                s = buffer_is_blank(cpv->v.b) ? "" : cpv->v.b->ptr;
+
+            switch (cpv->k_id) {
+              case 1: words = prefixes; nwords = 4; break;
+              case 2: words = units;    nwords = 2; break;
+              case 3: words = metadata; nwords = 3; break;
+              case 4: words = cuts;     nwords = 2; break;
+              case 5:
+                if (0 != ps_check_params(srv, cpv->v.a)) return HANDLER_ERROR;
+                continue;
+              case 6:
+                if (0 != ps_parse_burst(s, cpv->v.u2)) {
+                    log_error(srv->errh, __FILE__, __LINE__,
+                      "pseudostream.burst: \"%s\" is not a size (\"256k\") "
+                      "or media time (\"3s\", \"1500ms\")", s);
+                    return HANDLER_ERROR;
+                }
+                cpv->vtype = T_CONFIG_LOCAL;
+                continue;
+              case 7:
+                if (0 != ps_parse_rate(s, cpv->v.u2)) {
+                    log_error(srv->errh, __FILE__, __LINE__,
+                      "pseudostream.rate: \"%s\" is not \"off\", a size per "
+                      "second (\"100k\") or \"auto\" (\"auto 1.5\")", s);
+                    return HANDLER_ERROR;
+                }
+                cpv->vtype = T_CONFIG_LOCAL;
+                continue;
+              case 9:
+              case 10:
+                if (0 != ps_parse_size(s, &size)) {
+                    log_error(srv->errh, __FILE__, __LINE__,
+                      "%s: \"%s\" is not a size (\"64m\")",
+                      cpk[cpv->k_id].k, s);
+                    return HANDLER_ERROR;
+                }
+                /* process-wide; lighttpd's workers fork after this */
+                st = (cpv->k_id == 9)
+                  ? ps_cache_set_capacity(size)
+                  : ps_mp4_set_moov_limit(size);
+                if (st != PS_OK) {
+                    log_error(srv->errh, __FILE__, __LINE__,
+                      "%s: %s", cpk[cpv->k_id].k, ps_last_error());
+                    return HANDLER_ERROR;
+                }
+                continue;
+              default:
+                continue;
+            }
+
+            if (0 != ps_parse_word(s, words, nwords, &word)) {
+                buffer * const tb = srv->tmp_buf;
+                buffer_clear(tb);
+                for (uint32_t w = 0; w < nwords; ++w) {
+                    buffer_append_string(tb, w ? ", \"" : "\"");
+                    buffer_append_string(tb, words[w]);
+                    buffer_append_string_len(tb, CONST_STR_LEN("\""));
+                }
+                log_error(srv->errh, __FILE__, __LINE__,
+                  "%s: \"%s\" is not one of %s", cpk[cpv->k_id].k, s, tb->ptr);
+                return HANDLER_ERROR;
+            }
+            cpv->v.u = word;
+            cpv->vtype = T_CONFIG_LOCAL;
+        }
+    }
+
+    /* the library's defaults, and nginx module's */
+    memset(&p->defaults, 0, sizeof(p->defaults));
+    p->defaults.opt.prefix = PS_PREFIX_INIT;
+    p->defaults.opt.start_unit = PS_UNIT_BYTES;
+    p->defaults.opt.metadata = PS_METADATA_MISSING;
+    p->defaults.opt.cut = PS_CUT_EXACT;
+    p->defaults.opt.client_pacing = 1;
+    p->defaults.opt.burst_kind = PS_BURST_DEFAULT;
+    p->defaults.opt.rate_mode = PS_RATE_OFF;
+
+    if (p->nconfig > 0 && p->cvlist->v.u2[1]) {
+        const config_plugin_value_t *cpv = p->cvlist + p->cvlist->v.u2[0];
+        if (-1 != cpv->k_id)
+            mod_pseudostream_merge_config(&p->defaults, cpv);
+    }
+
+    return HANDLER_GO_ON;
+}
+
+
+static int
+options_key_eq (const options_key * const a, const options_key * const b)
+{
+    return a->params == b->params
+        && a->prefix == b->prefix
+        && a->start_unit == b->start_unit
+        && a->metadata == b->metadata
+        && a->cut == b->cut
+        && a->client_pacing == b->client_pacing
+        && a->burst_kind == b->burst_kind
+        && a->burst == b->burst
+        && a->rate_mode == b->rate_mode
+        && a->rate == b->rate;
+}
+
+
+static ps_options *
+ps_options_make (const options_key * const k)
+{
+    ps_options *o;
+    ps_status st = ps_options_new(&o);
+    if (st != PS_OK) return NULL;
+
+    st = ps_options_set_prefix_mode(o, k->prefix);
+    if (st == PS_OK) st = ps_options_set_start_unit(o, k->start_unit);
+    if (st == PS_OK) st = ps_options_set_metadata(o, k->metadata);
+    if (st == PS_OK) st = ps_options_set_cut_mode(o, k->cut);
+    if (st == PS_OK) st = ps_options_set_client_pacing(o, k->client_pacing);
+
+    for (uint32_t i = 0; k->params && i < k->params->used && st == PS_OK; ++i) {
+        const data_string * const ds = (const data_string *)k->params->data[i];
+        uint32_t id = 0;
+        ps_parse_word(ds->key.ptr, ps_param_names,
+                      sizeof(ps_param_names)/sizeof(*ps_param_names), &id);
+        st = ps_options_set_param_name(o, id, buffer_is_blank(&ds->value)
+                                              ? "" : ds->value.ptr);
+    }
+
+    if (st == PS_OK && k->burst_kind == PS_BURST_BYTES)
+        st = ps_options_set_burst_bytes(o, k->burst);
+    if (st == PS_OK && k->burst_kind == PS_BURST_MS)
+        st = ps_options_set_burst_ms(o, k->burst);
+
+    if (st == PS_OK) {
+        switch (k->rate_mode) {
+          case PS_RATE_FIXED: st = ps_options_set_rate(o, k->rate); break;
+          case PS_RATE_AUTO:  st = ps_options_set_rate_auto(o, k->rate); break;
+          default:            st = ps_options_set_rate(o, 0); break;
+        }
+    }
+
+    if (st != PS_OK) {
+        ps_options_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+
+/* the request's options: made once per distinct setting, then shared */
+
+static ps_options *
+mod_pseudostream_options (request_st * const r, plugin_data * const p)
+{
+    for (uint32_t i = 0; i < p->noptions; ++i) {
+        if (options_key_eq(&p->options[i].key, &p->conf.opt))
+            return p->options[i].options;
+    }
+
+    ps_options * const o = ps_options_make(&p->conf.opt);
+    if (NULL == o) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "pseudostream settings refused: %s", ps_last_error());
+        return NULL;
+    }
+
+    if (0 == (p->noptions & 7))
+        ck_realloc_u32((void **)&p->options, p->noptions, 8,
+                       sizeof(*p->options));
+    p->options[p->noptions].key = p->conf.opt;
+    p->options[p->noptions].options = o;
+    ++p->noptions;
+    return o;
+}
+
+
+/* ---------------------------------------------------------- requests -- */
+
+/*
+ * An error answer with its own headers (Content-Range of a 416, Allow of a
+ * 405) and no body: lighttpd's error document would drop the headers, as
+ * it does unless the request has a handler.
+ */
+
+static handler_t
+mod_pseudostream_bodyless (request_st * const r, const plugin_data * const p,
+                           int status)
+{
+    r->http_status = status;
+    r->handler_module = p->self;
+    r->resp_body_finished = 1;
+    return HANDLER_FINISHED;
+}
+
+
+/*
+ * Ends the request with the library's status for a failed call, and logs
+ * why: always for what needs the administrator (403, 415, 500), with
+ * debug.log-request-handling for clients' mistakes (400, 416).
+ */
+
+static handler_t
+mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
+                       const char * const call, ps_status st)
+{
+    int status = (int)ps_status_http(st);
+    int always = 1;
+
+    switch (status) {
+      case 400:
+      case 416:
+        always = 0;
+        break;
+      case 403:
+      case 404:
+      case 415:
+        break;
+      default:
+        status = 500;
+        break;
+    }
+
+    if (always || r->conf.log_request_handling) {
+        const char *detail = ps_last_error();
+        if (NULL == detail || '\0' == *detail) detail = ps_strerror(st);
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "%s() for %s failed (%d): %s",
+          call, r->physical.path.ptr, status, detail);
+    }
+
+    if (status == 416) return mod_pseudostream_bodyless(r, p, status);
+    r->http_status = status;
+    r->handler_module = NULL;
+    return HANDLER_FINISHED;
+}
+
+
+static void
+mod_pseudostream_unsatisfiable (request_st * const r, uint64_t length)
+{
+    buffer * const vb =
+      http_header_response_set_ptr(r, HTTP_HEADER_CONTENT_RANGE,
+                                   CONST_STR_LEN("Content-Range"));
+    buffer_append_string_len(vb, CONST_STR_LEN("bytes */"));
+    buffer_append_int(vb, (intmax_t)length);
+}
+
+
+static const char *
+ps_request_header (const request_st * const r, enum http_header_e id,
+                   const char * const k, uint32_t klen)
+{
+    const buffer * const vb = http_header_request_get(r, id, k, klen);
+    return vb ? vb->ptr : NULL;
+}
+
+
+/*
+ * If-Unmodified-Since and If-Modified-Since in RFC 9110 order around the
+ * library's answer (it has evaluated If-Match, If-None-Match, If-Range and
+ * Range): each is ignored when its entity-tag counterpart was sent or it
+ * is not a valid date.
+ */
+
+static uint32_t
+mod_pseudostream_test_dates (const request_st * const r, uint32_t status,
+                             unix_time64_t mtime)
+{
+    const buffer *vb;
+
+    if (status != 412
+        && !light_btst(r->rqst_htags, HTTP_HEADER_IF_MATCH)
+        && (vb = http_header_request_get(r, HTTP_HEADER_IF_UNMODIFIED_SINCE,
+                                         CONST_STR_LEN("If-Unmodified-Since")))
+        /* a date at all: the epoch is not later than a valid one */
+        && !http_date_if_modified_since(BUF_PTR_LEN(vb), 0)
+        && http_date_if_modified_since(BUF_PTR_LEN(vb), mtime))
+        return 412;
+
+    if ((status == 200 || status == 206 || status == 416)
+        && !light_btst(r->rqst_htags, HTTP_HEADER_IF_NONE_MATCH)
+        && (vb = http_header_request_get(r, HTTP_HEADER_IF_MODIFIED_SINCE,
+                                         CONST_STR_LEN("If-Modified-Since")))
+        && !http_date_if_modified_since(BUF_PTR_LEN(vb), 0)
+        && !http_date_if_modified_since(BUF_PTR_LEN(vb), mtime))
+        return 304;
+
+    return status;
+}
+
+
+static uint64_t
+ps_monotonic_us (void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+
+static void
+handler_ctx_free (handler_ctx * const hctx)
+{
+    if (hctx->timer) {
+        fdevents * const ev = hctx->srv->ev;
+        fdevent_fdnode_event_del(ev, hctx->timer);
+        fdevent_sched_close(ev, hctx->timer); /* closes it, counts it */
+    }
+    if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
+    ps_objects_free(&hctx->ps);
+    free(hctx);
+}
+
+
+static handler_t
+mod_pseudostream_timer (void *ctx, int revents)
+{
+    handler_ctx * const hctx = ctx;
+    uint64_t expirations;
+    UNUSED(revents);
+    while (read(hctx->timer->fd, &expirations,
+                sizeof(expirations)) > 0) ;
+    joblist_append(hctx->con);
+    return HANDLER_FINISHED;
+}
+
+
+/* wakes the connection in `wait_us` (one timerfd per paced response) */
+
+static int
+mod_pseudostream_wait (request_st * const r, handler_ctx * const hctx,
+                       uint64_t wait_us)
+{
+    if (NULL == hctx->timer) {
+        const int fd = timerfd_create(CLOCK_MONOTONIC,
+                                      TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fd < 0) {
+            log_perror(r->conf.errh, __FILE__, __LINE__, "timerfd_create()");
+            return -1;
+        }
+        ++hctx->srv->cur_fds;
+        hctx->timer = fdevent_register(hctx->srv->ev, fd,
+                                       mod_pseudostream_timer, hctx);
+        fdevent_fdnode_event_set(hctx->srv->ev, hctx->timer, FDEVENT_IN);
+    }
+
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (wait_us == 0) wait_us = 1;
+    if (wait_us > 86400000000ull) wait_us = 86400000000ull;
+    its.it_value.tv_sec = (time_t)(wait_us / 1000000u);
+    its.it_value.tv_nsec = (long)(wait_us % 1000000u) * 1000;
+    if (0 != timerfd_settime(hctx->timer->fd, 0, &its,
+                             NULL)) {
+        log_perror(r->conf.errh, __FILE__, __LINE__, "timerfd_settime()");
+        return -1;
+    }
+    return 0;
+}
+
+
+/*
+ * Queues what the pacer allows now, and sets the timer for the next
+ * piece. Called when the response starts and then each time lighttpd
+ * runs the request while writing it: after the socket took data, when
+ * the timer fired, for HTTP/2 on each pass over the connection's streams.
+ */
+
+static handler_t
+mod_pseudostream_pace (request_st * const r, handler_ctx * const hctx)
+{
+    /* the header goes now, with or without a burst */
+    r->resp_body_started = 1;
+
+    for (;;) {
+        const uint64_t want = (hctx->prefix_end - hctx->prefix_pos)
+                            + (uint64_t)(hctx->file_end - hctx->file_pos);
+        uint64_t allowed, wait_us;
+
+        if (0 == want) {
+            r->resp_body_finished = 1;
+            return HANDLER_FINISHED;
+        }
+
+        /* a slow client: the connection calls again as the queue drains */
+        if (chunkqueue_length(&r->write_queue) >= PS_QUEUE_HIGH)
+            return HANDLER_WAIT_FOR_EVENT;
+
+        ps_status st = ps_pacer_allow(hctx->ps.pacer,
+                                      ps_monotonic_us() - hctx->start_us,
+                                      want, &allowed, &wait_us);
+        if (st != PS_OK) {
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "ps_pacer_allow() failed: %s", ps_last_error());
+            return HANDLER_ERROR;
+        }
+
+        if (0 == allowed) {
+            /* kept armed while data remains: HTTP/2 calls only on events */
+            return 0 == mod_pseudostream_wait(r, hctx, wait_us)
+              ? HANDLER_WAIT_FOR_EVENT
+              : HANDLER_ERROR;
+        }
+
+        if (allowed > want) allowed = want;
+
+        uint64_t n = hctx->prefix_end - hctx->prefix_pos;
+        if (n > allowed) n = allowed;
+        if (n) {
+            http_chunk_append_mem(r, (const char *)hctx->prefix
+                                     + hctx->prefix_pos, (size_t)n);
+            hctx->prefix_pos += n;
+        }
+        if (allowed > n) {
+            http_chunk_append_file_ref_range(r, hctx->sce, hctx->file_pos,
+                                             (off_t)(allowed - n));
+            hctx->file_pos += (off_t)(allowed - n);
+        }
+
+        st = ps_pacer_consume(hctx->ps.pacer, allowed);
+        if (st != PS_OK) {
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "ps_pacer_consume() failed: %s", ps_last_error());
+            return HANDLER_ERROR;
+        }
+    }
+}
+
+
+/*
+ * Headers of a 200 or 206 answer, and of 304: the library's ETag, the
+ * file's Last-Modified, the plan's Content-Type (or lighttpd's by
+ * extension), Content-Length and Content-Range.
+ */
+
+static int
+mod_pseudostream_headers (request_st * const r, const ps_plan * const plan,
+                          const ps_response * const resp,
+                          stat_cache_entry * const sce, const int ranges)
+{
+    const char *etag, *type;
+    char range[128];
+    size_t len;
+
+    if (ps_plan_etag(plan, &etag) != PS_OK) return -1;
+    http_header_response_set(r, HTTP_HEADER_ETAG, CONST_STR_LEN("ETag"),
+                             etag, strlen(etag));
+    http_response_set_last_modified(r, sce->st.st_mtime);
+
+    if (resp->status == 304) return 0;
+
+    if (ps_plan_content_type(plan, &type) == PS_OK) {
+        http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                                 CONST_STR_LEN("Content-Type"),
+                                 type, strlen(type));
+    }
+    else {
+        const buffer * const ct = stat_cache_content_type_get(sce, r);
+        if (ct && !buffer_is_blank(ct))
+            http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                                     CONST_STR_LEN("Content-Type"),
+                                     BUF_PTR_LEN(ct));
+        else
+            http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                                     CONST_STR_LEN("Content-Type"),
+                                     CONST_STR_LEN("application/octet-stream"));
+    }
+
+    buffer_append_int(
+      http_header_response_set_ptr(r, HTTP_HEADER_CONTENT_LENGTH,
+                                   CONST_STR_LEN("Content-Length")),
+      (intmax_t)resp->length);
+
+    if (resp->status == 206) {
+        if (ps_plan_content_range(plan, resp, range, sizeof(range), &len)
+            != PS_OK)
+            return -1;
+        http_header_response_set(r, HTTP_HEADER_CONTENT_RANGE,
+                                 CONST_STR_LEN("Content-Range"), range,
+                                 (uint32_t)len);
+    }
+    else if (ranges) {
+        http_header_response_set(r, HTTP_HEADER_ACCEPT_RANGES,
+                                 CONST_STR_LEN("Accept-Ranges"),
+                                 CONST_STR_LEN("bytes"));
+    }
+    return 0;
+}
+
+
+/*
+ * Answers a request with the library: its plan, its answer to the
+ * preconditions and Range, its pacing. HANDLER_GO_ON without a handler
+ * leaves the request to mod_staticfile (no query, the file as stored).
+ */
+
+static handler_t
+mod_pseudostream_plan (request_st * const r, plugin_data * const p,
+                       stat_cache_entry * const sce, const int has_query)
+{
+    ps_objects ps;
+    ps_status st;
+    ps_plan_info info;
+    ps_response resp;
+    ps_slice slice;
+    const uint8_t *prefix;
+    size_t prefix_len;
+    handler_t rc;
+
+    memset(&ps, 0, sizeof(ps));
+
+    ps_options * const options = mod_pseudostream_options(r, p);
+    if (NULL == options) {
+        r->http_status = 500;
+        r->handler_module = NULL;
+        return HANDLER_FINISHED;
+    }
+
+    if (has_query) {
+        st = ps_request_parse(options, r->uri.query.ptr,
+                              buffer_clen(&r->uri.query), &ps.request);
+        if (st != PS_OK)
+            return mod_pseudostream_fail(r, p, "ps_request_parse", st);
+    }
+
+    /*
+     * The library borrows the stat cache's descriptor (no dup, no fstat);
+     * the entry is referenced for as long as the media lives.
+     */
+    st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
+                                   (uint64_t)sce->st.st_dev,
+                                   (uint64_t)sce->st.st_ino,
+                                   (int64_t)sce->st.st_mtim.tv_sec * 1000000000
+                                     + sce->st.st_mtim.tv_nsec,
+                                   &ps.media);
+    if ((st == PS_ERR_UNSUPPORTED_FORMAT || st == PS_ERR_MALFORMED_MEDIA)
+        && !has_query) {
+        /* nothing to seek in, nothing to rewrite: served as stored */
+        if (r->conf.log_request_handling)
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "%s served as stored: %s", r->physical.path.ptr,
+              ps_last_error());
+        ps_objects_free(&ps);
+        return HANDLER_GO_ON;
+    }
+    if (st != PS_OK) {
+        rc = mod_pseudostream_fail(r, p, "ps_media_open_fd_borrowed", st);
+        ps_objects_free(&ps);
+        return rc;
+    }
+
+    st = ps_plan_new(ps.media, options, ps.request, &ps.plan);
+    if (st != PS_OK) {
+        if (st == PS_ERR_RANGE_NOT_SATISFIABLE)
+            mod_pseudostream_unsatisfiable(r, (uint64_t)sce->st.st_size);
+        rc = mod_pseudostream_fail(r, p, "ps_plan_new", st);
+        ps_objects_free(&ps);
+        return rc;
+    }
+
+    st = ps_plan_get_info(ps.plan, &info);
+    if (st == PS_OK && !has_query && info.whole_file
+        && 0 == info.rate_bytes_per_s) {
+        ps_objects_free(&ps);
+        return HANDLER_GO_ON;
+    }
+    if (st == PS_OK) st = ps_plan_prefix(ps.plan, &prefix, &prefix_len);
+    if (st != PS_OK) {
+        rc = mod_pseudostream_fail(r, p, "ps_plan_get_info", st);
+        ps_objects_free(&ps);
+        return rc;
+    }
+    if (prefix_len != info.prefix_length || info.file_from > info.file_to
+        || info.file_to > (uint64_t)sce->st.st_size) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "pseudostream plan of %s does not fit the file",
+          r->physical.path.ptr);
+        ps_objects_free(&ps);
+        r->http_status = 500;
+        r->handler_module = NULL;
+        return HANDLER_FINISHED;
+    }
+
+    /*
+     * the library evaluates the entity tags and Range (unless the server
+     * has server.range-requests disabled); the module the dates
+     */
+    const int ranges = r->conf.range_requests;
+    st = ps_plan_respond(ps.plan,
+                         !ranges ? NULL
+                         : ps_request_header(r, HTTP_HEADER_RANGE,
+                                             CONST_STR_LEN("Range")),
+                         ps_request_header(r, HTTP_HEADER_IF_MATCH,
+                                           CONST_STR_LEN("If-Match")),
+                         ps_request_header(r, HTTP_HEADER_IF_NONE_MATCH,
+                                           CONST_STR_LEN("If-None-Match")),
+                         !ranges ? NULL
+                         : ps_request_header(r, HTTP_HEADER_IF_RANGE,
+                                             CONST_STR_LEN("If-Range")),
+                         &resp);
+    if (st != PS_OK) {
+        rc = mod_pseudostream_fail(r, p, "ps_plan_respond", st);
+        ps_objects_free(&ps);
+        return rc;
+    }
+
+    const uint32_t status =
+      mod_pseudostream_test_dates(r, resp.status, sce->st.st_mtime);
+    if (status != resp.status) {
+        memset(&resp, 0, sizeof(resp));
+        resp.status = status;
+    }
+
+    /* lighttpd must not apply Range to the body the module built */
+    r->conf.range_requests = 0;
+    r->handler_module = NULL;
+
+    switch (resp.status) {
+      case 200:
+      case 206:
+      case 304:
+        break;
+      case 416:
+        mod_pseudostream_unsatisfiable(r, info.length);
+        ps_objects_free(&ps);
+        return mod_pseudostream_bodyless(r, p, 416);
+      default: /* 412 */
+        r->http_status = (int)resp.status;
+        ps_objects_free(&ps);
+        return HANDLER_FINISHED;
+    }
+
+    if (0 != mod_pseudostream_headers(r, ps.plan, &resp, sce, ranges)) {
+        rc = mod_pseudostream_fail(r, p, "ps_plan_etag", PS_ERR_INVALID_ARG);
+        ps_objects_free(&ps);
+        return rc;
+    }
+    r->http_status = (int)resp.status;
+
+    if (resp.status == 304 || r->http_method == HTTP_METHOD_HEAD
+        || 0 == resp.length) {
+        r->resp_body_finished = 1;
+        ps_objects_free(&ps);
+        return HANDLER_FINISHED;
+    }
+
+    st = ps_plan_slice(ps.plan, resp.first, resp.length, &slice);
+    if (st != PS_OK || slice.prefix_from > slice.prefix_to
+        || slice.prefix_to > prefix_len || slice.file_from > slice.file_to
+        || slice.file_to > (uint64_t)sce->st.st_size) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "pseudostream slice of %s does not fit the file",
+          r->physical.path.ptr);
+        ps_objects_free(&ps);
+        http_response_body_clear(r, 0);
+        r->http_status = 500;
+        return HANDLER_FINISHED;
+    }
+
+    if (0 == resp.rate_bytes_per_s) {
+        /* all at once: the prefix part copied, the file part by sendfile */
+        if (slice.prefix_to > slice.prefix_from)
+            http_chunk_append_mem(r, (const char *)prefix + slice.prefix_from,
+                                  (size_t)(slice.prefix_to - slice.prefix_from));
+        if (slice.file_to > slice.file_from)
+            http_chunk_append_file_ref_range(r, sce, (off_t)slice.file_from,
+                                             (off_t)(slice.file_to
+                                                     - slice.file_from));
+        r->resp_body_finished = 1;
+        ps_objects_free(&ps);
+        return HANDLER_FINISHED;
+    }
+
+    /* paced: this module's handle_subrequest writes the body */
+    st = ps_pacer_new(resp.burst_bytes, resp.rate_bytes_per_s, &ps.pacer);
+    if (st == PS_OK)
+        st = ps_pacer_align_file_pages(ps.pacer,
+                                       slice.prefix_to - slice.prefix_from,
+                                       slice.file_from,
+                                       (uint64_t)sysconf(_SC_PAGESIZE));
+    if (st != PS_OK) {
+        http_response_body_clear(r, 0);
+        rc = mod_pseudostream_fail(r, p, "ps_pacer_new", st);
+        ps_objects_free(&ps);
+        return rc;
+    }
+
+    handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
+    hctx->ps = ps;
+    hctx->sce = sce;
+    stat_cache_entry_refchg(sce, 1);
+    hctx->prefix = prefix;
+    hctx->prefix_pos = slice.prefix_from;
+    hctx->prefix_end = slice.prefix_to;
+    hctx->file_pos = (off_t)slice.file_from;
+    hctx->file_end = (off_t)slice.file_to;
+    hctx->start_us = ps_monotonic_us();
+    hctx->con = r->con;
+    hctx->srv = r->con->srv;
+
+    r->plugin_ctx[p->id] = hctx;
+    r->handler_module = p->self;
+    /* the header goes before the body is complete (HTTP/1.1 and 2) */
+    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
+    return HANDLER_GO_ON;
+}
+
+
+URIHANDLER_FUNC(mod_pseudostream_subrequest_start) {
+    plugin_data * const p = p_d;
+
+    if (NULL != r->handler_module) return HANDLER_GO_ON;
+
+    mod_pseudostream_patch_config(r, p);
+    if (NULL == p->conf.extensions
+        || NULL == array_match_value_suffix(p->conf.extensions,
+                                            &r->physical.path))
+        return HANDLER_GO_ON;
+
+    switch (r->http_method) {
+      case HTTP_METHOD_GET:
+      case HTTP_METHOD_HEAD:
+        break;
+      case HTTP_METHOD_OPTIONS:
+        return HANDLER_GO_ON;
+      default:
+        http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
+                                 CONST_STR_LEN("GET, HEAD"));
+        return mod_pseudostream_bodyless(r, p, 405);
+    }
+
+    stat_cache_entry * const sce =
+      stat_cache_get_entry_open(&r->physical.path, r->conf.follow_symlink);
+    if (NULL == sce) {
+        r->http_status = (errno == ENOENT || errno == ENOTDIR) ? 404 : 403;
+        return HANDLER_FINISHED;
+    }
+    if (!S_ISREG(sce->st.st_mode)) return HANDLER_GO_ON;
+
+    const int has_query = !buffer_is_blank(&r->uri.query);
+
+    /*
+     * without a query, the library is asked only where its answer can
+     * differ from the file as stored: pacing or rewritten metadata
+     */
+    if (!has_query && p->conf.opt.rate_mode == PS_RATE_OFF
+        && p->conf.opt.metadata == PS_METADATA_OFF)
+        return HANDLER_GO_ON;
+
+    if (sce->fd < 0) {
+        if (0 == sce->st.st_size) {
+            /* the stat cache opens no empty file: nothing to seek in */
+            if (!has_query) return HANDLER_GO_ON;
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "%s is empty: no media to seek in", r->physical.path.ptr);
+            r->http_status = 415;
+            return HANDLER_FINISHED;
+        }
+        r->http_status = (errno == ENOENT) ? 404 : 403;
+        log_perror(r->conf.errh, __FILE__, __LINE__,
+          "open() %s failed", r->physical.path.ptr);
+        return HANDLER_FINISHED;
+    }
+
+    return mod_pseudostream_plan(r, p, sce, has_query);
+}
+
+
+SUBREQUEST_FUNC(mod_pseudostream_subrequest) {
+    plugin_data * const p = p_d;
+    handler_ctx * const hctx = r->plugin_ctx[p->id];
+    if (NULL == hctx) return HANDLER_GO_ON; /* not ours */
+    return mod_pseudostream_pace(r, hctx);
+}
+
+
+/* after the response, or when the client went away: nothing left behind */
+
+REQUEST_FUNC(mod_pseudostream_reset) {
+    plugin_data * const p = p_d;
+    handler_ctx * const hctx = r->plugin_ctx[p->id];
+    if (NULL == hctx) return HANDLER_GO_ON;
+    r->plugin_ctx[p->id] = NULL;
+    handler_ctx_free(hctx);
+    return HANDLER_GO_ON;
+}
+
+
+__attribute_cold__
+int mod_pseudostream_plugin_init (plugin *p);
+int mod_pseudostream_plugin_init (plugin *p)
+{
+    p->version = LIGHTTPD_VERSION_ID;
+    p->name = "pseudostream";
+
+    p->init = mod_pseudostream_init;
+    p->cleanup = mod_pseudostream_free;
+    p->set_defaults = mod_pseudostream_set_defaults;
+    p->handle_subrequest_start = mod_pseudostream_subrequest_start;
+    p->handle_subrequest = mod_pseudostream_subrequest;
+    p->handle_request_reset = mod_pseudostream_reset;
+
+    return 0;
+}
