@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Benchmark: mod_pseudostream against lighttpd's own static file serving
+# (mod_staticfile answering Range requests), side by side in one lighttpd
+# (one process, same file, same keyframes), driven by wrk on loopback.
+# Prints requests/s and throughput for each and their ratios (median of
+# ROUNDS rounds, each starting with the next variant, and median of the
+# per-round paired ratios), with the index cache warm.
+#
+#   scripts/bench-lighttpd.sh [SECONDS_PER_RUN] [ROUNDS]
+#
+# Mixes: seeks to keyframes with small tails (the last seconds of the file)
+# and large tails (from the first seconds). The module (prefix none, start
+# in bytes, metadata off) answers "?start=N" with the file's bytes [N, end),
+# the same body as static "Range: bytes=N-" (206), so the two do the same
+# work but for the module's own: the aim is a ratio of 0.95x or better.
+# The init rows (the default prefix, "init": FLV header and codec tags
+# before the keyframe, what players get) are informative. Not a test: it
+# prints figures.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+secs=${1:-10}
+rounds=${2:-3}
+
+./scripts/build-lighttpd-module.sh >/dev/null
+command -v wrk >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+cargo build -q --release --example pseudostream
+
+work=$(pwd)/target/bench-lighttpd
+rm -rf "$work/modules" "$work/body" "$work"/*.lua "$work"/*.txt "$work"/*.log "$work"/*.out
+mkdir -p "$work/media" "$work/modules" "$work/body"
+# lighttpd loads modules only from its modules dir (-m): one holding ours.
+ln -s "$(pwd)/target/lighttpd-build/mod_pseudostream.so" "$work/modules/mod_pseudostream.so"
+# A longer file than the sample: 10 minutes, keyframe every 2 s (kept between runs).
+media=$work/media/bench.flv
+[[ -s $media ]] || SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
+
+# One Lua script per mix and variant, and offsets.txt ("small N" and
+# "large N" lines, the first of each) for the check below.
+python3 - "$media" "$work" <<'PY'
+import json, subprocess, sys
+media, work = sys.argv[1], sys.argv[2]
+info = json.loads(subprocess.check_output(
+    ["target/release/examples/pseudostream", "info", media]))
+kf = info["keyframes"]
+n = len(kf)
+points = {
+    "small": [k["offset"] for k in kf[n - 10:n - 1]],   # the last ~20 s: small tails
+    "large": [k["offset"] for k in kf[1:10]],           # the first ~20 s: large tails
+}
+def write(name, offsets, request):
+    with open("%s/%s.lua" % (work, name), "w") as f:
+        f.write("local offsets = {%s}\n" % ", ".join(str(o) for o in offsets))
+        f.write("local i = 0\n")
+        f.write("request = function()\n  i = i + 1\n"
+                "  local n = offsets[(i %% #offsets) + 1]\n  return %s\nend\n" % request)
+with open("%s/offsets.txt" % work, "w") as f:
+    for mix, offsets in points.items():
+        f.write("%s %d\n" % (mix, offsets[0]))
+        write(mix + "_ps", offsets, 'wrk.format("GET", "/ps/bench.flv?start=" .. n)')
+        write(mix + "_init", offsets, 'wrk.format("GET", "/ps-init/bench.flv?start=" .. n)')
+        write(mix + "_static", offsets,
+              'wrk.format("GET", "/static/bench.flv", {["Range"] = "bytes=" .. n .. "-"})')
+PY
+
+# With two or more cores, lighttpd and wrk get a core each, so they do not
+# steal each other's time slices.
+pin_server=()
+pin_client=()
+if (($(nproc) >= 2)); then
+    pin_server=(taskset -c 1)
+    pin_client=(taskset -c 0)
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/lighttpd.conf" <<EOF
+server.document-root = "$work/media"
+server.bind = "127.0.0.1"
+server.port = $port
+server.errorlog = "$work/error.log"
+server.modules = ("mod_alias", "mod_pseudostream")
+server.max-keep-alive-requests = 1000000
+server.network-backend = "sendfile"
+mimetype.assign = (".flv" => "video/x-flv")
+alias.url = ("/ps/" => "$work/media/", "/ps-init/" => "$work/media/",
+             "/static/" => "$work/media/")
+\$HTTP["url"] =^ "/ps/" {
+    pseudostream.extensions = (".flv")
+    pseudostream.prefix = "none"
+    pseudostream.start-unit = "bytes"
+    pseudostream.metadata = "off"
+}
+\$HTTP["url"] =^ "/ps-init/" {
+    pseudostream.extensions = (".flv")
+}
+EOF
+lighttpd -tt -m "$work/modules" -f "$work/lighttpd.conf" >"$work/check.out" 2>&1 || {
+    echo "bench-lighttpd: lighttpd -tt rejects $work/lighttpd.conf:" >&2
+    cat "$work/check.out" >&2
+    exit 1
+}
+"${pin_server[@]}" lighttpd -D -m "$work/modules" -f "$work/lighttpd.conf" >"$work/lighttpd.out" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do (: >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+kill -0 "$server" 2>/dev/null && (: >/dev/tcp/127.0.0.1/"$port") 2>/dev/null || {
+    echo "bench-lighttpd: lighttpd did not start:" >&2
+    cat "$work/lighttpd.out" "$work/error.log" >&2 2>/dev/null || true
+    exit 1
+}
+
+# The module's body must be the static 206 body, byte for byte.
+url=http://127.0.0.1:$port
+while read -r mix offset; do
+    ps=$(curl -sS -o "$work/body/$mix.ps" -w '%{http_code}' "$url/ps/bench.flv?start=$offset")
+    st=$(curl -sS -o "$work/body/$mix.static" -w '%{http_code}' -H "Range: bytes=$offset-" \
+        "$url/static/bench.flv")
+    if [[ $ps != 200 || $st != 206 ]] || ! cmp -s "$work/body/$mix.ps" "$work/body/$mix.static"; then
+        echo "bench-lighttpd: $mix tail from $offset: module ($ps, $(stat -c %s "$work/body/$mix.ps") bytes)" \
+            "differs from static Range ($st, $(stat -c %s "$work/body/$mix.static") bytes)" >&2
+        cmp "$work/body/$mix.ps" "$work/body/$mix.static" >&2 || true
+        exit 1
+    fi
+    init=$(curl -sS -o "$work/body/$mix.init" -w '%{http_code}' "$url/ps-init/bench.flv?start=$offset")
+    if [[ $init != 200 || $(head -c 3 "$work/body/$mix.init") != FLV ]]; then
+        echo "bench-lighttpd: /ps-init/ $mix tail from $offset: $init, no FLV header" >&2
+        exit 1
+    fi
+done <"$work/offsets.txt"
+rm -rf "$work/body"
+
+run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
+    local out
+    out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "$url" 2>&1)
+    if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
+        echo "bench-lighttpd: wrk run of $1 failed:" >&2
+        echo "$out" >&2
+        kill -0 "$server" 2>/dev/null || {
+            echo "bench-lighttpd: lighttpd (pid $server) is gone; its error.log ends:" >&2
+            tail -n 5 "$work/error.log" >&2
+        }
+        exit 1
+    fi
+    awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
+         if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
+         END {printf "%s %.0f\n", r, v}' <<<"$out"
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# per-round ratios of column $3 of file $1 over file $2, one a line
+ratios() { paste -d' ' "$1" "$2" | awk -v c="$3" '{print $c / $(c + 2)}'; }
+
+# Warm the index cache and the page cache.
+for m in small_ps large_ps small_init large_init small_static; do
+    "${pin_client[@]}" wrk -t1 -c2 -d1s -s "$work/$m.lua" "$url" >/dev/null 2>&1
+done
+
+for mix in small large; do
+    for v in static ps init; do : >"$work/$mix.$v.txt"; done
+    # Each round starts with the next variant, so none always runs first.
+    order=(static ps init)
+    for _ in $(seq "$rounds"); do
+        for v in "${order[@]}"; do run "${mix}_$v" >>"$work/$mix.$v.txt"; done
+        order=("${order[@]:1}" "${order[0]}")
+    done
+done
+
+printf '%-12s %12s %12s %7s %7s %12s %12s %7s %7s\n' \
+    mix "static req/s" "module req/s" ratio paired "static MB/s" "module MB/s" ratio paired
+for mix in small large; do
+    sr=$(cut -d' ' -f1 "$work/$mix.static.txt" | median)
+    st=$(cut -d' ' -f2 "$work/$mix.static.txt" | median)
+    for v in ps init; do
+        f=$work/$mix.$v.txt
+        mr=$(cut -d' ' -f1 "$f" | median)
+        mt=$(cut -d' ' -f2 "$f" | median)
+        pr=$(ratios "$f" "$work/$mix.static.txt" 1 | median)
+        pt=$(ratios "$f" "$work/$mix.static.txt" 2 | median)
+        name=$mix
+        [[ $v == init ]] && name="$mix (init)"
+        awk -v m="$name" -v sr="$sr" -v mr="$mr" -v st="$st" -v mt="$mt" -v pr="$pr" -v pt="$pt" 'BEGIN {
+            printf "%-12s %12.0f %12.0f %6.2fx %6.2fx %12.1f %12.1f %6.2fx %6.2fx\n",
+                m, sr, mr, mr / sr, pr, st / 1048576, mt / 1048576, mt / st, pt }'
+    done
+done
+echo "(median of $rounds runs of ${secs}s each; ratio: of the medians, paired: median of the" \
+    "per-round ratios; target 0.95x or better; init rows informative)"
+echo "(wrk -t2 -c16${pin_client[*]:+ on core 0}; one lighttpd process${pin_server[*]:+ on core 1}; $(nproc) cores)"
+if grep -vE 'server started|server stopped|[Gg]raceful' "$work/error.log" >"$work/errors.log" 2>/dev/null \
+    && [[ -s $work/errors.log ]]; then
+    echo "bench-lighttpd: lighttpd logged (see $work/error.log):" >&2
+    head -n 20 "$work/errors.log" >&2
+fi
