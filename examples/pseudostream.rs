@@ -65,7 +65,20 @@ host options (cut and serve):
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
-    match args.first().and_then(|a| a.to_str()) {
+    let command = args.first().and_then(|a| a.to_str());
+    if command != Some("serve") {
+        // A command whose output is piped ends quietly when the reader goes
+        // (`pseudostream info big.flv | head`), killed by SIGPIPE like other
+        // Unix tools (status 141 in a shell), instead of Rust's ignored
+        // signal turning into a write error or a panic in println!. The
+        // server keeps it ignored: a client that goes away is an error of
+        // that connection only.
+        // SAFETY: at start, before any thread; restores the default action.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match command {
         Some("info") => info(rest),
         Some("cut") => cut(rest),
         Some("serve") => serve::run(rest),

@@ -122,3 +122,49 @@ fn example_host_mp4_settings() {
         );
     }
 }
+
+/// `pseudostream info FILE | head` and `pseudostream cut … | head`: the CLI
+/// ends quietly when its reader has gone, killed by SIGPIPE as other Unix
+/// tools are (a shell shows status 141), with nothing on stderr.
+#[test]
+fn the_cli_ends_quietly_on_a_closed_pipe() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let sample = root().join("samples/sample.flv");
+    let sample = sample.to_str().unwrap();
+    for args in [vec!["info", sample], vec!["cut", sample, "start=10"]] {
+        let mut child = Command::new(example_exe())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before anything is written.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {status:?}, stderr {stderr:?}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("pseudostream:"),
+            "{args:?} wrote to stderr: {stderr}"
+        );
+    }
+    // The whole output still goes to a reader that stays.
+    let out = Command::new(example_exe())
+        .args(["info", sample])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.starts_with(b"{"));
+}
