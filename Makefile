@@ -50,3 +50,56 @@ nginx-module:
 .PHONY: lighttpd-module
 lighttpd-module:
 	./scripts/build-lighttpd-module.sh
+
+# ---------------------------------------------------------------- install --
+# Installs the C library as distributions lay one out:
+#   $(LIBDIR)/libpseudostream.so.X.Y.Z  (SONAME libpseudostream.so.X)
+#   $(LIBDIR)/libpseudostream.so.X -> libpseudostream.so.X.Y.Z
+#   $(LIBDIR)/libpseudostream.so   -> libpseudostream.so.X   (for -lpseudostream)
+#   $(LIBDIR)/libpseudostream.a
+#   $(INCLUDEDIR)/pseudostream/pseudostream.h, pseudostream_ffi.h
+#   $(PKGCONFIGDIR)/pseudostream.pc
+# The version comes from Cargo.toml (build.rs sets the SONAME from it).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+# What libpseudostream.a needs besides libc (rustc --print native-static-libs).
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl
+
+.PHONY: install uninstall
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/pseudostream $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 target/release/libpseudostream.so $(DESTDIR)$(LIBDIR)/libpseudostream.so.$(VERSION)
+	ln -sf libpseudostream.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpseudostream.so.$(MAJOR)
+	ln -sf libpseudostream.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libpseudostream.so
+	install -m 0644 target/release/libpseudostream.a $(DESTDIR)$(LIBDIR)/libpseudostream.a
+	install -m 0644 include/pseudostream.h include/pseudostream_ffi.h $(DESTDIR)$(INCLUDEDIR)/pseudostream/
+	printf '%s\n' \
+	    'prefix=$(PREFIX)' \
+	    'libdir=$(LIBDIR)' \
+	    'includedir=$(INCLUDEDIR)' \
+	    '' \
+	    'Name: pseudostream' \
+	    'Description: HTTP pseudostreaming of FLV and MP4 for web servers' \
+	    'Version: $(VERSION)' \
+	    'Cflags: -I$${includedir}/pseudostream' \
+	    'Libs: -L$${libdir} -lpseudostream' \
+	    'Libs.private: $(STATIC_LIBS)' \
+	    >$(DESTDIR)$(PKGCONFIGDIR)/pseudostream.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/pseudostream.pc
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libpseudostream.so.$(VERSION) \
+	    $(DESTDIR)$(LIBDIR)/libpseudostream.so.$(MAJOR) \
+	    $(DESTDIR)$(LIBDIR)/libpseudostream.so \
+	    $(DESTDIR)$(LIBDIR)/libpseudostream.a \
+	    $(DESTDIR)$(INCLUDEDIR)/pseudostream/pseudostream.h \
+	    $(DESTDIR)$(INCLUDEDIR)/pseudostream/pseudostream_ffi.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/pseudostream.pc
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/pseudostream 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi

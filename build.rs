@@ -3,6 +3,10 @@
 //! the same declarations without preprocessor lines, for PHP `FFI::cdef` and
 //! other loaders that cannot run a preprocessor. Both are committed; CI
 //! regenerates them and fails on any difference.
+//!
+//! It also names the shared library by its ABI version: SONAME
+//! `libpseudostream.so.<major>` from Cargo.toml's version, which is what
+//! `make install` installs it under (and ps_version() reports).
 
 use std::env;
 use std::fs;
@@ -13,6 +17,11 @@ fn main() {
     let root = Path::new(&crate_dir);
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpseudostream.so.{major}");
+    }
 
     let config =
         cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml must parse");

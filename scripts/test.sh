@@ -3,7 +3,7 @@
 # (run as root the first time), then: formatting and lints, the generated
 # header check, unit and integration tests (ffmpeg decodes every seek), the
 # hosts run for real (nginx and lighttpd modules, PHP, ASP.NET on Mono, Ruby
-# Rack; HTTP/2 through curl), the
+# Rack; HTTP/2 through curl), `make install` used from outside the tree, the
 # players in Chromium (mpegts.js, flv.js, native MP4 cuts), the C ABI test under sanitizers,
 # and the PHP FFI header check.
 set -euo pipefail
@@ -51,6 +51,9 @@ make --no-print-directory lighttpd-module
 ./scripts/setup-ruby.sh
 cargo test --release --test nginx --test lighttpd --test host_php --test host_dotnet \
     --test host_ruby -- --include-ignored
+
+step "installed like a C library: make install, pkg-config from outside the tree, the hosts on it"
+./scripts/test-install.sh
 
 step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
 ./scripts/setup-web.sh

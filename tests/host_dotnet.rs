@@ -43,25 +43,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn lib_dir() -> PathBuf {
-    let dir = root().join("target").join("release");
-    assert!(
-        dir.join("libpseudostream.so").exists(),
-        "{}/libpseudostream.so missing: run `cargo build --release`",
-        dir.display()
-    );
-    dir
-}
-
-/// LD_LIBRARY_PATH with target/release first, so P/Invoke finds the library.
-fn ld_library_path() -> String {
-    let lib = lib_dir().display().to_string();
-    match std::env::var("LD_LIBRARY_PATH") {
-        Ok(old) if !old.is_empty() => format!("{lib}:{old}"),
-        _ => lib,
-    }
-}
-
 /// Runs bindings/dotnet/build.sh into `out`.
 fn build_into(out: &Path) {
     let build = Command::new("bash")
@@ -141,7 +122,9 @@ impl DotnetHost {
 
         // The ASP.NET application under /media, on a FastCGI TCP socket.
         let log = fs::File::create(dir.join("mono.log")).unwrap();
-        let mono = Command::new("fastcgi-mono-server4")
+        let mut mono = Command::new("fastcgi-mono-server4");
+        use_library_under_test(&mut mono);
+        let mono = mono
             .arg(format!(
                 "/applications=/media:{}/,/paced:{}/,/limited:{}/",
                 app.display(),
@@ -149,7 +132,6 @@ impl DotnetHost {
                 limited.display()
             ))
             .arg(format!("/socket=tcp:127.0.0.1:{fcgi_port}"))
-            .env("LD_LIBRARY_PATH", ld_library_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -328,6 +310,7 @@ fn dotnet_host_passes_the_host_matrix() {
         started.elapsed().as_secs_f64()
     );
     let failures = run_matrix(&host);
+    assert_library_under_test(host.pid);
     if !failures.is_empty() {
         eprintln!("mono log:\n{}", server.log_tail());
     }
@@ -401,11 +384,12 @@ fn dotnet_binding_frees_every_handle() {
     let _ = fs::remove_dir_all(&out);
     build_into(&out);
     let file = host_media_dir().join("h264_aac.plain.flv");
-    let run = Command::new("mono")
+    let mut run = Command::new("mono");
+    use_library_under_test(&mut run);
+    let run = run
         .arg(out.join("probe").join("HandleProbe.exe"))
         .arg(&file)
         .arg(PROBE_ITERATIONS.to_string())
-        .env("LD_LIBRARY_PATH", ld_library_path())
         .output()
         .expect("mono");
     let stdout = String::from_utf8_lossy(&run.stdout).to_string();

@@ -33,20 +33,6 @@ struct PhpHost {
 
 impl PhpHost {
     fn start(media: &Path, env: &[(&str, &str)]) -> PhpHost {
-        let profile = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        };
-        let lib = root()
-            .join("target")
-            .join(profile)
-            .join("libpseudostream.so");
-        assert!(
-            lib.exists(),
-            "{} missing: cargo builds it with the tests",
-            lib.display()
-        );
         let port = free_port();
         let log = root().join("target").join(format!("php-host-{port}.log"));
         let mut command = Command::new("php");
@@ -56,11 +42,11 @@ impl PhpHost {
             .current_dir(root())
             // One process: the memory check needs the pid that runs the binding.
             .env_remove("PHP_CLI_SERVER_WORKERS")
-            .env("PSEUDOSTREAM_LIB", &lib)
             .env("PSEUDOSTREAM_MEDIA", media)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap());
+        use_library_under_test(&mut command);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -109,6 +95,7 @@ fn php_host_passes_the_host_matrix() {
     );
     let host = php.under_test("php host");
     assert_no_failures("php host matrix", &run_matrix(&host));
+    assert_library_under_test(host.pid);
     let (warm, end) = check_no_leak(&host, SLACK_KB);
     eprintln!(
         "php host: RSS {warm} kB -> {end} kB (slack {SLACK_KB} kB), {:.1} s in all",

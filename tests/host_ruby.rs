@@ -41,23 +41,17 @@ fn start_puma(name: &'static str) -> (Process, HostUnderTest) {
 }
 
 fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUnderTest) {
-    let lib = root().join("target/release/libpseudostream.so");
-    assert!(
-        lib.exists(),
-        "{} missing: run `cargo build --release`",
-        lib.display()
-    );
     let port = free_port();
     let mut cmd = Command::new("puma");
     for var in SETTINGS {
         cmd.env_remove(var);
     }
+    use_library_under_test(&mut cmd);
     let child = cmd
         .args(["-b", &format!("tcp://127.0.0.1:{port}")])
         .args(["-t", "4:4", "-e", "production"])
         .arg(root().join("bindings/ruby/config.ru"))
         .current_dir(root())
-        .env("PSEUDOSTREAM_LIB", &lib)
         .env("PSEUDOSTREAM_MEDIA", host_media_dir())
         .env("PSEUDOSTREAM_START_UNIT", "seconds")
         .env("PSEUDOSTREAM_PREFIX", "init")
@@ -84,6 +78,7 @@ fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUn
 fn ruby_host_passes_the_host_matrix() {
     let (_server, host) = start_puma("ruby host");
     assert_no_failures("ruby host matrix", &run_matrix(&host));
+    assert_library_under_test(host.pid);
     // Ruby's heap, malloc arenas of puma's 4 threads and the 64 KiB strings
     // handed to puma settle after the warm-up but not to the page: allow
     // 8 MB. A leaked stream, plan or media per request would be far more
@@ -180,11 +175,11 @@ fn ruby_host_mp4_settings() {
     assert_eq!(r.status, 415, "moov limit 1000: {target}");
     drop(server);
 
-    let lib = root().join("target/release/libpseudostream.so");
     let mut cmd = Command::new("puma");
     for var in SETTINGS {
         cmd.env_remove(var);
     }
+    use_library_under_test(&mut cmd);
     let child = cmd
         .args([
             "-b",
@@ -194,7 +189,6 @@ fn ruby_host_mp4_settings() {
         ])
         .arg(root().join("bindings/ruby/config.ru"))
         .current_dir(root())
-        .env("PSEUDOSTREAM_LIB", &lib)
         .env("PSEUDOSTREAM_MEDIA", media)
         .env("PSEUDOSTREAM_CUT", "sideways")
         .stdin(Stdio::null())

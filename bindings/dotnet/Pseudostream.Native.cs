@@ -5,10 +5,12 @@
 // Portable on purpose: no Mono-only API, no `bool` or `string` in any
 // signature (strings go in as NUL-terminated UTF-8 byte arrays and come back
 // as pointers decoded here), so the same file builds for Mono (mcs) and for
-// modern .NET. The library name "pseudostream" is resolved by the loader to
-// libpseudostream.so: put its directory on LD_LIBRARY_PATH, or give Mono a
-// <dllmap dll="pseudostream" target="/path/libpseudostream.so"/> in
-// Pseudostream.dll.config.
+// modern .NET. The library name "pseudostream" goes to the installed
+// library by its SONAME, libpseudostream.so.0, through the
+// Pseudostream.dll.config beside the assembly (a Mono dllmap; build.sh
+// writes it). PSEUDOSTREAM_LIB, when set, names another file (a build
+// tree's target/release/libpseudostream.so): it is loaded first, and the
+// loader then finds it under its SONAME.
 //
 // No seek logic lives here: every decision is the library's.
 
@@ -159,6 +161,29 @@ namespace Pseudostream
     public static class NativeMethods
     {
         public const string Library = "pseudostream";
+
+        const int RtldNow = 2;
+        const int RtldGlobal = 0x100;
+
+        [DllImport("libdl.so.2", EntryPoint = "dlopen")]
+        static extern IntPtr DlOpen(byte[] file, int mode);
+
+        [DllImport("libdl.so.2", EntryPoint = "dlerror")]
+        static extern IntPtr DlError();
+
+        static NativeMethods()
+        {
+            string path = Environment.GetEnvironmentVariable("PSEUDOSTREAM_LIB");
+            if (string.IsNullOrEmpty(path))
+            {
+                return;
+            }
+            if (DlOpen(Encoding.UTF8.GetBytes(path + "\0"), RtldNow | RtldGlobal) == IntPtr.Zero)
+            {
+                throw new DllNotFoundException("PSEUDOSTREAM_LIB=" + path + ": "
+                    + Marshal.PtrToStringAnsi(DlError()));
+            }
+        }
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr ps_version();

@@ -5,8 +5,10 @@
 #   target/dotnet/web.config                the handler's registration (a copy)
 #   target/dotnet/probe/HandleProbe.exe     the P/Invoke layer's memory check
 # Usage: bindings/dotnet/build.sh [OUT_DIR]   (default: target/dotnet)
-# libpseudostream.so itself comes from `cargo build --release`; at run time
-# its directory must be on LD_LIBRARY_PATH (or mapped in a .dll.config).
+#   target/dotnet/bin/Pseudostream.dll.config  maps "pseudostream" to the
+#                                           installed libpseudostream.so.0
+# libpseudostream itself is installed (make install, or libpseudostream0);
+# PSEUDOSTREAM_LIB=target/release/libpseudostream.so uses a build tree's.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,10 +26,14 @@ mcs "${flags[@]}" -out:"$out/bin/Pseudostream.dll" "$here/Pseudostream.Native.cs
 mcs "${flags[@]}" -out:"$out/bin/Pseudostream.Web.dll" \
     -r:System.Web.dll -r:System.Configuration.dll -r:"$out/bin/Pseudostream.dll" \
     "$here/FlvStreamingHandler.cs"
+# Mono's name for the library: the installed one, by its SONAME.
+printf '%s\n' '<configuration>' \
+    '  <dllmap dll="pseudostream" target="libpseudostream.so.0" />' \
+    '</configuration>' >"$out/bin/Pseudostream.dll.config"
 cp "$here/web.config" "$out/web.config"
 # The P/Invoke layer's own memory check (run by tests/host_dotnet.rs), kept out of bin/.
 mkdir -p "$out/probe"
-cp "$out/bin/Pseudostream.dll" "$out/probe/"
+cp "$out/bin/Pseudostream.dll" "$out/bin/Pseudostream.dll.config" "$out/probe/"
 mcs -target:exe -sdk:4.5 -optimize+ -debug- -warnaserror+ -nologo -out:"$out/probe/HandleProbe.exe" \
     -r:"$out/probe/Pseudostream.dll" "$here/HandleProbe.cs"
 echo "built $out/bin/Pseudostream.dll, $out/bin/Pseudostream.Web.dll, $out/probe/HandleProbe.exe"

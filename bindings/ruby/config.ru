@@ -18,7 +18,7 @@
 #   PSEUDOSTREAM_CUT            exact (default) or keyframe: where MP4 cuts start to be presented
 #   PSEUDOSTREAM_MP4_MAX_MOOV_SIZE  largest MP4 moov read, bytes (default 64 MiB); larger files get 415
 #   PSEUDOSTREAM_PARAMS         renames, e.g. "start=ss,end=es" ("ib=" turns ib off)
-#   PSEUDOSTREAM_LIB            path of libpseudostream.so (default: target/release)
+#   PSEUDOSTREAM_LIB            a libpseudostream.so to use instead of the installed one
 
 $LOAD_PATH.unshift(File.expand_path("lib", __dir__))
 require "pseudostream"

@@ -684,3 +684,65 @@ pub fn check_no_leak(host: &HostUnderTest, slack_kb: u64) -> (u64, u64) {
     );
     (warm, end)
 }
+
+/// The build tree's shared library.
+pub fn build_tree_library() -> PathBuf {
+    let lib = root().join("target/release/libpseudostream.so");
+    assert!(
+        lib.exists(),
+        "{} missing: run `cargo build --release`",
+        lib.display()
+    );
+    lib
+}
+
+/// The prefix of an installed library the hosts must use instead of the
+/// build tree's (`PSEUDOSTREAM_TEST_INSTALLED=PREFIX`, set by
+/// scripts/test-install.sh after `make install PREFIX=…`).
+pub fn installed_prefix() -> Option<PathBuf> {
+    std::env::var_os("PSEUDOSTREAM_TEST_INSTALLED")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Points a host process at the library under test: the build tree's
+/// through PSEUDOSTREAM_LIB, or the installed one, which the bindings then
+/// load by its SONAME through the dynamic loader (its directory on
+/// LD_LIBRARY_PATH, as ld.so.conf would have it for a system prefix).
+pub fn use_library_under_test(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    match installed_prefix() {
+        Some(prefix) => cmd
+            .env_remove("PSEUDOSTREAM_LIB")
+            .env("LD_LIBRARY_PATH", prefix.join("lib"))
+            .env(
+                "PSEUDOSTREAM_HEADER",
+                prefix.join("include/pseudostream/pseudostream_ffi.h"),
+            ),
+        None => cmd.env("PSEUDOSTREAM_LIB", build_tree_library()),
+    }
+}
+
+/// Checks that process `pid` runs the library under test: the file mapped
+/// into it is the build tree's, or the installed `libpseudostream.so.X.Y.Z`.
+pub fn assert_library_under_test(pid: u32) {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mapped: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("libpseudostream"))
+        .map(PathBuf::from)
+        .collect();
+    let want = match installed_prefix() {
+        Some(prefix) => prefix
+            .join("lib")
+            .join(format!("libpseudostream.so.{}", env!("CARGO_PKG_VERSION"))),
+        None => build_tree_library(),
+    };
+    let want = want.canonicalize().unwrap_or(want);
+    assert!(
+        !mapped.is_empty() && mapped.iter().all(|p| *p == want),
+        "pid {pid} maps {mapped:?}, not {}",
+        want.display()
+    );
+    eprintln!("pid {pid} runs {}", want.display());
+}

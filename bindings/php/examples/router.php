@@ -7,7 +7,7 @@
 //
 // Configuration from the environment (all optional):
 //   PSEUDOSTREAM_MEDIA          folder to serve (default: samples/ of this repository)
-//   PSEUDOSTREAM_LIB            libpseudostream.so (default: target/release/ of this repository)
+//   PSEUDOSTREAM_LIB            a libpseudostream.so to use instead of the installed one
 //   PSEUDOSTREAM_PREFIX         none | header | init (default) | full
 //   PSEUDOSTREAM_START_UNIT     bytes (default) | seconds
 //   PSEUDOSTREAM_PARAMS         renames, e.g. "start=t,end=e" (keys: start end ib fs bstart bend ri rs)

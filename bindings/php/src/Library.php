@@ -10,10 +10,14 @@ use FFI;
  * The loaded C library: include/pseudostream_ffi.h declared with FFI::cdef
  * over libpseudostream.so.
  *
- * The library path comes from the argument, else the PSEUDOSTREAM_LIB
- * environment variable, else target/release/libpseudostream.so of the
- * repository this binding lives in; the header likewise from
- * PSEUDOSTREAM_HEADER or include/pseudostream_ffi.h.
+ * The library comes from the argument, else the PSEUDOSTREAM_LIB
+ * environment variable (a path, e.g. a build tree's
+ * target/release/libpseudostream.so), else the installed library by its
+ * SONAME through the dynamic loader (`make install`, or the
+ * libpseudostream0 package). The header comes from the argument, else
+ * PSEUDOSTREAM_HEADER, else beside the library given by path (a build
+ * tree's include/), else the installed one (include/pseudostream/ under
+ * /usr/local or /usr), else this repository's include/.
  *
  * FFI must be enabled for the SAPI: the default `ffi.enable=preload` allows
  * it only on the command line and in preloaded code, so the built-in web
@@ -22,6 +26,9 @@ use FFI;
  */
 final class Library
 {
+    /** The installed library's name for the dynamic loader (ABI version 0). */
+    public const SONAME = 'libpseudostream.so.0';
+
     private static ?Library $default = null;
 
     private function __construct(
@@ -36,13 +43,14 @@ final class Library
     public static function load(?string $libraryPath = null, ?string $headerPath = null): self
     {
         $repo = dirname(__DIR__, 3);
-        $library = $libraryPath ?? self::env('PSEUDOSTREAM_LIB') ?? $repo . '/target/release/libpseudostream.so';
-        $header = $headerPath ?? self::env('PSEUDOSTREAM_HEADER') ?? $repo . '/include/pseudostream_ffi.h';
+        $byPath = $libraryPath ?? self::env('PSEUDOSTREAM_LIB');
+        $library = $byPath ?? self::SONAME;
+        $header = $headerPath ?? self::env('PSEUDOSTREAM_HEADER') ?? self::findHeader($byPath, $repo);
         if (!extension_loaded('ffi')) {
             throw new \RuntimeException('the PHP FFI extension is not loaded (Debian: php-cli ships it)');
         }
-        if (!is_file($library)) {
-            throw new \RuntimeException("libpseudostream not found at $library (cargo build --release, or set PSEUDOSTREAM_LIB)");
+        if ($byPath !== null && !is_file($byPath)) {
+            throw new \RuntimeException("libpseudostream not found at $byPath (cargo build --release, or unset PSEUDOSTREAM_LIB to use the installed library)");
         }
         $declarations = @file_get_contents($header);
         if ($declarations === false) {
@@ -52,12 +60,36 @@ final class Library
             $ffi = FFI::cdef($declarations, $library);
         } catch (FFI\Exception $e) {
             throw new \RuntimeException(
-                "cannot load $library: {$e->getMessage()} (FFI must be enabled: ffi.enable=1 in php.ini or php -d ffi.enable=1)",
+                "cannot load $library: {$e->getMessage()} (install libpseudostream or set PSEUDOSTREAM_LIB; FFI must be enabled: ffi.enable=1 in php.ini or php -d ffi.enable=1)",
                 0,
                 $e,
             );
         }
         return new self($ffi, $library);
+    }
+
+    /**
+     * The FFI header for a library: a build tree's include/ when the
+     * library was given by path inside one, else the installed header,
+     * else this repository's.
+     */
+    private static function findHeader(?string $libraryPath, string $repo): string
+    {
+        $candidates = [];
+        if ($libraryPath !== null) {
+            // .../target/release/libpseudostream.so -> .../include/
+            $candidates[] = dirname($libraryPath, 3) . '/include/pseudostream_ffi.h';
+        }
+        foreach (['/usr/local/include', '/usr/include'] as $dir) {
+            $candidates[] = $dir . '/pseudostream/pseudostream_ffi.h';
+        }
+        $candidates[] = $repo . '/include/pseudostream_ffi.h';
+        foreach ($candidates as $candidate) {
+            if (is_file($candidate)) {
+                return $candidate;
+            }
+        }
+        return $candidates[0];
     }
 
     /** The library every wrapper uses unless given another: loaded on first use. */

@@ -9,20 +9,19 @@ module Pseudostream
   # the wrappers in pseudostream.rb turn statuses into exceptions and free
   # handles.
   #
-  # The library is loaded from $PSEUDOSTREAM_LIB when set, else from the
-  # repository's target/release/libpseudostream.so, else by name through the
-  # dynamic loader's search path (an installed libpseudostream.so).
+  # The library is loaded from $PSEUDOSTREAM_LIB when set (a path, e.g. a
+  # build tree's target/release/libpseudostream.so), else the installed one
+  # by its SONAME through the dynamic loader (`make install`, or the
+  # libpseudostream0 package).
   module Native
     extend FFI::Library
 
-    REPO_LIBRARY = File.expand_path("../../../../target/release/libpseudostream.so", __dir__)
+    # The installed library's name for the dynamic loader (ABI version 0).
+    SONAME = "libpseudostream.so.0"
 
     def self.library_path
       from_env = ENV.fetch("PSEUDOSTREAM_LIB", "")
-      return from_env unless from_env.empty?
-      return REPO_LIBRARY if File.exist?(REPO_LIBRARY)
-
-      "pseudostream"
+      from_env.empty? ? SONAME : from_env
     end
 
     ffi_lib library_path
