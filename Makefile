@@ -103,3 +103,9 @@ uninstall:
 	    $(DESTDIR)$(PKGCONFIGDIR)/pseudostream.pc
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/pseudostream 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+# Debian packages (libpseudostream0, libpseudostream-dev,
+# libnginx-mod-http-pseudostream) in target/debian/
+.PHONY: deb
+deb:
+	./scripts/build-debs.sh

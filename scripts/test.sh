@@ -4,6 +4,7 @@
 # header check, unit and integration tests (ffmpeg decodes every seek), the
 # hosts run for real (nginx and lighttpd modules, PHP, ASP.NET on Mono, Ruby
 # Rack; HTTP/2 through curl), `make install` used from outside the tree, the
+# Debian packages installed, used and purged (this installs packages), the
 # players in Chromium (mpegts.js, flv.js, native MP4 cuts), the C ABI test under sanitizers,
 # and the PHP FFI header check.
 set -euo pipefail
@@ -54,6 +55,9 @@ cargo test --release --test nginx --test lighttpd --test host_php --test host_do
 
 step "installed like a C library: make install, pkg-config from outside the tree, the hosts on it"
 ./scripts/test-install.sh
+
+step "Debian packages: make deb, apt-get install, Debian's nginx with the packaged module, purge"
+./scripts/test-debs.sh
 
 step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
 ./scripts/setup-web.sh
