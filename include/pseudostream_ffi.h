@@ -78,6 +78,11 @@ enum ps_status
    The source ended before the planned range: the file shrank while served.
    */
   PS_ERR_SOURCE_CHANGED = 13,
+  /*
+   ps_media_open_fd_borrowed_cached: the index is not cached, so opening
+   would read the file. An answer for the host, not for its client.
+   */
+  PS_ERR_NOT_CACHED = 14,
 };
 typedef uint32_t ps_status;
 
@@ -481,6 +486,23 @@ ps_status ps_media_open_fd_borrowed(int32_t fd,
                                     uint64_t inode,
                                     int64_t mtime_ns,
                                     ps_media **out);
+
+/*
+ As ps_media_open_fd_borrowed, but only when the file's index is in the
+ process-wide cache: reads nothing, makes no system call and never
+ blocks. Returns PS_ERR_NOT_CACHED, writing nothing, when opening would
+ have to build the index (it is not cached, or another call is building
+ it): a host that must not block then calls ps_media_open_fd_borrowed
+ with the same arguments where blocking is allowed (nginx: its thread
+ pool), and calls for one file made while it builds wait for that one
+ build. Same contract for `fd` on success. Thread-safe.
+ */
+ps_status ps_media_open_fd_borrowed_cached(int32_t fd,
+                                           uint64_t size,
+                                           uint64_t device,
+                                           uint64_t inode,
+                                           int64_t mtime_ns,
+                                           ps_media **out);
 
 /*
  Opens media through a caller-supplied byte source: `read_at(ctx, …)`

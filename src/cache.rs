@@ -1,12 +1,15 @@
 //! Process-wide index cache, bounded in bytes, keyed by source identity.
 //! A file whose size or modification time changed is indexed again.
+//! Callers that ask for one uncached index at once share a single build.
 
 use std::collections::HashMap;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::MediaIndex;
 use crate::source::{SourceIdentity, SourceKey};
 
@@ -23,11 +26,21 @@ struct Entry {
 
 struct Inner {
     map: HashMap<SourceKey, Entry>,
+    /// Builds under way, by the identity (key and version) they index.
+    building: HashMap<SourceIdentity, Arc<Build>>,
     capacity: usize,
     used: usize,
     clock: u64,
     hits: u64,
     misses: u64,
+}
+
+/// One index build under way. Callers for the same identity wait for its
+/// outcome instead of reading the source again.
+#[derive(Default)]
+struct Build {
+    outcome: Mutex<Option<Result<Arc<MediaIndex>>>>,
+    done: Condvar,
 }
 
 /// Counters, for hosts that expose them.
@@ -41,7 +54,8 @@ pub struct CacheStats {
 }
 
 /// A least-recently-used map from source identity to index. Building happens
-/// outside the lock, so a slow scan does not hold up other threads.
+/// outside the lock, so a slow scan does not hold up other threads; callers
+/// that want an index while it is being built wait for that build.
 pub struct IndexCache {
     inner: Mutex<Inner>,
 }
@@ -51,6 +65,7 @@ impl IndexCache {
         IndexCache {
             inner: Mutex::new(Inner {
                 map: HashMap::new(),
+                building: HashMap::new(),
                 capacity,
                 used: 0,
                 clock: 0,
@@ -67,6 +82,13 @@ impl IndexCache {
     }
 
     /// The cached index for this identity, or a new one from `build`.
+    ///
+    /// While one call builds an identity's index, other calls for the same
+    /// identity wait for it and share its outcome: the index, or a copy of
+    /// its error. A failure is not retried by the waiters (it belongs to the
+    /// same bytes, so a retry would fail alike after another scan) and is not
+    /// cached: the next call builds again. A build that panics wakes its
+    /// waiters with an I/O error and panics on in its own caller.
     pub fn get_or_build(
         &self,
         identity: &SourceIdentity,
@@ -75,37 +97,57 @@ impl IndexCache {
         let Some(key) = &identity.key else {
             return Ok(Arc::new(build()?));
         };
-        {
+        let (pending, ours) = {
             let mut inner = self.inner.lock();
-            inner.clock += 1;
-            let now = inner.clock;
-            if let Some(e) = inner.map.get_mut(key) {
-                if e.size == identity.size && e.mtime_ns == identity.mtime_ns {
-                    e.last_used = now;
-                    let index = Arc::clone(&e.index);
-                    inner.hits += 1;
-                    return Ok(index);
-                }
+            if let Some(index) = inner.hit(key, identity) {
+                return Ok(index);
             }
             inner.misses += 1;
-        }
-        let index = Arc::new(build()?);
-        let cost = index.cost_bytes() + std::mem::size_of::<Entry>() + 64;
-        let mut inner = self.inner.lock();
-        inner.clock += 1;
-        let entry = Entry {
-            size: identity.size,
-            mtime_ns: identity.mtime_ns,
-            index: Arc::clone(&index),
-            cost,
-            last_used: inner.clock,
+            match inner.building.get(identity) {
+                Some(pending) => (Arc::clone(pending), false),
+                None => {
+                    let pending = Arc::new(Build::default());
+                    inner
+                        .building
+                        .insert(identity.clone(), Arc::clone(&pending));
+                    (pending, true)
+                }
+            }
         };
-        if let Some(old) = inner.map.insert(key.clone(), entry) {
-            inner.used -= old.cost;
+        if !ours {
+            return pending.wait();
         }
-        inner.used += cost;
-        inner.evict();
-        Ok(index)
+        let built = panic::catch_unwind(AssertUnwindSafe(build)).map(|r| r.map(Arc::new));
+        {
+            let mut inner = self.inner.lock();
+            inner.building.remove(identity);
+            if let Ok(Ok(index)) = &built {
+                inner.insert(key, identity, Arc::clone(index));
+            }
+        }
+        match built {
+            Ok(outcome) => {
+                pending.finish(match &outcome {
+                    Ok(index) => Ok(Arc::clone(index)),
+                    Err(e) => Err(copy_error(e)),
+                });
+                outcome
+            }
+            Err(payload) => {
+                pending.finish(Err(Error::Io(io::Error::other(
+                    "building the index panicked in another thread",
+                ))));
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// The cached index for this identity, without building one: `None`
+    /// when it is not cached or still being built. Counts a hit when found;
+    /// a miss is counted by the call that goes on to build.
+    pub fn get(&self, identity: &SourceIdentity) -> Option<Arc<MediaIndex>> {
+        let key = identity.key.as_ref()?;
+        self.inner.lock().hit(key, identity)
     }
 
     /// Changes the budget; entries over it are evicted now. 0 disables caching.
@@ -133,7 +175,75 @@ impl IndexCache {
     }
 }
 
+impl Build {
+    fn finish(&self, outcome: Result<Arc<MediaIndex>>) {
+        *self.outcome.lock() = Some(outcome);
+        self.done.notify_all();
+    }
+
+    /// Blocks until the build has finished and returns its outcome.
+    fn wait(&self) -> Result<Arc<MediaIndex>> {
+        let mut outcome = self.outcome.lock();
+        loop {
+            match &*outcome {
+                Some(Ok(index)) => return Ok(Arc::clone(index)),
+                Some(Err(e)) => return Err(copy_error(e)),
+                None => self.done.wait(&mut outcome),
+            }
+        }
+    }
+}
+
+/// The same error again, for each caller that waited on a failed build
+/// (`io::Error` is not `Clone`; its kind and message carry over).
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
+        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
+        Error::UnsupportedFormat(m) => Error::UnsupportedFormat(m.clone()),
+        Error::Malformed(m) => Error::Malformed(m.clone()),
+        Error::BadRequest(m) => Error::BadRequest(m.clone()),
+        Error::RangeNotSatisfiable(m) => Error::RangeNotSatisfiable(m.clone()),
+        Error::SourceChanged(m) => Error::SourceChanged(m.clone()),
+        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+    }
+}
+
 impl Inner {
+    /// The entry for `key` if it holds this version, marked as used.
+    fn hit(&mut self, key: &SourceKey, identity: &SourceIdentity) -> Option<Arc<MediaIndex>> {
+        self.clock += 1;
+        let now = self.clock;
+        let e = self.map.get_mut(key)?;
+        if e.size != identity.size || e.mtime_ns != identity.mtime_ns {
+            return None;
+        }
+        e.last_used = now;
+        let index = Arc::clone(&e.index);
+        self.hits += 1;
+        Some(index)
+    }
+
+    /// Stores a new index for `key`, replacing any other version, and
+    /// evicts down to the budget.
+    fn insert(&mut self, key: &SourceKey, identity: &SourceIdentity, index: Arc<MediaIndex>) {
+        let cost = index.cost_bytes() + std::mem::size_of::<Entry>() + 64;
+        self.clock += 1;
+        let entry = Entry {
+            size: identity.size,
+            mtime_ns: identity.mtime_ns,
+            index,
+            cost,
+            last_used: self.clock,
+        };
+        if let Some(old) = self.map.insert(key.clone(), entry) {
+            self.used -= old.cost;
+        }
+        self.used += cost;
+        self.evict();
+    }
+
     /// Drops least recently used entries until the budget holds.
     fn evict(&mut self) {
         while self.used > self.capacity {
@@ -155,7 +265,11 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Media;
     use crate::source::{ByteSource, MemorySource};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Barrier;
+    use std::time::Duration;
 
     fn tiny_flv() -> Vec<u8> {
         let mut out = Vec::new();
@@ -194,6 +308,164 @@ mod tests {
         cache.set_capacity(0);
         assert_eq!(cache.stats().entries, 0);
         assert_eq!(cache.stats().bytes, 0);
+    }
+
+    /// A named source whose every read sleeps, so that a build takes long
+    /// enough for the other threads to arrive while it runs.
+    struct SlowSource {
+        bytes: MemorySource,
+        reads: AtomicUsize,
+    }
+
+    impl SlowSource {
+        fn new(bytes: Vec<u8>, name: &str) -> SlowSource {
+            SlowSource {
+                bytes: MemorySource::named(bytes, name),
+                reads: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl ByteSource for SlowSource {
+        fn size(&self) -> u64 {
+            self.bytes.size()
+        }
+
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            self.bytes.read_at(offset, buf)
+        }
+
+        fn identity(&self) -> SourceIdentity {
+            self.bytes.identity()
+        }
+    }
+
+    const THREADS: usize = 8;
+
+    /// Runs `open` on THREADS threads released at once; their results.
+    fn at_once<T: Send>(open: impl Fn() -> T + Sync) -> Vec<T> {
+        let start = Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        open()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn threads_opening_one_slow_source_at_once_build_once() {
+        let cache = IndexCache::new(1 << 20);
+        let src = Arc::new(SlowSource::new(tiny_flv(), "slow"));
+        let media = at_once(|| {
+            let source: Arc<dyn ByteSource> = src.clone();
+            Media::with_cache(source, &cache).unwrap()
+        });
+        let first = media[0].index();
+        assert!(media.iter().all(|m| std::ptr::eq(m.index(), first)));
+        // As many reads as one build of the same bytes makes alone.
+        let alone = SlowSource::new(tiny_flv(), "alone");
+        MediaIndex::build(&alone).unwrap();
+        assert_eq!(
+            src.reads.load(Ordering::SeqCst),
+            alone.reads.load(Ordering::SeqCst)
+        );
+        let stats = cache.stats();
+        assert_eq!(stats.entries, 1);
+        assert_eq!(stats.hits + stats.misses, THREADS as u64);
+    }
+
+    #[test]
+    fn waiters_share_one_build_even_without_a_cache() {
+        let cache = IndexCache::new(0);
+        let src = SlowSource::new(tiny_flv(), "uncached");
+        let builds = AtomicUsize::new(0);
+        let indexes = at_once(|| {
+            cache.get_or_build(&src.identity(), || {
+                builds.fetch_add(1, Ordering::SeqCst);
+                MediaIndex::build(&src)
+            })
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        let first = indexes[0].as_ref().unwrap();
+        assert!(indexes
+            .iter()
+            .all(|i| Arc::ptr_eq(i.as_ref().unwrap(), first)));
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn a_failed_build_gives_its_waiters_its_error_and_is_not_cached() {
+        let cache = IndexCache::new(1 << 20);
+        let src = SlowSource::new(b"not a video, just text".to_vec(), "junk");
+        let builds = AtomicUsize::new(0);
+        let build = || {
+            builds.fetch_add(1, Ordering::SeqCst);
+            MediaIndex::build(&src)
+        };
+        let results = at_once(|| cache.get_or_build(&src.identity(), build));
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        let messages: Vec<String> = results
+            .into_iter()
+            .map(|r| match r {
+                Err(e @ Error::UnsupportedFormat(_)) => e.to_string(),
+                other => panic!("want the build's error, got {:?}", other.map(|_| ())),
+            })
+            .collect();
+        assert!(messages.iter().all(|m| *m == messages[0]));
+        // Not cached: the next call builds again.
+        assert!(cache.get_or_build(&src.identity(), build).is_err());
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_build_that_panics_wakes_its_waiters_and_the_next_call_builds() {
+        let cache = IndexCache::new(1 << 20);
+        let src = SlowSource::new(tiny_flv(), "panics");
+        let builds = AtomicUsize::new(0);
+        let results = at_once(|| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                cache.get_or_build(&src.identity(), || {
+                    builds.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    panic!("index build bug")
+                })
+            }))
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        let panicked = results.iter().filter(|r| r.is_err()).count();
+        let waited = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(Error::Io(_)))))
+            .count();
+        assert_eq!((panicked, waited), (1, THREADS - 1));
+        let index = cache.get_or_build(&src.identity(), || MediaIndex::build(&src));
+        assert!(index.is_ok());
+        assert_eq!(cache.stats().entries, 1);
+    }
+
+    #[test]
+    fn get_finds_only_what_is_cached() {
+        let cache = IndexCache::new(1 << 20);
+        let src = MemorySource::named(tiny_flv(), "lookup");
+        let id = src.identity();
+        assert!(cache.get(&id).is_none());
+        let built = cache.get_or_build(&id, || MediaIndex::build(&src)).unwrap();
+        assert!(Arc::ptr_eq(&cache.get(&id).unwrap(), &built));
+        let mut other_version = id.clone();
+        other_version.size += 1;
+        assert!(cache.get(&other_version).is_none());
+        assert!(cache
+            .get(&MemorySource::new(tiny_flv()).identity())
+            .is_none());
+        assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
     }
 
     #[test]

@@ -48,6 +48,18 @@ impl Media {
         Media::with_cache(source, IndexCache::global())
     }
 
+    /// Opens a byte source only if its index is in the process-wide cache,
+    /// reading nothing: `None` when opening would read the source to build
+    /// one (not cached, or still being built by another call). For hosts
+    /// that must not block and index elsewhere (nginx's thread pool).
+    pub fn from_cache(source: Arc<dyn ByteSource>) -> Result<Option<Media>> {
+        let Some(index) = IndexCache::global().get(&source.identity()) else {
+            return Ok(None);
+        };
+        index.check_limits()?;
+        Ok(Some(Media { source, index }))
+    }
+
     /// Opens a byte source through a given cache.
     pub fn with_cache(source: Arc<dyn ByteSource>, cache: &IndexCache) -> Result<Media> {
         let index = cache.get_or_build(&source.identity(), || MediaIndex::build(&*source))?;
@@ -132,5 +144,27 @@ impl Media {
         }
         s.push_str("]}");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemorySource;
+
+    #[test]
+    fn from_cache_opens_only_what_another_open_indexed() {
+        let mut flv = Vec::new();
+        crate::format::flv::tag::write_stream_header(&mut flv, false, true);
+        crate::format::flv::tag::write_tag(&mut flv, 9, 0, &[0x12, 0, 0]);
+        let name = format!("media-from-cache-{}", std::process::id());
+        let source =
+            || -> Arc<dyn ByteSource> { Arc::new(MemorySource::named(flv.clone(), &name)) };
+        assert!(Media::from_cache(source()).unwrap().is_none());
+        let opened = Media::from_source(source()).unwrap();
+        let cached = Media::from_cache(source()).unwrap().expect("cached now");
+        assert!(std::ptr::eq(cached.index(), opened.index()));
+        let anonymous: Arc<dyn ByteSource> = Arc::new(MemorySource::new(flv.clone()));
+        assert!(Media::from_cache(anonymous).unwrap().is_none());
     }
 }

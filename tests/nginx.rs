@@ -5,16 +5,23 @@
 //! `init` response. nginx also runs the request matrix every host binding
 //! passes (`tests/common/host.rs`).
 //!
+//! Locations with `aio threads` index a file the worker has not indexed yet
+//! in nginx's thread pool; the tests request files cold there, several at
+//! once, and check that the worker answers other requests while a long
+//! file is indexed.
+//!
 //! Ignored by a plain `cargo test` because it needs nginx and the built
 //! module; `scripts/test.sh` builds both and runs it with `--include-ignored`.
 
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::host::*;
@@ -53,6 +60,9 @@ impl Nginx {
         fs::create_dir_all(dir.join("tmp")).unwrap();
         fs::create_dir_all(dir.join("junk")).unwrap();
         fs::write(dir.join("junk/not-video.flv"), b"this is not an FLV file\n").unwrap();
+        fs::create_dir_all(dir.join("tiny")).unwrap();
+        fs::write(dir.join("tiny/ok.txt"), b"ok\n").unwrap();
+        fs::create_dir_all(dir.join("ssi")).unwrap();
 
         let backend = Command::new("php")
             .args(["-S", &format!("127.0.0.1:{backend_port}")])
@@ -105,6 +115,26 @@ impl Nginx {
             sample_dir.display()
         );
         locations += &format!("location /junk/ {{ alias {d}/junk/; pseudostream; }}\n");
+        // Indexing in the thread pool: the default pool, with O_DIRECT on
+        // the served descriptor, and a pool named by a variable.
+        locations += &location("/threads/", "aio threads;");
+        locations += &location("/threads-directio/", "aio threads; directio 4k;");
+        locations += &location(
+            "/threads-pool/",
+            "set $index_pool pseudostream_index; aio threads=$index_pool;",
+        );
+        locations += &format!(
+            "location /media-threads/ {{ alias {hm}/; pseudostream; \
+             pseudostream_start_unit seconds; aio threads; }}\n"
+        );
+        locations +=
+            &format!("location /junk-threads/ {{ alias {d}/junk/; pseudostream; aio threads; }}\n");
+        locations += &format!(
+            "location /long/ {{ alias {}/; pseudostream; aio threads; }}\n",
+            long_media_dir().display()
+        );
+        locations += &format!("location /tiny/ {{ alias {d}/tiny/; }}\n");
+        locations += &format!("location /ssi/ {{ alias {d}/ssi/; ssi on; ssi_types *; }}\n");
         fs::create_dir_all(dir.join("swap")).unwrap();
         locations += &format!("location /swap/ {{ alias {d}/swap/; pseudostream; }}\n");
         locations += &format!(
@@ -118,6 +148,7 @@ impl Nginx {
              daemon off;\n\
              pid {d}/nginx.pid;\n\
              error_log {d}/error.log info;\n\
+             thread_pool pseudostream_index threads=2;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n\
              access_log {d}/access.log;\n\
@@ -802,4 +833,380 @@ fn pacing_covers_bodies_and_answers_bodyless_requests_at_once() {
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     assert_no_failures("paced bodies", &failures);
     assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn seeks_indexed_in_the_thread_pool_match_the_library_and_decode() {
+    let nginx = Nginx::start();
+    let refs = all_references();
+    let locations = ["threads", "threads-directio", "threads-pool"];
+    // Three seeks per file, every file cold and all requests at once: each
+    // file is indexed once in the pool while its three requests wait.
+    let mut jobs = Vec::new();
+    for (n, r) in refs.iter().enumerate() {
+        let p = &r.seek_points;
+        if p.len() < 3 {
+            continue;
+        }
+        for point in [p[1], p[p.len() / 2], p[p.len() - 2]] {
+            let q = format!("start={}", point.1 + 5);
+            jobs.push((r.entry.file.clone(), locations[n % locations.len()], q));
+        }
+    }
+    let start = Barrier::new(jobs.len());
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(file, loc, q)| {
+                let start = &start;
+                let nginx = &nginx;
+                s.spawn(move || {
+                    start.wait();
+                    nginx.get(&format!("/{loc}/{file}?{q}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let media_dir = media_dir().to_path_buf();
+    let checks: Vec<_> = jobs.into_iter().zip(replies).collect();
+    let count = checks.len();
+    let results = par_map(checks, |((file, loc, q), reply)| {
+        let what = format!("/{loc}/{file}?{q}");
+        if reply.status != 200 || reply.header("Content-Type") != Some("video/x-flv") {
+            return Err(format!(
+                "{what}: status {}, type {:?}",
+                reply.status,
+                reply.header("Content-Type")
+            ));
+        }
+        let want = expected(
+            &media_dir.join(&file),
+            &q,
+            PrefixMode::Init,
+            StartUnit::Bytes,
+        );
+        if reply.body != want {
+            return Err(format!(
+                "{what}: {} bytes differ from the library's {}",
+                reply.body.len(),
+                want.len()
+            ));
+        }
+        if entry(&file).has_video {
+            decode_bytes(&reply.body, &what)
+        } else {
+            let t = TempFile::with_bytes("nginx-threads-audio.flv", &reply.body);
+            decode_clean(t.path())
+        }
+    });
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    eprintln!("nginx aio threads: {count} cold seek responses checked");
+    assert_no_failures("seeks indexed in the thread pool", &failures);
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn cold_requests_of_every_kind_resume_after_indexing_in_the_pool() {
+    let nginx = Nginx::start();
+    let plain = "h264_aac.plain.flv";
+    let valid = "h264_aac.yamdi.flv";
+
+    // Each request below is the first for its file: indexed in the pool.
+    // No query, no keyframes in the metadata: the virtual file.
+    let reply = nginx.get(&format!("/threads/{plain}"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == served(&media_dir().join(plain), "", MetadataMode::Missing));
+    // No query, valid keyframes: the static path, nginx's own ETag.
+    let reply = nginx.get(&format!("/threads/{valid}"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == fs::read(media_dir().join(valid)).unwrap());
+    let static_etag = nginx.request("HEAD", &format!("/flv/{valid}"), &[]);
+    assert_eq!(reply.header("ETag"), static_etag.header("ETag"));
+    // A Range of a virtual file, HEAD of a seek, a start past the end.
+    let file = "flv1_mp3.plain.flv";
+    let virtual_file = served(&media_dir().join(file), "", MetadataMode::Missing);
+    let part = nginx.request(
+        "GET",
+        &format!("/threads/{file}"),
+        &[("Range", "bytes=100-199")],
+    );
+    assert_eq!(part.status, 206);
+    assert!(part.body == virtual_file[100..200]);
+    let file = "bframes.plain.flv";
+    let q = "start=100000";
+    let head = nginx.request("HEAD", &format!("/threads/{file}?{q}"), &[]);
+    assert_eq!(head.status, 200);
+    let want = expected(
+        &media_dir().join(file),
+        q,
+        PrefixMode::Init,
+        StartUnit::Bytes,
+    );
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(want.len().to_string().as_str())
+    );
+    let file = "audio_only.plain.flv";
+    let size = served(&media_dir().join(file), "", MetadataMode::Missing).len();
+    let over = nginx.get(&format!("/threads/{file}?start={}", size + 10));
+    assert_eq!(over.status, 416);
+    // An MP4 cut.
+    let cut = nginx.get("/media-threads/clip.m4v?start=3");
+    assert_eq!(cut.status, 200);
+    let want = expected(
+        &host_media_dir().join("clip.m4v"),
+        "start=3",
+        PrefixMode::Init,
+        StartUnit::Seconds,
+    );
+    assert!(cut.body == want, "MP4 cut differs");
+    // A file the library cannot read: 415 with a query, as stored without
+    // (a failed build is not cached: both go to the pool).
+    assert_eq!(nginx.get("/junk-threads/not-video.flv?start=1").status, 415);
+    let junk = nginx.get("/junk-threads/not-video.flv");
+    assert_eq!(junk.status, 200);
+    assert_eq!(junk.body, b"this is not an FLV file\n");
+    // A subrequest: an SSI include of a seek.
+    let file = "h264_aac.ffidx.flv";
+    let q = format!("start={}", reference(file).seek_points[2].1);
+    fs::write(
+        nginx.dir.join("ssi/page.html"),
+        format!("before<!--# include virtual=\"/threads/{file}?{q}\" -->after"),
+    )
+    .unwrap();
+    let page = nginx.get("/ssi/page.html");
+    assert_eq!(page.status, 200);
+    let mut want = b"before".to_vec();
+    want.extend(expected(
+        &media_dir().join(file),
+        &q,
+        PrefixMode::Init,
+        StartUnit::Bytes,
+    ));
+    want.extend(b"after");
+    assert!(page.body == want, "the included seek differs");
+    // A bad query is answered before any indexing.
+    assert_eq!(
+        nginx.get(&format!("/threads/{plain}?start=abc")).status,
+        400
+    );
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
+    let long = long_flv();
+    let nginx = Nginx::start();
+    let size = fs::metadata(&long).unwrap().len();
+    let queries: Vec<String> = [300_000, 500_000, 700_000]
+        .iter()
+        .map(|back| format!("start={}", size - back))
+        .collect();
+    let targets: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/long/long.flv?{q}"))
+        .collect();
+
+    // Three seeks at once walk 800 MB from disk (the library builds the
+    // index once, two pool threads wait for it); meanwhile a static file is
+    // asked for, one request after another.
+    drop_from_page_cache(&long);
+    let (seeks, small) = std::thread::scope(|s| {
+        let seeks: Vec<_> = targets
+            .iter()
+            .map(|t| s.spawn(|| get_timed(nginx.port, t)))
+            .collect();
+        let mut small = Vec::new();
+        while !seeks.iter().all(|h| h.is_finished()) {
+            let sent = Instant::now();
+            let reply = nginx.get("/tiny/ok.txt");
+            assert_eq!(reply.body, b"ok\n");
+            small.push((sent, Instant::now()));
+        }
+        let seeks: Vec<_> = seeks.into_iter().map(|h| h.join().unwrap()).collect();
+        (seeks, small)
+    });
+    // Answered while the seeks waited: sent well after the worker had them,
+    // done well before the first byte of any. A worker that indexed the
+    // file itself would answer none of them before the index was built.
+    let sent = seeks.iter().map(|(_, sent, _)| *sent).max().unwrap();
+    let first_byte = seeks.iter().map(|(_, _, first)| *first).min().unwrap();
+    let margin = Duration::from_millis(50);
+    let meanwhile: Vec<Duration> = small
+        .iter()
+        .filter(|(s, d)| *s >= sent + margin && *d + margin <= first_byte)
+        .map(|(s, d)| *d - *s)
+        .collect();
+    let slowest = meanwhile.iter().max().copied().unwrap_or_default();
+    let waited = first_byte.saturating_duration_since(sent).as_secs_f64();
+    eprintln!(
+        "nginx aio threads: cold seeks into {size} bytes waited {waited:.3} s for a first byte; \
+         {} small requests answered meanwhile, the slowest in {:.1} ms",
+        meanwhile.len(),
+        slowest.as_secs_f64() * 1000.0
+    );
+    assert!(
+        !meanwhile.is_empty(),
+        "no request was answered while the file was indexed ({waited:.3} s)"
+    );
+    let mut failures = Vec::new();
+    for ((reply, _, _), q) in seeks.iter().zip(&queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        } else if let Err(e) = decode_bytes(&reply.body, q) {
+            failures.push(e);
+        }
+    }
+    assert_no_failures("concurrent cold seeks", &failures);
+
+    // A new version of the file is indexed again; its client goes away
+    // while that runs. The worker serves on, the next request for the file
+    // gets the index, and the request that was left is logged as closed.
+    let modified = fs::metadata(&long).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&long)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(&long);
+    let gone_q = format!("start={}", size - 400_000);
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+        write!(
+            s,
+            "GET /long/long.flv?{gone_q} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(nginx.get("/tiny/ok.txt").status, 200);
+    let again = nginx.get(&targets[0]);
+    assert_eq!(again.status, 200);
+    assert!(
+        again.body == seeks[0].0.body,
+        "the seek after the new version differs"
+    );
+    let left = format!("GET /long/long.flv?{gone_q} HTTP/1.1\" 499 ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(nginx.dir.join("access.log"))
+        .unwrap_or_default()
+        .contains(&left)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no 499 logged for the request whose client went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+/// One GET on a new connection: the reply, when the request was sent and
+/// when the first byte of the answer came.
+fn get_timed(port: u16, target: &str) -> (Reply, Instant, Instant) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let mut raw = vec![0u8];
+    s.read_exact(&mut raw).unwrap();
+    let first_byte = Instant::now();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let reply = Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+        elapsed: first_byte - sent,
+    };
+    (reply, sent, first_byte)
+}
+
+/// Where `long_flv()` lives (the `/long/` location).
+fn long_media_dir() -> PathBuf {
+    let dir = root().join("target").join("nginx-long-media");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// About 800 MB, 3.5 hours, of h264_aac.plain.flv's tags repeated with
+/// shifted timestamps: an FLV without keyframe metadata that takes a
+/// noticeable time to index when it is not in the page cache. Made once and
+/// kept between runs.
+fn long_flv() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = long_media_dir().join("long.flv");
+        let source = reference("h264_aac.plain.flv");
+        let b = &source.bytes;
+        let (head, media): (Vec<&Tag>, Vec<&Tag>) = source
+            .flv
+            .tags
+            .iter()
+            .partition(|t| t.kind == SCRIPT || t.is_config());
+        let block: Vec<u8> = media.iter().flat_map(|t| t.bytes(b)).copied().collect();
+        let period = media.iter().map(|t| t.ts).max().unwrap() + 100;
+        let copies = 800_000_000 / block.len() as u64;
+        let size = 13 + head.iter().map(|t| t.span()).sum::<u64>() + copies * block.len() as u64;
+        if fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+            return path;
+        }
+        let aside = path.with_extension("flv.tmp");
+        let mut out = BufWriter::new(fs::File::create(&aside).unwrap());
+        out.write_all(&b[..13]).unwrap();
+        for t in &head {
+            out.write_all(t.bytes(b)).unwrap();
+        }
+        let mut copy = block.clone();
+        for k in 0..copies {
+            let mut at = 0;
+            for t in &media {
+                let ts = t.ts + k as u32 * period;
+                let [hi, b2, b1, b0] = ts.to_be_bytes();
+                copy[at + 4..at + 8].copy_from_slice(&[b2, b1, b0, hi]);
+                at += t.span() as usize;
+            }
+            out.write_all(&copy).unwrap();
+        }
+        let file = out.into_inner().unwrap();
+        file.sync_all().unwrap();
+        fs::rename(&aside, &path).unwrap();
+        path
+    })
+    .clone()
+}
+
+/// Writes the file's pages out and drops them from the page cache, so the
+/// next read comes from the disk.
+fn drop_from_page_cache(path: &Path) {
+    let file = fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: a valid descriptor; posix_fadvise only advises the kernel.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
 }

@@ -18,6 +18,13 @@
  * A request without a query that the library would answer with the file
  * as stored, unpaced, takes the static module's path instead (nginx's
  * ETag, its not_modified and range filters).
+ *
+ * Indexing a file the library has not indexed yet reads it: a walk over
+ * the tags of a long FLV takes seconds when the file is not in the page
+ * cache. Where the location has "aio threads", that walk runs in nginx's
+ * thread pool and the request resumes when it is done; the worker goes on
+ * serving. Requests for a file whose index is cached never leave the
+ * worker.
  */
 
 
@@ -63,6 +70,24 @@ typedef struct {
 } ngx_http_pseudostream_loc_conf_t;
 
 
+#if (NGX_THREADS)
+
+/* an index build in the thread pool: what it reads, what it gives back */
+
+typedef struct {
+    ngx_fd_t                   fd;
+    uint64_t                   size;
+    uint64_t                   inode;
+    int64_t                    mtime_ns;
+
+    ps_media                  *media;
+    ps_status                  status;
+    u_char                     error[256];
+} ngx_http_pseudostream_index_t;
+
+#endif
+
+
 typedef struct {
     ps_request                *request;
     ps_media                  *media;
@@ -84,6 +109,21 @@ typedef struct {
 
     ngx_file_t                 file;
 
+#if (NGX_THREADS)
+
+    /* an index built in a thread, and where to resume with it */
+
+    ngx_http_pseudostream_index_t  *index;
+    ngx_str_t                  path;
+    ngx_open_file_info_t       of;
+
+    /* a descriptor of the file without O_DIRECT, read by the index build */
+
+    ngx_fd_t                   index_fd;
+    ngx_log_t                 *log;
+
+#endif
+
     /* the buffers of one piece, reused once the previous piece is out */
 
     ngx_buf_t                  prefix_buf;
@@ -97,9 +137,25 @@ static ngx_int_t ngx_http_pseudostream_static(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_pseudostream_plan(ngx_http_request_t *r,
     ngx_str_t *path, ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_answer(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of);
 static ngx_int_t ngx_http_pseudostream_resolve(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
     ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_open_failed(ngx_http_request_t *r,
+    ngx_str_t *path, ps_status status, const char *detail);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of);
+static ngx_int_t ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of);
+static void ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log);
+static void ngx_http_pseudostream_index_done(ngx_event_t *ev);
+static void ngx_http_pseudostream_indexed(ngx_http_request_t *r);
+#endif
 static ngx_int_t ngx_http_pseudostream_respond(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
     ngx_open_file_info_t *of, ps_response *resp);
@@ -124,6 +180,8 @@ static ngx_int_t ngx_http_pseudostream_pace(ngx_http_request_t *r,
 static ngx_int_t ngx_http_pseudostream_wait_socket(ngx_http_request_t *r);
 static ngx_int_t ngx_http_pseudostream_error(ngx_http_request_t *r,
     ngx_str_t *path, const char *call, ps_status status);
+static ngx_int_t ngx_http_pseudostream_fail(ngx_http_request_t *r,
+    ngx_str_t *path, const char *call, ps_status status, const char *detail);
 static void ngx_http_pseudostream_cleanup(void *data);
 
 static void *ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf);
@@ -459,21 +517,30 @@ ngx_http_pseudostream_static(ngx_http_request_t *r, ngx_str_t *path,
 /*
  * Answers a request with the library: its plan, its answer to the
  * request's preconditions and Range, its pacing. Returns NGX_DECLINED for
- * a request without a query that the static path serves the same.
+ * a request without a query that the static path serves the same, and
+ * NGX_DONE when the file is indexed in a thread and the request resumes
+ * later.
  */
 
 static ngx_int_t
 ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
     ngx_open_file_info_t *of)
 {
-    size_t                        len;
-    ngx_int_t                     rc;
-    ps_status                     st;
-    ps_response                   resp;
-    ps_plan_info                  info;
-    const uint8_t                *prefix;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_pseudostream_ctx_t  *ctx;
+#if (NGX_THREADS)
+    ngx_int_t                          rc;
+#endif
+    ps_status                          st;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_pseudostream_ctx_t       *ctx;
+    ngx_http_pseudostream_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
+
+    if (plcf->options == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "pseudostream options missing in this location");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_pseudostream_ctx_t));
     if (cln == NULL) {
@@ -483,16 +550,67 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
     ctx = cln->data;
     ngx_memzero(ctx, sizeof(ngx_http_pseudostream_ctx_t));
 
+#if (NGX_THREADS)
+    ctx->index_fd = NGX_INVALID_FILE;
+#endif
+
     cln->handler = ngx_http_pseudostream_cleanup;
 
+    /* no query: no request, the library plans the whole (served) file */
+
+    if (r->args.len) {
+        st = ps_request_parse(plcf->options, (const char *) r->args.data,
+                              r->args.len, &ctx->request);
+        if (st != PS_OK) {
+            return ngx_http_pseudostream_error(r, path, "ps_request_parse",
+                                               st);
+        }
+    }
+
+#if (NGX_THREADS)
+
+    rc = ngx_http_pseudostream_index_in_thread(r, ctx, path, of);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+#endif
+
+    return ngx_http_pseudostream_answer(r, ctx, path, of);
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_answer(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    size_t                        len;
+    ngx_int_t                     rc;
+    ps_status                     st;
+    ps_response                   resp;
+    ps_plan_info                  info;
+    const uint8_t                *prefix;
+
 #if (NGX_HAVE_O_DIRECT)
+    ngx_uint_t                    directio;
 
     /*
      * the library reads the file through of->fd itself (buffered reads of
      * a few bytes): turn O_DIRECT off while the plan is made
      */
 
-    if (of->is_directio && ngx_directio_off(of->fd) == NGX_FILE_ERROR) {
+    directio = of->is_directio;
+
+#if (NGX_THREADS)
+    if (ctx->index_fd != NGX_INVALID_FILE) {
+        /* it reads a descriptor of its own */
+        directio = 0;
+    }
+#endif
+
+    if (directio && ngx_directio_off(of->fd) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                       ngx_directio_off_n " \"%V\" failed", path);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -504,7 +622,7 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
 
 #if (NGX_HAVE_O_DIRECT)
 
-    if (of->is_directio && ngx_directio_on(of->fd) == NGX_FILE_ERROR) {
+    if (directio && ngx_directio_on(of->fd) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                       ngx_directio_on_n " \"%V\" failed", path);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -569,50 +687,26 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
 
-    if (plcf->options == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pseudostream options missing in this location");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* opened already when the index was built in a thread */
 
-    /* no query: no request, the library plans the whole (served) file */
+    if (ctx->media == NULL) {
 
-    if (r->args.len) {
-        st = ps_request_parse(plcf->options, (const char *) r->args.data,
-                              r->args.len, &ctx->request);
+        /*
+         * The library borrows the descriptor of the open file cache (no
+         * dup, no fstat): this request's cleanup, added after
+         * ngx_open_cached_file's, runs first and frees the media before
+         * the descriptor can be closed. nginx keeps the inode but not the
+         * device; 0 stands for it.
+         */
+
+        st = ps_media_open_fd_borrowed(of->fd, (uint64_t) of->size, 0,
+                                       (uint64_t) of->uniq,
+                                       (int64_t) of->mtime * 1000000000,
+                                       &ctx->media);
         if (st != PS_OK) {
-            return ngx_http_pseudostream_error(r, path, "ps_request_parse",
-                                               st);
+            return ngx_http_pseudostream_open_failed(r, path, st,
+                                                     ps_last_error());
         }
-    }
-
-    /*
-     * The library borrows the descriptor of the open file cache (no dup, no
-     * fstat): this request's cleanup, added after ngx_open_cached_file's,
-     * runs first and frees the media before the descriptor can be closed.
-     * nginx keeps the inode but not the device; 0 stands for it.
-     */
-    st = ps_media_open_fd_borrowed(of->fd, (uint64_t) of->size, 0,
-                                   (uint64_t) of->uniq,
-                                   (int64_t) of->mtime * 1000000000,
-                                   &ctx->media);
-
-    if (st == PS_ERR_UNSUPPORTED_FORMAT || st == PS_ERR_MALFORMED_MEDIA) {
-
-        if (r->args.len == 0) {
-
-            /* nothing to seek in, nothing to rewrite: served as stored */
-
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "\"%V\" served as stored: %s", path,
-                          ps_last_error());
-            return NGX_DECLINED;
-        }
-    }
-
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path,
-                                           "ps_media_open_fd_borrowed", st);
     }
 
     st = ps_plan_new(ctx->media, plcf->options, ctx->request, &ctx->plan);
@@ -633,6 +727,283 @@ ngx_http_pseudostream_resolve(ngx_http_request_t *r,
 
     return ngx_http_pseudostream_error(r, path, "ps_plan_new", st);
 }
+
+
+static ngx_int_t
+ngx_http_pseudostream_open_failed(ngx_http_request_t *r, ngx_str_t *path,
+    ps_status status, const char *detail)
+{
+    if ((status == PS_ERR_UNSUPPORTED_FORMAT
+         || status == PS_ERR_MALFORMED_MEDIA)
+        && r->args.len == 0)
+    {
+        /* nothing to seek in, nothing to rewrite: served as stored */
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "\"%V\" served as stored: %s", path, detail);
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_pseudostream_fail(r, path, "ps_media_open_fd_borrowed",
+                                      status, detail);
+}
+
+
+#if (NGX_THREADS)
+
+/*
+ * A file whose index is not cached is indexed in the location's thread
+ * pool (aio threads): the request waits, blocked like a thread read of
+ * nginx's own, and resumes in ngx_http_pseudostream_indexed(). Returns
+ * NGX_DONE then; NGX_DECLINED when the worker answers now (no aio threads,
+ * or the index is cached: ctx->media is set); or an error.
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    ps_status                       st;
+    ngx_str_t                       name;
+    ngx_thread_pool_t              *tp;
+    ngx_thread_task_t              *task;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_pseudostream_index_t  *ix;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->aio != NGX_HTTP_AIO_THREADS) {
+        return NGX_DECLINED;
+    }
+
+    st = ps_media_open_fd_borrowed_cached(of->fd, (uint64_t) of->size, 0,
+                                          (uint64_t) of->uniq,
+                                          (int64_t) of->mtime * 1000000000,
+                                          &ctx->media);
+
+    if (st != PS_ERR_NOT_CACHED) {
+        /*
+         * cached: ctx->media is set; or cached but refused (an MP4 over
+         * the moov limit), which the worker's open finds again unread
+         */
+        return NGX_DECLINED;
+    }
+
+    /* the thread pool of the location, as nginx's own thread reads find it */
+
+    tp = clcf->thread_pool;
+
+    if (tp == NULL) {
+        if (ngx_http_complex_value(r, clcf->thread_pool_value, &name)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        tp = ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle, &name);
+
+        if (tp == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "thread pool \"%V\" not found", &name);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_pseudostream_index_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ix = task->ctx;
+
+    ix->fd = of->fd;
+    ix->size = (uint64_t) of->size;
+    ix->inode = (uint64_t) of->uniq;
+    ix->mtime_ns = (int64_t) of->mtime * 1000000000;
+
+    ctx->index = ix;
+    ctx->path = *path;
+    ctx->of = *of;
+
+    if (of->is_directio) {
+        if (ngx_http_pseudostream_open_for_index(r, ctx, path, of)
+            != NGX_OK)
+        {
+            /* the path leads elsewhere now: indexed in the worker */
+            return NGX_DECLINED;
+        }
+
+        ix->fd = ctx->index_fd;
+    }
+
+    task->handler = ngx_http_pseudostream_index_thread;
+    task->event.data = r;
+    task->event.handler = ngx_http_pseudostream_index_done;
+
+    if (ngx_thread_task_post(tp, task) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream index \"%V\" in a thread", path);
+
+    ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
+
+    /*
+     * the request and its pool, which hold the task and the descriptor it
+     * reads, live until the task is done: a terminated request is only
+     * freed once nothing blocks it
+     */
+
+    r->main->blocked++;
+    r->aio = 1;
+    r->main->count++;
+
+    r->read_event_handler = r->discard_body
+                            ? ngx_http_discarded_request_body_handler
+                            : ngx_http_test_reading;
+    r->write_event_handler = ngx_http_pseudostream_indexed;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Opens a second descriptor of the file, without O_DIRECT: the worker
+ * switches O_DIRECT on the open file cache's descriptor for its own reads,
+ * which must not happen under the pool thread's. Opened by the same path
+ * and checked to be the file of->fd is (inode, size, modification time),
+ * which the open file cache has checked (symlinks and all).
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
+    ngx_open_file_info_t *of)
+{
+    ngx_fd_t         fd;
+    ngx_file_info_t  fi;
+
+    fd = ngx_open_file(path->data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+                       NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, ngx_errno,
+                      ngx_open_file_n " \"%V\" failed", path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_uniq(&fi) != of->uniq
+        || ngx_file_size(&fi) != of->size
+        || ngx_file_mtime(&fi) != of->mtime)
+    {
+        if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                          ngx_close_file_n " \"%V\" failed", path);
+        }
+
+        return NGX_ERROR;
+    }
+
+    ctx->index_fd = fd;
+    ctx->log = r->connection->log;
+
+    return NGX_OK;
+}
+
+
+/* runs in a pool thread: builds the index, which the library caches */
+
+static void
+ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_pseudostream_index_t  *ix = data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "http pseudostream index thread");
+
+    ix->status = ps_media_open_fd_borrowed(ix->fd, ix->size, 0, ix->inode,
+                                           ix->mtime_ns, &ix->media);
+
+    if (ix->status != PS_OK) {
+        /* the detail is the pool thread's: the worker gets a copy */
+        ngx_cpystrn(ix->error, (u_char *) ps_last_error(),
+                    sizeof(ix->error));
+    }
+}
+
+
+/* back in the worker, as nginx's own thread reads come back */
+
+static void
+ngx_http_pseudostream_index_done(ngx_event_t *ev)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_pseudostream_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "http pseudostream indexed: \"%V?%V\"",
+                   &r->uri, &r->args);
+
+    /* the request's cleanup frees the media, whatever happens next */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+    ctx->media = ctx->index->media;
+    ctx->index->media = NULL;
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    /* ngx_http_pseudostream_indexed(), or nginx's finalizer if terminated */
+
+    r->write_event_handler(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_pseudostream_indexed(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_http_pseudostream_ctx_t    *ctx;
+    ngx_http_pseudostream_index_t  *ix;
+
+    if (r->aio) {
+        /* a write event while the index is being built */
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+    ix = ctx->index;
+
+    if (ix->status == PS_OK) {
+        rc = ngx_http_pseudostream_answer(r, ctx, &ctx->path, &ctx->of);
+
+    } else {
+        rc = ngx_http_pseudostream_open_failed(r, &ctx->path, ix->status,
+                                               (const char *) ix->error);
+    }
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_pseudostream_static(r, &ctx->path, &ctx->of);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+#endif
 
 
 /*
@@ -1411,9 +1782,16 @@ static ngx_int_t
 ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
     const char *call, ps_status status)
 {
-    ngx_int_t    rc;
-    ngx_uint_t   level;
-    const char  *detail;
+    return ngx_http_pseudostream_fail(r, path, call, status, ps_last_error());
+}
+
+
+static ngx_int_t
+ngx_http_pseudostream_fail(ngx_http_request_t *r, ngx_str_t *path,
+    const char *call, ps_status status, const char *detail)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  level;
 
     rc = ps_status_http(status);
 
@@ -1436,8 +1814,6 @@ ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
         break;
     }
 
-    detail = ps_last_error();
-
     if (detail == NULL || *detail == '\0') {
         detail = ps_strerror(status);
     }
@@ -1458,6 +1834,19 @@ ngx_http_pseudostream_cleanup(void *data)
     ps_plan_free(ctx->plan);
     ps_media_free(ctx->media);
     ps_request_free(ctx->request);
+
+#if (NGX_THREADS)
+
+    /* after the media that reads it */
+
+    if (ctx->index_fd != NGX_INVALID_FILE
+        && ngx_close_file(ctx->index_fd) == NGX_FILE_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ALERT, ctx->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &ctx->path);
+    }
+
+#endif
 }
 
 

@@ -40,6 +40,9 @@ pub enum ps_status {
     PS_ERR_RANGE_NOT_SATISFIABLE = 12,
     /// The source ended before the planned range: the file shrank while served.
     PS_ERR_SOURCE_CHANGED = 13,
+    /// ps_media_open_fd_borrowed_cached: the index is not cached, so opening
+    /// would read the file. An answer for the host, not for its client.
+    PS_ERR_NOT_CACHED = 14,
 }
 
 use ps_status::*;
@@ -283,6 +286,7 @@ pub extern "C" fn ps_strerror(status: u32) -> *const c_char {
         11 => "bad request\0",
         12 => "range not satisfiable\0",
         13 => "source changed while serving\0",
+        14 => "index not cached\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()

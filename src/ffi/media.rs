@@ -5,12 +5,13 @@ use std::io;
 use std::sync::Arc;
 
 use super::boundary::{
-    c_str, copy_out_str, guard, guard_value, handle, non_null, opt_c_str, put, Failure, Handle,
+    c_str, copy_out_str, guard, guard_value, handle, non_null, opt_c_str, put, Failure, FfiResult,
+    Handle,
 };
 use super::ps_status;
 use crate::cache::IndexCache;
 use crate::media::Media;
-use crate::source::{ByteSource, FileStat, SourceIdentity, SourceKey};
+use crate::source::{ByteSource, FileSource, FileStat, SourceIdentity, SourceKey};
 
 /// An opened media file and its keyframe index. Immutable: one handle may
 /// be used from many threads at once. Plans and streams made from it keep
@@ -132,19 +133,57 @@ pub extern "C" fn ps_media_open_fd_borrowed(
 ) -> ps_status {
     guard(|| {
         non_null(out, "out")?;
-        if fd < 0 {
-            return Err(Failure::invalid(format!("file descriptor {fd}")));
-        }
-        let stat = FileStat {
-            size,
-            device,
-            inode,
-            mtime_ns,
-        };
+        let stat = lent_file(fd, size, device, inode, mtime_ns)?;
         // SAFETY: the caller's promise, documented above.
         let media = unsafe { Media::open_borrowed_fd(fd, stat) }?;
         put(out, ps_media::new(media).into_raw());
         Ok(())
+    })
+}
+
+/// As ps_media_open_fd_borrowed, but only when the file's index is in the
+/// process-wide cache: reads nothing, makes no system call and never
+/// blocks. Returns PS_ERR_NOT_CACHED, writing nothing, when opening would
+/// have to build the index (it is not cached, or another call is building
+/// it): a host that must not block then calls ps_media_open_fd_borrowed
+/// with the same arguments where blocking is allowed (nginx: its thread
+/// pool), and calls for one file made while it builds wait for that one
+/// build. Same contract for `fd` on success. Thread-safe.
+#[no_mangle]
+pub extern "C" fn ps_media_open_fd_borrowed_cached(
+    fd: i32,
+    size: u64,
+    device: u64,
+    inode: u64,
+    mtime_ns: i64,
+    out: *mut *mut ps_media,
+) -> ps_status {
+    guard(|| {
+        non_null(out, "out")?;
+        let stat = lent_file(fd, size, device, inode, mtime_ns)?;
+        // SAFETY: the caller's promise, documented above.
+        let source = Arc::new(unsafe { FileSource::borrow_fd(fd, stat) });
+        let media = Media::from_cache(source)?.ok_or_else(|| {
+            Failure::new(
+                ps_status::PS_ERR_NOT_CACHED,
+                format!("the index of file descriptor {fd} (inode {inode}) is not cached"),
+            )
+        })?;
+        put(out, ps_media::new(media).into_raw());
+        Ok(())
+    })
+}
+
+/// The caller's fstat of a lent descriptor, which must be one.
+fn lent_file(fd: i32, size: u64, device: u64, inode: u64, mtime_ns: i64) -> FfiResult<FileStat> {
+    if fd < 0 {
+        return Err(Failure::invalid(format!("file descriptor {fd}")));
+    }
+    Ok(FileStat {
+        size,
+        device,
+        inode,
+        mtime_ns,
     })
 }
 

@@ -426,6 +426,46 @@ static void test_serving(const char *path) {
     }
     CHECK_STATUS(ps_media_open_fd_borrowed(-1, 1, 0, 1, 0, &media), PS_ERR_INVALID_ARG);
 
+    /* Only from the cache: "not cached" until an open has indexed the file. */
+    kept = fopen(path, "rb");
+    CHECK(kept != NULL);
+    if (kept) {
+        int fd = fileno(kept);
+        uint64_t hits_before = 0, hits_after = 0;
+        ps_media *cached = (ps_media *)0x1; /* must stay untouched on a miss */
+        CHECK_STATUS(ps_media_open_fd_borrowed_cached(fd, file_len, 0, 7654321, 42, &cached),
+                     PS_ERR_NOT_CACHED);
+        CHECK(cached == (ps_media *)0x1);
+        CHECK(strstr(ps_last_error(), "not cached") != NULL);
+        CHECK(strcmp(ps_strerror(PS_ERR_NOT_CACHED), "index not cached") == 0);
+        CHECK(ps_status_http(PS_ERR_NOT_CACHED) == 500);
+        ps_media *built = NULL;
+        CHECK_STATUS(ps_media_open_fd_borrowed(fd, file_len, 0, 7654321, 42, &built), PS_OK);
+        CHECK_STATUS(ps_cache_stats(NULL, NULL, &hits_before, NULL), PS_OK);
+        cached = NULL;
+        CHECK_STATUS(ps_media_open_fd_borrowed_cached(fd, file_len, 0, 7654321, 42, &cached),
+                     PS_OK);
+        CHECK_STATUS(ps_cache_stats(NULL, NULL, &hits_after, NULL), PS_OK);
+        CHECK(hits_after == hits_before + 1);
+        ps_media_info cached_info;
+        CHECK_STATUS(ps_media_get_info(cached, &cached_info), PS_OK);
+        CHECK(cached_info.keyframe_count == info.keyframe_count);
+        /* It reads through the lent descriptor like any media. */
+        ps_plan *cached_plan = NULL;
+        CHECK_STATUS(ps_plan_new(cached, NULL, NULL, &cached_plan), PS_OK);
+        ps_plan_free(cached_plan);
+        /* Another version of the same file is not the cached one. */
+        ps_media *other = NULL;
+        CHECK_STATUS(ps_media_open_fd_borrowed_cached(fd, file_len, 0, 7654321, 43, &other),
+                     PS_ERR_NOT_CACHED);
+        CHECK(other == NULL);
+        ps_media_free(cached);
+        ps_media_free(built);
+        fclose(kept);
+    }
+    CHECK_STATUS(ps_media_open_fd_borrowed_cached(-1, 1, 0, 1, 0, &media), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_media_open_fd_borrowed_cached(0, 1, 0, 1, 0, NULL), PS_ERR_NULL_ARG);
+
     /* The same file through a read callback indexes the same way. */
     struct memory_source src = {file, file_len, 0};
     ps_media *from_cb = NULL;
