@@ -37,6 +37,7 @@ namespace Pseudostream
         public const uint BadRequest = 11;
         public const uint RangeNotSatisfiable = 12;
         public const uint SourceChanged = 13;
+        public const uint NotCached = 14;
     }
 
     /// <summary>ps_prefix_mode values.</summary>

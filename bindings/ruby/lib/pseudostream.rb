@@ -29,7 +29,8 @@ module Pseudostream
       Native::PS_ERR_MALFORMED_MEDIA => :malformed_media,
       Native::PS_ERR_BAD_REQUEST => :bad_request,
       Native::PS_ERR_RANGE_NOT_SATISFIABLE => :range_not_satisfiable,
-      Native::PS_ERR_SOURCE_CHANGED => :source_changed
+      Native::PS_ERR_SOURCE_CHANGED => :source_changed,
+      Native::PS_ERR_NOT_CACHED => :not_cached
     }.freeze
 
     attr_reader :status, :http_status, :detail

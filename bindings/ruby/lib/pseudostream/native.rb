@@ -41,6 +41,7 @@ module Pseudostream
     PS_ERR_BAD_REQUEST = 11
     PS_ERR_RANGE_NOT_SATISFIABLE = 12
     PS_ERR_SOURCE_CHANGED = 13
+    PS_ERR_NOT_CACHED = 14
 
     # enum ps_prefix_mode
     PS_PREFIX_NONE = 0
