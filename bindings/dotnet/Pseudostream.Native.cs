@@ -9,8 +9,8 @@
 // library by its SONAME, libpseudostream.so.0, through the
 // Pseudostream.dll.config beside the assembly (a Mono dllmap; build.sh
 // writes it). PSEUDOSTREAM_LIB, when set, names another file (a build
-// tree's target/release/libpseudostream.so): it is loaded first, and the
-// loader then finds it under its SONAME.
+// tree's target/release/libpseudostream.so): the wrappers load it first,
+// and the loader then finds it under its SONAME.
 //
 // No seek logic lives here: every decision is the library's.
 
@@ -158,13 +158,20 @@ namespace Pseudostream
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     public delegate int PsReadAtFn(IntPtr ctx, ulong offset, IntPtr buf, UIntPtr len, out UIntPtr outRead);
 
-    /// <summary>The raw C ABI. Prefer the wrappers below.</summary>
-    public static class NativeMethods
+    /// <summary>
+    /// Loads the file PSEUDOSTREAM_LIB names, if any, before the first
+    /// P/Invoke call resolves "pseudostream": the dynamic loader then finds
+    /// it under its SONAME. Mono resolves a P/Invoke target before the
+    /// declaring class's static constructor runs, so every wrapper class
+    /// calls this from its own; code that calls NativeMethods directly
+    /// calls Library.Load() first.
+    /// </summary>
+    static class BuildTreeLibrary
     {
-        public const string Library = "pseudostream";
-
         const int RtldNow = 2;
         const int RtldGlobal = 0x100;
+        static readonly object Gate = new object();
+        static bool loaded;
 
         [DllImport("libdl.so.2", EntryPoint = "dlopen")]
         static extern IntPtr DlOpen(byte[] file, int mode);
@@ -172,19 +179,30 @@ namespace Pseudostream
         [DllImport("libdl.so.2", EntryPoint = "dlerror")]
         static extern IntPtr DlError();
 
-        static NativeMethods()
+        internal static void Load()
         {
-            string path = Environment.GetEnvironmentVariable("PSEUDOSTREAM_LIB");
-            if (string.IsNullOrEmpty(path))
+            lock (Gate)
             {
-                return;
-            }
-            if (DlOpen(Encoding.UTF8.GetBytes(path + "\0"), RtldNow | RtldGlobal) == IntPtr.Zero)
-            {
-                throw new DllNotFoundException("PSEUDOSTREAM_LIB=" + path + ": "
-                    + Marshal.PtrToStringAnsi(DlError()));
+                if (loaded)
+                {
+                    return;
+                }
+                string path = Environment.GetEnvironmentVariable("PSEUDOSTREAM_LIB");
+                if (!string.IsNullOrEmpty(path)
+                    && DlOpen(Encoding.UTF8.GetBytes(path + "\0"), RtldNow | RtldGlobal) == IntPtr.Zero)
+                {
+                    throw new DllNotFoundException("PSEUDOSTREAM_LIB=" + path + ": "
+                        + Marshal.PtrToStringAnsi(DlError()));
+                }
+                loaded = true;
             }
         }
+    }
+
+    /// <summary>The raw C ABI. Prefer the wrappers below.</summary>
+    public static class NativeMethods
+    {
+        public const string Library = "pseudostream";
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr ps_version();
@@ -416,6 +434,16 @@ namespace Pseudostream
     /// <summary>Library-wide calls.</summary>
     public static class Library
     {
+        static Library()
+        {
+            BuildTreeLibrary.Load();
+        }
+
+        /// <summary>Loads the library now (PSEUDOSTREAM_LIB's file when set).</summary>
+        public static void Load()
+        {
+        }
+
         public static string Version
         {
             get { return Utf8.FromC(NativeMethods.ps_version()); }
@@ -530,6 +558,11 @@ namespace Pseudostream
     /// <summary>An opened media file and its keyframe index; share it between threads freely.</summary>
     public sealed class Media : IDisposable
     {
+        static Media()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public MediaHandle Handle { get; private set; }
 
         private Media(MediaHandle handle)
@@ -585,6 +618,11 @@ namespace Pseudostream
     /// <summary>Host configuration: set it up once, then share it read-only.</summary>
     public sealed class Options : IDisposable
     {
+        static Options()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public OptionsHandle Handle { get; private set; }
 
         public Options()
@@ -657,6 +695,11 @@ namespace Pseudostream
     /// <summary>One parsed request.</summary>
     public sealed class Request : IDisposable
     {
+        static Request()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public RequestHandle Handle { get; private set; }
 
         private Request(RequestHandle handle)
@@ -711,6 +754,11 @@ namespace Pseudostream
     /// <summary>What to send for one request; immutable.</summary>
     public sealed class Plan : IDisposable
     {
+        static Plan()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public PlanHandle Handle { get; private set; }
 
         private Plan(PlanHandle handle)
@@ -797,6 +845,11 @@ namespace Pseudostream
     /// <summary>Produces one response window under the plan's pacing; one thread at a time.</summary>
     public sealed class ResponseStream : IDisposable
     {
+        static ResponseStream()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public StreamHandle Handle { get; private set; }
 
         private ResponseStream(StreamHandle handle)
@@ -849,6 +902,11 @@ namespace Pseudostream
     /// <summary>A pacing clock alone (for hosts that send by other means).</summary>
     public sealed class Pacer : IDisposable
     {
+        static Pacer()
+        {
+            BuildTreeLibrary.Load();
+        }
+
         public PacerHandle Handle { get; private set; }
 
         public Pacer(ulong burstBytes, ulong rateBytesPerS)
