@@ -93,7 +93,7 @@ if [[ ! -f $so || $c -nt $so || $lib -nt $so || $root/include/pseudostream.h -nt
   note "compiling $module.so"
   printf '{ global: %s_plugin_init; local: *; };\n' "$module" >"$out/$module.map"
   # Debian's hardening flags (dpkg-buildflags), as for its own modules.
-  cc -std=gnu99 -O2 -g -fPIC -shared -Wall -Wextra -Wno-unused-parameter \
+  cc -std=gnu99 -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter \
     -fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2 \
     -fmacro-prefix-map="$root/bindings/lighttpd/=" \
     -DHAVE_CONFIG_H -I"$src" -I"$src/src" -I"$root/include" \

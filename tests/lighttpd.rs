@@ -47,14 +47,18 @@ impl Lighttpd {
             .join(format!("lighttpd-it-{}-{port}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("swap")).unwrap();
+        fs::create_dir_all(dir.join("tiny")).unwrap();
+        fs::write(dir.join("tiny/ok.txt"), b"ok\n").unwrap();
+        let long = long_media_dir().canonicalize().unwrap();
         let host_media = host_media_dir().canonicalize().unwrap();
         let media = media_dir().canonicalize().unwrap();
         let samples = root().join("samples").canonicalize().unwrap();
-        let (hm, m, s, d) = (
+        let (hm, m, s, d, l) = (
             host_media.display(),
             media.display(),
             samples.display(),
             dir.display(),
+            long.display(),
         );
         let extensions = r#"pseudostream.extensions = (".flv", ".mp4", ".m4v", ".m4a", ".mov")"#;
         let conf = format!(
@@ -75,6 +79,7 @@ alias.url = (
     "/renamed/" => "{m}/",
     "/paced/" => "{s}/",
     "/swap/" => "{d}/swap/",
+    "/long/" => "{l}/",
 )
 $HTTP["url"] =^ "/media/" {{
     {extensions}
@@ -112,6 +117,9 @@ $HTTP["url"] =^ "/renamed/" {{
     pseudostream.client-pacing = "disable"
 }}
 $HTTP["url"] =^ "/swap/" {{
+    {extensions}
+}}
+$HTTP["url"] =^ "/long/" {{
     {extensions}
 }}
 "#
@@ -700,4 +708,74 @@ fn bad_settings_are_refused_at_startup() {
         assert!(text.contains(message), "{setting}: {text}");
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs lighttpd and the module: make lighttpd-module"]
+fn a_cold_index_build_leaves_lighttpd_serving() {
+    let long = long_flv();
+    let mut lighttpd = Lighttpd::start();
+    let size = fs::metadata(&long).unwrap().len();
+    let queries: Vec<String> = [300_000, 500_000, 700_000]
+        .iter()
+        .map(|back| format!("start={}", size - back))
+        .collect();
+    let targets: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/long/long.flv?{q}"))
+        .collect();
+
+    // Three seeks at once walk 800 MB from disk on index threads (one
+    // build, the others wait for it); lighttpd serves a static file
+    // meanwhile, one request after another.
+    let before = lighttpd.open_fds();
+    drop_from_page_cache(&long);
+    let seeks = serve_during_cold_seeks("lighttpd", lighttpd.port, &targets, "/tiny/ok.txt");
+    let mut failures = Vec::new();
+    for (reply, q) in seeks.iter().zip(&queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        } else if let Err(e) = decode_bytes(&reply.body, q) {
+            failures.push(e);
+        }
+    }
+    assert_no_failures("concurrent cold seeks", &failures);
+
+    // A new version of the file is indexed again while its client goes
+    // away: lighttpd serves on, the next seek is right, and the build's
+    // descriptors are gone once it ends.
+    let modified = fs::metadata(&long).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&long)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(&long);
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", lighttpd.port)).unwrap();
+        write!(
+            s,
+            "GET /long/long.flv?start={} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            size - 400_000
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lighttpd.get("/tiny/ok.txt").status, 200);
+    let again = lighttpd.get(&targets[0]);
+    assert_eq!(again.status, 200);
+    assert!(
+        again.body == seeks[0].body,
+        "the seek after the new version differs"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = lighttpd.open_fds();
+    while now > before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        now = lighttpd.open_fds();
+    }
+    assert_eq!(now, before, "descriptors left behind by index builds");
+    assert_no_failures("lighttpd", &lighttpd.problems());
 }

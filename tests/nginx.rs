@@ -16,12 +16,11 @@
 mod common;
 
 use std::fs;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Barrier, OnceLock};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::host::*;
@@ -1015,46 +1014,9 @@ fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
     // index once, two pool threads wait for it); meanwhile a static file is
     // asked for, one request after another.
     drop_from_page_cache(&long);
-    let (seeks, small) = std::thread::scope(|s| {
-        let seeks: Vec<_> = targets
-            .iter()
-            .map(|t| s.spawn(|| get_timed(nginx.port, t)))
-            .collect();
-        let mut small = Vec::new();
-        while !seeks.iter().all(|h| h.is_finished()) {
-            let sent = Instant::now();
-            let reply = nginx.get("/tiny/ok.txt");
-            assert_eq!(reply.body, b"ok\n");
-            small.push((sent, Instant::now()));
-        }
-        let seeks: Vec<_> = seeks.into_iter().map(|h| h.join().unwrap()).collect();
-        (seeks, small)
-    });
-    // Answered while the seeks waited: sent well after the worker had them,
-    // done well before the first byte of any. A worker that indexed the
-    // file itself would answer none of them before the index was built.
-    let sent = seeks.iter().map(|(_, sent, _)| *sent).max().unwrap();
-    let first_byte = seeks.iter().map(|(_, _, first)| *first).min().unwrap();
-    let margin = Duration::from_millis(50);
-    let meanwhile: Vec<Duration> = small
-        .iter()
-        .filter(|(s, d)| *s >= sent + margin && *d + margin <= first_byte)
-        .map(|(s, d)| *d - *s)
-        .collect();
-    let slowest = meanwhile.iter().max().copied().unwrap_or_default();
-    let waited = first_byte.saturating_duration_since(sent).as_secs_f64();
-    eprintln!(
-        "nginx aio threads: cold seeks into {size} bytes waited {waited:.3} s for a first byte; \
-         {} small requests answered meanwhile, the slowest in {:.1} ms",
-        meanwhile.len(),
-        slowest.as_secs_f64() * 1000.0
-    );
-    assert!(
-        !meanwhile.is_empty(),
-        "no request was answered while the file was indexed ({waited:.3} s)"
-    );
+    let seeks = serve_during_cold_seeks("nginx aio threads", nginx.port, &targets, "/tiny/ok.txt");
     let mut failures = Vec::new();
-    for ((reply, _, _), q) in seeks.iter().zip(&queries) {
+    for (reply, q) in seeks.iter().zip(&queries) {
         let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
         if reply.status != 200 || reply.body != want {
             failures.push(format!("{q}: status {}, body differs", reply.status));
@@ -1089,7 +1051,7 @@ fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
     let again = nginx.get(&targets[0]);
     assert_eq!(again.status, 200);
     assert!(
-        again.body == seeks[0].0.body,
+        again.body == seeks[0].body,
         "the seek after the new version differs"
     );
     let left = format!("GET /long/long.flv?{gone_q} HTTP/1.1\" 499 ");
@@ -1105,108 +1067,4 @@ fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_no_failures("nginx error.log", &nginx.log_problems());
-}
-
-/// One GET on a new connection: the reply, when the request was sent and
-/// when the first byte of the answer came.
-fn get_timed(port: u16, target: &str) -> (Reply, Instant, Instant) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let sent = Instant::now();
-    let mut raw = vec![0u8];
-    s.read_exact(&mut raw).unwrap();
-    let first_byte = Instant::now();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let reply = Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-        elapsed: first_byte - sent,
-    };
-    (reply, sent, first_byte)
-}
-
-/// Where `long_flv()` lives (the `/long/` location).
-fn long_media_dir() -> PathBuf {
-    let dir = root().join("target").join("nginx-long-media");
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// About 800 MB, 3.5 hours, of h264_aac.plain.flv's tags repeated with
-/// shifted timestamps: an FLV without keyframe metadata that takes a
-/// noticeable time to index when it is not in the page cache. Made once and
-/// kept between runs.
-fn long_flv() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = long_media_dir().join("long.flv");
-        let source = reference("h264_aac.plain.flv");
-        let b = &source.bytes;
-        let (head, media): (Vec<&Tag>, Vec<&Tag>) = source
-            .flv
-            .tags
-            .iter()
-            .partition(|t| t.kind == SCRIPT || t.is_config());
-        let block: Vec<u8> = media.iter().flat_map(|t| t.bytes(b)).copied().collect();
-        let period = media.iter().map(|t| t.ts).max().unwrap() + 100;
-        let copies = 800_000_000 / block.len() as u64;
-        let size = 13 + head.iter().map(|t| t.span()).sum::<u64>() + copies * block.len() as u64;
-        if fs::metadata(&path).is_ok_and(|m| m.len() == size) {
-            return path;
-        }
-        let aside = path.with_extension("flv.tmp");
-        let mut out = BufWriter::new(fs::File::create(&aside).unwrap());
-        out.write_all(&b[..13]).unwrap();
-        for t in &head {
-            out.write_all(t.bytes(b)).unwrap();
-        }
-        let mut copy = block.clone();
-        for k in 0..copies {
-            let mut at = 0;
-            for t in &media {
-                let ts = t.ts + k as u32 * period;
-                let [hi, b2, b1, b0] = ts.to_be_bytes();
-                copy[at + 4..at + 8].copy_from_slice(&[b2, b1, b0, hi]);
-                at += t.span() as usize;
-            }
-            out.write_all(&copy).unwrap();
-        }
-        let file = out.into_inner().unwrap();
-        file.sync_all().unwrap();
-        fs::rename(&aside, &path).unwrap();
-        path
-    })
-    .clone()
-}
-
-/// Writes the file's pages out and drops them from the page cache, so the
-/// next read comes from the disk.
-fn drop_from_page_cache(path: &Path) {
-    let file = fs::File::open(path).unwrap();
-    file.sync_all().unwrap();
-    // SAFETY: a valid descriptor; posix_fadvise only advises the kernel.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "posix_fadvise");
 }

@@ -19,16 +19,26 @@
  *
  * A request without a query that the library would answer with the file
  * as stored, unpaced, is left to mod_staticfile.
+ *
+ * Indexing a file the library has not indexed yet reads it (a walk over
+ * the tags of a long FLV takes seconds when the file is not in the page
+ * cache): that build runs on a thread of its own, and the request resumes
+ * when an eventfd in lighttpd's event loop says it is done, so lighttpd
+ * goes on serving meanwhile. A file whose index is cached is answered at
+ * once.
  */
 
 #include "first.h"
 
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,8 +109,33 @@ typedef struct {
     ps_pacer *pacer;
 } ps_objects;
 
-/* A paced response in progress. */
+/*
+ * An index build on a thread. The thread reads the first block and writes
+ * the second, then signals `done`; the event loop alone touches the rest.
+ */
 typedef struct {
+    int fd;                     /* the stat cache's, held by `sce` */
+    uint64_t size;
+    uint64_t device;
+    uint64_t inode;
+    int64_t mtime_ns;
+    int done_fd;                /* an eventfd */
+
+    ps_media *media;
+    ps_status status;
+    char error[256];
+
+    stat_cache_entry *sce;      /* a reference held until the job is freed */
+    fdnode *done;
+    server *srv;
+    connection *con;
+    int finished;               /* the thread has signalled */
+    int abandoned;              /* the request went away */
+} index_job;
+
+/* A request waiting for its index, or a paced response in progress. */
+typedef struct {
+    index_job *job;             /* while the index is built */
     ps_objects ps;
     stat_cache_entry *sce;      /* a reference held: its fd stays open */
     const uint8_t *prefix;      /* in the plan */
@@ -616,8 +651,10 @@ mod_pseudostream_bodyless (request_st * const r, const plugin_data * const p,
  */
 
 static handler_t
-mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
-                       const char * const call, ps_status st)
+mod_pseudostream_fail_because (request_st * const r,
+                               const plugin_data * const p,
+                               const char * const call, ps_status st,
+                               const char *detail)
 {
     int status = (int)ps_status_http(st);
     int always = 1;
@@ -637,7 +674,6 @@ mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
     }
 
     if (always || r->conf.log_request_handling) {
-        const char *detail = ps_last_error();
         if (NULL == detail || '\0' == *detail) detail = ps_strerror(st);
         log_error(r->conf.errh, __FILE__, __LINE__,
           "%s() for %s failed (%d): %s",
@@ -648,6 +684,14 @@ mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
     r->http_status = status;
     r->handler_module = NULL;
     return HANDLER_FINISHED;
+}
+
+
+static handler_t
+mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
+                       const char * const call, ps_status st)
+{
+    return mod_pseudostream_fail_because(r, p, call, st, ps_last_error());
 }
 
 
@@ -715,8 +759,24 @@ ps_monotonic_us (void)
 
 
 static void
+index_job_free (index_job * const job)
+{
+    ps_media_free(job->media);
+    stat_cache_entry_refchg(job->sce, -1);
+    free(job);
+}
+
+
+static void
 handler_ctx_free (handler_ctx * const hctx)
 {
+    if (hctx->job) {
+        /* a thread still building: the job goes when it signals */
+        if (hctx->job->finished)
+            index_job_free(hctx->job);
+        else
+            hctx->job->abandoned = 1;
+    }
     if (hctx->timer) {
         fdevents * const ev = hctx->srv->ev;
         fdevent_fdnode_event_del(ev, hctx->timer);
@@ -904,6 +964,169 @@ mod_pseudostream_headers (request_st * const r, const ps_plan * const plan,
 }
 
 
+static handler_t mod_pseudostream_planned (request_st *r, plugin_data *p,
+    stat_cache_entry *sce, int has_query, ps_options *options,
+    ps_objects *psp, ps_status st, const char *detail);
+
+
+static void *
+mod_pseudostream_index_thread (void *arg)
+{
+    index_job * const job = arg;
+    const uint64_t one = 1;
+
+    job->status = ps_media_open_fd_borrowed(job->fd, job->size, job->device,
+                                            job->inode, job->mtime_ns,
+                                            &job->media);
+    if (job->status != PS_OK) {
+        /* ps_last_error() is this thread's */
+        const char * const e = ps_last_error();
+        snprintf(job->error, sizeof(job->error), "%s", e ? e : "");
+    }
+    while (write(job->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) ;
+    return NULL;
+}
+
+
+/* the thread has built the index (or failed): resume its request */
+
+static handler_t
+mod_pseudostream_indexed (void *ctx, int revents)
+{
+    index_job * const job = ctx;
+    uint64_t n;
+    UNUSED(revents);
+
+    if (read(job->done_fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+        return HANDLER_FINISHED; /* not yet */
+    fdevent_fdnode_event_del(job->srv->ev, job->done);
+    fdevent_sched_close(job->srv->ev, job->done);
+    job->done = NULL;
+    job->finished = 1;
+    if (job->abandoned)
+        index_job_free(job);
+    else
+        joblist_append(job->con);
+    return HANDLER_FINISHED;
+}
+
+
+/*
+ * Starts building the index of `sce`'s file on a thread; the request
+ * waits with `ps` (its parsed query) in its context. -1 when no thread or
+ * eventfd could be had: the caller indexes at once instead.
+ */
+
+static int
+mod_pseudostream_index_later (request_st * const r, plugin_data * const p,
+                              stat_cache_entry * const sce,
+                              ps_objects * const ps)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    index_job * const job = ck_calloc(1, sizeof(*job));
+
+    job->fd = sce->fd;
+    job->size = (uint64_t)sce->st.st_size;
+    job->device = (uint64_t)sce->st.st_dev;
+    job->inode = (uint64_t)sce->st.st_ino;
+    job->mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
+                  + sce->st.st_mtim.tv_nsec;
+    job->srv = r->con->srv;
+    job->con = r->con;
+    job->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (job->done_fd < 0) {
+        log_perror(r->conf.errh, __FILE__, __LINE__, "eventfd()");
+        free(job);
+        return -1;
+    }
+
+    int started = 0 == pthread_attr_init(&attr);
+    if (started) {
+        started = 0 == pthread_attr_setdetachstate(&attr,
+                                                   PTHREAD_CREATE_DETACHED)
+               && 0 == pthread_create(&thread, &attr,
+                                      mod_pseudostream_index_thread, job);
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "no thread to index %s: indexed in the event loop",
+          r->physical.path.ptr);
+        close(job->done_fd);
+        free(job);
+        return -1;
+    }
+
+    /* the thread reads sce->fd: the entry stays until the job goes */
+    job->sce = sce;
+    stat_cache_entry_refchg(sce, 1);
+    ++job->srv->cur_fds;
+    job->done = fdevent_register(job->srv->ev, job->done_fd,
+                                 mod_pseudostream_indexed, job);
+    fdevent_fdnode_event_set(job->srv->ev, job->done, FDEVENT_IN);
+
+    handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
+    hctx->job = job;
+    hctx->ps = *ps;
+    memset(ps, 0, sizeof(*ps));
+    r->plugin_ctx[p->id] = hctx;
+    r->handler_module = p->self;
+    return 0;
+}
+
+
+/*
+ * The request resumes with its index built: planned as if it had been
+ * cached, and served as the first call would have served it.
+ */
+
+static handler_t
+mod_pseudostream_resume (request_st * const r, plugin_data * const p,
+                         handler_ctx * const hctx)
+{
+    index_job * const job = hctx->job;
+    ps_objects ps = hctx->ps;
+    handler_t rc;
+
+    if (!job->finished) return HANDLER_WAIT_FOR_EVENT;
+
+    ps.media = job->media;
+    job->media = NULL;
+    memset(&hctx->ps, 0, sizeof(hctx->ps));
+    hctx->job = NULL;
+    r->plugin_ctx[p->id] = NULL;
+    r->handler_module = NULL;
+    handler_ctx_free(hctx);
+
+    /* p->conf belongs to whichever request ran last */
+    mod_pseudostream_patch_config(r, p);
+    ps_options * const options = mod_pseudostream_options(r, p);
+    if (NULL == options) {
+        ps_objects_free(&ps);
+        index_job_free(job);
+        r->http_status = 500;
+        return HANDLER_FINISHED;
+    }
+
+    rc = mod_pseudostream_planned(r, p, job->sce,
+                                  !buffer_is_blank(&r->uri.query), options,
+                                  &ps, job->status,
+                                  job->status == PS_OK ? NULL : job->error);
+    if (rc == HANDLER_GO_ON) {
+        if (r->handler_module == p->self)
+            rc = mod_pseudostream_pace(r, r->plugin_ctx[p->id]);
+        else {
+            /* the file as stored: what mod_staticfile would have sent */
+            http_response_send_file(r, &r->physical.path, job->sce);
+            rc = HANDLER_FINISHED;
+        }
+    }
+    index_job_free(job);
+    return rc;
+}
+
+
 /*
  * Answers a request with the library: its plan, its answer to the
  * preconditions and Range, its pacing. HANDLER_GO_ON without a handler
@@ -916,12 +1139,6 @@ mod_pseudostream_plan (request_st * const r, plugin_data * const p,
 {
     ps_objects ps;
     ps_status st;
-    ps_plan_info info;
-    ps_response resp;
-    ps_slice slice;
-    const uint8_t *prefix;
-    size_t prefix_len;
-    handler_t rc;
 
     memset(&ps, 0, sizeof(ps));
 
@@ -941,26 +1158,62 @@ mod_pseudostream_plan (request_st * const r, plugin_data * const p,
 
     /*
      * The library borrows the stat cache's descriptor (no dup, no fstat);
-     * the entry is referenced for as long as the media lives.
+     * the entry is referenced for as long as the media lives. A file not
+     * indexed yet is indexed on a thread, and the request waits for it.
      */
-    st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
-                                   (uint64_t)sce->st.st_dev,
-                                   (uint64_t)sce->st.st_ino,
-                                   (int64_t)sce->st.st_mtim.tv_sec * 1000000000
-                                     + sce->st.st_mtim.tv_nsec,
-                                   &ps.media);
+    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
+                           + sce->st.st_mtim.tv_nsec;
+    st = ps_media_open_fd_borrowed_cached(sce->fd, (uint64_t)sce->st.st_size,
+                                          (uint64_t)sce->st.st_dev,
+                                          (uint64_t)sce->st.st_ino,
+                                          mtime_ns, &ps.media);
+    if (st == PS_ERR_NOT_CACHED) {
+        if (0 == mod_pseudostream_index_later(r, p, sce, &ps))
+            return HANDLER_WAIT_FOR_EVENT;
+        /* no thread to be had: indexed here, as the event loop waits */
+        st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
+                                       (uint64_t)sce->st.st_dev,
+                                       (uint64_t)sce->st.st_ino,
+                                       mtime_ns, &ps.media);
+    }
+    return mod_pseudostream_planned(r, p, sce, has_query, options, &ps, st,
+                                    ps_last_error());
+}
+
+
+/*
+ * The rest of mod_pseudostream_plan, with the media opened (`st` PS_OK)
+ * or not (`detail` says why); takes `ps` over.
+ */
+
+static handler_t
+mod_pseudostream_planned (request_st * const r, plugin_data * const p,
+                          stat_cache_entry * const sce, const int has_query,
+                          ps_options * const options, ps_objects * const psp,
+                          ps_status st, const char * const detail)
+{
+    ps_objects ps = *psp;
+    ps_plan_info info;
+    ps_response resp;
+    ps_slice slice;
+    const uint8_t *prefix;
+    size_t prefix_len;
+    handler_t rc;
+
+    memset(psp, 0, sizeof(*psp));
+
     if ((st == PS_ERR_UNSUPPORTED_FORMAT || st == PS_ERR_MALFORMED_MEDIA)
         && !has_query) {
         /* nothing to seek in, nothing to rewrite: served as stored */
         if (r->conf.log_request_handling)
             log_error(r->conf.errh, __FILE__, __LINE__,
-              "%s served as stored: %s", r->physical.path.ptr,
-              ps_last_error());
+              "%s served as stored: %s", r->physical.path.ptr, detail);
         ps_objects_free(&ps);
         return HANDLER_GO_ON;
     }
     if (st != PS_OK) {
-        rc = mod_pseudostream_fail(r, p, "ps_media_open_fd_borrowed", st);
+        rc = mod_pseudostream_fail_because(r, p, "ps_media_open_fd_borrowed",
+                                           st, detail);
         ps_objects_free(&ps);
         return rc;
     }
@@ -1186,6 +1439,7 @@ SUBREQUEST_FUNC(mod_pseudostream_subrequest) {
     plugin_data * const p = p_d;
     handler_ctx * const hctx = r->plugin_ctx[p->id];
     if (NULL == hctx) return HANDLER_GO_ON; /* not ours */
+    if (hctx->job) return mod_pseudostream_resume(r, p, hctx);
     return mod_pseudostream_pace(r, hctx);
 }
 

@@ -746,3 +746,88 @@ pub fn assert_library_under_test(pid: u32) {
     );
     eprintln!("pid {pid} runs {}", want.display());
 }
+
+/// One GET on a new connection: the reply, when the request was sent and
+/// when the first byte of the answer came.
+pub fn get_timed(port: u16, target: &str) -> (Reply, Instant, Instant) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let mut raw = vec![0u8];
+    s.read_exact(&mut raw).unwrap();
+    let first_byte = Instant::now();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let reply = Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+        elapsed: first_byte - sent,
+    };
+    (reply, sent, first_byte)
+}
+
+/// Sends `seeks` at once (cold seeks into a long file whose index the
+/// host must build) and, until they are answered, asks for `small` (a
+/// static file whose body is "ok\n") one request after another. Some small
+/// requests must be answered while the seeks waited: sent 50 ms after the
+/// last seek was sent and done 50 ms before the first byte of any; a host
+/// that indexed in its event loop answers none. Returns the seeks' replies.
+pub fn serve_during_cold_seeks(what: &str, port: u16, seeks: &[String], small: &str) -> Vec<Reply> {
+    let (timed, small_times) = std::thread::scope(|s| {
+        let handles: Vec<_> = seeks
+            .iter()
+            .map(|t| s.spawn(move || get_timed(port, t)))
+            .collect();
+        let mut small_times = Vec::new();
+        while !handles.iter().all(|h| h.is_finished()) {
+            let sent = Instant::now();
+            let reply = http(port, "GET", small, &[]);
+            assert_eq!(reply.body, b"ok\n", "{what}: {small}");
+            small_times.push((sent, Instant::now()));
+        }
+        let timed: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        (timed, small_times)
+    });
+    let sent = timed.iter().map(|(_, sent, _)| *sent).max().unwrap();
+    let first_byte = timed.iter().map(|(_, _, first)| *first).min().unwrap();
+    let margin = Duration::from_millis(50);
+    let meanwhile: Vec<Duration> = small_times
+        .iter()
+        .filter(|(s, d)| *s >= sent + margin && *d + margin <= first_byte)
+        .map(|(s, d)| *d - *s)
+        .collect();
+    let slowest = meanwhile.iter().max().copied().unwrap_or_default();
+    let waited = first_byte.saturating_duration_since(sent).as_secs_f64();
+    eprintln!(
+        "{what}: cold seeks waited {waited:.3} s for a first byte; \
+         {} small requests answered meanwhile, the slowest in {:.1} ms",
+        meanwhile.len(),
+        slowest.as_secs_f64() * 1000.0
+    );
+    assert!(
+        !meanwhile.is_empty(),
+        "{what}: no request was answered while the file was indexed ({waited:.3} s)"
+    );
+    timed.into_iter().map(|(reply, _, _)| reply).collect()
+}

@@ -663,3 +663,75 @@ pub fn stored_options() -> Options {
         ..Options::default()
     }
 }
+
+/// Where `long_flv()` lives.
+pub fn long_media_dir() -> PathBuf {
+    let dir = root().join("target").join("long-media");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// About 800 MB, 3.5 hours, of h264_aac.plain.flv's tags repeated with
+/// shifted timestamps: an FLV without keyframe metadata that takes a
+/// noticeable time to index when it is not in the page cache. Made once and
+/// kept between runs.
+pub fn long_flv() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = long_media_dir().join("long.flv");
+        let source = reference("h264_aac.plain.flv");
+        let b = &source.bytes;
+        let (head, media): (Vec<&Tag>, Vec<&Tag>) = source
+            .flv
+            .tags
+            .iter()
+            .partition(|t| t.kind == SCRIPT || t.is_config());
+        let block: Vec<u8> = media.iter().flat_map(|t| t.bytes(b)).copied().collect();
+        let period = media.iter().map(|t| t.ts).max().unwrap() + 100;
+        let copies = 800_000_000 / block.len() as u64;
+        let size = 13 + head.iter().map(|t| t.span()).sum::<u64>() + copies * block.len() as u64;
+        if fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+            return path;
+        }
+        let aside = path.with_extension("flv.tmp");
+        let mut out = std::io::BufWriter::new(fs::File::create(&aside).unwrap());
+        use std::io::Write;
+        out.write_all(&b[..13]).unwrap();
+        for t in &head {
+            out.write_all(t.bytes(b)).unwrap();
+        }
+        let mut copy = block.clone();
+        for k in 0..copies {
+            let mut at = 0;
+            for t in &media {
+                let ts = t.ts + k as u32 * period;
+                let [hi, b2, b1, b0] = ts.to_be_bytes();
+                copy[at + 4..at + 8].copy_from_slice(&[b2, b1, b0, hi]);
+                at += t.span() as usize;
+            }
+            out.write_all(&copy).unwrap();
+        }
+        let file = out.into_inner().unwrap();
+        file.sync_all().unwrap();
+        fs::rename(&aside, &path).unwrap();
+        path
+    })
+    .clone()
+}
+
+/// Writes the file's pages out and drops them from the page cache, so the
+/// next read comes from the disk.
+pub fn drop_from_page_cache(path: &Path) {
+    let file = fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: a valid descriptor; posix_fadvise only advises the kernel.
+    let rc = unsafe {
+        libc::posix_fadvise(
+            std::os::unix::io::AsRawFd::as_raw_fd(&file),
+            0,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
