@@ -129,19 +129,27 @@ fn example_host_mp4_settings() {
 #[test]
 fn the_cli_ends_quietly_on_a_closed_pipe() {
     use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::ExitStatusExt;
 
     let sample = root().join("samples/sample.flv");
     let sample = sample.to_str().unwrap();
     for args in [vec!["info", sample], vec!["cut", sample, "start=10"]] {
+        // A pipe whose reader has gone before anything is written.
+        let mut fds = [0; 2];
+        // SAFETY: a two-element array for pipe2(2) to fill (close-on-exec:
+        // other tests' children must not inherit it).
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: pipe2(2) returned two descriptors that nothing else owns.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(reader);
         let mut child = Command::new(example_exe())
             .args(&args)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The reader goes before anything is written.
-        drop(child.stdout.take());
         let mut stderr = String::new();
         child
             .stderr
