@@ -8,12 +8,18 @@
 #                                    ABI, with its load_module snippet in
 #                                    /usr/share/nginx/modules-available/ enabled
 #                                    through /etc/nginx/modules-enabled/ on install
+#   lighttpd-mod-pseudostream        the lighttpd module, built against Debian's
+#                                    lighttpd source, with a snippet in
+#                                    /etc/lighttpd/conf-available/ for
+#                                    lighty-enable-mod
 #
 # Packages are assembled with dpkg-deb (dpkg-dev's dpkg-shlibdeps works out
 # the library dependencies); binaries are stripped. The version is
 # Cargo.toml's with Debian revision 1. The module package depends on the
 # nginx ABI its nginx provides (nginx-abi-1.22.1-7 on Debian 12), as Debian's
-# own libnginx-mod-* packages do, so apt refuses it with another nginx.
+# own libnginx-mod-* packages do, so apt refuses it with another nginx; the
+# lighttpd module depends on the exact lighttpd it was built for (lighttpd
+# refuses a module of another version), as Debian's lighttpd-mod-* do.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -27,6 +33,7 @@ mapfile -t missing < <(apt_missing dpkg-dev binutils fakeroot)
 apt_install build-debs "${missing[@]}"
 
 make --no-print-directory nginx-module >/dev/null
+make --no-print-directory lighttpd-module >/dev/null
 cargo build --release --quiet
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -38,6 +45,7 @@ maintainer="libpseudostream maintainers <pseudostream@localhost>"
 homepage="https://github.com/pseudostream/libpseudostream"
 nginx_abi=$(apt-cache show nginx 2>/dev/null | sed -n 's/^Provides:.*\(nginx-abi-[^, ]*\).*/\1/p' | head -n 1)
 [[ -n $nginx_abi ]] || die "cannot tell which nginx-abi-* Debian's nginx provides"
+lighttpd_version=$(dpkg-query -W -f='${Version}' lighttpd)
 
 out=$root/target/debian
 work=$out/build
@@ -246,3 +254,46 @@ Description: HTTP pseudostreaming of FLV and MP4 for nginx
  pacing; libpseudostream is linked into the module.
 EOF
 finish_package "$mod"
+
+# --------------------------------------------- lighttpd-mod-pseudostream --
+name=lighttpd-mod-pseudostream
+conf=20-pseudostream.conf
+lt=$(start_package $name)
+mkdir -p "$lt/usr/lib/lighttpd" "$lt/etc/lighttpd/conf-available"
+install -m 0644 target/lighttpd-build/mod_pseudostream.so "$lt/usr/lib/lighttpd/"
+strip --strip-unneeded "$lt/usr/lib/lighttpd/mod_pseudostream.so"
+cat >"$lt/etc/lighttpd/conf-available/$conf" <<'EOF'
+# HTTP pseudostreaming of FLV and MP4 (libpseudostream): movie.flv?start=...
+# and movie.mp4?start=12.5&end=30. Enable with: lighty-enable-mod pseudostream
+# Settings (pseudostream.start-unit, .rate, ...): /usr/share/doc/lighttpd-mod-pseudostream/README.md
+server.modules += ( "mod_pseudostream" )
+pseudostream.extensions = ( ".flv", ".mp4", ".m4v", ".m4a", ".mov" )
+EOF
+cp bindings/lighttpd/README.md "$lt/usr/share/doc/$name/README.md"
+echo "/etc/lighttpd/conf-available/$conf" >"$lt/DEBIAN/conffiles"
+# Removing the module disables it, so that lighttpd still starts.
+cat >"$lt/DEBIAN/prerm" <<EOF
+#!/bin/sh
+set -e
+if [ "\$1" = remove ] && [ -L /etc/lighttpd/conf-enabled/$conf ]; then
+    rm -f /etc/lighttpd/conf-enabled/$conf
+fi
+EOF
+cat >"$lt/DEBIAN/control" <<EOF
+Package: $name
+Source: libpseudostream
+Version: $debversion
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $(installed_size "$lt")
+Depends: lighttpd (= $lighttpd_version), $(shlib_depends "$lt/usr/lib/lighttpd/mod_pseudostream.so")
+Section: httpd
+Priority: optional
+Homepage: $homepage
+Description: HTTP pseudostreaming of FLV and MP4 for lighttpd
+ mod_pseudostream serves "movie.flv?start=..." (a byte offset or seconds)
+ and "movie.mp4?start=12.5&end=30" from keyframes, with the codec headers or
+ a rewritten moov the player needs, Range and validators, and pacing over
+ HTTP/1.1 and HTTP/2; libpseudostream is linked into the module.
+EOF
+finish_package "$lt"

@@ -10,10 +10,12 @@
 #    /etc/nginx/modules-enabled/;
 # 3. Debian's nginx, with a configuration that includes modules-enabled/
 #    like /etc/nginx/nginx.conf does and a site with `pseudostream;`, serves
-#    a seek equal to the library's and ffmpeg decodes it;
-# 4. removing the module sets its link aside (nginx still starts), a
-#    reinstall enables it again, and a purge of the three leaves none of
-#    their files, no link, nothing in ld.so's cache.
+#    a seek equal to the library's and ffmpeg decodes it; Debian's lighttpd,
+#    with the module enabled by lighty-enable-mod, does the same;
+# 4. removing the nginx module sets its link aside (nginx still starts), a
+#    reinstall enables it again; removing the lighttpd module disables it;
+#    a purge of the four leaves none of their files, no link, nothing in
+#    ld.so's cache.
 #
 # Installs and removes the packages for real: run it on a test machine.
 set -euo pipefail
@@ -24,7 +26,8 @@ die() { echo "test-debs: error: $*" >&2; exit 1; }
 note() { echo "test-debs: $*"; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (it installs and purges packages)"
-packages=(libnginx-mod-http-pseudostream libpseudostream-dev libpseudostream0)
+packages=(libnginx-mod-http-pseudostream lighttpd-mod-pseudostream libpseudostream-dev libpseudostream0)
+lighttpd_conf=/etc/lighttpd/conf-enabled/20-pseudostream.conf
 link=/etc/nginx/modules-enabled/50-mod-http-pseudostream.conf
 apt=(apt-get -o DPkg::Lock::Timeout=600 -y -qq)
 
@@ -34,8 +37,10 @@ purge_all() { DEBIAN_FRONTEND=noninteractive "${apt[@]}" purge "${packages[@]}" 
 work=$(mktemp -d)
 chmod 755 "$work"
 nginx_pid=
+lighttpd_pid=
 cleanup() {
   [[ -n $nginx_pid ]] && kill "$nginx_pid" 2>/dev/null
+  [[ -n $lighttpd_pid ]] && kill "$lighttpd_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,7 +48,7 @@ trap cleanup EXIT
 make --no-print-directory deb
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 debs=("$root"/target/debian/*_"$version"-1_*.deb)
-[[ ${#debs[@]} -eq 3 ]] || die "expected 3 packages, found: ${debs[*]}"
+[[ ${#debs[@]} -eq 4 ]] || die "expected 4 packages, found: ${debs[*]}"
 
 # ------------------------------------------------------------- install --
 purge_all
@@ -121,6 +126,37 @@ kill -QUIT "$nginx_pid"
 wait "$nginx_pid" 2>/dev/null || true
 nginx_pid=
 note "Debian's nginx with the packaged module: seek of $(stat -c %s "$work/served.flv") bytes, equal, decoded"
+
+# ---------------------------------------------------- Debian's lighttpd --
+lighty-enable-mod pseudostream >/dev/null
+[[ $(readlink -f "$lighttpd_conf") == /etc/lighttpd/conf-available/20-pseudostream.conf ]] \
+  || die "lighty-enable-mod did not enable the module"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/lighttpd"
+cat >"$work/lighttpd/lighttpd.conf" <<EOF
+server.document-root = "$work"
+server.bind = "127.0.0.1"
+server.port = $port
+server.errorlog = "$work/lighttpd/error.log"
+include "$lighttpd_conf"
+pseudostream.start-unit = "seconds"
+EOF
+lighttpd -tt -f "$work/lighttpd/lighttpd.conf" || die "lighttpd -tt refused the packaged module"
+lighttpd -D -f "$work/lighttpd/lighttpd.conf" &
+lighttpd_pid=$!
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+  sleep 0.1
+done
+status=$(curl -s -o "$work/lighttpd.flv" -w '%{http_code}' "http://127.0.0.1:$port/sample.flv?start=40")
+[[ $status == 200 ]] || die "lighttpd answered $status: $(tail -n 3 "$work/lighttpd/error.log")"
+cmp -s "$work/want.flv" "$work/lighttpd.flv" || die "lighttpd's seek differs from the library's"
+kill "$lighttpd_pid"
+wait "$lighttpd_pid" 2>/dev/null || true
+lighttpd_pid=
+DEBIAN_FRONTEND=noninteractive "${apt[@]}" remove lighttpd-mod-pseudostream >/dev/null
+[[ ! -e $lighttpd_conf && ! -L $lighttpd_conf ]] || die "removing the lighttpd module left it enabled"
+note "Debian's lighttpd with the packaged module (lighty-enable-mod): the same seek; removed, it is disabled"
 
 # ---------------------------------------------------- remove and purge --
 DEBIAN_FRONTEND=noninteractive "${apt[@]}" remove libnginx-mod-http-pseudostream >/dev/null

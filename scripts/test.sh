@@ -56,7 +56,7 @@ cargo test --release --test nginx --test lighttpd --test host_php --test host_do
 step "installed like a C library: make install, pkg-config from outside the tree, the hosts on it"
 ./scripts/test-install.sh
 
-step "Debian packages: make deb, apt-get install, Debian's nginx with the packaged module, purge"
+step "Debian packages: make deb, apt-get install, Debian's nginx and lighttpd with the packaged modules, purge"
 ./scripts/test-debs.sh
 
 step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
