@@ -424,6 +424,17 @@ impl Nginx {
     }
 }
 
+/// Where the server modules serve a case: `/kf/` cuts at keyframes,
+/// `/media/` exactly.
+fn server_cut_target(file: &str, kind: Kind) -> String {
+    let location = if kind == Kind::Keyframe {
+        "kf"
+    } else {
+        "media"
+    };
+    format!("/{location}/{file}?{}", kind.query())
+}
+
 impl Host for Nginx {
     fn name(&self) -> &'static str {
         "nginx"
@@ -432,12 +443,7 @@ impl Host for Nginx {
         self.port
     }
     fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        let location = if kind == Kind::Keyframe {
-            "kf"
-        } else {
-            "media"
-        };
-        Some(format!("/{location}/{file}?{}", kind.query()))
+        Some(server_cut_target(file, kind))
     }
     /// `METHOD URI STATUS BYTES "RANGE"` (`"-"` without a Range header).
     fn logged(&self) -> Vec<Logged> {
@@ -512,12 +518,7 @@ impl Host for Lighttpd {
         self.port
     }
     fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        let location = if kind == Kind::Keyframe {
-            "kf"
-        } else {
-            "media"
-        };
-        Some(format!("/{location}/{file}?{}", kind.query()))
+        Some(server_cut_target(file, kind))
     }
     fn logged(&self) -> Vec<Logged> {
         let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();

@@ -831,3 +831,61 @@ pub fn serve_during_cold_seeks(what: &str, port: u16, seeks: &[String], small: &
     );
     timed.into_iter().map(|(reply, _, _)| reply).collect()
 }
+
+/// Cold index builds of `long_flv()`, served below `/long/`, while the host
+/// serves `/tiny/ok.txt` (see `serve_during_cold_seeks`): three seeks at
+/// once, each equal to the library's and decoded; then a new version of
+/// the file is indexed while its client goes away, the host still serves,
+/// and the next seek is right. Returns the query whose client went away.
+pub fn check_cold_index_builds(what: &str, port: u16) -> String {
+    let long = long_flv();
+    let size = fs::metadata(&long).unwrap().len();
+    let queries: Vec<String> = [300_000, 500_000, 700_000]
+        .iter()
+        .map(|back| format!("start={}", size - back))
+        .collect();
+    let targets: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/long/long.flv?{q}"))
+        .collect();
+
+    drop_from_page_cache(&long);
+    let seeks = serve_during_cold_seeks(what, port, &targets, "/tiny/ok.txt");
+    let mut failures = Vec::new();
+    for (reply, q) in seeks.iter().zip(&queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        } else if let Err(e) = decode_bytes(&reply.body, q) {
+            failures.push(e);
+        }
+    }
+    assert_no_failures(&format!("{what}: concurrent cold seeks"), &failures);
+
+    let modified = fs::metadata(&long).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&long)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(&long);
+    let gone_q = format!("start={}", size - 400_000);
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /long/long.flv?{gone_q} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http(port, "GET", "/tiny/ok.txt", &[]).status, 200, "{what}");
+    let again = http(port, "GET", &targets[0], &[]);
+    assert_eq!(again.status, 200, "{what}");
+    assert!(
+        again.body == seeks[0].body,
+        "{what}: the seek after the new version differs"
+    );
+    gone_q
+}
