@@ -205,6 +205,20 @@ $HTTP["url"] =^ "/long/" {{
             .unwrap_or(0)
     }
 
+    /// timerfds the process holds.
+    fn timerfds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        fs::read_link(e.path())
+                            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[timerfd]")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// The descriptor count once it has held still for four seconds. A
     /// connection its client just closed is counted until lighttpd reads its
     /// end, and the stat cache keeps a file it served open until its entry
@@ -448,6 +462,61 @@ fn a_pacing_location_paces_plain_gets_and_ranges() {
 
 #[test]
 #[ignore = "needs lighttpd and the module: make lighttpd-module"]
+fn paced_responses_share_one_timer_and_keep_their_own_schedules() {
+    let mut lighttpd = Lighttpd::start();
+    let sample = root().join("samples/sample.flv");
+    assert_eq!(lighttpd.timerfds(), 0, "a timer before any paced response");
+    // Twelve paced downloads (100 000 B/s, burst 0; 470 to 940 kB each),
+    // started 37 ms apart so that their pieces fall due at different times.
+    let queries: Vec<String> = (0..12).map(|i| format!("start={}", 20 + 3 * i)).collect();
+    let port = lighttpd.port;
+    let (timed, most_timers) = std::thread::scope(|s| {
+        let handles: Vec<_> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                s.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(37 * i as u64));
+                    let sent = Instant::now();
+                    let reply = http(port, "GET", &format!("/paced/sample.flv?{q}"), &[]);
+                    (reply, sent.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        let mut most_timers = 0;
+        while !handles.iter().all(|h| h.is_finished()) {
+            most_timers = most_timers.max(lighttpd.timerfds());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let timed: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        (timed, most_timers)
+    });
+    let mut failures = Vec::new();
+    for (q, (reply, seconds)) in queries.iter().zip(&timed) {
+        let want = expected(&sample, q, PrefixMode::Init, StartUnit::Seconds);
+        let target_s = want.len() as f64 / 100_000.0;
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        } else if (seconds - target_s).abs() / target_s >= 0.05 {
+            failures.push(format!("{q}: {seconds:.3} s, target {target_s:.3} s"));
+        }
+    }
+    eprintln!(
+        "lighttpd: 12 paced responses at once, {} timerfd(s) at most; took/target: {}",
+        most_timers,
+        timed
+            .iter()
+            .map(|(r, s)| format!("{:.3}", s / (r.body.len() as f64 / 100_000.0)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_no_failures("lighttpd paced at once", &failures);
+    assert_eq!(most_timers, 1, "paced responses waiting, timerfds");
+    assert_no_failures("lighttpd", &lighttpd.problems());
+}
+
+#[test]
+#[ignore = "needs lighttpd and the module: make lighttpd-module"]
 fn pacing_over_http2_takes_the_planned_time() {
     let mut lighttpd = Lighttpd::start();
     let sample = root().join("samples/sample.flv");
@@ -548,8 +617,8 @@ fn aborted_paced_downloads_leave_no_descriptor_behind() {
     let before = lighttpd.settled_fds();
 
     // 200 paced downloads, 20 open at a time, abandoned: half right after
-    // the header (waiting for the first piece, a timer armed), half in the
-    // middle of their burst of 50 000 bytes.
+    // the header (waiting in the queue of deadlines for their first piece),
+    // half in the middle of their burst of 50 000 bytes.
     for batch in 0..10 {
         let streams: Vec<TcpStream> = (0..20)
             .map(|i| {

@@ -45,6 +45,16 @@ struct Nginx {
     master: NginxMaster,
 }
 
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.master.stop();
+        // Kept when the test failed, for its logs.
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 impl Nginx {
     fn start() -> Nginx {
         let module = module_path();

@@ -12,8 +12,9 @@
  * A paced window goes out in pieces under the library's pacing clock
  * (ps_pacer): lighttpd calls the module's handle_subrequest while the
  * response is written; each time, the pacer says how many bytes may be
- * queued now, and when it says wait, a timerfd in lighttpd's event loop
- * puts the connection back on the job list when the next piece is due.
+ * queued now, and when it says wait, the response takes its place in a
+ * queue of deadlines; one timerfd per lighttpd process, in its event
+ * loop, puts each connection back on the job list when its piece is due.
  * lighttpd's own server.kbytes-per-second works in one-second steps and
  * not under HTTP/2; this one runs to the millisecond on both.
  *
@@ -93,10 +94,27 @@ typedef struct {
     ps_options *options;
 } options_entry;
 
+typedef struct handler_ctx handler_ctx;
+
+/*
+ * Paced responses waiting for their next piece, in a binary min-heap by
+ * deadline. One timerfd, set to the earliest deadline, wakes them all: a
+ * waiting response costs no descriptor of its own.
+ */
+typedef struct {
+    handler_ctx **heap;
+    uint32_t used;
+    uint32_t size;
+    fdnode *timer;              /* a timerfd, made on the first wait */
+    uint64_t armed_us;          /* its deadline; 0 when it is not set */
+    server *srv;
+} wake_queue;
+
 typedef struct {
     PLUGIN_DATA;
     plugin_config defaults;
     plugin_config conf;
+    wake_queue wakes;
     options_entry *options;
     uint32_t noptions;
 } plugin_data;
@@ -134,7 +152,7 @@ typedef struct {
 } index_job;
 
 /* A request waiting for its index, or a paced response in progress. */
-typedef struct {
+struct handler_ctx {
     index_job *job;             /* while the index is built */
     ps_objects ps;
     stat_cache_entry *sce;      /* a reference held: its fd stays open */
@@ -146,8 +164,10 @@ typedef struct {
     uint64_t start_us;          /* CLOCK_MONOTONIC, when the body started */
     connection *con;
     server *srv;
-    fdnode *timer;              /* a timerfd, made on the first wait */
-} handler_ctx;
+    wake_queue *wakes;
+    uint64_t wake_us;           /* CLOCK_MONOTONIC, when it is next due */
+    uint32_t wake_slot;         /* 1 + its place in the heap; 0: not there */
+};
 
 
 static const char *const ps_param_names[] = {
@@ -175,6 +195,16 @@ INIT_FUNC(mod_pseudostream_init) {
 
 FREE_FUNC(mod_pseudostream_free) {
     plugin_data * const p = p_d;
+    wake_queue * const q = &p->wakes;
+    if (q->timer) {
+        /* the event loop runs no more: closed now, not scheduled */
+        const int fd = q->timer->fd;
+        fdevent_fdnode_event_del(q->srv->ev, q->timer);
+        fdevent_unregister(q->srv->ev, q->timer);
+        close(fd);
+        --q->srv->cur_fds;
+    }
+    free(q->heap);
     for (uint32_t i = 0; i < p->noptions; ++i)
         ps_options_free(p->options[i].options);
     free(p->options);
@@ -767,6 +797,78 @@ index_job_free (index_job * const job)
 }
 
 
+/* ------------------------------------------------------ wake queue -- */
+
+static void
+wake_queue_place (wake_queue * const q, const uint32_t i,
+                  handler_ctx * const hctx)
+{
+    q->heap[i] = hctx;
+    hctx->wake_slot = i + 1;
+}
+
+
+/* moves heap[i] up or down to where its deadline belongs */
+
+static void
+wake_queue_sift (wake_queue * const q, uint32_t i)
+{
+    handler_ctx * const hctx = q->heap[i];
+    while (i > 0) {
+        const uint32_t parent = (i - 1) / 2;
+        if (q->heap[parent]->wake_us <= hctx->wake_us) break;
+        wake_queue_place(q, i, q->heap[parent]);
+        i = parent;
+    }
+    for (;;) {
+        uint32_t child = 2 * i + 1;
+        if (child >= q->used) break;
+        if (child + 1 < q->used
+            && q->heap[child + 1]->wake_us < q->heap[child]->wake_us)
+            ++child;
+        if (hctx->wake_us <= q->heap[child]->wake_us) break;
+        wake_queue_place(q, i, q->heap[child]);
+        i = child;
+    }
+    wake_queue_place(q, i, hctx);
+}
+
+
+/* the timer may still be set for it: a wake with nothing due is harmless */
+
+static void
+wake_queue_remove (wake_queue * const q, handler_ctx * const hctx)
+{
+    if (0 == hctx->wake_slot) return;
+    const uint32_t i = hctx->wake_slot - 1;
+    hctx->wake_slot = 0;
+    handler_ctx * const last = q->heap[--q->used];
+    if (last != hctx) {
+        q->heap[i] = last;
+        wake_queue_sift(q, i);
+    }
+}
+
+
+/* sets the timer to the earliest deadline, unless it is set to it already */
+
+static int
+wake_queue_arm (wake_queue * const q)
+{
+    if (0 == q->used) return 0; /* a wake with nothing due is harmless */
+    const uint64_t due = q->heap[0]->wake_us;
+    if (due == q->armed_us) return 0;
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(due / 1000000u);
+    its.it_value.tv_nsec = (long)(due % 1000000u) * 1000;
+    if (0 != timerfd_settime(q->timer->fd, TFD_TIMER_ABSTIME, &its, NULL))
+        return -1;
+    q->armed_us = due;
+    return 0;
+}
+
+
 static void
 handler_ctx_free (handler_ctx * const hctx)
 {
@@ -777,11 +879,7 @@ handler_ctx_free (handler_ctx * const hctx)
         else
             hctx->job->abandoned = 1;
     }
-    if (hctx->timer) {
-        fdevents * const ev = hctx->srv->ev;
-        fdevent_fdnode_event_del(ev, hctx->timer);
-        fdevent_sched_close(ev, hctx->timer); /* closes it, counts it */
-    }
+    if (hctx->wakes) wake_queue_remove(hctx->wakes, hctx);
     if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
     ps_objects_free(&hctx->ps);
     free(hctx);
@@ -789,46 +887,68 @@ handler_ctx_free (handler_ctx * const hctx)
 
 
 static handler_t
-mod_pseudostream_timer (void *ctx, int revents)
+mod_pseudostream_wake_due (void *ctx, int revents)
 {
-    handler_ctx * const hctx = ctx;
+    wake_queue * const q = ctx;
     uint64_t expirations;
     UNUSED(revents);
-    while (read(hctx->timer->fd, &expirations,
-                sizeof(expirations)) > 0) ;
-    joblist_append(hctx->con);
+    while (read(q->timer->fd, &expirations, sizeof(expirations)) > 0) ;
+    q->armed_us = 0; /* it fired: set no more */
+
+    const uint64_t now = ps_monotonic_us();
+    while (q->used && q->heap[0]->wake_us <= now) {
+        handler_ctx * const due = q->heap[0];
+        wake_queue_remove(q, due);
+        joblist_append(due->con);
+    }
+    if (0 != wake_queue_arm(q)) {
+        /* nothing would wake the rest: they go on now, and ask again */
+        log_perror(q->srv->errh, __FILE__, __LINE__, "timerfd_settime()");
+        while (q->used) {
+            handler_ctx * const next = q->heap[0];
+            wake_queue_remove(q, next);
+            joblist_append(next->con);
+        }
+    }
     return HANDLER_FINISHED;
 }
 
 
-/* wakes the connection in `wait_us` (one timerfd per paced response) */
+/* puts the connection back on the job list at `due_us` (CLOCK_MONOTONIC) */
 
 static int
-mod_pseudostream_wait (request_st * const r, handler_ctx * const hctx,
-                       uint64_t wait_us)
+wake_queue_set (wake_queue * const q, handler_ctx * const hctx,
+                const uint64_t due_us, log_error_st * const errh)
 {
-    if (NULL == hctx->timer) {
+    if (NULL == q->timer) {
         const int fd = timerfd_create(CLOCK_MONOTONIC,
                                       TFD_NONBLOCK | TFD_CLOEXEC);
         if (fd < 0) {
-            log_perror(r->conf.errh, __FILE__, __LINE__, "timerfd_create()");
+            log_perror(errh, __FILE__, __LINE__, "timerfd_create()");
             return -1;
         }
-        ++hctx->srv->cur_fds;
-        hctx->timer = fdevent_register(hctx->srv->ev, fd,
-                                       mod_pseudostream_timer, hctx);
-        fdevent_fdnode_event_set(hctx->srv->ev, hctx->timer, FDEVENT_IN);
+        q->srv = hctx->srv;
+        ++q->srv->cur_fds;
+        q->timer = fdevent_register(q->srv->ev, fd,
+                                    mod_pseudostream_wake_due, q);
+        fdevent_fdnode_event_set(q->srv->ev, q->timer, FDEVENT_IN);
     }
 
-    struct itimerspec its;
-    memset(&its, 0, sizeof(its));
-    if (wait_us == 0) wait_us = 1;
-    if (wait_us > 86400000000ull) wait_us = 86400000000ull;
-    its.it_value.tv_sec = (time_t)(wait_us / 1000000u);
-    its.it_value.tv_nsec = (long)(wait_us % 1000000u) * 1000;
-    if (0 != timerfd_settime(hctx->timer->fd, 0, &its,
-                             NULL)) {
-        log_perror(r->conf.errh, __FILE__, __LINE__, "timerfd_settime()");
+    if (0 == hctx->wake_slot) {
+        if (q->used == q->size) {
+            q->size = q->size ? q->size * 2 : 64;
+            q->heap = realloc(q->heap, q->size * sizeof(*q->heap));
+            force_assert(q->heap);
+        }
+        q->heap[q->used++] = hctx;
+        hctx->wake_slot = q->used;
+    }
+    hctx->wake_us = due_us;
+    wake_queue_sift(q, hctx->wake_slot - 1);
+
+    if (0 != wake_queue_arm(q)) {
+        log_perror(errh, __FILE__, __LINE__, "timerfd_settime()");
+        wake_queue_remove(q, hctx);
         return -1;
     }
     return 0;
@@ -872,8 +992,11 @@ mod_pseudostream_pace (request_st * const r, handler_ctx * const hctx)
         }
 
         if (0 == allowed) {
-            /* kept armed while data remains: HTTP/2 calls only on events */
-            return 0 == mod_pseudostream_wait(r, hctx, wait_us)
+            /* queued while data remains: HTTP/2 calls only on events */
+            if (wait_us > 86400000000ull) wait_us = 86400000000ull;
+            return 0 == wake_queue_set(hctx->wakes, hctx,
+                                       ps_monotonic_us() + wait_us,
+                                       r->conf.errh)
               ? HANDLER_WAIT_FOR_EVENT
               : HANDLER_ERROR;
         }
@@ -1366,6 +1489,7 @@ mod_pseudostream_planned (request_st * const r, plugin_data * const p,
     hctx->start_us = ps_monotonic_us();
     hctx->con = r->con;
     hctx->srv = r->con->srv;
+    hctx->wakes = &p->wakes;
 
     r->plugin_ctx[p->id] = hctx;
     r->handler_module = p->self;

@@ -74,7 +74,10 @@ impl Drop for Process {
 
 /// An nginx master run with a test's configuration under its own prefix,
 /// checked with `nginx -t` first; stopped gracefully (SIGQUIT) when dropped.
-pub struct NginxMaster(Process);
+pub struct NginxMaster {
+    process: Process,
+    stopped: bool,
+}
 
 impl NginxMaster {
     /// Writes `conf` to `dir/nginx.conf`, checks it, starts nginx with `dir`
@@ -100,29 +103,40 @@ impl NginxMaster {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let master = NginxMaster(Process(master));
+        let master = NginxMaster {
+            process: Process(master),
+            stopped: false,
+        };
         wait_for_port(port, "nginx");
         master
     }
 
     pub fn pid(&self) -> u32 {
-        self.0 .0.id()
+        self.process.0.id()
     }
-}
 
-impl Drop for NginxMaster {
-    fn drop(&mut self) {
-        // SIGQUIT: graceful; the Process drop then kills what is left.
+    /// SIGQUIT, nginx's graceful stop, and up to 5 s for it; the Process
+    /// drop kills what is left. Done once.
+    pub fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let _ = std::process::Command::new("kill")
             .args(["-QUIT", &self.pid().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0 .0.try_wait() {
+            if let Ok(Some(_)) = self.process.0.try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Drop for NginxMaster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
