@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::host::*;
 use common::*;
-use pseudostream::{query, CutMode, Media, Options, StartUnit};
+use pseudostream::{query, CutMode, Media, Options, PrefixMode, StartUnit};
 
 /// fastcgi-mono-server4 (Mono.WebServer2 4.2) itself keeps about 13 kB of
 /// managed objects per request (HttpContext, HttpRequest/Response, its
@@ -119,6 +119,18 @@ impl DotnetHost {
             &limited_media,
             "\n    <add key=\"pseudostream:mp4MaxMoovSize\" value=\"1000\" />",
         );
+        // /limited registers the handler by its old name, as a web.config
+        // written before the rename does.
+        let config = fs::read_to_string(limited.join("web.config")).unwrap();
+        assert!(config.contains("Pseudostream.Web.PseudostreamHandler,"));
+        fs::write(
+            limited.join("web.config"),
+            config.replace(
+                "Pseudostream.Web.PseudostreamHandler,",
+                "Pseudostream.Web.FlvStreamingHandler,",
+            ),
+        )
+        .unwrap();
 
         // The ASP.NET application under /media, on a FastCGI TCP socket.
         let log = fs::File::create(dir.join("mono.log")).unwrap();
@@ -365,6 +377,14 @@ fn dotnet_host_passes_the_host_matrix() {
     assert_eq!(
         r.status, 415,
         "pseudostream:mp4MaxMoovSize 1000: {file}?{q}"
+    );
+    // FlvStreamingHandler, the handler's old name, serves as it did.
+    let flv = server.dir.join("limited-media/sample.flv");
+    let r = limited.get("sample.flv?start=20");
+    assert_eq!(r.status, 200, "FlvStreamingHandler: sample.flv?start=20");
+    assert!(
+        r.body == expected(&flv, "start=20", PrefixMode::Init, StartUnit::Seconds),
+        "FlvStreamingHandler: sample.flv?start=20 differs from the library's"
     );
 
     let dir = server.dir.clone();

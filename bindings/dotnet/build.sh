@@ -25,7 +25,7 @@ flags=(-target:library -sdk:4.5 -optimize+ -debug- -warnaserror+ -nologo)
 mcs "${flags[@]}" -out:"$out/bin/Pseudostream.dll" "$here/Pseudostream.Native.cs"
 mcs "${flags[@]}" -out:"$out/bin/Pseudostream.Web.dll" \
     -r:System.Web.dll -r:System.Configuration.dll -r:"$out/bin/Pseudostream.dll" \
-    "$here/FlvStreamingHandler.cs"
+    "$here/PseudostreamHandler.cs"
 # Mono's name for the library: the installed one, by its SONAME.
 printf '%s\n' '<configuration>' \
     '  <dllmap dll="pseudostream" target="libpseudostream.so.0" />' \

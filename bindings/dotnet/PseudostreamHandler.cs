@@ -1,11 +1,12 @@
-// An ASP.NET IHttpHandler serving FLV pseudostreaming with libpseudostream:
-// `movie.flv?start=…` answered with a stream that starts at a keyframe, plus
+// An ASP.NET IHttpHandler serving FLV and MP4 pseudostreaming with
+// libpseudostream: `movie.flv?start=…` answered with a stream that starts at a
+// keyframe, `movie.mp4?start=12.5&end=30` with a cut MP4, plus
 // Range, ETag validators, HEAD and pacing. Every decision (where to start,
 // what prefix to send, which status a Range gets, how fast to send) is the
 // library's; this file maps the URL to a file, copies headers and bytes, and
 // sleeps the waits the library returns.
 //
-// Registered for *.flv in web.config; configured by appSettings (see
+// Registered for *.flv and the MP4 extensions in web.config; configured by appSettings (see
 // bindings/dotnet/README.md):
 //   pseudostream:mediaRoot      directory served (required; "~/x" = under the app)
 //   pseudostream:prefix         none | header | init (default) | full
@@ -34,7 +35,7 @@ using System.Web.Configuration;
 
 namespace Pseudostream.Web
 {
-    public sealed class FlvStreamingHandler : IHttpHandler
+    public sealed class PseudostreamHandler : IHttpHandler
     {
         private const int BufferSize = 64 * 1024;
         private const int MaxSleepMs = 500;
@@ -480,6 +481,26 @@ namespace Pseudostream.Web
                 return null;
             int n = Array.IndexOf(resolved, (byte)0);
             return Encoding.UTF8.GetString(resolved, 0, n < 0 ? resolved.Length : n);
+        }
+    }
+
+    /// <summary>
+    /// The handler's name from when it served FLV alone: a web.config that
+    /// names it keeps working.
+    /// </summary>
+    [Obsolete("Register Pseudostream.Web.PseudostreamHandler: it serves FLV and MP4 alike.")]
+    public sealed class FlvStreamingHandler : IHttpHandler
+    {
+        private readonly PseudostreamHandler handler = new PseudostreamHandler();
+
+        public bool IsReusable
+        {
+            get { return true; }
+        }
+
+        public void ProcessRequest(HttpContext context)
+        {
+            handler.ProcessRequest(context);
         }
     }
 }
