@@ -20,6 +20,8 @@
 # own libnginx-mod-* packages do, so apt refuses it with another nginx; the
 # lighttpd module depends on the exact lighttpd it was built for (lighttpd
 # refuses a module of another version), as Debian's lighttpd-mod-* do.
+#
+# Maintainer: DEBFULLNAME and DEBEMAIL, as dch and debmake take them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -41,7 +43,9 @@ major=${version%%.*}
 debversion=$version-1
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-maintainer="libpseudostream maintainers <pseudostream@localhost>"
+# Debian's tools take the packager from DEBFULLNAME and DEBEMAIL; without
+# them the packages name a placeholder (lintian: bogus-mail-host).
+maintainer="${DEBFULLNAME:-libpseudostream maintainers} <${DEBEMAIL:-pseudostream@localhost}>"
 homepage="https://github.com/pseudostream/libpseudostream"
 nginx_abi=$(apt-cache show nginx 2>/dev/null | sed -n 's/^Provides:.*\(nginx-abi-[^, ]*\).*/\1/p' | head -n 1)
 [[ -n $nginx_abi ]] || die "cannot tell which nginx-abi-* Debian's nginx provides"
@@ -66,7 +70,7 @@ Upstream-Name: libpseudostream
 Source: $homepage
 
 Files: *
-Copyright: libpseudostream authors
+Copyright: 2026 the libpseudostream authors
 License: MIT or Apache-2.0
  On Debian systems, the full text of the Apache License, Version 2.0 is in
  /usr/share/common-licenses/Apache-2.0.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The Debian packages' round trip on this machine (root, Debian 12):
 #
-# 1. `make deb`, then `apt-get install ./target/debian/*.deb`: apt resolves
-#    their dependencies (the nginx ABI for the module);
+# 1. `make deb`; lintian finds no error or warning in the packages (but the
+#    placeholder maintainer address, unless DEBEMAIL is set, and the Debian
+#    archive's bug-closing rule for first uploads); then
+#    `apt-get install ./target/debian/*.deb`: apt resolves their dependencies
+#    (the nginx ABI for the module);
 # 2. the library is in ld.so's cache, pkg-config finds it on its default
 #    path, a C program built in a temporary directory against it writes a
 #    seek byte for byte as the CLI does; PHP and Ruby load it by its SONAME
@@ -49,6 +52,18 @@ make --no-print-directory deb
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 debs=("$root"/target/debian/*_"$version"-1_*.deb)
 [[ ${#debs[@]} -eq 4 ]] || die "expected 4 packages, found: ${debs[*]}"
+
+# --------------------------------------------------------------- lintian --
+# shellcheck source=lib/apt.sh
+. scripts/lib/apt.sh
+mapfile -t missing < <(apt_missing lintian)
+apt_install test-debs "${missing[@]}"
+suppressed=initial-upload-closes-no-bugs
+[[ -n ${DEBEMAIL:-} ]] || suppressed+=,bogus-mail-host,bogus-mail-host-in-debian-changelog
+lintian --fail-on error,warning --suppress-tags "$suppressed" --tag-display-limit 0 \
+  "${debs[@]}" >"$work/lintian.log" 2>&1 \
+  || { grep -v 'running with root privileges' "$work/lintian.log" >&2; die "lintian"; }
+note "lintian: no error or warning (suppressed: $suppressed)"
 
 # ------------------------------------------------------------- install --
 purge_all
