@@ -143,6 +143,15 @@ impl Nginx {
             long_media_dir().display()
         );
         locations += &format!("location /tiny/ {{ alias {d}/tiny/; }}\n");
+        // The long file and a static one in the same pool of two threads;
+        // the static file is read in the pool (sendfile off).
+        locations += &format!(
+            "location /long-pool/ {{ alias {}/; pseudostream; aio threads=pseudostream_index; }}\n",
+            long_media_dir().display()
+        );
+        locations += &format!(
+            "location /tiny-pool/ {{ alias {d}/tiny/; sendfile off; aio threads=pseudostream_index; }}\n"
+        );
         locations += &format!("location /ssi/ {{ alias {d}/ssi/; ssi on; ssi_types *; }}\n");
         fs::create_dir_all(dir.join("swap")).unwrap();
         locations += &format!("location /swap/ {{ alias {d}/swap/; pseudostream; }}\n");
@@ -1002,6 +1011,83 @@ fn cold_requests_of_every_kind_resume_after_indexing_in_the_pool() {
         nginx.get(&format!("/threads/{plain}?start=abc")).status,
         400
     );
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn requests_waiting_for_a_build_leave_the_pool_its_other_threads() {
+    let nginx = Nginx::start();
+    // Four seeks at once into one cold file, in a pool of two threads: one
+    // thread builds the index and the other three requests wait for that
+    // build without a thread, so the pool's second thread still reads
+    // files for the worker meanwhile. Were each request to hold a thread
+    // while it waits, the static file's read would queue behind them.
+    let long = long_flv();
+    let size = fs::metadata(&long).unwrap().len();
+    let queries: Vec<String> = [250_000, 450_000, 650_000, 850_000]
+        .iter()
+        .map(|back| format!("start={}", size - back))
+        .collect();
+    let targets: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/long-pool/long.flv?{q}"))
+        .collect();
+    drop_from_page_cache(&long);
+    let seeks = serve_during_cold_seeks(
+        "nginx, four cold seeks in a pool of two threads",
+        nginx.port,
+        &targets,
+        "/tiny-pool/ok.txt",
+    );
+    let mut failures = Vec::new();
+    for (reply, q) in seeks.iter().zip(&queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        }
+    }
+    assert_no_failures("nginx, seeks that waited for one build", &failures);
+
+    // A new version of the file: one request builds its index, a second
+    // waits for that build and its client goes away meanwhile. The first
+    // is answered, the second is logged as closed (499), nothing leaks.
+    let modified = fs::metadata(&long).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&long)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(&long);
+    let (builder, waiter) = (&targets[0], &targets[1]);
+    let reply = std::thread::scope(|s| {
+        let first = s.spawn(|| http(nginx.port, "GET", builder, &[]));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut gone = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
+        write!(gone, "GET {waiter} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(gone);
+        first.join().unwrap()
+    });
+    assert_eq!(reply.status, 200, "{builder}");
+    assert!(
+        reply.body == seeks[0].body,
+        "{builder}: differs after the new version"
+    );
+    let left = format!("GET {waiter} HTTP/1.1\" 499 ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(nginx.dir.join("access.log"))
+        .unwrap_or_default()
+        .contains(&left)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no 499 logged for the waiting request whose client went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(nginx.port, "GET", &targets[2], &[]).status, 200);
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }
 

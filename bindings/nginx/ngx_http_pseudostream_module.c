@@ -23,8 +23,9 @@
  * the tags of a long FLV takes seconds when the file is not in the page
  * cache. Where the location has "aio threads", that walk runs in nginx's
  * thread pool and the request resumes when it is done; the worker goes on
- * serving. Requests for a file whose index is cached never leave the
- * worker.
+ * serving. Requests for a file whose build is under way wait for that
+ * build without a pool thread of their own. Requests for a file whose
+ * index is cached never leave the worker.
  */
 
 
@@ -72,7 +73,10 @@ typedef struct {
 
 #if (NGX_THREADS)
 
-/* an index build in the thread pool: what it reads, what it gives back */
+/*
+ * An index build in the thread pool: what it reads, what it gives back.
+ * The thread touches the first two blocks; the worker alone the rest.
+ */
 
 typedef struct {
     ngx_fd_t                   fd;
@@ -83,7 +87,21 @@ typedef struct {
     ps_media                  *media;
     ps_status                  status;
     u_char                     error[256];
+
+    /* in ngx_http_pseudostream_builds while the build runs */
+
+    ngx_queue_t                queue;
+    ngx_str_t                  path;
+
+    /* the requests for the same file that wait for it (ctx->wait) */
+
+    ngx_queue_t                waiters;
 } ngx_http_pseudostream_index_t;
+
+
+/* this worker's builds under way */
+
+static ngx_queue_t  ngx_http_pseudostream_builds;
 
 #endif
 
@@ -122,6 +140,11 @@ typedef struct {
     ngx_fd_t                   index_fd;
     ngx_log_t                 *log;
 
+    /* waiting for another request's build of the same file */
+
+    ngx_queue_t                wait;
+    ngx_event_t                wait_event;
+
 #endif
 
     /* the buffers of one piece, reused once the previous piece is out */
@@ -152,8 +175,13 @@ static ngx_int_t ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
 static ngx_int_t ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
     ngx_open_file_info_t *of);
+static ngx_http_pseudostream_index_t *ngx_http_pseudostream_build_of(
+    ngx_str_t *path, ngx_open_file_info_t *of);
+static void ngx_http_pseudostream_block(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx);
 static void ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log);
 static void ngx_http_pseudostream_index_done(ngx_event_t *ev);
+static void ngx_http_pseudostream_build_done(ngx_event_t *ev);
 static void ngx_http_pseudostream_indexed(ngx_http_request_t *r);
 #endif
 static ngx_int_t ngx_http_pseudostream_respond(ngx_http_request_t *r,
@@ -769,7 +797,7 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_thread_pool_t              *tp;
     ngx_thread_task_t              *task;
     ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_pseudostream_index_t  *ix;
+    ngx_http_pseudostream_index_t  *ix, *build;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -788,6 +816,36 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
          * the moov limit), which the worker's open finds again unread
          */
         return NGX_DECLINED;
+    }
+
+    if (path != &ctx->path) {
+        ctx->path = *path;
+        ctx->of = *of;
+    }
+
+    /* a build of this file under way: wait for it, not for a thread */
+
+    build = ngx_http_pseudostream_build_of(path, of);
+
+    if (build != NULL) {
+        ix = ngx_pcalloc(r->pool, sizeof(ngx_http_pseudostream_index_t));
+        if (ix == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->index = ix;
+        ctx->wait_event.data = r;
+        ctx->wait_event.handler = ngx_http_pseudostream_index_done;
+        ctx->wait_event.log = r->connection->log;
+        ngx_queue_insert_tail(&build->waiters, &ctx->wait);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "http pseudostream index \"%V\" under way: waits",
+                       path);
+
+        ngx_http_pseudostream_block(r, ctx);
+
+        return NGX_DONE;
     }
 
     /* the thread pool of the location, as nginx's own thread reads find it */
@@ -824,8 +882,6 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ix->mtime_ns = (int64_t) of->mtime * 1000000000;
 
     ctx->index = ix;
-    ctx->path = *path;
-    ctx->of = *of;
 
     if (of->is_directio) {
         if (ngx_http_pseudostream_open_for_index(r, ctx, path, of)
@@ -840,7 +896,7 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
 
     task->handler = ngx_http_pseudostream_index_thread;
     task->event.data = r;
-    task->event.handler = ngx_http_pseudostream_index_done;
+    task->event.handler = ngx_http_pseudostream_build_done;
 
     if (ngx_thread_task_post(tp, task) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -849,6 +905,55 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "http pseudostream index \"%V\" in a thread", path);
 
+    ix->path = ctx->path;
+    ngx_queue_init(&ix->waiters);
+    ngx_queue_insert_tail(&ngx_http_pseudostream_builds, &ix->queue);
+
+    ngx_http_pseudostream_block(r, ctx);
+
+    return NGX_DONE;
+}
+
+
+/* the build under way in this worker of the file version, if any */
+
+static ngx_http_pseudostream_index_t *
+ngx_http_pseudostream_build_of(ngx_str_t *path, ngx_open_file_info_t *of)
+{
+    ngx_queue_t                    *q;
+    ngx_http_pseudostream_index_t  *ix;
+
+    if (ngx_http_pseudostream_builds.next == NULL) {
+        ngx_queue_init(&ngx_http_pseudostream_builds);
+        return NULL;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_pseudostream_builds);
+         q != ngx_queue_sentinel(&ngx_http_pseudostream_builds);
+         q = ngx_queue_next(q))
+    {
+        ix = ngx_queue_data(q, ngx_http_pseudostream_index_t, queue);
+
+        if (ix->inode == (uint64_t) of->uniq
+            && ix->size == (uint64_t) of->size
+            && ix->mtime_ns == (int64_t) of->mtime * 1000000000
+            && ix->path.len == path->len
+            && ngx_memcmp(ix->path.data, path->data, path->len) == 0)
+        {
+            return ix;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the request waits for an index build, its own or another's */
+
+static void
+ngx_http_pseudostream_block(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
     ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
 
     /*
@@ -865,8 +970,6 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
                             ? ngx_http_discarded_request_body_handler
                             : ngx_http_test_reading;
     r->write_event_handler = ngx_http_pseudostream_indexed;
-
-    return NGX_DONE;
 }
 
 
@@ -936,7 +1039,42 @@ ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
 }
 
 
-/* back in the worker, as nginx's own thread reads come back */
+/*
+ * Back in the worker, as nginx's own thread reads come back: the requests
+ * that waited for this build go on first, with its outcome (the index is
+ * in the library's cache now).
+ */
+
+static void
+ngx_http_pseudostream_build_done(ngx_event_t *ev)
+{
+    ngx_queue_t                    *q;
+    ngx_http_request_t             *r;
+    ngx_http_pseudostream_ctx_t    *ctx, *waiting;
+    ngx_http_pseudostream_index_t  *ix;
+
+    r = ev->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+    ix = ctx->index;
+
+    ngx_queue_remove(&ix->queue);
+
+    while (!ngx_queue_empty(&ix->waiters)) {
+        q = ngx_queue_head(&ix->waiters);
+        ngx_queue_remove(q);
+
+        waiting = ngx_queue_data(q, ngx_http_pseudostream_ctx_t, wait);
+        waiting->index->status = ix->status;
+        ngx_memcpy(waiting->index->error, ix->error, sizeof(ix->error));
+
+        ngx_post_event(&waiting->wait_event, &ngx_posted_events);
+    }
+
+    ngx_http_pseudostream_index_done(ev);
+}
+
+
+/* a request's index build, or the one it waited for, is done */
 
 static void
 ngx_http_pseudostream_index_done(ngx_event_t *ev)
@@ -954,7 +1092,8 @@ ngx_http_pseudostream_index_done(ngx_event_t *ev)
                    "http pseudostream indexed: \"%V?%V\"",
                    &r->uri, &r->args);
 
-    /* the request's cleanup frees the media, whatever happens next */
+    /* the request's cleanup frees the media, whatever happens next (none
+       when it waited for another request's build) */
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
     ctx->media = ctx->index->media;
@@ -987,6 +1126,21 @@ ngx_http_pseudostream_indexed(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
     ix = ctx->index;
+
+    if (ix->status == PS_OK && ctx->media == NULL) {
+
+        /*
+         * it waited for another request's build: the index is cached now,
+         * unless the cache has let it go again, and then it is built again
+         */
+
+        rc = ngx_http_pseudostream_index_in_thread(r, ctx, &ctx->path,
+                                                   &ctx->of);
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return;
+        }
+    }
 
     if (ix->status == PS_OK) {
         rc = ngx_http_pseudostream_answer(r, ctx, &ctx->path, &ctx->of);
