@@ -219,6 +219,24 @@ $HTTP["url"] =^ "/long/" {{
             .unwrap_or(0)
     }
 
+    /// The process's threads, and the eventfds it holds.
+    fn threads_and_eventfds(&self) -> (usize, usize) {
+        let threads = fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let eventfds = fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        fs::read_link(e.path())
+                            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventfd]")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        (threads, eventfds)
+    }
+
     /// The descriptor count once it has held still for four seconds. A
     /// connection its client just closed is counted until lighttpd reads its
     /// end, and the stat cache keeps a file it served open until its entry
@@ -796,6 +814,98 @@ fn bad_settings_are_refused_at_startup() {
         assert!(text.contains(message), "{setting}: {text}");
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs lighttpd and the module: make lighttpd-module"]
+fn seeks_into_a_file_being_indexed_share_one_build_thread() {
+    let mut lighttpd = Lighttpd::start();
+    assert_eq!(lighttpd.get("/tiny/ok.txt").status, 200);
+    let before = lighttpd.settled_fds();
+    // Eight seeks at once into one cold file: one thread (and one eventfd)
+    // builds its index, the other seven wait for that build.
+    let long = long_flv();
+    let size = fs::metadata(&long).unwrap().len();
+    let queries: Vec<String> = (0..8)
+        .map(|i| format!("start={}", size - 200_000 - 100_000 * i))
+        .collect();
+    let targets: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/long/long.flv?{q}"))
+        .collect();
+    drop_from_page_cache(&long);
+    let sampling = std::sync::atomic::AtomicBool::new(true);
+    let (seeks, (threads, eventfds)) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut most = (0, 0);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let (t, e) = lighttpd.threads_and_eventfds();
+                most = (most.0.max(t), most.1.max(e));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            most
+        });
+        let seeks = serve_during_cold_seeks(
+            "lighttpd, eight cold seeks into one file",
+            lighttpd.port,
+            &targets,
+            "/tiny/ok.txt",
+        );
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        (seeks, sampler.join().unwrap())
+    });
+    let mut failures = Vec::new();
+    for (reply, q) in seeks.iter().zip(&queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        }
+    }
+    assert_no_failures("lighttpd, seeks that waited for one build", &failures);
+    eprintln!(
+        "lighttpd: 8 cold seeks into one file: at most {threads} threads, {eventfds} eventfd(s)"
+    );
+    assert_eq!(
+        (threads, eventfds),
+        (2, 1),
+        "lighttpd's threads (its own and one build) and eventfds while eight seeks waited"
+    );
+
+    // A new version: one request builds, a second waits and its client
+    // goes away; the first is answered and nothing is left behind.
+    let modified = fs::metadata(&long).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&long)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(&long);
+    let reply = std::thread::scope(|s| {
+        let first = s.spawn(|| http(lighttpd.port, "GET", &targets[0], &[]));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut gone = TcpStream::connect(("127.0.0.1", lighttpd.port)).unwrap();
+        write!(
+            gone,
+            "GET {} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            targets[1]
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(gone);
+        first.join().unwrap()
+    });
+    assert_eq!(reply.status, 200, "{}", targets[0]);
+    assert!(reply.body == seeks[0].body, "{}: differs", targets[0]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = lighttpd.open_fds();
+    while now > before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        now = lighttpd.open_fds();
+    }
+    assert_eq!(now, before, "descriptors left behind by index builds");
+    assert_eq!(lighttpd.get(&targets[2]).status, 200);
+    assert_no_failures("lighttpd", &lighttpd.problems());
 }
 
 #[test]

@@ -25,8 +25,9 @@
  * the tags of a long FLV takes seconds when the file is not in the page
  * cache): that build runs on a thread of its own, and the request resumes
  * when an eventfd in lighttpd's event loop says it is done, so lighttpd
- * goes on serving meanwhile. A file whose index is cached is answered at
- * once.
+ * goes on serving meanwhile. Requests for a file whose build is under way
+ * wait for that build (one thread per file, not per request). A file whose
+ * index is cached is answered at once.
  */
 
 #include "first.h"
@@ -95,6 +96,7 @@ typedef struct {
 } options_entry;
 
 typedef struct handler_ctx handler_ctx;
+typedef struct index_job index_job;
 
 /*
  * Paced responses waiting for their next piece, in a binary min-heap by
@@ -115,6 +117,7 @@ typedef struct {
     plugin_config defaults;
     plugin_config conf;
     wake_queue wakes;
+    index_job *builds;          /* index builds under way */
     options_entry *options;
     uint32_t noptions;
 } plugin_data;
@@ -131,7 +134,7 @@ typedef struct {
  * An index build on a thread. The thread reads the first block and writes
  * the second, then signals `done`; the event loop alone touches the rest.
  */
-typedef struct {
+struct index_job {
     int fd;                     /* the stat cache's, held by `sce` */
     uint64_t size;
     uint64_t device;
@@ -146,10 +149,12 @@ typedef struct {
     stat_cache_entry *sce;      /* a reference held until the job is freed */
     fdnode *done;
     server *srv;
-    connection *con;
+    plugin_data *p;
+    index_job *next;            /* in p->builds while it runs */
+    handler_ctx *waiting;       /* the requests that wait for it */
+    uint32_t refs;              /* the thread's, until it signals; one each */
     int finished;               /* the thread has signalled */
-    int abandoned;              /* the request went away */
-} index_job;
+};
 
 /* A request waiting for its index, or a paced response in progress. */
 struct handler_ctx {
@@ -167,6 +172,7 @@ struct handler_ctx {
     wake_queue *wakes;
     uint64_t wake_us;           /* CLOCK_MONOTONIC, when it is next due */
     uint32_t wake_slot;         /* 1 + its place in the heap; 0: not there */
+    handler_ctx *wait_next;     /* in job->waiting */
 };
 
 
@@ -789,11 +795,37 @@ ps_monotonic_us (void)
 
 
 static void
-index_job_free (index_job * const job)
+index_job_release (index_job * const job)
 {
+    if (--job->refs) return;
     ps_media_free(job->media);
     stat_cache_entry_refchg(job->sce, -1);
     free(job);
+}
+
+
+static void
+index_job_attach (index_job * const job, handler_ctx * const hctx)
+{
+    hctx->job = job;
+    hctx->wait_next = job->waiting;
+    job->waiting = hctx;
+    ++job->refs;
+}
+
+
+/* the request waits no more (resumed, or gone); the job may go */
+
+static void
+index_job_detach (handler_ctx * const hctx)
+{
+    index_job * const job = hctx->job;
+    handler_ctx **link = &job->waiting;
+    while (*link && *link != hctx) link = &(*link)->wait_next;
+    if (*link) *link = hctx->wait_next;
+    hctx->wait_next = NULL;
+    hctx->job = NULL;
+    index_job_release(job);
 }
 
 
@@ -872,13 +904,7 @@ wake_queue_arm (wake_queue * const q)
 static void
 handler_ctx_free (handler_ctx * const hctx)
 {
-    if (hctx->job) {
-        /* a thread still building: the job goes when it signals */
-        if (hctx->job->finished)
-            index_job_free(hctx->job);
-        else
-            hctx->job->abandoned = 1;
-    }
+    if (hctx->job) index_job_detach(hctx);
     if (hctx->wakes) wake_queue_remove(hctx->wakes, hctx);
     if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
     ps_objects_free(&hctx->ps);
@@ -1126,76 +1152,135 @@ mod_pseudostream_indexed (void *ctx, int revents)
     fdevent_sched_close(job->srv->ev, job->done);
     job->done = NULL;
     job->finished = 1;
-    if (job->abandoned)
-        index_job_free(job);
-    else
-        joblist_append(job->con);
+
+    index_job **link = &job->p->builds;
+    while (*link != job) link = &(*link)->next;
+    *link = job->next;
+
+    for (handler_ctx *hctx = job->waiting; hctx; hctx = hctx->wait_next)
+        joblist_append(hctx->con);
+    index_job_release(job); /* the thread's */
     return HANDLER_FINISHED;
 }
 
 
 /*
- * Starts building the index of `sce`'s file on a thread; the request
- * waits with `ps` (its parsed query) in its context. -1 when no thread or
- * eventfd could be had: the caller indexes at once instead.
+ * The request waits for the index of `sce`'s file, with `ps` (its parsed
+ * query) in its context: for the build under way of that file version, or
+ * for one it starts on a thread. -1 when no thread or eventfd could be
+ * had: the caller indexes at once instead.
  */
 
 static int
-mod_pseudostream_index_later (request_st * const r, plugin_data * const p,
-                              stat_cache_entry * const sce,
-                              ps_objects * const ps)
+mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
+                                 stat_cache_entry * const sce,
+                                 ps_objects * const ps)
 {
-    pthread_attr_t attr;
-    pthread_t thread;
-    index_job * const job = ck_calloc(1, sizeof(*job));
+    const uint64_t device = (uint64_t)sce->st.st_dev;
+    const uint64_t inode = (uint64_t)sce->st.st_ino;
+    const uint64_t size = (uint64_t)sce->st.st_size;
+    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
+                           + sce->st.st_mtim.tv_nsec;
+    index_job *job = p->builds;
+    while (job && !(job->device == device && job->inode == inode
+                    && job->size == size && job->mtime_ns == mtime_ns))
+        job = job->next;
 
-    job->fd = sce->fd;
-    job->size = (uint64_t)sce->st.st_size;
-    job->device = (uint64_t)sce->st.st_dev;
-    job->inode = (uint64_t)sce->st.st_ino;
-    job->mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
-                  + sce->st.st_mtim.tv_nsec;
-    job->srv = r->con->srv;
-    job->con = r->con;
-    job->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (job->done_fd < 0) {
-        log_perror(r->conf.errh, __FILE__, __LINE__, "eventfd()");
-        free(job);
-        return -1;
-    }
+    if (NULL == job) {
+        pthread_attr_t attr;
+        pthread_t thread;
+        job = ck_calloc(1, sizeof(*job));
+        job->fd = sce->fd;
+        job->size = size;
+        job->device = device;
+        job->inode = inode;
+        job->mtime_ns = mtime_ns;
+        job->srv = r->con->srv;
+        job->p = p;
+        job->refs = 1; /* the thread's */
+        job->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (job->done_fd < 0) {
+            log_perror(r->conf.errh, __FILE__, __LINE__, "eventfd()");
+            free(job);
+            return -1;
+        }
 
-    int started = 0 == pthread_attr_init(&attr);
-    if (started) {
-        started = 0 == pthread_attr_setdetachstate(&attr,
-                                                   PTHREAD_CREATE_DETACHED)
-               && 0 == pthread_create(&thread, &attr,
-                                      mod_pseudostream_index_thread, job);
-        pthread_attr_destroy(&attr);
-    }
-    if (!started) {
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "no thread to index %s: indexed in the event loop",
-          r->physical.path.ptr);
-        close(job->done_fd);
-        free(job);
-        return -1;
-    }
+        int started = 0 == pthread_attr_init(&attr);
+        if (started) {
+            started = 0 == pthread_attr_setdetachstate(&attr,
+                                                       PTHREAD_CREATE_DETACHED)
+                   && 0 == pthread_create(&thread, &attr,
+                                          mod_pseudostream_index_thread, job);
+            pthread_attr_destroy(&attr);
+        }
+        if (!started) {
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "no thread to index %s: indexed in the event loop",
+              r->physical.path.ptr);
+            close(job->done_fd);
+            free(job);
+            return -1;
+        }
 
-    /* the thread reads sce->fd: the entry stays until the job goes */
-    job->sce = sce;
-    stat_cache_entry_refchg(sce, 1);
-    ++job->srv->cur_fds;
-    job->done = fdevent_register(job->srv->ev, job->done_fd,
-                                 mod_pseudostream_indexed, job);
-    fdevent_fdnode_event_set(job->srv->ev, job->done, FDEVENT_IN);
+        /* the thread reads sce->fd: the entry stays until the job goes */
+        job->sce = sce;
+        stat_cache_entry_refchg(sce, 1);
+        ++job->srv->cur_fds;
+        job->done = fdevent_register(job->srv->ev, job->done_fd,
+                                     mod_pseudostream_indexed, job);
+        fdevent_fdnode_event_set(job->srv->ev, job->done, FDEVENT_IN);
+        job->next = p->builds;
+        p->builds = job;
+    }
 
     handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
-    hctx->job = job;
     hctx->ps = *ps;
     memset(ps, 0, sizeof(*ps));
+    hctx->sce = sce; /* its own reference: what it is planned with */
+    stat_cache_entry_refchg(sce, 1);
+    hctx->con = r->con;
+    hctx->srv = r->con->srv;
+    index_job_attach(job, hctx);
     r->plugin_ctx[p->id] = hctx;
     r->handler_module = p->self;
     return 0;
+}
+
+
+/*
+ * Opens the media of `sce`'s file from the library's cache, or waits for
+ * its index (HANDLER_WAIT_FOR_EVENT), and answers; takes `ps` over.
+ */
+
+static handler_t
+mod_pseudostream_open_media (request_st * const r, plugin_data * const p,
+                             stat_cache_entry * const sce,
+                             const int has_query, ps_options * const options,
+                             ps_objects * const ps)
+{
+    /*
+     * The library borrows the stat cache's descriptor (no dup, no fstat);
+     * the entry is referenced for as long as the media lives. A file not
+     * indexed yet is indexed on a thread, and the request waits for it.
+     */
+    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
+                           + sce->st.st_mtim.tv_nsec;
+    ps_status st =
+      ps_media_open_fd_borrowed_cached(sce->fd, (uint64_t)sce->st.st_size,
+                                       (uint64_t)sce->st.st_dev,
+                                       (uint64_t)sce->st.st_ino,
+                                       mtime_ns, &ps->media);
+    if (st == PS_ERR_NOT_CACHED) {
+        if (0 == mod_pseudostream_wait_for_index(r, p, sce, ps))
+            return HANDLER_WAIT_FOR_EVENT;
+        /* no thread to be had: indexed here, as the event loop waits */
+        st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
+                                       (uint64_t)sce->st.st_dev,
+                                       (uint64_t)sce->st.st_ino,
+                                       mtime_ns, &ps->media);
+    }
+    return mod_pseudostream_planned(r, p, sce, has_query, options, ps, st,
+                                    ps_last_error());
 }
 
 
@@ -1210,42 +1295,52 @@ mod_pseudostream_resume (request_st * const r, plugin_data * const p,
 {
     index_job * const job = hctx->job;
     ps_objects ps = hctx->ps;
+    stat_cache_entry * const sce = hctx->sce; /* its reference, dropped last */
+    const int has_query = !buffer_is_blank(&r->uri.query);
     handler_t rc;
 
     if (!job->finished) return HANDLER_WAIT_FOR_EVENT;
 
-    ps.media = job->media;
-    job->media = NULL;
+    const ps_status status = job->status;
+    char error[sizeof(job->error)];
+    memcpy(error, job->error, sizeof(error));
+    /* the built media reads job->sce's descriptor: for its request only */
+    if (job->sce == sce) {
+        ps.media = job->media;
+        job->media = NULL;
+    }
     memset(&hctx->ps, 0, sizeof(hctx->ps));
-    hctx->job = NULL;
+    hctx->sce = NULL;
     r->plugin_ctx[p->id] = NULL;
     r->handler_module = NULL;
-    handler_ctx_free(hctx);
+    handler_ctx_free(hctx); /* the job may go */
 
     /* p->conf belongs to whichever request ran last */
     mod_pseudostream_patch_config(r, p);
     ps_options * const options = mod_pseudostream_options(r, p);
     if (NULL == options) {
         ps_objects_free(&ps);
-        index_job_free(job);
+        stat_cache_entry_refchg(sce, -1);
         r->http_status = 500;
         return HANDLER_FINISHED;
     }
 
-    rc = mod_pseudostream_planned(r, p, job->sce,
-                                  !buffer_is_blank(&r->uri.query), options,
-                                  &ps, job->status,
-                                  job->status == PS_OK ? NULL : job->error);
+    if (status == PS_OK && NULL == ps.media)
+        /* another request's build: the index is cached now (or built again) */
+        rc = mod_pseudostream_open_media(r, p, sce, has_query, options, &ps);
+    else
+        rc = mod_pseudostream_planned(r, p, sce, has_query, options, &ps,
+                                      status, status == PS_OK ? NULL : error);
     if (rc == HANDLER_GO_ON) {
         if (r->handler_module == p->self)
             rc = mod_pseudostream_pace(r, r->plugin_ctx[p->id]);
         else {
             /* the file as stored: what mod_staticfile would have sent */
-            http_response_send_file(r, &r->physical.path, job->sce);
+            http_response_send_file(r, &r->physical.path, sce);
             rc = HANDLER_FINISHED;
         }
     }
-    index_job_free(job);
+    stat_cache_entry_refchg(sce, -1);
     return rc;
 }
 
@@ -1279,28 +1374,7 @@ mod_pseudostream_plan (request_st * const r, plugin_data * const p,
             return mod_pseudostream_fail(r, p, "ps_request_parse", st);
     }
 
-    /*
-     * The library borrows the stat cache's descriptor (no dup, no fstat);
-     * the entry is referenced for as long as the media lives. A file not
-     * indexed yet is indexed on a thread, and the request waits for it.
-     */
-    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
-                           + sce->st.st_mtim.tv_nsec;
-    st = ps_media_open_fd_borrowed_cached(sce->fd, (uint64_t)sce->st.st_size,
-                                          (uint64_t)sce->st.st_dev,
-                                          (uint64_t)sce->st.st_ino,
-                                          mtime_ns, &ps.media);
-    if (st == PS_ERR_NOT_CACHED) {
-        if (0 == mod_pseudostream_index_later(r, p, sce, &ps))
-            return HANDLER_WAIT_FOR_EVENT;
-        /* no thread to be had: indexed here, as the event loop waits */
-        st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
-                                       (uint64_t)sce->st.st_dev,
-                                       (uint64_t)sce->st.st_ino,
-                                       mtime_ns, &ps.media);
-    }
-    return mod_pseudostream_planned(r, p, sce, has_query, options, &ps, st,
-                                    ps_last_error());
+    return mod_pseudostream_open_media(r, p, sce, has_query, options, &ps);
 }
 
 
