@@ -73,7 +73,7 @@ DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${debs[@]}" >"$work/apt.log"
 for p in "${packages[@]}"; do installed "$p" || die "$p not installed"; done
 for p in "${packages[@]}"; do dpkg -L "$p"; done | sort -u >"$work/files"
 
-ldconfig -p | grep -qE "libpseudostream.so.0 .*=> (/usr)?/lib/.*/libpseudostream.so.0$" \
+ldconfig -p | grep -E "libpseudostream.so.0 .*=> (/usr)?/lib/.*/libpseudostream.so.0$" >/dev/null \
   || die "libpseudostream.so.0 is not in ld.so's cache"
 [[ $(pkg-config --modversion pseudostream) == "$version" ]] || die "pkg-config does not find pseudostream $version"
 [[ $(readlink "$link") == /usr/share/nginx/modules-available/mod-http-pseudostream.conf ]] \
@@ -82,7 +82,7 @@ ldconfig -p | grep -qE "libpseudostream.so.0 .*=> (/usr)?/lib/.*/libpseudostream
 # -------------------------------------------------- used from outside --
 cp tests/install/seek.c "$work/"
 (cd "$work" && cc -std=c11 -Wall -Werror -o seek seek.c $(pkg-config --cflags --libs pseudostream))
-ldd "$work/seek" | grep -qE 'libpseudostream.so.0 => (/usr)?/lib/' || die "seek does not load the packaged library"
+ldd "$work/seek" | grep -E 'libpseudostream.so.0 => (/usr)?/lib/' >/dev/null || die "seek does not load the packaged library"
 cp samples/sample.flv "$work/"
 chmod 644 "$work/sample.flv"
 target/release/examples/pseudostream cut "$work/sample.flv" start=40 --unit seconds >"$work/want.flv" 2>/dev/null
@@ -191,5 +191,5 @@ while read -r f; do
   [[ -d $f || ! -e $f && ! -L $f ]] || die "purge left $f"
 done <"$work/files"
 [[ ! -e $link && ! -L $link && ! -L $link.removed ]] || die "purge left the modules-enabled link"
-! ldconfig -p | grep -q libpseudostream || die "libpseudostream is still in ld.so's cache"
+! ldconfig -p | grep libpseudostream >/dev/null || die "libpseudostream is still in ld.so's cache"
 note "remove sets the link aside, reinstall enables it, purge leaves nothing: ok"

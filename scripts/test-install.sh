@@ -84,9 +84,9 @@ read -ra libs <<<"$(pkg-config --libs pseudostream)"
 read -ra static_libs <<<"$(pkg-config --static --libs pseudostream | sed 's/-lpseudostream\b/-l:libpseudostream.a/')"
 (cd "$app" && cc -std=c11 -Wall -Wextra -Werror -o seek-shared seek.c "${cflags[@]}" "${libs[@]}")
 (cd "$app" && cc -std=c11 -Wall -Wextra -Werror -o seek-static seek.c "${cflags[@]}" "${static_libs[@]}")
-LD_LIBRARY_PATH=$prefix/lib ldd "$app/seek-shared" | grep -q "libpseudostream.so.$major => $prefix/lib/" \
+LD_LIBRARY_PATH=$prefix/lib ldd "$app/seek-shared" | grep "libpseudostream.so.$major => $prefix/lib/" >/dev/null \
   || die "seek-shared does not load the installed libpseudostream.so.$major"
-! ldd "$app/seek-static" | grep -q libpseudostream || die "seek-static links the .so"
+! ldd "$app/seek-static" | grep libpseudostream >/dev/null || die "seek-static links the .so"
 
 target/release/examples/pseudostream cut samples/sample.flv start=40 --unit seconds \
   >"$work/want.flv" 2>/dev/null
