@@ -205,36 +205,22 @@ $HTTP["url"] =^ "/long/" {{
             .unwrap_or(0)
     }
 
-    /// timerfds the process holds.
-    fn timerfds(&self) -> usize {
+    /// Descriptors the process holds whose link reads `link`
+    /// ("anon_inode:[timerfd]", ...).
+    fn fds_to(&self, link: &str) -> usize {
         fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| {
                 d.flatten()
-                    .filter(|e| {
-                        fs::read_link(e.path())
-                            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[timerfd]")
-                    })
+                    .filter(|e| fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link))
                     .count()
             })
             .unwrap_or(0)
     }
 
-    /// The process's threads, and the eventfds it holds.
-    fn threads_and_eventfds(&self) -> (usize, usize) {
-        let threads = fs::read_dir(format!("/proc/{}/task", self.pid()))
+    fn threads(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/task", self.pid()))
             .map(|d| d.count())
-            .unwrap_or(0);
-        let eventfds = fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        fs::read_link(e.path())
-                            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventfd]")
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        (threads, eventfds)
+            .unwrap_or(0)
     }
 
     /// The descriptor count once it has held still for four seconds. A
@@ -483,7 +469,11 @@ fn a_pacing_location_paces_plain_gets_and_ranges() {
 fn paced_responses_share_one_timer_and_keep_their_own_schedules() {
     let mut lighttpd = Lighttpd::start();
     let sample = root().join("samples/sample.flv");
-    assert_eq!(lighttpd.timerfds(), 0, "a timer before any paced response");
+    assert_eq!(
+        lighttpd.fds_to("anon_inode:[timerfd]"),
+        0,
+        "a timer before any paced response"
+    );
     // Twelve paced downloads (100 000 B/s, burst 0; 470 to 940 kB each),
     // started 37 ms apart so that their pieces fall due at different times.
     let queries: Vec<String> = (0..12).map(|i| format!("start={}", 20 + 3 * i)).collect();
@@ -503,7 +493,7 @@ fn paced_responses_share_one_timer_and_keep_their_own_schedules() {
             .collect();
         let mut most_timers = 0;
         while !handles.iter().all(|h| h.is_finished()) {
-            most_timers = most_timers.max(lighttpd.timerfds());
+            most_timers = most_timers.max(lighttpd.fds_to("anon_inode:[timerfd]"));
             std::thread::sleep(Duration::from_millis(50));
         }
         let timed: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -684,36 +674,13 @@ fn aborted_paced_downloads_leave_no_descriptor_behind() {
 #[ignore = "needs lighttpd and the module: make lighttpd-module"]
 fn a_file_replaced_on_disk_is_indexed_again() {
     let mut lighttpd = Lighttpd::start();
-    let target = lighttpd.dir.join("swap/video.flv");
-    for file in [
-        "h264_aac.plain.flv",
-        "bframes.plain.flv",
-        "flv1_mp3.yamdi.flv",
-    ] {
-        // Replace the file the way deployments do: write aside, rename over.
-        let aside = lighttpd.dir.join("swap/video.flv.new");
-        fs::copy(media_dir().join(file), &aside).unwrap();
-        fs::rename(&aside, &target).unwrap();
-        let r = reference(file);
-        let kf = r.seek_points[r.seek_points.len() / 2].1;
-        let q = format!("start={}", kf + 1);
-        let want = expected(&target, &q, PrefixMode::Init, StartUnit::Bytes);
-        // lighttpd's stat cache notices a rename through inotify, or
-        // within a second with its "simple" engine.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let reply = lighttpd.get(&format!("/swap/video.flv?{q}"));
-            if reply.status == 200 && reply.body == want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{file}: stale index served after replace (status {})",
-                reply.status
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    // lighttpd's stat cache notices a rename through inotify, or within a
+    // second with its "simple" engine.
+    check_replaced_files(
+        &lighttpd.dir.join("swap"),
+        lighttpd.port,
+        Duration::from_secs(3),
+    );
     assert_no_failures("lighttpd", &lighttpd.problems());
 }
 
@@ -825,21 +792,15 @@ fn seeks_into_a_file_being_indexed_share_one_build_thread() {
     // Eight seeks at once into one cold file: one thread (and one eventfd)
     // builds its index, the other seven wait for that build.
     let long = long_flv();
-    let size = fs::metadata(&long).unwrap().len();
-    let queries: Vec<String> = (0..8)
-        .map(|i| format!("start={}", size - 200_000 - 100_000 * i))
-        .collect();
-    let targets: Vec<String> = queries
-        .iter()
-        .map(|q| format!("/long/long.flv?{q}"))
-        .collect();
+    let backs: Vec<u64> = (0..8).map(|i| 200_000 + 100_000 * i).collect();
+    let (queries, targets) = long_seeks("/long", &backs);
     drop_from_page_cache(&long);
     let sampling = std::sync::atomic::AtomicBool::new(true);
     let (seeks, (threads, eventfds)) = std::thread::scope(|s| {
         let sampler = s.spawn(|| {
             let mut most = (0, 0);
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                let (t, e) = lighttpd.threads_and_eventfds();
+                let (t, e) = (lighttpd.threads(), lighttpd.fds_to("anon_inode:[eventfd]"));
                 most = (most.0.max(t), most.1.max(e));
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -854,14 +815,10 @@ fn seeks_into_a_file_being_indexed_share_one_build_thread() {
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
         (seeks, sampler.join().unwrap())
     });
-    let mut failures = Vec::new();
-    for (reply, q) in seeks.iter().zip(&queries) {
-        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
-        if reply.status != 200 || reply.body != want {
-            failures.push(format!("{q}: status {}, body differs", reply.status));
-        }
-    }
-    assert_no_failures("lighttpd, seeks that waited for one build", &failures);
+    assert_no_failures(
+        "lighttpd, seeks that waited for one build",
+        &long_seek_failures(&seeks, &queries),
+    );
     eprintln!(
         "lighttpd: 8 cold seeks into one file: at most {threads} threads, {eventfds} eventfd(s)"
     );
@@ -873,28 +830,8 @@ fn seeks_into_a_file_being_indexed_share_one_build_thread() {
 
     // A new version: one request builds, a second waits and its client
     // goes away; the first is answered and nothing is left behind.
-    let modified = fs::metadata(&long).unwrap().modified().unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&long)
-        .unwrap()
-        .set_modified(modified + Duration::from_secs(10))
-        .unwrap();
-    drop_from_page_cache(&long);
-    let reply = std::thread::scope(|s| {
-        let first = s.spawn(|| http(lighttpd.port, "GET", &targets[0], &[]));
-        std::thread::sleep(Duration::from_millis(50));
-        let mut gone = TcpStream::connect(("127.0.0.1", lighttpd.port)).unwrap();
-        write!(
-            gone,
-            "GET {} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-            targets[1]
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        drop(gone);
-        first.join().unwrap()
-    });
+    new_cold_version(&long);
+    let reply = seek_while_a_waiter_leaves(lighttpd.port, &targets[0], &targets[1]);
     assert_eq!(reply.status, 200, "{}", targets[0]);
     assert!(reply.body == seeks[0].body, "{}: differs", targets[0]);
     let deadline = Instant::now() + Duration::from_secs(20);

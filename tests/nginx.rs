@@ -538,27 +538,7 @@ fn paced_responses_take_the_planned_time() {
 #[ignore = "needs nginx and the module: make nginx-module"]
 fn a_file_replaced_on_disk_is_indexed_again() {
     let nginx = Nginx::start();
-    let target = nginx.dir.join("swap/video.flv");
-    for file in [
-        "h264_aac.plain.flv",
-        "bframes.plain.flv",
-        "flv1_mp3.yamdi.flv",
-    ] {
-        // Replace the file the way deployments do: write aside, rename over.
-        let aside = nginx.dir.join("swap/video.flv.new");
-        fs::copy(media_dir().join(file), &aside).unwrap();
-        fs::rename(&aside, &target).unwrap();
-        let r = reference(file);
-        let kf = r.seek_points[r.seek_points.len() / 2].1;
-        let q = format!("start={}", kf + 1);
-        let reply = nginx.get(&format!("/swap/video.flv?{q}"));
-        assert_eq!(reply.status, 200, "{file}");
-        let want = expected(&target, &q, PrefixMode::Init, StartUnit::Bytes);
-        assert!(
-            reply.body == want,
-            "{file}: stale index served after replace"
-        );
-    }
+    check_replaced_files(&nginx.dir.join("swap"), nginx.port, Duration::ZERO);
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }
 
@@ -1024,15 +1004,7 @@ fn requests_waiting_for_a_build_leave_the_pool_its_other_threads() {
     // files for the worker meanwhile. Were each request to hold a thread
     // while it waits, the static file's read would queue behind them.
     let long = long_flv();
-    let size = fs::metadata(&long).unwrap().len();
-    let queries: Vec<String> = [250_000, 450_000, 650_000, 850_000]
-        .iter()
-        .map(|back| format!("start={}", size - back))
-        .collect();
-    let targets: Vec<String> = queries
-        .iter()
-        .map(|q| format!("/long-pool/long.flv?{q}"))
-        .collect();
+    let (queries, targets) = long_seeks("/long-pool", &[250_000, 450_000, 650_000, 850_000]);
     drop_from_page_cache(&long);
     let seeks = serve_during_cold_seeks(
         "nginx, four cold seeks in a pool of two threads",
@@ -1040,36 +1012,17 @@ fn requests_waiting_for_a_build_leave_the_pool_its_other_threads() {
         &targets,
         "/tiny-pool/ok.txt",
     );
-    let mut failures = Vec::new();
-    for (reply, q) in seeks.iter().zip(&queries) {
-        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
-        if reply.status != 200 || reply.body != want {
-            failures.push(format!("{q}: status {}, body differs", reply.status));
-        }
-    }
-    assert_no_failures("nginx, seeks that waited for one build", &failures);
+    assert_no_failures(
+        "nginx, seeks that waited for one build",
+        &long_seek_failures(&seeks, &queries),
+    );
 
     // A new version of the file: one request builds its index, a second
     // waits for that build and its client goes away meanwhile. The first
     // is answered, the second is logged as closed (499), nothing leaks.
-    let modified = fs::metadata(&long).unwrap().modified().unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&long)
-        .unwrap()
-        .set_modified(modified + Duration::from_secs(10))
-        .unwrap();
-    drop_from_page_cache(&long);
+    new_cold_version(&long);
     let (builder, waiter) = (&targets[0], &targets[1]);
-    let reply = std::thread::scope(|s| {
-        let first = s.spawn(|| http(nginx.port, "GET", builder, &[]));
-        std::thread::sleep(Duration::from_millis(50));
-        let mut gone = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
-        write!(gone, "GET {waiter} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        drop(gone);
-        first.join().unwrap()
-    });
+    let reply = seek_while_a_waiter_leaves(nginx.port, builder, waiter);
     assert_eq!(reply.status, 200, "{builder}");
     assert!(
         reply.body == seeks[0].body,

@@ -846,6 +846,99 @@ pub fn serve_during_cold_seeks(what: &str, port: u16, seeks: &[String], small: &
     timed.into_iter().map(|(reply, _, _)| reply).collect()
 }
 
+/// Replaces `dir/video.flv` (served as `/swap/video.flv`) with three
+/// files in turn, the way deployments do (written aside, renamed over),
+/// and asks for a seek into each: the host must serve the new file's
+/// bytes within `within` (0: at once).
+pub fn check_replaced_files(dir: &Path, port: u16, within: Duration) {
+    let target = dir.join("video.flv");
+    for file in [
+        "h264_aac.plain.flv",
+        "bframes.plain.flv",
+        "flv1_mp3.yamdi.flv",
+    ] {
+        let aside = dir.join("video.flv.new");
+        fs::copy(media_dir().join(file), &aside).unwrap();
+        fs::rename(&aside, &target).unwrap();
+        let r = reference(file);
+        let kf = r.seek_points[r.seek_points.len() / 2].1;
+        let q = format!("start={}", kf + 1);
+        let want = expected(&target, &q, PrefixMode::Init, StartUnit::Bytes);
+        let deadline = Instant::now() + within;
+        loop {
+            let reply = http(port, "GET", &format!("/swap/video.flv?{q}"), &[]);
+            if reply.status == 200 && reply.body == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{file}: stale index served after replace (status {})",
+                reply.status
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Seeks into `long_flv()` served below `location`, each `back` bytes
+/// before its end: (queries, targets).
+pub fn long_seeks(location: &str, backs: &[u64]) -> (Vec<String>, Vec<String>) {
+    let size = fs::metadata(long_flv()).unwrap().len();
+    let queries: Vec<String> = backs
+        .iter()
+        .map(|back| format!("start={}", size - back))
+        .collect();
+    let targets = queries
+        .iter()
+        .map(|q| format!("{location}/long.flv?{q}"))
+        .collect();
+    (queries, targets)
+}
+
+/// What is wrong with replies to seeks into `long_flv()`: a status other
+/// than 200, a body unlike the library's, a body ffmpeg cannot decode.
+pub fn long_seek_failures(replies: &[Reply], queries: &[String]) -> Vec<String> {
+    let long = long_flv();
+    let mut failures = Vec::new();
+    for (reply, q) in replies.iter().zip(queries) {
+        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
+        if reply.status != 200 || reply.body != want {
+            failures.push(format!("{q}: status {}, body differs", reply.status));
+        } else if let Err(e) = decode_bytes(&reply.body, q) {
+            failures.push(e);
+        }
+    }
+    failures
+}
+
+/// Makes `file` a new version to a host (a later modification time) and
+/// drops it from the page cache: the next request indexes it cold.
+pub fn new_cold_version(file: &Path) {
+    let modified = fs::metadata(file).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(modified + Duration::from_secs(10))
+        .unwrap();
+    drop_from_page_cache(file);
+}
+
+/// Asks for `builder` (a cold seek) and, while its index is being built,
+/// for `waiter` from a client that goes away before it is answered.
+/// Returns the builder's reply.
+pub fn seek_while_a_waiter_leaves(port: u16, builder: &str, waiter: &str) -> Reply {
+    std::thread::scope(|s| {
+        let first = s.spawn(|| http(port, "GET", builder, &[]));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut gone = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(gone, "GET {waiter} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(gone);
+        first.join().unwrap()
+    })
+}
+
 /// Cold index builds of `long_flv()`, served below `/long/`, while the host
 /// serves `/tiny/ok.txt` (see `serve_during_cold_seeks`): three seeks at
 /// once, each equal to the library's and decoded; then a new version of
@@ -854,36 +947,16 @@ pub fn serve_during_cold_seeks(what: &str, port: u16, seeks: &[String], small: &
 pub fn check_cold_index_builds(what: &str, port: u16) -> String {
     let long = long_flv();
     let size = fs::metadata(&long).unwrap().len();
-    let queries: Vec<String> = [300_000, 500_000, 700_000]
-        .iter()
-        .map(|back| format!("start={}", size - back))
-        .collect();
-    let targets: Vec<String> = queries
-        .iter()
-        .map(|q| format!("/long/long.flv?{q}"))
-        .collect();
+    let (queries, targets) = long_seeks("/long", &[300_000, 500_000, 700_000]);
 
     drop_from_page_cache(&long);
     let seeks = serve_during_cold_seeks(what, port, &targets, "/tiny/ok.txt");
-    let mut failures = Vec::new();
-    for (reply, q) in seeks.iter().zip(&queries) {
-        let want = expected(&long, q, PrefixMode::Init, StartUnit::Bytes);
-        if reply.status != 200 || reply.body != want {
-            failures.push(format!("{q}: status {}, body differs", reply.status));
-        } else if let Err(e) = decode_bytes(&reply.body, q) {
-            failures.push(e);
-        }
-    }
-    assert_no_failures(&format!("{what}: concurrent cold seeks"), &failures);
+    assert_no_failures(
+        &format!("{what}: concurrent cold seeks"),
+        &long_seek_failures(&seeks, &queries),
+    );
 
-    let modified = fs::metadata(&long).unwrap().modified().unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&long)
-        .unwrap()
-        .set_modified(modified + Duration::from_secs(10))
-        .unwrap();
-    drop_from_page_cache(&long);
+    new_cold_version(&long);
     let gone_q = format!("start={}", size - 400_000);
     {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
