@@ -923,11 +923,6 @@ ngx_http_pseudostream_build_of(ngx_str_t *path, ngx_open_file_info_t *of)
     ngx_queue_t                    *q;
     ngx_http_pseudostream_index_t  *ix;
 
-    if (ngx_http_pseudostream_builds.next == NULL) {
-        ngx_queue_init(&ngx_http_pseudostream_builds);
-        return NULL;
-    }
-
     for (q = ngx_queue_head(&ngx_http_pseudostream_builds);
          q != ngx_queue_sentinel(&ngx_http_pseudostream_builds);
          q = ngx_queue_next(q))
@@ -2370,6 +2365,10 @@ ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
 {
     ps_status                           st;
     ngx_http_pseudostream_main_conf_t  *pmcf;
+
+#if (NGX_THREADS)
+    ngx_queue_init(&ngx_http_pseudostream_builds);
+#endif
 
     pmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_pseudostream_module);
