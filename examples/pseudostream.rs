@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use pseudostream::{query, Conditions, Media};
+use pseudostream::{Exchange, Media};
 
 #[path = "pseudostream/host.rs"]
 mod host;
@@ -43,23 +43,11 @@ usage:
       serve-only: --web WEBDIR  the demo page (WEBDIR/index.html at /, players
                   from WEBDIR/node_modules at /_web/lib/; scripts/setup-web.sh)
 
-host options (cut and serve):
-  --prefix none|header|init|full   what precedes a seek (default init)
-  --unit bytes|seconds             unit of start/end (default bytes)
-  --metadata off|missing|always    list keyframes in a rewritten onMetaData
-                                   (default missing: when the file's own
-                                   metadata has none or stale ones)
-  --cut exact|keyframe             where an MP4 cut starts playing: exact (default:
-                                   at the requested time, edit lists hide the
-                                   pre-roll) or keyframe (at the keyframe, for
-                                   players that ignore edit lists)
-  --mp4-max-moov-size BYTES        largest MP4 moov read (default 64 MiB; 0: the
-                                   default); files with a larger one get 415
-  --param NAME=VALUE               rename a query parameter; NAME is one of
-                                   start end ib fs bstart bend ri rs (empty VALUE disables)
-  --burst BYTES | --burst-secs S   burst before the rate applies (default 3 s of media)
-  --rate BYTES_PER_S|auto[:FACTOR] sustained rate (default off; auto = average bitrate)
-  --no-client-pacing               ignore ri/rs in requests
+      cut-only: --header 'Name: value'  any other request header
+
+library options (cut and serve): --KEY VALUE for each KEY below, '-' or '_'
+alike (--start-unit seconds, --rate auto:1.25, --cors '*'); the older
+--unit, --burst-secs S, --param NAME=VALUE and --no-client-pacing still work.
 ";
 
 fn main() -> ExitCode {
@@ -84,6 +72,9 @@ fn main() -> ExitCode {
         Some("serve") => serve::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
+            for line in pseudostream::Config::describe().lines() {
+                println!("  --{line}");
+            }
             ExitCode::SUCCESS
         }
         _ => usage_error("expected a subcommand: info, cut or serve"),
@@ -112,17 +103,6 @@ fn info(args: &[OsString]) -> ExitCode {
     }
 }
 
-/// Prints an error answer to stderr as a host would send it; exit status 1.
-fn cut_error(status: u16, headers: &[(&str, String)], msg: &str) -> ExitCode {
-    eprintln!("HTTP/1.1 {status} {}", host::reason(status));
-    for (name, value) in headers {
-        eprintln!("{name}: {value}");
-    }
-    eprintln!();
-    eprintln!("pseudostream: {msg}");
-    ExitCode::FAILURE
-}
-
 fn cut(args: &[OsString]) -> ExitCode {
     let config = match host::parse_args(args, Command::Cut) {
         Ok(c) => c,
@@ -133,69 +113,46 @@ fn cut(args: &[OsString]) -> ExitCode {
     };
     let query = query.as_bytes();
     let query = query.strip_prefix(b"?").unwrap_or(query);
-    let options = &config.options;
 
-    let media = match Media::open(file) {
-        Ok(m) => m,
-        Err(e) => return cut_error(e.http_status(), &[], &e.to_string()),
-    };
-    let planned = query::parse(query, options).and_then(|r| media.plan(options, &r));
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            // The query itself asks for something outside the file: there is
-            // no response length, so report the file's.
-            let mut headers = Vec::new();
-            if e.http_status() == 416 {
-                headers.push(("Content-Range", format!("bytes */{}", media.info().size)));
-            }
-            return cut_error(e.http_status(), &headers, &e.to_string());
-        }
-    };
-    let resp = plan.respond(&Conditions {
-        range: config.range.as_deref(),
-        if_match: config.if_match.as_deref(),
-        if_none_match: config.if_none_match.as_deref(),
-        if_range: config.if_range.as_deref(),
-    });
-    let headers = host::media_headers(&plan, &resp);
-    match resp.status {
-        200 | 206 => {}
-        304 => {
-            eprintln!("HTTP/1.1 304 {}", host::reason(304));
-            for (name, value) in &headers {
-                eprintln!("{name}: {value}");
-            }
-            return ExitCode::SUCCESS;
-        }
-        s => return cut_error(s, &headers, host::reason(s)),
+    let mut exchange = Exchange::new(b"GET", query);
+    for (name, value) in &config.headers {
+        exchange.header(name.as_bytes(), value.as_bytes());
     }
-
-    if io::stdout().is_terminal() {
-        return usage_error("refusing to write media to a terminal: redirect stdout");
-    }
-    let mut stream = match media.stream(&plan, resp.first, resp.len) {
-        Ok(s) => s,
-        Err(e) => return cut_error(e.http_status(), &[], &e.to_string()),
+    exchange.open_path(Path::new(file));
+    exchange.respond(&config.library);
+    let (Ok(info), Ok(headers), Ok(detail)) =
+        (exchange.info(), exchange.headers(), exchange.detail())
+    else {
+        return usage_error("the library gave no answer");
     };
-    // The library paces the response; `cut` honours that only with --paced.
-    if !config.paced {
-        stream.set_pacing(0, 0);
-    }
-    eprintln!("HTTP/1.1 {} {}", resp.status, host::reason(resp.status));
-    for (name, value) in &headers {
+    eprintln!("HTTP/1.1 {} {}", info.status, host::reason(info.status));
+    for (name, value) in headers.iter() {
         eprintln!("{name}: {value}");
     }
     eprintln!();
-
+    match info.status {
+        200 | 206 => {}
+        304 => return ExitCode::SUCCESS,
+        _ => {
+            eprintln!("pseudostream: {detail}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if io::stdout().is_terminal() {
+        return usage_error("refusing to write media to a terminal: redirect stdout");
+    }
+    // The library paces the response; `cut` honours that only with --paced.
+    if !config.paced {
+        exchange.set_pacing(0, 0);
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(host::BUF_SIZE, stdout.lock());
-    match host::pump(&mut stream, &mut out) {
+    match host::pump(&mut exchange, &mut out) {
         (_, None) => ExitCode::SUCCESS,
         (sent, Some(PumpError::Write(e))) if e.kind() == io::ErrorKind::BrokenPipe => {
             eprintln!(
                 "pseudostream: output closed after {sent} of {} bytes",
-                resp.len
+                info.body_length
             );
             ExitCode::FAILURE
         }
@@ -203,7 +160,7 @@ fn cut(args: &[OsString]) -> ExitCode {
             let _ = out.flush();
             eprintln!(
                 "pseudostream: stopped after {sent} of {} bytes: {e}",
-                resp.len
+                info.body_length
             );
             ExitCode::FAILURE
         }

@@ -261,6 +261,14 @@ enum ps_cut_mode
 typedef uint32_t ps_cut_mode;
 
 /*
+ One HTTP request and, once answered, the library's whole answer: status,
+ every response header, and the body as pieces. Use from one thread at a
+ time. A descriptor lent with ps_exchange_open_fd must stay open until
+ the exchange is freed.
+ */
+typedef struct ps_exchange ps_exchange;
+
+/*
  An opened media file and its keyframe index. Immutable: one handle may
  be used from many threads at once. Plans and streams made from it keep
  what they need, but the handle must outlive calls that take it.
@@ -268,9 +276,9 @@ typedef uint32_t ps_cut_mode;
 typedef struct ps_media ps_media;
 
 /*
- How a host serves: prefix mode, start unit, parameter names, pacing.
- Configure it once, then share it read-only between threads; setters
- need exclusive access.
+ How a host serves: prefix mode, start unit, parameter names, pacing,
+ CORS, Cache-Control. Configure it once, then share it read-only between
+ threads; setters need exclusive access.
  */
 typedef struct ps_options ps_options;
 
@@ -298,6 +306,49 @@ typedef struct ps_request ps_request;
  source's context).
  */
 typedef struct ps_stream ps_stream;
+
+/*
+ An answer's figures.
+ */
+typedef struct {
+  /*
+   The HTTP status: 200, 204, 206, 304, 400, 403, 404, 405, 412, 415,
+   416 or 500.
+   */
+  uint32_t status;
+  /*
+   1 when the headers hold a Content-Length (its value below).
+   */
+  uint32_t has_content_length;
+  uint64_t content_length;
+  /*
+   Body bytes to send: 0 for HEAD, 204 and 304. An answer of 400 or
+   above carries a short text the host may replace with its own error
+   page.
+   */
+  uint64_t body_length;
+  /*
+   The body's pacing: burst bytes, then bytes per second (0: unpaced).
+   */
+  uint64_t burst_bytes;
+  uint64_t rate_bytes_per_s;
+  /*
+   How many headers ps_exchange_header gives.
+   */
+  uint32_t header_count;
+  uint32_t reserved;
+} ps_exchange_info;
+
+/*
+ One run of body bytes: `length` bytes at `data` (bytes the library
+ holds) when `data` is not NULL, otherwise `length` bytes of the file from
+ `offset`.
+ */
+typedef struct {
+  const uint8_t *data;
+  uint64_t offset;
+  uint64_t length;
+} ps_piece;
 
 /*
  Reads up to `len` bytes at `offset` into `buf` and stores the count in
@@ -455,6 +506,149 @@ uint32_t ps_status_http(uint32_t status);
  the next failing call on this thread; copy it if you keep it.
  */
 const char *ps_last_error(void);
+
+/*
+ A request as the host received it: its method (`method_len` bytes,
+ case-sensitive: "GET", "HEAD", "OPTIONS"…) and its query string without
+ the '?' (`query_len` bytes; NULL with 0 for none). Neither need be
+ NUL-terminated; both are copied. Free with ps_exchange_free.
+ */
+ps_status ps_exchange_new(const char *method,
+                          size_t method_len,
+                          const char *query,
+                          size_t query_len,
+                          ps_exchange **out);
+
+/*
+ Hands over one request header. Pass every header, or at least Range,
+ If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since,
+ If-Range, Origin and Access-Control-Request-Method; the library keeps
+ those it reads (names in any case) and ignores the rest. A header sent
+ twice is joined with ", ", as HTTP defines it.
+ */
+ps_status ps_exchange_set_header(ps_exchange *exchange,
+                                 const char *name,
+                                 size_t name_len,
+                                 const char *value,
+                                 size_t value_len);
+
+/*
+ `*wants` = 1 when the answer depends on the file (GET, HEAD): open it
+ with one of the ps_exchange_open_* calls before ps_exchange_respond.
+ 0: answer without opening anything (OPTIONS, other methods).
+ */
+ps_status ps_exchange_wants_file(const ps_exchange *exchange, uint32_t *wants);
+
+/*
+ Opens the file at `path` (NUL-terminated UTF-8) and indexes it, or takes
+ its index from the process-wide cache. A failure (missing, forbidden,
+ not media) is not an error of this call: it becomes the answer.
+ Blocking file I/O.
+ */
+ps_status ps_exchange_open_path(ps_exchange *exchange, const char *path);
+
+/*
+ Opens the regular file behind `fd`, which the host lends: the library
+ fstat's it (so every host hands it the same identity: device, inode,
+ size, modification time in ns), reads it with pread and never closes
+ it. `fd` must stay open on that file until the exchange is freed.
+ `name` (NUL-terminated, may be NULL) is the file's path or name: its
+ extension gives the Content-Type of a file served as stored. Indexes the
+ file when its index is not cached (blocking file I/O).
+ */
+ps_status ps_exchange_open_fd(ps_exchange *exchange, int32_t fd, const char *name);
+
+/*
+ As ps_exchange_open_fd, but without reading the file when its index is
+ not cached: then PS_ERR_NOT_CACHED, and the host builds the index where
+ it may block (ps_media_open_fd in a thread) and calls this again.
+ Makes one fstat and no other system call.
+ */
+ps_status ps_exchange_open_fd_cached(ps_exchange *exchange, int32_t fd, const char *name);
+
+/*
+ The host could not open the file; `error` is the errno (ENOENT,
+ ENOTDIR: 404; EACCES, EPERM, ELOOP, EMLINK: 403; others 500). `name` as
+ for ps_exchange_open_fd.
+ */
+ps_status ps_exchange_open_failed(ps_exchange *exchange, int32_t error, const char *name);
+
+/*
+ Decides the answer under `options` (NULL: defaults): the method, the
+ file, the query, the preconditions in RFC 9110 order, Range, CORS and
+ pacing. Call once. Afterwards read it with ps_exchange_get_info and
+ ps_exchange_header, and take the body with ps_exchange_pieces or
+ ps_exchange_fill.
+ */
+ps_status ps_exchange_respond(ps_exchange *exchange, const ps_options *options);
+
+/*
+ Fills `*out` with the answer's figures.
+ */
+ps_status ps_exchange_get_info(const ps_exchange *exchange, ps_exchange_info *out);
+
+/*
+ Response header `index` (0-based, below header_count): its name and
+ value, borrowed until the exchange is freed. Each is also followed by a
+ NUL in memory. The host writes every one of them, and adds only its own
+ (Date, Server, Connection, Transfer-Encoding).
+ */
+ps_status ps_exchange_header(const ps_exchange *exchange,
+                             size_t index,
+                             const char **name,
+                             size_t *name_len,
+                             const char **value,
+                             size_t *value_len);
+
+/*
+ Why the answer is what it is, for the host's log: the error of an
+ answer of 400 or above, or why a file was served as stored; "" when
+ there is nothing to say. NUL-terminated, borrowed until the exchange is
+ freed. It may name paths: do not send it to clients.
+ */
+ps_status ps_exchange_detail(const ps_exchange *exchange, const char **detail);
+
+/*
+ For hosts that send file pieces with sendfile: past the burst, a paced
+ batch that ends inside a file piece ends on a multiple of `page` there
+ (see ps_pacer_align_file_pages). Call before the first ps_exchange_pieces.
+ */
+ps_status ps_exchange_align_file_pages(ps_exchange *exchange, uint64_t page);
+
+/*
+ The next pieces of the body, as far as pacing allows at `now_us` (the
+ host's monotonic clock in microseconds, any origin), at most `cap` of
+ them, into `pieces`. On PS_OK `*state` is PS_FILL_DATA with `*count`
+ pieces, PS_FILL_WAIT with `*wait_us` to wait, or PS_FILL_DONE. The
+ bytes of the pieces stay valid until the next call on this exchange or
+ its free: send all of a batch before asking for the next. Unpaced
+ bodies come in one batch when `cap` allows (a prefix and a file range
+ are two pieces).
+ */
+ps_status ps_exchange_pieces(ps_exchange *exchange,
+                             uint64_t now_us,
+                             ps_piece *pieces,
+                             size_t cap,
+                             size_t *count,
+                             uint64_t *wait_us,
+                             uint32_t *state);
+
+/*
+ The next body bytes copied into `buf` (`cap` > 0), file bytes read with
+ pread, as far as pacing allows at `now_us`: as ps_stream_fill.
+ */
+ps_status ps_exchange_fill(ps_exchange *exchange,
+                           uint8_t *buf,
+                           size_t cap,
+                           uint64_t now_us,
+                           size_t *written,
+                           uint64_t *wait_us,
+                           uint32_t *state);
+
+/*
+ Releases an exchange. NULL is a no-op.
+ */
+void ps_exchange_free(ps_exchange *exchange);
 
 /*
  Opens the file at `path` (NUL-terminated, UTF-8) and indexes it, or takes
@@ -652,6 +846,28 @@ ps_status ps_plan_slice(const ps_plan *plan, uint64_t first, uint64_t length, ps
  ps_options_free.
  */
 ps_status ps_options_new(ps_options **out);
+
+/*
+ Sets one option by name, from strings (NUL-terminated UTF-8): the one
+ vocabulary every host maps its configuration onto. Keys: prefix,
+ start_unit, metadata, cut, rate, burst, burst_bytes, burst_time,
+ burst_seconds, client_pacing, cors, cache_control, param (or
+ param_start … param_rs), mp4_max_moov_size, index_cache; read without
+ regard to case, with '-', '.' and ':' as '_' and camelCase as
+ snake_case. Values as the README lists them ("auto:1.25", "3s",
+ "64m", "https://a.example"). `mp4_max_moov_size` and `index_cache` are
+ process-wide and take effect at once (`options` may then be NULL). A bad
+ key or value is PS_ERR_INVALID_ARG, with a ps_last_error() that names
+ both, and changes nothing.
+ */
+ps_status ps_options_set(ps_options *options, const char *key, const char *value);
+
+/*
+ Lists every option key with the values it takes, one per line
+ (NUL-terminated), for a host's help text. Buffer rules as
+ ps_media_info_json.
+ */
+ps_status ps_options_describe(char *buf, size_t cap, size_t *written);
 
 /*
  Releases options. NULL is a no-op.

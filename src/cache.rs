@@ -129,7 +129,7 @@ impl IndexCache {
             Ok(outcome) => {
                 pending.finish(match &outcome {
                     Ok(index) => Ok(Arc::clone(index)),
-                    Err(e) => Err(copy_error(e)),
+                    Err(e) => Err(e.duplicate()),
                 });
                 outcome
             }
@@ -187,26 +187,10 @@ impl Build {
         loop {
             match &*outcome {
                 Some(Ok(index)) => return Ok(Arc::clone(index)),
-                Some(Err(e)) => return Err(copy_error(e)),
+                Some(Err(e)) => return Err(e.duplicate()),
                 None => self.done.wait(&mut outcome),
             }
         }
-    }
-}
-
-/// The same error again, for each caller that waited on a failed build
-/// (`io::Error` is not `Clone`; its kind and message carry over).
-fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::NotFound(m) => Error::NotFound(m.clone()),
-        Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
-        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
-        Error::UnsupportedFormat(m) => Error::UnsupportedFormat(m.clone()),
-        Error::Malformed(m) => Error::Malformed(m.clone()),
-        Error::BadRequest(m) => Error::BadRequest(m.clone()),
-        Error::RangeNotSatisfiable(m) => Error::RangeNotSatisfiable(m.clone()),
-        Error::SourceChanged(m) => Error::SourceChanged(m.clone()),
-        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
     }
 }
 

@@ -60,6 +60,22 @@ impl Error {
         Error::RangeNotSatisfiable(msg.into())
     }
 
+    /// The same error again, for each caller that shares one outcome
+    /// (`io::Error` is not `Clone`; its kind and message carry over).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::PermissionDenied(m) => Error::PermissionDenied(m.clone()),
+            Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
+            Error::UnsupportedFormat(m) => Error::UnsupportedFormat(m.clone()),
+            Error::Malformed(m) => Error::Malformed(m.clone()),
+            Error::BadRequest(m) => Error::BadRequest(m.clone()),
+            Error::RangeNotSatisfiable(m) => Error::RangeNotSatisfiable(m.clone()),
+            Error::SourceChanged(m) => Error::SourceChanged(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        }
+    }
+
     /// The HTTP status a host should answer with for this error.
     pub fn http_status(&self) -> u16 {
         match self {

@@ -132,6 +132,38 @@ impl FileSource {
         }
     }
 
+    /// Reads through a descriptor the caller lends, as the library's own
+    /// `fstat` of it describes the file: every host hands the library the
+    /// same identity (device, inode, size, modification time in ns).
+    ///
+    /// # Safety
+    /// As `borrow_fd`: `fd` stays open, on the same file, while the source
+    /// lives.
+    pub unsafe fn lend_fd(fd: RawFd) -> Result<FileSource> {
+        let shown = || format!("file descriptor {fd}");
+        // SAFETY: fstat only writes the struct; a bad descriptor is EBADF.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::EBADF) {
+                Error::InvalidArgument(format!("{}: {e}", shown()))
+            } else {
+                Error::from_open(e, &shown())
+            });
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::NotFound(format!("{} (not a regular file)", shown())));
+        }
+        let stat = FileStat {
+            size: st.st_size as u64,
+            device: st.st_dev,
+            inode: st.st_ino,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec,
+        };
+        // SAFETY: forwarded to our caller.
+        Ok(unsafe { FileSource::borrow_fd(fd, stat) })
+    }
+
     fn from_file(file: File, shown: impl Fn() -> String) -> Result<FileSource> {
         let meta = file.metadata().map_err(|e| Error::from_open(e, &shown()))?;
         if !meta.is_file() {

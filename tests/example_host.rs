@@ -105,11 +105,11 @@ fn example_host_mp4_settings() {
     for (args, message) in [
         (
             ["--cut", "sideways"],
-            "--cut: exact or keyframe, not 'sideways'",
+            "--cut: option 'cut' = 'sideways': 'sideways' is not one of exact, keyframe",
         ),
         (
-            ["--mp4-max-moov-size", "12k"],
-            "--mp4-max-moov-size: not a non-negative integer: '12k'",
+            ["--mp4-max-moov-size", "12q"],
+            "--mp4-max-moov-size: option 'mp4_max_moov_size' = '12q': '12q' is not a size",
         ),
     ] {
         let out = cut(&args);

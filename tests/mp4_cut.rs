@@ -91,6 +91,8 @@ struct Fragment {
     /// holds none) and whether that sample is sync.
     time_ms: Option<f64>,
     sync: bool,
+    /// The earliest decode time of any stream's sample in it.
+    first_dts_ms: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -180,10 +182,17 @@ fn build_source(entry: &Mp4Entry) -> Result<Source, String> {
                 .iter()
                 .filter(|p| p.pos.is_some_and(|pos| pos > at && pos < next))
                 .min_by_key(|p| p.pos);
+            let first_dts_ms = probe
+                .packets
+                .iter()
+                .filter(|p| p.pos.is_some_and(|pos| pos > at && pos < next))
+                .filter_map(|p| p.dts_ms)
+                .min_by(f64::total_cmp);
             list.push(Fragment {
                 offset: at,
                 time_ms: first.and_then(|p| p.pts_ms),
                 sync: first.is_some_and(|p| p.key),
+                first_dts_ms,
             });
         }
         list
@@ -324,8 +333,9 @@ struct Expect {
     /// Where it ends: the end or the media end (the fragment boundary at or
     /// after the end for fragmented files).
     e: f64,
-    /// Cut time = source time + shift: -s, but 0 for fragmented files,
-    /// whose fragments keep their decode times.
+    /// Cut time = source time + shift: -s; for fragmented files, minus the
+    /// earliest decode time in the first fragment, from which the cut's
+    /// rewritten decode times count.
     shift: f64,
     /// plan.start_ms / plan.end_ms.
     start_ms: f64,
@@ -357,7 +367,9 @@ fn expect(src: &Source, case: &Case) -> Result<Expect, String> {
         return Ok(Expect {
             s: f,
             e,
-            shift: 0.0,
+            shift: -frags[first]
+                .first_dts_ms
+                .ok_or("a fragment without samples")?,
             start_ms: f,
             end_ms: e,
             fragment_bytes: Some((frags[first].offset, last.map_or(u64::MAX, |x| x.offset))),

@@ -1,18 +1,16 @@
 //! What `cut` and `serve` share: the host's configuration (parsed from the
-//! command line), the headers of a media response, and the loop that drains
-//! a stream. None of it decides which bytes to send: that is the plan's job.
+//! command line into the library's vocabulary) and the loop that drains an
+//! answer's body. None of it decides what to answer: that is the
+//! library's exchange.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pseudostream::{
-    Burst, CutMode, Error, Fill, MetadataMode, Options, ParamNames, Plan, PrefixMode, Rate,
-    Response, StartUnit, Stream,
-};
+use pseudostream::{Error, Exchange, Fill};
 
-/// Size of the buffer handed to `Stream::fill`.
+/// Size of the buffer handed to `Exchange::fill`.
 pub const BUF_SIZE: usize = 64 * 1024;
 
 /// Which subcommand's options are being parsed.
@@ -25,39 +23,35 @@ pub enum Command {
 /// A host's configuration plus the per-command extras.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub options: Options,
+    /// The library's configuration: every `--KEY VALUE` that is not one of
+    /// this host's own goes to `pseudostream::Config::set`.
+    pub library: pseudostream::Config,
     /// cut: honour pacing with real sleeps.
     pub paced: bool,
-    /// cut: request header values to apply.
-    pub range: Option<String>,
-    pub if_match: Option<String>,
-    pub if_none_match: Option<String>,
-    pub if_range: Option<String>,
+    /// cut: request headers to send with the query.
+    pub headers: Vec<(String, String)>,
     /// serve: listen address and worker count.
     pub addr: String,
     pub threads: usize,
     /// serve: the demo page's directory (`--web DIR`).
     pub web: Option<std::path::PathBuf>,
-    /// `--mp4-max-moov-size`: the library's process-wide limit, set by
-    /// `parse_args` (None: the library's default).
-    pub mp4_max_moov_size: Option<u64>,
     /// Arguments that are not options, in order.
     pub positionals: Vec<OsString>,
 }
 
 /// Parses the options shared by `cut` and `serve` (and each one's own).
+/// Library options are `--KEY VALUE` (or `--KEY=VALUE`) with the library's
+/// keys (`--rate auto:1.25`, `--start-unit seconds`, `--cors '*'`); the
+/// older spellings `--unit`, `--burst-secs`, `--param NAME=VALUE` and
+/// `--no-client-pacing` are aliases.
 pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String> {
     let mut c = Config {
-        options: Options::default(),
+        library: pseudostream::Config::default(),
         paced: false,
-        range: None,
-        if_match: None,
-        if_none_match: None,
-        if_range: None,
+        headers: Vec::new(),
         addr: "127.0.0.1:8080".to_string(),
         threads: 16,
         web: None,
-        mp4_max_moov_size: None,
         positionals: Vec::new(),
     };
     let mut it = args.iter();
@@ -89,168 +83,57 @@ pub fn parse_args(args: &[OsString], command: Command) -> Result<Config, String>
                 None => Err(format!("{name} needs a value")),
             }
         };
+        let header = |n: &str, v: String| (n.to_string(), v);
         match (name, command) {
-            ("--prefix", _) => {
-                let v = value()?;
-                c.options.prefix = PrefixMode::parse(&v)
-                    .ok_or_else(|| format!("--prefix: none, header, init or full, not '{v}'"))?;
-            }
-            ("--unit", _) => {
-                c.options.start_unit = match value()?.as_str() {
-                    "bytes" => StartUnit::Bytes,
-                    "seconds" => StartUnit::Seconds,
-                    v => return Err(format!("--unit: bytes or seconds, not '{v}'")),
-                };
-            }
-            ("--metadata", _) => {
-                let v = value()?;
-                c.options.metadata = MetadataMode::parse(&v)
-                    .ok_or_else(|| format!("--metadata: off, missing or always, not '{v}'"))?;
-            }
-            ("--cut", _) => {
-                let v = value()?;
-                c.options.cut = CutMode::parse(&v)
-                    .ok_or_else(|| format!("--cut: exact or keyframe, not '{v}'"))?;
-            }
-            ("--mp4-max-moov-size", _) => {
-                c.mp4_max_moov_size = Some(integer("--mp4-max-moov-size", &value()?)?);
-            }
-            ("--param", _) => set_param(&mut c.options.names, &value()?)?,
-            ("--burst", _) => {
-                c.options.pacing.burst = Burst::Bytes(integer("--burst", &value()?)?);
-            }
-            ("--burst-secs", _) => {
-                let ms = thousandths("--burst-secs", &value()?)?;
-                c.options.pacing.burst = Burst::MediaMillis(ms);
-            }
-            ("--rate", _) => c.options.pacing.rate = parse_rate(&value()?)?,
-            ("--no-client-pacing", _) if flag => c.options.client_pacing = false,
+            ("--no-client-pacing", _) if flag => library(&mut c, name, "client_pacing", "off")?,
+            ("--burst-secs", _) => library(&mut c, name, "burst_seconds", &value()?)?,
             ("--paced", Command::Cut) if flag => c.paced = true,
-            ("--range", Command::Cut) => c.range = Some(value()?),
-            ("--if-match", Command::Cut) => c.if_match = Some(value()?),
-            ("--if-none-match", Command::Cut) => c.if_none_match = Some(value()?),
-            ("--if-range", Command::Cut) => c.if_range = Some(value()?),
+            ("--range", Command::Cut) => c.headers.push(header("Range", value()?)),
+            ("--if-match", Command::Cut) => c.headers.push(header("If-Match", value()?)),
+            ("--if-none-match", Command::Cut) => c.headers.push(header("If-None-Match", value()?)),
+            ("--if-range", Command::Cut) => c.headers.push(header("If-Range", value()?)),
+            ("--header", Command::Cut) => {
+                let v = value()?;
+                let (n, v) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("--header: 'Name: value', not '{v}'"))?;
+                c.headers.push(header(n.trim(), v.trim().to_string()));
+            }
             ("--addr", Command::Serve) => c.addr = value()?,
             ("--web", Command::Serve) => c.web = Some(value()?.into()),
             ("--threads", Command::Serve) => {
-                let n = integer("--threads", &value()?)?;
-                if !(1..=1024).contains(&n) {
-                    return Err("--threads: between 1 and 1024".to_string());
+                let n = value()?;
+                match n.parse::<usize>() {
+                    Ok(n) if (1..=1024).contains(&n) => c.threads = n,
+                    _ => return Err(format!("--threads: between 1 and 1024, not '{n}'")),
                 }
-                c.threads = n as usize;
             }
-            _ => return Err(format!("unknown option '{text}'")),
+            _ => {
+                let key = name.trim_start_matches('-');
+                let v = value()?;
+                library(&mut c, name, key, &v)?;
+            }
         }
-    }
-    // Process-wide in the library: set once, as the host starts.
-    if let Some(bytes) = c.mp4_max_moov_size {
-        pseudostream::index::mp4::set_moov_limit(bytes);
     }
     Ok(c)
 }
 
-/// `--param NAME=VALUE`: renames one query parameter (an empty VALUE
-/// disables it).
-fn set_param(names: &mut ParamNames, spec: &str) -> Result<(), String> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("--param: NAME=VALUE, not '{spec}'"))?;
-    let slot = match name {
-        "start" => &mut names.start,
-        "end" => &mut names.end,
-        "ib" => &mut names.initial_bytes,
-        "fs" => &mut names.file_start,
-        "bstart" => &mut names.byte_start,
-        "bend" => &mut names.byte_end,
-        "ri" => &mut names.burst,
-        "rs" => &mut names.rate,
-        _ => {
-            return Err(format!(
-                "--param: NAME is one of start, end, ib, fs, bstart, bend, ri, rs; not '{name}'"
-            ))
-        }
-    };
-    *slot = value.to_string();
-    Ok(())
-}
-
-/// `--rate`: bytes per second (0 = off), `auto` (the media's average bitrate)
-/// or `auto:FACTOR` (that times FACTOR, e.g. 1.25).
-fn parse_rate(v: &str) -> Result<Rate, String> {
-    if v == "auto" {
-        return Ok(Rate::Auto { permille: 1000 });
-    }
-    if let Some(factor) = v.strip_prefix("auto:") {
-        let permille = thousandths("--rate auto:FACTOR", factor)?;
-        return match u32::try_from(permille) {
-            Ok(p) if p > 0 => Ok(Rate::Auto { permille: p }),
-            _ => Err("--rate auto:FACTOR: FACTOR must be above 0 and sane".to_string()),
+/// One library option; its error names the option as typed.
+fn library(c: &mut Config, typed: &str, key: &str, value: &str) -> Result<(), String> {
+    c.library.set(key, value).map_err(|e| {
+        let text = match e {
+            Error::InvalidArgument(m) => m,
+            other => other.to_string(),
         };
-    }
-    match integer("--rate", v)? {
-        0 => Ok(Rate::Off),
-        n => Ok(Rate::BytesPerSecond(n)),
-    }
-}
-
-fn integer(what: &str, v: &str) -> Result<u64, String> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{what}: not a non-negative integer: '{v}'"));
-    }
-    v.parse().map_err(|_| format!("{what}: too large: '{v}'"))
-}
-
-/// A decimal like `3`, `2.5` or `.25` in thousandths (finer digits rejected).
-fn thousandths(what: &str, v: &str) -> Result<u64, String> {
-    let bad = || format!("{what}: not a non-negative decimal (up to 3 places): '{v}'");
-    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || frac.len() > 3 || !digits(whole) || !digits(frac) {
-        return Err(bad());
-    }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| bad())?
-    };
-    let frac: u64 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
-    whole
-        .checked_mul(1000)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or_else(bad)
-}
-
-/// Headers for an answer from `Plan::respond` (the status line, Date and
-/// Connection are the caller's).
-pub fn media_headers(plan: &Plan, resp: &Response) -> Vec<(&'static str, String)> {
-    let mut h = Vec::new();
-    match resp.status {
-        200 | 206 => {
-            h.push(("Content-Type", plan.content_type().to_string()));
-            h.push(("Content-Length", resp.len.to_string()));
-            h.push(("ETag", plan.etag.clone()));
-            h.push(("Accept-Ranges", "bytes".to_string()));
-            if let Some(cr) = plan.content_range(resp) {
-                h.push(("Content-Range", cr));
-            }
-            h.push(("X-Pseudostream-Start-Ms", plan.start_ms.to_string()));
-            h.push(("X-Pseudostream-End-Ms", plan.end_ms.to_string()));
-        }
-        304 => h.push(("ETag", plan.etag.clone())),
-        _ => {
-            h.push(("Accept-Ranges", "bytes".to_string()));
-            if let Some(cr) = plan.content_range(resp) {
-                h.push(("Content-Range", cr));
-            }
-        }
-    }
-    h
+        format!("{typed}: {text}")
+    })
 }
 
 /// The reason phrase for the statuses this host sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -298,9 +181,10 @@ impl std::fmt::Display for PumpError {
     }
 }
 
-/// Drains `stream` into `out`, sleeping whenever the pacer says to wait.
-/// Returns the bytes written and, if it stopped early, why.
-pub fn pump(stream: &mut Stream, out: &mut dyn Write) -> (u64, Option<PumpError>) {
+/// Drains an answered exchange's body into `out`, sleeping whenever the
+/// pacer says to wait. Returns the bytes written and, if it stopped early,
+/// why.
+pub fn pump(stream: &mut Exchange, out: &mut dyn Write) -> (u64, Option<PumpError>) {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut sent = 0u64;
     let clock = Instant::now();
@@ -325,23 +209,5 @@ pub fn pump(stream: &mut Stream, out: &mut dyn Write) -> (u64, Option<PumpError>
             }
             Err(e) => return (sent, Some(PumpError::Media(e))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals() {
-        assert_eq!(thousandths("x", "2.5"), Ok(2500));
-        assert_eq!(thousandths("x", ".25"), Ok(250));
-        assert_eq!(thousandths("x", "3"), Ok(3000));
-        assert!(thousandths("x", "1.2345").is_err());
-        assert!(thousandths("x", ".").is_err());
-        assert!(thousandths("x", "-1").is_err());
-        assert_eq!(parse_rate("auto:1.25"), Ok(Rate::Auto { permille: 1250 }));
-        assert_eq!(parse_rate("0"), Ok(Rate::Off));
-        assert!(parse_rate("auto:0").is_err());
     }
 }

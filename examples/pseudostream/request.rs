@@ -22,6 +22,11 @@ pub struct Head {
 }
 
 impl Head {
+    /// Every header as received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// A header's value; repeated fields are joined with ", " (RFC 9110 §5.3).
     pub fn header(&self, name: &str) -> Option<String> {
         let mut values = self

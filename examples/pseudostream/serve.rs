@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use pseudostream::{query, Conditions, Error, Media, Options};
+use pseudostream::Exchange;
 
 use crate::host::{self, Command, PumpError};
 use crate::index;
@@ -30,7 +30,7 @@ const LINGER: Duration = Duration::from_secs(1);
 
 struct Server {
     root: PathBuf,
-    options: Options,
+    config: pseudostream::Config,
     local: SocketAddr,
     web: Option<Web>,
 }
@@ -96,7 +96,7 @@ pub fn run(args: &[OsString]) -> ExitCode {
     }
     let server = Arc::new(Server {
         root,
-        options: config.options,
+        config: config.library,
         local,
         web,
     });
@@ -187,15 +187,7 @@ impl Server {
     }
 
     fn request(&self, conn: &mut TcpStream, head: &Head) -> Outcome {
-        let is_head = match head.method.as_str() {
-            "GET" => false,
-            "HEAD" => true,
-            _ => {
-                let allow = [("Allow", "GET, HEAD".to_string())];
-                let bytes = send_text(conn, false, 405, &allow, "only GET and HEAD\n");
-                return Outcome::new(405, bytes);
-            }
-        };
+        let is_head = head.method == "HEAD";
         let reply = |conn: &mut TcpStream, status: u16, msg: &str| {
             let bytes = send_text(conn, is_head, status, &[], &format!("{msg}\n"));
             Outcome::new(status, bytes)
@@ -206,9 +198,11 @@ impl Server {
         let Some(decoded) = request::decode_path(path) else {
             return reply(conn, 400, "malformed path");
         };
+        let page_method = matches!(head.method.as_str(), "GET" | "HEAD");
         if let Some(page) = self
             .web
             .as_ref()
+            .filter(|_| page_method)
             .and_then(|w| w.route(&self.root, &decoded, query))
         {
             let headers = [
@@ -221,107 +215,76 @@ impl Server {
             let bytes = send(conn, page.status, &headers, body).unwrap_or(0);
             return Outcome::new(page.status, bytes);
         }
-        let resolved = match request::resolve(&self.root, &decoded) {
-            Ok(r) => r,
-            Err(status) => return reply(conn, status, host::reason(status)),
-        };
-        let meta = match fs::metadata(&resolved.path) {
-            Ok(m) => m,
-            Err(_) => return reply(conn, 404, host::reason(404)),
-        };
-        if meta.is_dir() {
-            let host_name = head
-                .header("host")
-                .filter(|h| index::plausible_host(h))
-                .unwrap_or_else(|| self.local.to_string());
-            let page = index::page(&self.root, &resolved, &host_name, &self.options);
-            let headers = [
-                ("Content-Type", "text/html; charset=utf-8".to_string()),
-                ("Content-Length", page.len().to_string()),
-            ];
-            let body = (!is_head).then_some(page.as_bytes());
-            let bytes = send(conn, 200, &headers, body).unwrap_or(0);
-            return Outcome::new(200, bytes);
+        let resolved = request::resolve(&self.root, &decoded);
+        if let (Ok(r), true) = (&resolved, page_method) {
+            if r.path.is_dir() {
+                let host_name = head
+                    .header("host")
+                    .filter(|h| index::plausible_host(h))
+                    .unwrap_or_else(|| self.local.to_string());
+                let page = index::page(&self.root, r, &host_name, &self.config.plan);
+                let headers = [
+                    ("Content-Type", "text/html; charset=utf-8".to_string()),
+                    ("Content-Length", page.len().to_string()),
+                ];
+                let body = (!is_head).then_some(page.as_bytes());
+                let bytes = send(conn, 200, &headers, body).unwrap_or(0);
+                return Outcome::new(200, bytes);
+            }
         }
-        // Only regular files: opening a FIFO would block a worker.
-        if !meta.is_file() {
-            return reply(conn, 404, host::reason(404));
-        }
-        self.media(conn, head, is_head, &resolved.path, query)
+        self.media(conn, head, resolved, query)
     }
 
-    /// Everything about which bytes to send comes from the plan and stream.
+    /// Everything about a media file's answer comes from the library.
     fn media(
         &self,
         conn: &mut TcpStream,
         head: &Head,
-        is_head: bool,
-        path: &std::path::Path,
+        resolved: Result<request::Resolved, u16>,
         query: &str,
     ) -> Outcome {
-        let error = |conn: &mut TcpStream, e: &Error, size: Option<u64>| {
-            let status = e.http_status();
-            let mut headers = Vec::new();
-            if let (416, Some(size)) = (status, size) {
-                // A start past the end: no response exists, so report the file's length.
-                headers.push(("Content-Range", format!("bytes */{size}")));
-            }
-            let body = format!("{}\n", host::public_message(e));
-            let bytes = send_text(conn, is_head, status, &headers, &body);
-            Outcome::new(status, bytes).note(e.to_string())
-        };
-        let media = match Media::open(path) {
-            Ok(m) => m,
-            Err(e) => return error(conn, &e, None),
-        };
-        let size = Some(media.info().size);
-        let request = match query::parse(query.as_bytes(), &self.options) {
-            Ok(r) => r,
-            Err(e) => return error(conn, &e, size),
-        };
-        let plan = match media.plan(&self.options, &request) {
-            Ok(p) => p,
-            Err(e) => return error(conn, &e, size),
-        };
-        let (range, if_match, if_none_match, if_range) = (
-            head.header("range"),
-            head.header("if-match"),
-            head.header("if-none-match"),
-            head.header("if-range"),
-        );
-        let resp = plan.respond(&Conditions {
-            range: range.as_deref(),
-            if_match: if_match.as_deref(),
-            if_none_match: if_none_match.as_deref(),
-            if_range: if_range.as_deref(),
-        });
-        let headers = host::media_headers(&plan, &resp);
-        match resp.status {
-            200 | 206 => {}
-            304 => return Outcome::new(304, send(conn, 304, &headers, None).unwrap_or(0)),
-            s => {
-                let body = format!("{}\n", host::reason(s));
-                return Outcome::new(s, send_text(conn, is_head, s, &headers, &body));
+        let mut exchange = Exchange::new(head.method.as_bytes(), query.as_bytes());
+        for (name, value) in head.headers() {
+            exchange.header(name.as_bytes(), value.as_bytes());
+        }
+        if exchange.wants_file() {
+            match &resolved {
+                // Only regular files: opening a FIFO would block a worker.
+                Ok(r) if r.path.is_file() => exchange.open_path(&r.path),
+                Ok(_) => exchange.open_failed(libc::ENOENT, None),
+                Err(403) => exchange.open_failed(libc::EACCES, None),
+                Err(_) => exchange.open_failed(libc::ENOENT, None),
             }
         }
-        let mut stream = match media.stream(&plan, resp.first, resp.len) {
-            Ok(s) => s,
-            Err(e) => return error(conn, &e, size),
+        exchange.respond(&self.config);
+        let (Ok(info), Ok(headers), Ok(detail)) =
+            (exchange.info(), exchange.headers(), exchange.detail())
+        else {
+            let bytes = send_text(conn, false, 500, &[], "no answer\n");
+            return Outcome::new(500, bytes);
         };
-        if let Err(e) = send(conn, resp.status, &headers, None) {
-            return Outcome::new(resp.status, 0).note(format!("aborted: {e}"));
+        let headers: Vec<(&str, String)> =
+            headers.iter().map(|(n, v)| (n, v.to_string())).collect();
+        let note = (!detail.is_empty()).then(|| detail.to_string());
+        let status = info.status;
+        let outcome = |bytes, extra: Option<String>| {
+            let o = Outcome::new(status, bytes);
+            match extra.or_else(|| note.clone()) {
+                Some(n) => o.note(n),
+                None => o,
+            }
+        };
+        if let Err(e) = send(conn, status, &headers, None) {
+            return outcome(0, Some(format!("aborted: {e}")));
         }
-        if is_head {
-            return Outcome::new(resp.status, 0);
-        }
-        match host::pump(&mut stream, conn) {
-            (sent, None) => Outcome::new(resp.status, sent),
+        match host::pump(&mut exchange, conn) {
+            (sent, None) => outcome(sent, None),
             (sent, Some(e @ PumpError::Media(_))) => {
                 // Mid-body: the status is out; closing short tells the client.
-                eprintln!("pseudostream: {}: {e}", path.display());
-                Outcome::new(resp.status, sent).note(format!("aborted: {e}"))
+                eprintln!("pseudostream: {}: {e}", head.target);
+                outcome(sent, Some(format!("aborted: {e}")))
             }
-            (sent, Some(e)) => Outcome::new(resp.status, sent).note(format!("aborted: {e}")),
+            (sent, Some(e)) => outcome(sent, Some(format!("aborted: {e}"))),
         }
     }
 }
@@ -360,7 +323,6 @@ fn send_text(
 ) -> u64 {
     let mut headers = vec![
         ("Content-Type", "text/plain; charset=utf-8".to_string()),
-        ("X-Content-Type-Options", "nosniff".to_string()),
         ("Content-Length", body.len().to_string()),
     ];
     headers.extend(extra.iter().cloned());

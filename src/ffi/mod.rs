@@ -6,12 +6,14 @@
 #![allow(non_camel_case_types, clippy::not_unsafe_ptr_arg_deref)]
 
 mod boundary;
+mod exchange;
 mod media;
 mod plan;
 mod request;
 mod stream;
 
 pub use boundary::{ps_last_error, ps_status, ps_status_http, ps_strerror, ps_version};
+pub use exchange::*;
 pub use media::*;
 pub use plan::*;
 pub use request::*;

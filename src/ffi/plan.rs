@@ -216,6 +216,7 @@ pub extern "C" fn ps_plan_respond(
             if_match: opt_c_str(if_match, "if_match")?,
             if_none_match: opt_c_str(if_none_match, "if_none_match")?,
             if_range: opt_c_str(if_range, "if_range")?,
+            ..Conditions::default()
         };
         let r = p.respond(&c);
         put(

@@ -7,19 +7,20 @@ use super::boundary::{
     c_str, guard, guard_value, handle, non_null, put, Failure, FfiResult, Handle,
 };
 use super::ps_status;
+use crate::config::Config;
 use crate::pacer::{Burst, Rate};
 use crate::plan::{CutMode, MetadataMode, Options, Position, PrefixMode, Request, StartUnit};
 use crate::query;
 
-/// How a host serves: prefix mode, start unit, parameter names, pacing.
-/// Configure it once, then share it read-only between threads; setters
-/// need exclusive access.
+/// How a host serves: prefix mode, start unit, parameter names, pacing,
+/// CORS, Cache-Control. Configure it once, then share it read-only between
+/// threads; setters need exclusive access.
 pub struct ps_options {
     magic: u64,
-    pub(crate) inner: Options,
+    pub(crate) inner: Config,
 }
 
-handle!(ps_options, Options, 0x7073_6f70_7469_6f6e);
+handle!(ps_options, Config, 0x7073_6f70_7469_6f6e);
 
 /// One parsed request. Single-threaded while being built; read-only after.
 pub struct ps_request {
@@ -106,18 +107,23 @@ fn position(unit: u32, value: u64) -> FfiResult<Position> {
     }
 }
 
-/// The options behind `options`, or the defaults for NULL.
-pub(crate) fn options_or_default<'a>(options: *const ps_options) -> FfiResult<&'a Options> {
-    static DEFAULTS: OnceLock<Options> = OnceLock::new();
+/// The configuration behind `options`, or the defaults for NULL.
+pub(crate) fn config_or_default<'a>(options: *const ps_options) -> FfiResult<&'a Config> {
+    static DEFAULTS: OnceLock<Config> = OnceLock::new();
     if options.is_null() {
-        return Ok(DEFAULTS.get_or_init(Options::default));
+        return Ok(DEFAULTS.get_or_init(Config::default));
     }
     Ok(&ps_options::check(options)?.inner)
 }
 
-/// Runs `f` on the options behind `options`.
+/// The plan options behind `options`, or the defaults for NULL.
+pub(crate) fn options_or_default<'a>(options: *const ps_options) -> FfiResult<&'a Options> {
+    Ok(&config_or_default(options)?.plan)
+}
+
+/// Runs `f` on the plan options behind `options`.
 fn with_options(options: *mut ps_options, f: impl FnOnce(&mut Options) -> FfiResult) -> ps_status {
-    guard(|| f(&mut ps_options::check_mut(options)?.inner))
+    guard(|| f(&mut ps_options::check_mut(options)?.inner.plan))
 }
 
 /// Runs `f` on the request behind `request`.
@@ -133,9 +139,60 @@ fn with_request(request: *mut ps_request, f: impl FnOnce(&mut Request) -> FfiRes
 pub extern "C" fn ps_options_new(out: *mut *mut ps_options) -> ps_status {
     guard(|| {
         non_null(out, "out")?;
-        put(out, ps_options::new(Options::default()).into_raw());
+        put(out, ps_options::new(Config::default()).into_raw());
         Ok(())
     })
+}
+
+/// Sets one option by name, from strings (NUL-terminated UTF-8): the one
+/// vocabulary every host maps its configuration onto. Keys: prefix,
+/// start_unit, metadata, cut, rate, burst, burst_bytes, burst_time,
+/// burst_seconds, client_pacing, cors, cache_control, param (or
+/// param_start … param_rs), mp4_max_moov_size, index_cache; read without
+/// regard to case, with '-', '.' and ':' as '_' and camelCase as
+/// snake_case. Values as the README lists them ("auto:1.25", "3s",
+/// "64m", "https://a.example"). `mp4_max_moov_size` and `index_cache` are
+/// process-wide and take effect at once (`options` may then be NULL). A bad
+/// key or value is PS_ERR_INVALID_ARG, with a ps_last_error() that names
+/// both, and changes nothing.
+#[no_mangle]
+pub extern "C" fn ps_options_set(
+    options: *mut ps_options,
+    key: *const c_char,
+    value: *const c_char,
+) -> ps_status {
+    guard(|| {
+        let key = c_str(key, "key")?;
+        let value = c_str(value, "value")?;
+        if options.is_null() {
+            // Only process-wide keys apply without options.
+            let mut scratch = Config::default();
+            scratch.set(key, value)?;
+            if scratch != Config::default() {
+                return Err(Failure::invalid(format!(
+                    "option '{key}' belongs to a ps_options: options is NULL"
+                )));
+            }
+            return Ok(());
+        }
+        let config = &mut ps_options::check_mut(options)?.inner;
+        let mut changed = config.clone();
+        changed.set(key, value)?;
+        *config = changed;
+        Ok(())
+    })
+}
+
+/// Lists every option key with the values it takes, one per line
+/// (NUL-terminated), for a host's help text. Buffer rules as
+/// ps_media_info_json.
+#[no_mangle]
+pub extern "C" fn ps_options_describe(
+    buf: *mut c_char,
+    cap: usize,
+    written: *mut usize,
+) -> ps_status {
+    guard(|| super::boundary::copy_out_str(Config::describe().as_bytes(), buf, cap, written))
 }
 
 /// Releases options. NULL is a no-op.

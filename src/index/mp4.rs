@@ -251,6 +251,30 @@ pub struct Fragment {
     pub starts_with_sync: bool,
 }
 
+/// A track fragment's decode time (`tfdt`) as stored: a cut rewrites it so
+/// that the cut's timeline starts at 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeTime {
+    /// File offset of the value.
+    pub at: u64,
+    /// 64 bits (version 1) or 32.
+    pub wide: bool,
+    /// The track (index into `Mp4Index::tracks`).
+    pub track: u32,
+    /// In the track's timescale.
+    pub value: u64,
+}
+
+impl DecodeTime {
+    pub fn width(&self) -> u64 {
+        if self.wide {
+            8
+        } else {
+            4
+        }
+    }
+}
+
 /// How the samples are laid out.
 #[derive(Debug)]
 pub enum Layout {
@@ -259,6 +283,8 @@ pub enum Layout {
     /// Movie fragments, up to `end` (the end of the last fragment's data).
     Fragments {
         list: Vec<Fragment>,
+        /// Every `tfdt` of every fragment, in file order.
+        decode_times: std::sync::Arc<[DecodeTime]>,
         end: u64,
         /// Some fragment addresses its data by absolute file offsets
         /// (`base-data-offset`): the fragments cannot move.
@@ -404,9 +430,11 @@ impl Mp4Index {
             .unwrap_or(0);
 
         let layout = if movie.fragmented && !top.moofs.is_empty() {
-            let (list, absolute) = fragments(src, &top.moofs, &movie.trex, &tracks[reference])?;
+            let (list, decode_times, absolute) =
+                fragments(src, &top.moofs, &movie.trex, &tracks, reference)?;
             Layout::Fragments {
                 list,
+                decode_times: decode_times.into(),
                 end: top.fragments_end,
                 absolute,
                 moov_samples: tracks.iter().any(|t| t.samples > 0),
@@ -528,7 +556,12 @@ impl Mp4Index {
                 .sum::<usize>()
             + match &self.layout {
                 Layout::Samples => 0,
-                Layout::Fragments { list, .. } => list.len() * std::mem::size_of::<Fragment>(),
+                Layout::Fragments {
+                    list, decode_times, ..
+                } => {
+                    list.len() * std::mem::size_of::<Fragment>()
+                        + decode_times.len() * std::mem::size_of::<DecodeTime>()
+                }
             }
     }
 
@@ -593,9 +626,12 @@ fn fragments(
     src: &dyn ByteSource,
     moofs: &[(u64, u64, u64)],
     trex: &[TrackExtends],
-    reference: &TrackIndex,
-) -> Result<(Vec<Fragment>, bool)> {
+    tracks: &[TrackIndex],
+    reference: usize,
+) -> Result<(Vec<Fragment>, Vec<DecodeTime>, bool)> {
+    let reference = &tracks[reference];
     let mut list = Vec::with_capacity(moofs.len());
+    let mut decode_times = Vec::with_capacity(moofs.len() * tracks.len());
     let mut absolute = false;
     // Fragments without `tfdt` follow the samples the moov describes.
     let mut next_decode: u64 = reference.dts(reference.samples);
@@ -608,6 +644,19 @@ fn fragments(
         read_exact(src, from, &mut buf)?;
         let runs = fragment::parse_moof(&buf, trex)?;
         absolute |= runs.iter().any(|r| r.absolute_base);
+        for r in &runs {
+            let track = tracks.iter().position(|t| t.id == r.track_id);
+            if let (Some(track), Some(value), Some((at, wide))) =
+                (track, r.decode_time, r.decode_time_at)
+            {
+                decode_times.push(DecodeTime {
+                    at: from + at as u64,
+                    wide,
+                    track: track as u32,
+                    value,
+                });
+            }
+        }
         let run: Option<&TrackRun> = runs.iter().find(|r| r.track_id == reference.id);
         let fragment = match run {
             Some(r) => {
@@ -632,7 +681,8 @@ fn fragments(
         };
         list.push(fragment);
     }
-    Ok((list, absolute))
+    decode_times.sort_by_key(|d| d.at);
+    Ok((list, decode_times, absolute))
 }
 
 impl TrackIndex {

@@ -224,6 +224,7 @@ pub(super) fn resolve(
         }
     }
     Ok(Cut {
+        patched: None,
         prefix,
         from: file_from,
         to: file_to.max(file_from),

@@ -11,6 +11,8 @@ pub struct Conditions<'a> {
     pub if_match: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
     pub if_range: Option<&'a str>,
+    pub if_modified_since: Option<&'a str>,
+    pub if_unmodified_since: Option<&'a str>,
 }
 
 /// What to answer.
@@ -47,24 +49,49 @@ impl Response {
 }
 
 impl Plan {
-    /// Evaluates preconditions and Range, in RFC 9110's order, for a GET
-    /// (HEAD answers the same, without a body).
+    /// Evaluates preconditions and Range in RFC 9110's order (§13.2.2) for
+    /// a GET (HEAD answers the same, without a body). Dates are compared
+    /// with the file's modification time in whole seconds, as its
+    /// Last-Modified says; a date that does not parse is ignored.
     pub fn respond(&self, c: &Conditions) -> Response {
         let total = self.len();
         let status_only = |status| Response::paced(status, 0, 0, self);
-        if let Some(list) = c.if_match {
-            if !etag_list_matches(list, &self.etag, false) {
-                return status_only(412);
+        let date = |v: Option<&str>| v.and_then(crate::httpdate::parse);
+        match c.if_match {
+            Some(list) => {
+                if !etag_list_matches(list, &self.etag, false) {
+                    return status_only(412);
+                }
+            }
+            None => {
+                if let (Some(since), Some(modified)) =
+                    (date(c.if_unmodified_since), self.last_modified)
+                {
+                    if modified > since {
+                        return status_only(412);
+                    }
+                }
             }
         }
-        if let Some(list) = c.if_none_match {
-            if etag_list_matches(list, &self.etag, true) {
-                return status_only(304);
+        match c.if_none_match {
+            Some(list) => {
+                if etag_list_matches(list, &self.etag, true) {
+                    return status_only(304);
+                }
+            }
+            None => {
+                if let (Some(since), Some(modified)) =
+                    (date(c.if_modified_since), self.last_modified)
+                {
+                    if modified <= since {
+                        return status_only(304);
+                    }
+                }
             }
         }
-        // If-Range with another validator: the client's copy is stale, send all.
+        // If-Range that no longer holds: the client's copy is stale, send all.
         let range_header = match c.if_range {
-            Some(tag) if !strong_eq(tag.trim(), &self.etag) => None,
+            Some(v) if !self.if_range_holds(v.trim()) => None,
             _ => c.range,
         };
         match range::resolve(range_header, total) {
@@ -72,6 +99,15 @@ impl Plan {
             RangeOutcome::Partial { first, len } => Response::paced(206, first, len, self),
             RangeOutcome::Unsatisfiable => status_only(416),
         }
+    }
+
+    /// If-Range holds for the plan's strong ETag, or for its Last-Modified
+    /// date exactly.
+    fn if_range_holds(&self, value: &str) -> bool {
+        if value.starts_with('"') || value.starts_with("W/") {
+            return strong_eq(value, &self.etag);
+        }
+        crate::httpdate::parse(value).is_some_and(|d| Some(d) == self.last_modified)
     }
 
     /// The Content-Range value for a response: `bytes a-b/len` for 206,
@@ -112,22 +148,12 @@ fn strip_weak(tag: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::Format;
 
     fn plan() -> Plan {
-        Plan {
-            format: Format::Flv,
-            content_type: "video/x-flv",
-            prefix: vec![0; 13].into(),
-            file_from: 100,
-            file_to: 1087,
-            start_ms: 0,
-            end_ms: 0,
-            burst_bytes: 0,
-            rate_bytes_per_s: 0,
-            etag: "\"abc\"".into(),
-            whole_file: false,
-        }
+        let mut p = crate::plan::tests::plan(13, 100, 1087);
+        p.etag = "\"abc\"".into();
+        p.last_modified = Some(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        p
     }
 
     fn respond(c: Conditions) -> (u16, u64, u64) {
@@ -197,5 +223,60 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(plan().content_range(&r).unwrap(), "bytes 10-19/1000");
+    }
+
+    #[test]
+    fn dates_in_rfc_9110_order() {
+        let at = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let before = "Sun, 06 Nov 1994 08:49:36 GMT";
+        let after = "Mon, 07 Nov 1994 00:00:00 GMT";
+        let status = |c: Conditions| plan().respond(&c).status;
+        let ims = |d| Conditions {
+            if_modified_since: Some(d),
+            ..Default::default()
+        };
+        assert_eq!(status(ims(at)), 304);
+        assert_eq!(status(ims(after)), 304, "later than the file: not modified");
+        assert_eq!(status(ims(before)), 200);
+        assert_eq!(status(ims("garbage")), 200);
+        let c = Conditions {
+            if_none_match: Some("\"other\""),
+            ..ims(at)
+        };
+        assert_eq!(status(c), 200, "If-None-Match overrides If-Modified-Since");
+        let ius = |d| Conditions {
+            if_unmodified_since: Some(d),
+            ..Default::default()
+        };
+        assert_eq!(status(ius(before)), 412);
+        assert_eq!(status(ius(at)), 200);
+        assert_eq!(status(ius(after)), 200);
+        assert_eq!(status(ius("not a date")), 200);
+        let c = Conditions {
+            if_match: Some("\"abc\""),
+            ..ius(before)
+        };
+        assert_eq!(status(c), 200, "If-Match overrides If-Unmodified-Since");
+        let c = Conditions {
+            if_none_match: Some("\"abc\""),
+            ..ius(before)
+        };
+        assert_eq!(status(c), 412, "412 before 304");
+        let range = Some("bytes=10-19");
+        let c = Conditions {
+            range,
+            if_range: Some(at),
+            ..Default::default()
+        };
+        assert_eq!(status(c), 206);
+        let c = Conditions {
+            range,
+            if_range: Some(before),
+            ..Default::default()
+        };
+        assert_eq!(status(c), 200);
+        let mut undated = plan();
+        undated.last_modified = None;
+        assert_eq!(undated.respond(&ims(after)).status, 200);
     }
 }

@@ -1,22 +1,28 @@
 //! Seek plans: a request resolved against a media index into the bytes a
-//! host sends: a prefix the library owns, then one range of the file.
+//! host sends: a body of pieces, most often a prefix the library owns and
+//! then one range of the file.
 
+pub mod body;
 mod flv;
 pub mod http;
 mod mp4;
 mod prefix;
 pub mod range;
 
+pub use body::{Body, Piece};
+pub(crate) use body::{Part, PieceRun};
 pub use http::{Conditions, Response};
 pub use prefix::Prefix;
 pub use range::RangeOutcome;
 
 use crate::error::{Error, Result};
+use std::sync::Arc;
+
 use crate::fnv::Fnv;
 use crate::format::Format;
 use crate::index::MediaIndex;
 use crate::pacer::{Burst, Pacing, Rate};
-use crate::source::{ByteSource, SourceKey};
+use crate::source::{ByteSource, SourceIdentity, SourceKey};
 
 /// A point in the media: a byte offset in the file or a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,15 +272,20 @@ pub struct Request {
 }
 
 /// What a host sends for one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub format: Format,
     pub content_type: &'static str,
     /// Bytes before the file range (header, codec configuration, metadata).
     pub prefix: Prefix,
-    /// File range `[file_from, file_to)`.
+    /// The file range `[file_from, file_to)` the body goes on with. Most
+    /// plans send it as stored; a fragmented MP4 cut replaces a few fields
+    /// in it (see `body`).
     pub file_from: u64,
     pub file_to: u64,
+    /// The bytes to send, as pieces: the prefix, then the file range (as
+    /// stored, or with fields replaced).
+    pub body: Body,
     /// Media time the response starts and ends at, milliseconds.
     pub start_ms: u64,
     pub end_ms: u64,
@@ -287,7 +298,31 @@ pub struct Plan {
     pub etag: String,
     /// The response is the file as it is on disk.
     pub whole_file: bool,
+    /// The file's modification time, seconds since the epoch, when the
+    /// source is a file (the Last-Modified of every response made from it).
+    pub last_modified: Option<i64>,
 }
+
+impl PartialEq for Plan {
+    /// Plans are equal when they send the same bytes the same way; the
+    /// body is what the other fields describe.
+    fn eq(&self, other: &Plan) -> bool {
+        self.format == other.format
+            && self.content_type == other.content_type
+            && self.prefix == other.prefix
+            && self.file_from == other.file_from
+            && self.file_to == other.file_to
+            && self.start_ms == other.start_ms
+            && self.end_ms == other.end_ms
+            && self.burst_bytes == other.burst_bytes
+            && self.rate_bytes_per_s == other.rate_bytes_per_s
+            && self.etag == other.etag
+            && self.whole_file == other.whole_file
+            && self.last_modified == other.last_modified
+    }
+}
+
+impl Eq for Plan {}
 
 /// Where a byte window of a plan's response comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,7 +338,7 @@ pub struct Slice {
 impl Plan {
     /// Length of the whole response.
     pub fn len(&self) -> u64 {
-        self.prefix.len() as u64 + (self.file_to - self.file_from)
+        self.body.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -319,8 +354,17 @@ impl Plan {
         range::resolve(header, self.len())
     }
 
-    /// The prefix and file bytes that make up `len` bytes from `first`.
+    /// The prefix and file bytes that make up `len` bytes from `first`, for
+    /// plans whose body is the prefix and the file range as stored (every
+    /// plan but a fragmented MP4 cut, whose pieces only the body lists).
     pub fn slice(&self, first: u64, len: u64) -> Result<Slice> {
+        if !self.body.is_listed() {
+            return Err(Error::InvalidArgument(
+                "this response replaces bytes inside its file range: take its pieces from \
+                 the body (ps_exchange_pieces, ps_stream_fill)"
+                    .into(),
+            ));
+        }
         let end = first
             .checked_add(len)
             .filter(|&e| e <= self.len())
@@ -367,21 +411,77 @@ pub(crate) fn resolve(
     };
     let (burst_bytes, rate_bytes_per_s) =
         pacing(options, request, info.bitrate_bps, cut.prefix.len() as u64);
-    let whole_file = cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size;
-    let etag = etag(src, &cut.prefix, cut.from, cut.to);
+    let whole_file =
+        cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size && cut.patched.is_none();
+    let mut body = Body::new();
+    body.push(Part::Bytes(cut.prefix.clone()));
+    match cut.patched {
+        Some(run) => body.push(Part::Run(run)),
+        None => body.push(Part::File {
+            from: cut.from,
+            to: cut.to,
+        }),
+    }
+    let identity = src.identity();
+    let etag = etag(&identity, &body, whole_file);
+    let last_modified = last_modified(&identity);
     Ok(Plan {
         format: info.format,
         content_type: index.content_type(),
         prefix: cut.prefix,
         file_from: cut.from,
         file_to: cut.to,
+        body,
         start_ms: cut.start_ms,
         end_ms: cut.end_ms,
         burst_bytes,
         rate_bytes_per_s,
         etag,
         whole_file,
+        last_modified,
     })
+}
+
+/// The file as stored, for a file no format can index: nothing to seek or
+/// rewrite, but Range, validators and a fixed pacing rate apply (an `auto`
+/// rate has no bitrate to go by, so it leaves the file unpaced).
+pub fn as_stored(
+    src: &dyn ByteSource,
+    content_type: &'static str,
+    options: &Options,
+    request: &Request,
+) -> Plan {
+    let size = src.size();
+    let mut body = Body::new();
+    body.push(Part::File { from: 0, to: size });
+    let identity = src.identity();
+    let (burst_bytes, rate_bytes_per_s) = pacing(options, request, 0, 0);
+    Plan {
+        format: if content_type == "video/x-flv" {
+            Format::Flv
+        } else {
+            Format::Mp4
+        },
+        content_type,
+        prefix: Prefix::empty(),
+        file_from: 0,
+        file_to: size,
+        body: body.clone(),
+        start_ms: 0,
+        end_ms: 0,
+        burst_bytes,
+        rate_bytes_per_s,
+        etag: etag(&identity, &body, true),
+        whole_file: true,
+        last_modified: last_modified(&identity),
+    }
+}
+
+fn last_modified(identity: &SourceIdentity) -> Option<i64> {
+    match identity.key {
+        Some(SourceKey::File { .. }) => Some(identity.mtime_ns.div_euclid(1_000_000_000)),
+        _ => None,
+    }
 }
 
 /// What a format's resolver decides.
@@ -389,6 +489,8 @@ pub(crate) struct Cut {
     pub prefix: Prefix,
     pub from: u64,
     pub to: u64,
+    /// `[from, to)` with fields replaced, when the cut changes any.
+    pub patched: Option<Arc<dyn PieceRun>>,
     pub start_ms: u64,
     pub end_ms: u64,
 }
@@ -414,32 +516,27 @@ fn mul_div(a: u64, b: u64, c: u64) -> u64 {
     u64::try_from(u128::from(a) * u128::from(b) / u128::from(c)).unwrap_or(u64::MAX)
 }
 
-/// A strong validator over the file's identity and version and the exact
-/// bytes of the plan, stable across processes (FNV-1a, not the std hasher).
-fn etag(src: &dyn ByteSource, prefix: &Prefix, from: u64, to: u64) -> String {
-    let id = src.identity();
-    let mut h = Fnv::new();
-    match &id.key {
-        Some(SourceKey::File { dev, ino }) => {
-            h.write(&dev.to_le_bytes());
-            h.write(&ino.to_le_bytes());
-        }
-        Some(SourceKey::Named(name)) => h.write(name.as_bytes()),
-        None => {}
-    }
-    h.write(&from.to_le_bytes());
-    h.write(&to.to_le_bytes());
-    match prefix.shared_digest() {
-        // A shared head is hashed once, when it is built.
-        Some((digest, skip)) => {
-            h.write(&digest.to_le_bytes());
-            h.write(&(skip as u64).to_le_bytes());
-        }
-        None => h.write(prefix),
-    }
+/// A strong validator. The file as stored gets nginx's static one
+/// (modification time and size in hex), so a CDN that fetched it from a
+/// static server keeps its validator; any other body adds a digest of what
+/// determines its bytes. Neither depends on the device or inode, which
+/// differ between the machines of a fleet serving the same files.
+fn etag(id: &SourceIdentity, body: &Body, whole_file: bool) -> String {
     // Written by hand: this runs once per request on every host.
     let mut tag = String::with_capacity(2 + 16 + 1 + 16 + 1 + 16);
     tag.push('"');
+    if whole_file && matches!(id.key, Some(SourceKey::File { .. })) {
+        push_hex(&mut tag, id.mtime_ns.div_euclid(1_000_000_000) as u64, 1);
+        tag.push('-');
+        push_hex(&mut tag, id.size, 1);
+        tag.push('"');
+        return tag;
+    }
+    let mut h = Fnv::new();
+    if let Some(SourceKey::Named(name)) = &id.key {
+        h.write(name.as_bytes());
+    }
+    body.digest(&mut h);
     push_hex(&mut tag, id.mtime_ns as u64, 1);
     tag.push('-');
     push_hex(&mut tag, id.size, 1);
@@ -466,19 +563,25 @@ fn push_hex(out: &mut String, v: u64, min_digits: u32) {
 mod tests {
     use super::*;
 
-    fn plan(prefix: usize, from: u64, to: u64) -> Plan {
+    pub(super) fn plan(prefix: usize, from: u64, to: u64) -> Plan {
+        let prefix: Prefix = vec![7; prefix].into();
+        let mut body = Body::new();
+        body.push(Part::Bytes(prefix.clone()));
+        body.push(Part::File { from, to });
         Plan {
             format: Format::Flv,
             content_type: "video/x-flv",
-            prefix: vec![7; prefix].into(),
+            prefix,
             file_from: from,
             file_to: to,
+            body,
             start_ms: 0,
             end_ms: 0,
             burst_bytes: 0,
             rate_bytes_per_s: 0,
             etag: String::new(),
             whole_file: false,
+            last_modified: None,
         }
     }
 

@@ -12,10 +12,13 @@
 
 use super::{CutMode, Position, Prefix, PrefixMode, Request};
 use crate::error::{Error, Result};
+use crate::fnv::Fnv;
 use crate::format::mp4::boxes::{children, FourCc};
 use crate::format::mp4::moov::entered;
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
-use crate::index::mp4::{ChunkPart, Fragment, Layout, Mp4Index, TrackIndex, MAX_SCAN};
+use crate::index::mp4::{ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, MAX_SCAN};
+use crate::plan::body::{PatchedFile, Patches, PieceRun, GENERATED_MAX};
+use std::sync::Arc;
 
 const NS: i128 = 1_000_000_000;
 const NS_PER_MS: i128 = 1_000_000;
@@ -45,6 +48,7 @@ pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Res
     let duration_ms = index.info.duration_ms;
     if start.is_none() && end.is_none() {
         return Ok(super::Cut {
+            patched: None,
             prefix: Prefix::empty(),
             from: 0,
             to: size,
@@ -73,12 +77,14 @@ pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Res
         Layout::Samples => cut_samples(index, start_ns, end_ns, mode),
         Layout::Fragments {
             list,
+            decode_times,
             end,
             absolute,
             moov_samples,
         } => {
             let layout = FragmentLayout {
                 list,
+                decode_times,
                 data_end: *end,
                 absolute: *absolute,
                 moov_samples: *moov_samples,
@@ -110,6 +116,7 @@ fn raw_bytes(index: &Mp4Index, request: &Request) -> Result<super::Cut> {
         return Err(Error::unsatisfiable("end is not after start"));
     }
     Ok(super::Cut {
+        patched: None,
         prefix: Prefix::empty(),
         from,
         to,
@@ -317,6 +324,7 @@ fn cut_samples(
     prefix.extend_from_slice(&moov.out);
     prefix.extend_from_slice(&mdat);
     Ok(super::Cut {
+        patched: None,
         prefix: prefix.into(),
         from: lo,
         to: hi,
@@ -328,6 +336,7 @@ fn cut_samples(
 /// A fragmented file as a cut sees it.
 struct FragmentLayout<'a> {
     list: &'a [Fragment],
+    decode_times: &'a Arc<[DecodeTime]>,
     data_end: u64,
     absolute: bool,
     moov_samples: bool,
@@ -340,30 +349,34 @@ fn cut_fragments(
     end_ns: Option<i128>,
 ) -> Result<super::Cut> {
     let list = layout.list;
-    // The fragment boundary at or after `end`, after fragment `after`.
-    let end_at = |after: Option<usize>| -> (u64, u64) {
+    let media_end_ns = i128::from(index.info.duration_ms) * NS_PER_MS;
+    // The fragment boundary at or after `end`, after fragment `after`, and
+    // when it is presented.
+    let end_at = |after: Option<usize>| -> (u64, i128) {
         let rest = after.map_or(list, |i| &list[i + 1..]);
         match end_ns {
             Some(e) => rest
                 .iter()
                 .find(|f| f.time_ns.is_some_and(|t| t >= e))
-                .map_or((layout.data_end, index.info.duration_ms), |f| {
-                    (f.offset, (f.time_ns.unwrap_or(0).max(0) / NS_PER_MS) as u64)
+                .map_or((layout.data_end, media_end_ns), |f| {
+                    (f.offset, f.time_ns.unwrap_or(0))
                 }),
-            None => (layout.data_end, index.info.duration_ms),
+            None => (layout.data_end, media_end_ns),
         }
     };
+    let ms = |ns: i128| (ns.max(0) / NS_PER_MS) as u64;
     // Before the first fragment, samples the moov describes: the file from
     // its first byte, with its own moov (nothing moves).
     let first_time = list.first().and_then(|f| f.time_ns).unwrap_or(0);
     if layout.moov_samples && start_ns < first_time {
-        let (to, end_ms) = end_at(None);
+        let (to, end) = end_at(None);
         return Ok(super::Cut {
+            patched: None,
             prefix: Prefix::empty(),
             from: 0,
             to,
             start_ms: 0,
-            end_ms,
+            end_ms: ms(end),
         });
     }
     if layout.absolute {
@@ -385,22 +398,107 @@ fn cut_fragments(
             "no fragment starting with a keyframe begins before the end of the span",
         ));
     }
-    let (to, end_ms) = end_at(Some(first));
-    let empty = vec![TrackCut::default(); index.tracks.len()];
+    let (to, end) = end_at(Some(first));
+    let to = to.max(from);
+    // The cut's timeline starts at 0: every decode time in it moves back
+    // by the earliest first decode time among its tracks, so the tracks
+    // keep their offsets to each other. The length goes into the headers.
+    let rebase = Rebase::new(index, layout.decode_times, from, to);
+    let length = to_movie(end - first_ns, index.movie_timescale);
+    let shown = vec![
+        TrackCut {
+            shown: length,
+            ..TrackCut::default()
+        };
+        index.tracks.len()
+    ];
     let no_chunks = vec![Vec::new(); index.tracks.len()];
-    let moov = write_moov(index, &empty, &no_chunks, None, (0, false), false)?;
+    let moov = write_moov(index, &shown, &no_chunks, Some(length), (0, false), false)?;
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
     let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len());
     prefix.extend_from_slice(ftyp);
     prefix.extend_from_slice(&moov.out);
-    let start_ms = (first_ns.max(0) / NS_PER_MS) as u64;
+    let run: Arc<dyn PieceRun> = Arc::new(PatchedFile {
+        from,
+        to,
+        patches: rebase,
+    });
     Ok(super::Cut {
+        patched: Some(run),
         prefix: prefix.into(),
         from,
-        to: to.max(from),
-        start_ms,
-        end_ms: end_ms.max(start_ms),
+        to,
+        start_ms: ms(first_ns),
+        end_ms: ms(end).max(ms(first_ns)),
     })
+}
+
+/// The decode times of a fragmented cut, each moved back by its track's
+/// share of the cut's start.
+#[derive(Debug)]
+struct Rebase {
+    times: Arc<[DecodeTime]>,
+    /// The cut's decode times: `times[lo..hi]`.
+    lo: usize,
+    hi: usize,
+    /// What each track's times lose, in its timescale.
+    less: Vec<u64>,
+}
+
+impl Rebase {
+    fn new(index: &Mp4Index, times: &Arc<[DecodeTime]>, from: u64, to: u64) -> Rebase {
+        let lo = times.partition_point(|d| d.at < from);
+        let hi = times.partition_point(|d| d.at + d.width() <= to);
+        let hi = hi.max(lo);
+        let ns = |d: &DecodeTime| {
+            let ts = index.tracks[d.track as usize].timescale.max(1);
+            i128::from(d.value) * NS / i128::from(ts)
+        };
+        // The earliest first decode time among the tracks in the cut.
+        let mut firsts: Vec<Option<&DecodeTime>> = vec![None; index.tracks.len()];
+        for d in &times[lo..hi] {
+            firsts[d.track as usize].get_or_insert(d);
+        }
+        let base_ns = firsts.iter().flatten().map(|d| ns(d)).min().unwrap_or(0);
+        let less = index
+            .tracks
+            .iter()
+            .map(|t| {
+                let v = base_ns * i128::from(t.timescale) / NS;
+                u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+            })
+            .collect();
+        Rebase {
+            times: Arc::clone(times),
+            lo,
+            hi,
+            less,
+        }
+    }
+}
+
+impl Patches for Rebase {
+    fn first_ending_after(&self, at: u64, out: &mut [u8; GENERATED_MAX]) -> Option<(u64, usize)> {
+        let cut = &self.times[self.lo..self.hi];
+        let d = cut.get(cut.partition_point(|d| d.at + d.width() <= at))?;
+        let value = d.value.saturating_sub(self.less[d.track as usize]);
+        if d.wide {
+            out[..8].copy_from_slice(&value.to_be_bytes());
+            Some((d.at, 8))
+        } else {
+            // A time that fit 32 bits still does, made smaller.
+            out[..4].copy_from_slice(&(value as u32).to_be_bytes());
+            Some((d.at, 4))
+        }
+    }
+
+    fn digest(&self, h: &mut Fnv) {
+        h.write(&(self.lo as u64).to_le_bytes());
+        h.write(&(self.hi as u64).to_le_bytes());
+        for l in &self.less {
+            h.write(&l.to_le_bytes());
+        }
+    }
 }
 
 /// A written `moov` and where its chunk offset tables are, to shift them
@@ -506,6 +604,20 @@ impl<'a> Writer<'a> {
                     if &c.kind == b"tkhd" {
                         self.edit_list();
                     }
+                }
+                b"mvex" if &parent == b"moov" && self.movie_duration.is_some() => {
+                    let b = self.box_writer.open(c.kind);
+                    for m in children(c.payload, c.kind) {
+                        let m = m?;
+                        let at = self.box_writer.len();
+                        self.box_writer.bytes(m.bytes);
+                        if &m.kind == b"mehd" {
+                            let header = m.bytes.len() - m.payload.len();
+                            let d = self.movie_duration.unwrap_or(0);
+                            set_header_duration(m.kind, &mut self.box_writer.out[at + header..], d);
+                        }
+                    }
+                    self.box_writer.close(b);
                 }
                 b"stsd" if &parent == b"stbl" => {
                     self.box_writer.bytes(c.bytes);

@@ -12,7 +12,10 @@ pub struct Prefix(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Owned(Vec<u8>),
+    /// Bytes the library holds for the life of the process.
+    Static(&'static [u8]),
+    /// Built for one plan; streams and exchanges share it.
+    Owned(Arc<Vec<u8>>),
     /// `bytes[skip..]`, with the digest of all of `bytes`.
     Shared {
         bytes: Arc<[u8]>,
@@ -23,7 +26,12 @@ enum Repr {
 
 impl Prefix {
     pub fn empty() -> Prefix {
-        Prefix(Repr::Owned(Vec::new()))
+        Prefix(Repr::Static(&[]))
+    }
+
+    /// Bytes that live as long as the process.
+    pub fn from_static(bytes: &'static [u8]) -> Prefix {
+        Prefix(Repr::Static(bytes))
     }
 
     /// The part of a shared head from `skip` on (`skip` ≤ its length).
@@ -39,7 +47,7 @@ impl Prefix {
     /// For validators: the shared head's digest and where this part starts.
     pub(crate) fn shared_digest(&self) -> Option<(u64, usize)> {
         match &self.0 {
-            Repr::Owned(_) => None,
+            Repr::Static(_) | Repr::Owned(_) => None,
             Repr::Shared { skip, digest, .. } => Some((*digest, *skip)),
         }
     }
@@ -50,6 +58,7 @@ impl Deref for Prefix {
 
     fn deref(&self) -> &[u8] {
         match &self.0 {
+            Repr::Static(b) => b,
             Repr::Owned(v) => v,
             Repr::Shared { bytes, skip, .. } => &bytes[*skip..],
         }
@@ -58,7 +67,7 @@ impl Deref for Prefix {
 
 impl From<Vec<u8>> for Prefix {
     fn from(v: Vec<u8>) -> Prefix {
-        Prefix(Repr::Owned(v))
+        Prefix(Repr::Owned(Arc::new(v)))
     }
 }
 
@@ -85,6 +94,7 @@ impl PartialEq<[u8]> for Prefix {
 impl fmt::Debug for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.0 {
+            Repr::Static(_) => "static",
             Repr::Owned(_) => "owned",
             Repr::Shared { .. } => "shared",
         };

@@ -15,6 +15,9 @@ pub struct TrackRun {
     pub track_id: u32,
     /// `tfdt`, in the track's timescale.
     pub decode_time: Option<u64>,
+    /// Where the `tfdt` value lies in the `moof` payload, and whether it is
+    /// 64 bits wide.
+    pub decode_time_at: Option<(usize, bool)>,
     /// Sum of the sample durations, when every duration is known.
     pub duration: Option<u64>,
     pub sample_count: u64,
@@ -32,15 +35,21 @@ pub fn parse_moof(payload: &[u8], trex: &[TrackExtends]) -> Result<Vec<TrackRun>
     for c in children(payload, *b"moof") {
         let c = c?;
         if &c.kind == b"traf" {
-            runs.push(traf(c.payload, trex)?);
+            runs.push(traf(payload, c.payload, trex)?);
         }
     }
     Ok(runs)
 }
 
-fn traf(payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, Mp4Error> {
+/// Where `part`, a slice of `whole`, starts in it.
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
+}
+
+fn traf(moof: &[u8], payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, Mp4Error> {
     let mut header = None;
     let mut decode_time = None;
+    let mut decode_time_at = None;
     let mut sample_count: u64 = 0;
     let mut duration = Some(0u64);
     let mut first: Option<(u32, i64)> = None;
@@ -58,6 +67,7 @@ fn traf(payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, Mp4Error> {
                 let mut f = Fields::new(c.payload, *b"tfdt");
                 let (version, _) = f.version_flags()?;
                 decode_time = Some(f.u32_or_u64(version == 1)?);
+                decode_time_at = Some((offset_in(moof, c.payload) + 4, version == 1));
             }
             b"trun" => {
                 let h = header.ok_or_else(|| Mp4Error::new("'trun' before 'tfhd'"))?;
@@ -76,6 +86,7 @@ fn traf(payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, Mp4Error> {
     Ok(TrackRun {
         track_id: h.track_id,
         decode_time,
+        decode_time_at,
         duration,
         sample_count,
         first_is_sync: flags & NON_SYNC == 0,

@@ -96,16 +96,20 @@ pub fn mdat_header(payload: u64) -> Vec<u8> {
     }
 }
 
-/// Rewrites the duration fields of an `mvhd`, `tkhd` or `mdhd` payload (the
-/// box content after its 8-byte header) in place, keeping its version: a
-/// version 0 field saturates. A box too short to hold the field is left.
+/// Rewrites the duration field of an `mvhd`, `tkhd`, `mdhd` or `mehd`
+/// payload (the box content after its 8-byte header) in place, keeping its
+/// version: a version 0 field saturates. A box too short to hold the field
+/// is left.
 pub fn set_header_duration(kind: FourCc, payload: &mut [u8], duration: u64) {
     let Some(&version) = payload.first() else {
         return;
     };
     // Offsets after version/flags: creation, modification, then
-    // timescale (mvhd, mdhd) or track ID + reserved (tkhd), then duration.
-    let at = if version == 1 {
+    // timescale (mvhd, mdhd) or track ID + reserved (tkhd), then duration;
+    // a `mehd` holds the duration alone.
+    let at = if &kind == b"mehd" {
+        4
+    } else if version == 1 {
         4 + 8 + 8 + 4
     } else {
         4 + 4 + 4 + 4
