@@ -20,6 +20,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+/* ps_exchange_pieces' `now_us` for output that goes to no client of its own
+   (an nginx subrequest): everything left goes without pacing. */
+#define PS_NOW_UNPACED UINT64_MAX
+
 
 /*
  Result of every call. The numbers are fixed: a retired value is never
@@ -653,6 +657,13 @@ ps_status ps_exchange_open_fd(ps_exchange *exchange, int32_t fd, const char *nam
 ps_status ps_exchange_open_fd_cached(ps_exchange *exchange, int32_t fd, const char *name);
 
 /*
+ Takes a media the host opened (for instance on a thread that built its
+ index with ps_media_open_fd): the exchange shares its source and index,
+ so `media` may be freed right after. `name` as for ps_exchange_open_fd.
+ */
+ps_status ps_exchange_open_media(ps_exchange *exchange, const ps_media *media, const char *name);
+
+/*
  The host could not open the file; `error` is the errno (ENOENT,
  ENOTDIR: 404; EACCES, EPERM, ELOOP, EMLINK: 403; others 500). `name` as
  for ps_exchange_open_fd.
@@ -703,8 +714,8 @@ ps_status ps_exchange_align_file_pages(ps_exchange *exchange, uint64_t page);
 
 /*
  The next pieces of the body, as far as pacing allows at `now_us` (the
- host's monotonic clock in microseconds, any origin), at most `cap` of
- them, into `pieces`. On PS_OK `*state` is PS_FILL_DATA with `*count`
+ host's monotonic clock in microseconds, any origin; or PS_NOW_UNPACED),
+ at most `cap` of them, into `pieces`. On PS_OK `*state` is PS_FILL_DATA with `*count`
  pieces, PS_FILL_WAIT with `*wait_us` to wait, or PS_FILL_DONE. The
  bytes of the pieces stay valid until the next call on this exchange or
  its free: send all of a batch before asking for the next. Unpaced

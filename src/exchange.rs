@@ -304,6 +304,16 @@ impl Exchange {
         });
     }
 
+    /// Takes a media the host opened (say, on a thread that built its
+    /// index): the exchange shares its source and index.
+    pub fn open_media(&mut self, media: &Media, name: Option<&str>) {
+        self.name = name.map(str::to_string);
+        self.file = match media.index().check_limits() {
+            Ok(()) => File::Indexed(media.clone()),
+            Err(e) => File::Unindexed(std::sync::Arc::clone(media.source()), e),
+        };
+    }
+
     /// Opens any byte source (tests, tools, callback sources).
     pub fn open_source(&mut self, source: Arc<dyn ByteSource>, name: Option<&str>) {
         self.name = name.map(str::to_string);

@@ -11,6 +11,11 @@ use crate::plan::body::{Body, Piece, GENERATED_MAX};
 use crate::plan::Plan;
 use crate::source::ByteSource;
 
+/// A time that takes what is left without pacing: for output that goes to
+/// no client of its own (an nginx subrequest writes into its parent's
+/// response, which has the pace).
+pub const NOW_UNPACED: u64 = u64::MAX;
+
 /// What one `fill` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fill {
@@ -128,13 +133,17 @@ impl Stream {
         self.page = if page > 1 { page } else { 0 };
     }
 
-    /// How many bytes may go now, at most `cap`.
+    /// How many bytes may go now, at most `cap`. `NOW_UNPACED` as the time
+    /// lets everything go.
     fn allowance(&mut self, now_us: u64, cap: u64) -> std::result::Result<u64, Fill> {
         let remaining = self.remaining();
         if remaining == 0 {
             return Err(Fill::Done);
         }
         let want = remaining.min(cap);
+        if now_us == NOW_UNPACED {
+            return Ok(want);
+        }
         match self.pacer.allow(now_us, want) {
             Allowance::Send(n) => Ok(n.min(want)),
             Allowance::Wait(us) => Err(Fill::Wait(us)),

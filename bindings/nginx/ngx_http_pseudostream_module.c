@@ -1,31 +1,21 @@
 
 /*
- * ngx_http_pseudostream_module: HTTP pseudostreaming of FLV files
- * ("movie.flv?start=..."), answered by libpseudostream.
+ * ngx_http_pseudostream_module: HTTP pseudostreaming of FLV and MP4 files
+ * ("movie.flv?start=...", "movie.mp4?start=12.5&end=30"), answered by
+ * libpseudostream.
  *
- * The library decides what to send (a prefix it builds and one range of
- * the file), which window of it a request gets (preconditions and Range)
- * and how that window is paced; this module turns the answer into a
- * memory buffer and a file buffer, and lets nginx do the rest: the open
- * file cache, sendfile, directio and aio, timers.
+ * The library decides the whole answer: the status, every header, CORS,
+ * the pacing, and a body of pieces (bytes it holds, ranges of the file).
+ * This module is transport: it hands the library the request and the open
+ * file cache's descriptor, writes the headers it gets back, and turns the
+ * pieces into memory and file buffers for nginx's output chain (sendfile,
+ * directio, aio), waiting on event timers when the pacing says so.
  *
- * A paced window goes out in pieces under the library's pacing clock
- * (ps_pacer): each time the request's write handler runs, the pacer says
- * how many bytes may go; they go as a memory buffer (prefix) and a file
- * buffer (sendfile), and when it says wait, a timer on the connection's
- * write event wakes the handler again. The worker never blocks.
- *
- * A request without a query that the library would answer with the file
- * as stored, unpaced, takes the static module's path instead (nginx's
- * ETag, its not_modified and range filters).
- *
- * Indexing a file the library has not indexed yet reads it: a walk over
- * the tags of a long FLV takes seconds when the file is not in the page
- * cache. Where the location has "aio threads", that walk runs in nginx's
- * thread pool and the request resumes when it is done; the worker goes on
- * serving. Requests for a file whose build is under way wait for that
- * build without a pool thread of their own. Requests for a file whose
- * index is cached never leave the worker.
+ * Indexing a file the library has not seen reads it: a walk over the tags
+ * of a long FLV takes seconds when the file is not in the page cache.
+ * Where the location has "aio threads", that walk runs in nginx's thread
+ * pool and the request resumes when it is done; requests for the same file
+ * meanwhile wait for that build without a pool thread of their own.
  */
 
 
@@ -36,37 +26,17 @@
 #include <pseudostream.h>
 
 
-#define NGX_HTTP_PSEUDOSTREAM_RATE_OFF    0
-#define NGX_HTTP_PSEUDOSTREAM_RATE_FIXED  1
-#define NGX_HTTP_PSEUDOSTREAM_RATE_AUTO   2
-
-#define NGX_HTTP_PSEUDOSTREAM_PARAMS      8
+/* pieces taken from the library at a time */
+#define NGX_HTTP_PSEUDOSTREAM_PIECES  16
 
 
 typedef struct {
-    size_t                     index_cache;
-    size_t                     mp4_max_moov_size;
+    ngx_array_t               *settings;    /* of ngx_keyval_t, process-wide */
 } ngx_http_pseudostream_main_conf_t;
 
 
 typedef struct {
-    ngx_uint_t                 prefix;
-    ngx_uint_t                 start_unit;
-    ngx_uint_t                 metadata;
-    ngx_uint_t                 mp4_cut;
-
-    ngx_str_t                  params[NGX_HTTP_PSEUDOSTREAM_PARAMS];
-    ngx_uint_t                 params_set;
-
-    size_t                     burst;
-    ngx_msec_t                 burst_time;
-
-    ngx_uint_t                 rate_mode;
-    size_t                     rate;
-    ngx_uint_t                 rate_factor;
-
-    ngx_flag_t                 client_pacing;
-
+    ngx_array_t               *settings;    /* of ngx_keyval_t, in order */
     ps_options                *options;
 } ngx_http_pseudostream_loc_conf_t;
 
@@ -74,24 +44,22 @@ typedef struct {
 #if (NGX_THREADS)
 
 /*
- * An index build in the thread pool: what it reads, what it gives back.
- * The thread touches the first two blocks; the worker alone the rest.
+ * An index build in the thread pool: the thread touches the first block,
+ * the worker alone the rest.
  */
 
 typedef struct {
     ngx_fd_t                   fd;
-    uint64_t                   size;
-    uint64_t                   inode;
-    int64_t                    mtime_ns;
-
     ps_media                  *media;
     ps_status                  status;
-    u_char                     error[256];
 
     /* in ngx_http_pseudostream_builds while the build runs */
 
     ngx_queue_t                queue;
     ngx_str_t                  path;
+    ngx_file_uniq_t            uniq;
+    off_t                      size;
+    time_t                     mtime;
 
     /* the requests for the same file that wait for it (ctx->wait) */
 
@@ -107,21 +75,13 @@ static ngx_queue_t  ngx_http_pseudostream_builds;
 
 
 typedef struct {
-    ps_request                *request;
-    ps_media                  *media;
-    ps_plan                   *plan;
-    ps_pacer                  *pacer;
+    ps_exchange               *exchange;
+    ngx_str_t                  path;
+    ngx_open_file_info_t       of;
 
-    const uint8_t             *prefix;
-    size_t                     prefix_len;
-    uint64_t                   length;
+    /* body bytes not yet handed to the output filter */
 
-    /* a paced window: what is left of its prefix part and of its file part */
-
-    size_t                     prefix_pos;
-    size_t                     prefix_end;
-    off_t                      file_pos;
-    off_t                      file_end;
+    uint64_t                   left;
     ngx_msec_t                 start_msec;
     unsigned                   sending:1;
 
@@ -129,147 +89,88 @@ typedef struct {
 
 #if (NGX_THREADS)
 
-    /* an index built in a thread, and where to resume with it */
+    /* an index built in a thread, or one this request waits for */
 
     ngx_http_pseudostream_index_t  *index;
-    ngx_str_t                  path;
-    ngx_open_file_info_t       of;
 
     /* a descriptor of the file without O_DIRECT, read by the index build */
 
     ngx_fd_t                   index_fd;
     ngx_log_t                 *log;
 
-    /* waiting for another request's build of the same file */
-
     ngx_queue_t                wait;
     ngx_event_t                wait_event;
 
 #endif
 
-    /* the buffers of one piece, reused once the previous piece is out */
+    /* one batch of pieces and the buffers they become, reused */
 
-    ngx_buf_t                  prefix_buf;
-    ngx_buf_t                  file_buf;
-    ngx_chain_t                out[2];
+    ps_piece                   pieces[NGX_HTTP_PSEUDOSTREAM_PIECES];
+    ngx_buf_t                  bufs[NGX_HTTP_PSEUDOSTREAM_PIECES];
+    ngx_chain_t                out[NGX_HTTP_PSEUDOSTREAM_PIECES];
 } ngx_http_pseudostream_ctx_t;
 
 
 static ngx_int_t ngx_http_pseudostream_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_pseudostream_static(ngx_http_request_t *r,
-    ngx_str_t *path, ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_pseudostream_plan(ngx_http_request_t *r,
-    ngx_str_t *path, ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_pseudostream_answer(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_pseudostream_resolve(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_pseudostream_open_failed(ngx_http_request_t *r,
-    ngx_str_t *path, ps_status status, const char *detail);
-#if (NGX_THREADS)
-static ngx_int_t ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of);
-static ngx_int_t ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of);
-static ngx_http_pseudostream_index_t *ngx_http_pseudostream_build_of(
-    ngx_str_t *path, ngx_open_file_info_t *of);
-static void ngx_http_pseudostream_block(ngx_http_request_t *r,
+static ngx_int_t ngx_http_pseudostream_open(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
-static void ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log);
-static void ngx_http_pseudostream_index_done(ngx_event_t *ev);
-static void ngx_http_pseudostream_build_done(ngx_event_t *ev);
-static void ngx_http_pseudostream_indexed(ngx_http_request_t *r);
-#endif
 static ngx_int_t ngx_http_pseudostream_respond(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp);
-static ngx_uint_t ngx_http_pseudostream_test_dates(ngx_http_request_t *r,
-    ngx_uint_t status, time_t mtime);
+    ngx_http_pseudostream_ctx_t *ctx);
 static ngx_int_t ngx_http_pseudostream_headers(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp);
-static ngx_table_elt_t *ngx_http_pseudostream_push_header(
-    ngx_http_request_t *r, char *key, size_t len);
-static ngx_int_t ngx_http_pseudostream_unsatisfiable(ngx_http_request_t *r,
-    uint64_t length);
+    ngx_http_pseudostream_ctx_t *ctx, ps_exchange_info *info);
 static ngx_int_t ngx_http_pseudostream_send(ngx_http_request_t *r,
-    ngx_str_t *path, ngx_open_file_info_t *of, const uint8_t *prefix,
-    size_t len, off_t start, off_t end);
-static ngx_int_t ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp, ps_slice *slice);
+    ngx_http_pseudostream_ctx_t *ctx);
 static void ngx_http_pseudostream_writer(ngx_http_request_t *r);
-static ngx_int_t ngx_http_pseudostream_pace(ngx_http_request_t *r,
+static ngx_int_t ngx_http_pseudostream_pump(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
 static ngx_int_t ngx_http_pseudostream_wait_socket(ngx_http_request_t *r);
-static ngx_int_t ngx_http_pseudostream_error(ngx_http_request_t *r,
-    ngx_str_t *path, const char *call, ps_status status);
-static ngx_int_t ngx_http_pseudostream_fail(ngx_http_request_t *r,
-    ngx_str_t *path, const char *call, ps_status status, const char *detail);
+static ngx_int_t ngx_http_pseudostream_failed(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, const char *call);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx);
+static ngx_http_pseudostream_index_t *ngx_http_pseudostream_build_of(
+    ngx_http_pseudostream_ctx_t *ctx);
+static void ngx_http_pseudostream_block(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx);
+static ngx_int_t ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx);
+static void ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log);
+static void ngx_http_pseudostream_build_done(ngx_event_t *ev);
+static void ngx_http_pseudostream_index_done(ngx_event_t *ev);
+static void ngx_http_pseudostream_indexed(ngx_http_request_t *r);
+#endif
 static void ngx_http_pseudostream_cleanup(void *data);
 
 static void *ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
-static ps_options *ngx_http_pseudostream_options(ngx_conf_t *cf,
-    ngx_http_pseudostream_loc_conf_t *conf);
 static void ngx_http_pseudostream_free_options(void *data);
 static char *ngx_http_pseudostream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_pseudostream_param(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_pseudostream_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_http_pseudostream_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_pseudostream_init_process(ngx_cycle_t *cycle);
 
 
-static ngx_conf_enum_t  ngx_http_pseudostream_prefixes[] = {
-    { ngx_string("none"), PS_PREFIX_NONE },
-    { ngx_string("header"), PS_PREFIX_HEADER },
-    { ngx_string("init"), PS_PREFIX_INIT },
-    { ngx_string("full"), PS_PREFIX_FULL },
-    { ngx_null_string, 0 }
-};
+/*
+ * Every library option is a directive "pseudostream_<key> value...;" that
+ * takes the library's value syntax ("pseudostream_rate auto 1.25;" passes
+ * "auto 1.25"); the library checks it when the configuration is read.
+ */
 
+#define ngx_http_pseudostream_option(name, where, args)                      \
+    { ngx_string("pseudostream_" name),                                       \
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|args,            \
+      ngx_http_pseudostream_set, where, 0, NULL }
 
-static ngx_conf_enum_t  ngx_http_pseudostream_units[] = {
-    { ngx_string("bytes"), PS_UNIT_BYTES },
-    { ngx_string("seconds"), PS_UNIT_SECONDS },
-    { ngx_null_string, 0 }
-};
+#define ngx_http_pseudostream_process_option(name)                           \
+    { ngx_string("pseudostream_" name),                                       \
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,                                      \
+      ngx_http_pseudostream_set, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL }
 
-
-static ngx_conf_enum_t  ngx_http_pseudostream_metadata_modes[] = {
-    { ngx_string("off"), PS_METADATA_OFF },
-    { ngx_string("missing"), PS_METADATA_MISSING },
-    { ngx_string("always"), PS_METADATA_ALWAYS },
-    { ngx_null_string, 0 }
-};
-
-
-static ngx_conf_enum_t  ngx_http_pseudostream_mp4_cuts[] = {
-    { ngx_string("exact"), PS_CUT_EXACT },
-    { ngx_string("keyframe"), PS_CUT_KEYFRAME },
-    { ngx_null_string, 0 }
-};
-
-
-static ngx_conf_enum_t  ngx_http_pseudostream_params[] = {
-    { ngx_string("start"), PS_PARAM_START },
-    { ngx_string("end"), PS_PARAM_END },
-    { ngx_string("ib"), PS_PARAM_INITIAL_BYTES },
-    { ngx_string("fs"), PS_PARAM_FILE_START },
-    { ngx_string("bstart"), PS_PARAM_BYTE_START },
-    { ngx_string("bend"), PS_PARAM_BYTE_END },
-    { ngx_string("ri"), PS_PARAM_BURST },
-    { ngx_string("rs"), PS_PARAM_RATE },
-    { ngx_null_string, 0 }
-};
+#define NGX_HTTP_PSEUDOSTREAM_LOC  NGX_HTTP_LOC_CONF_OFFSET
 
 
 static ngx_command_t  ngx_http_pseudostream_commands[] = {
@@ -281,82 +182,53 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
       0,
       NULL },
 
-    { ngx_string("pseudostream_prefix"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, prefix),
-      &ngx_http_pseudostream_prefixes },
+    ngx_http_pseudostream_option("prefix", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("start_unit", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("metadata", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("cut", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("mp4_cut", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("rate", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE12),
+    ngx_http_pseudostream_option("burst", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("burst_bytes", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("burst_time", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("burst_seconds", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("client_pacing", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("cors", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_1MORE),
+    ngx_http_pseudostream_option("cache_control", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_1MORE),
+    ngx_http_pseudostream_option("param", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE12),
+    ngx_http_pseudostream_option("param_start", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_end", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_ib", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_fs", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_bstart", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_bend", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_ri", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_rs", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
 
-    { ngx_string("pseudostream_start_unit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, start_unit),
-      &ngx_http_pseudostream_units },
-
-    { ngx_string("pseudostream_metadata"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, metadata),
-      &ngx_http_pseudostream_metadata_modes },
-
-    { ngx_string("pseudostream_mp4_cut"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, mp4_cut),
-      &ngx_http_pseudostream_mp4_cuts },
-
-    { ngx_string("pseudostream_param"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
-      ngx_http_pseudostream_param,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("pseudostream_burst"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, burst),
-      NULL },
-
-    { ngx_string("pseudostream_burst_time"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, burst_time),
-      NULL },
-
-    { ngx_string("pseudostream_rate"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
-      ngx_http_pseudostream_rate,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("pseudostream_client_pacing"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_loc_conf_t, client_pacing),
-      NULL },
-
-    { ngx_string("pseudostream_index_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_main_conf_t, index_cache),
-      NULL },
-
-    { ngx_string("pseudostream_mp4_max_moov_size"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
-      NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_pseudostream_main_conf_t, mp4_max_moov_size),
-      NULL },
+    ngx_http_pseudostream_process_option("index_cache"),
+    ngx_http_pseudostream_process_option("mp4_max_moov_size"),
 
       ngx_null_command
 };
@@ -396,19 +268,16 @@ ngx_module_t  ngx_http_pseudostream_module = {
 static ngx_int_t
 ngx_http_pseudostream_handler(ngx_http_request_t *r)
 {
-    u_char                            *last;
-    size_t                             root;
-    ngx_int_t                          rc;
-    ngx_uint_t                         level;
-    ngx_str_t                          path;
-    ngx_log_t                         *log;
-    ngx_open_file_info_t               of;
-    ngx_http_core_loc_conf_t          *clcf;
-    ngx_http_pseudostream_loc_conf_t  *plcf;
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
+    size_t                         root;
+    u_char                        *last;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ps_status                      st;
+    uint32_t                       wants;
+    ngx_list_part_t               *part;
+    ngx_table_elt_t               *h;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_pseudostream_ctx_t   *ctx;
 
     if (r->uri.data[r->uri.len - 1] == '/') {
         return NGX_DECLINED;
@@ -418,156 +287,6 @@ ngx_http_pseudostream_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    last = ngx_http_map_uri_to_path(r, &path, &root, 0);
-    if (last == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    log = r->connection->log;
-
-    path.len = last - path.data;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "http pseudostream filename: \"%V\"", &path);
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    ngx_memzero(&of, sizeof(ngx_open_file_info_t));
-
-    of.read_ahead = clcf->read_ahead;
-    of.directio = clcf->directio;
-    of.valid = clcf->open_file_cache_valid;
-    of.min_uses = clcf->open_file_cache_min_uses;
-    of.errors = clcf->open_file_cache_errors;
-    of.events = clcf->open_file_cache_events;
-
-    if (ngx_http_set_disable_symlinks(r, clcf, &path, &of) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_open_cached_file(clcf->open_file_cache, &path, &of, r->pool)
-        != NGX_OK)
-    {
-        switch (of.err) {
-
-        case 0:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        case NGX_ENOENT:
-        case NGX_ENOTDIR:
-        case NGX_ENAMETOOLONG:
-
-            level = NGX_LOG_ERR;
-            rc = NGX_HTTP_NOT_FOUND;
-            break;
-
-        case NGX_EACCES:
-#if (NGX_HAVE_OPENAT)
-        case NGX_EMLINK:
-        case NGX_ELOOP:
-#endif
-
-            level = NGX_LOG_ERR;
-            rc = NGX_HTTP_FORBIDDEN;
-            break;
-
-        default:
-
-            level = NGX_LOG_CRIT;
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            break;
-        }
-
-        if (rc != NGX_HTTP_NOT_FOUND || clcf->log_not_found) {
-            ngx_log_error(level, log, of.err,
-                          "%s \"%s\" failed", of.failed, path.data);
-        }
-
-        return rc;
-    }
-
-    if (!of.is_file) {
-        return NGX_DECLINED;
-    }
-
-    r->root_tested = !r->error_page;
-
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
-
-    /*
-     * without a query, the library is asked only where its answer can
-     * differ from the file as stored: pacing or rewritten metadata
-     */
-
-    if (r->args.len
-        || plcf->rate_mode != NGX_HTTP_PSEUDOSTREAM_RATE_OFF
-        || plcf->metadata != PS_METADATA_OFF)
-    {
-        rc = ngx_http_pseudostream_plan(r, &path, &of);
-
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
-    }
-
-    return ngx_http_pseudostream_static(r, &path, &of);
-}
-
-
-static ngx_int_t
-ngx_http_pseudostream_static(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_open_file_info_t *of)
-{
-    /* the file as it is, like the static module */
-
-    r->connection->log->action = "sending response to client";
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = of->size;
-    r->headers_out.last_modified_time = of->mtime;
-
-    if (ngx_http_set_etag(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_set_content_type(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->allow_ranges = 1;
-
-    return ngx_http_pseudostream_send(r, path, of, NULL, 0, 0, of->size);
-}
-
-
-/*
- * Answers a request with the library: its plan, its answer to the
- * request's preconditions and Range, its pacing. Returns NGX_DECLINED for
- * a request without a query that the static path serves the same, and
- * NGX_DONE when the file is indexed in a thread and the request resumes
- * later.
- */
-
-static ngx_int_t
-ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_open_file_info_t *of)
-{
-#if (NGX_THREADS)
-    ngx_int_t                          rc;
-#endif
-    ps_status                          st;
-    ngx_pool_cleanup_t                *cln;
-    ngx_http_pseudostream_ctx_t       *ctx;
-    ngx_http_pseudostream_loc_conf_t  *plcf;
-
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
-
-    if (plcf->options == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pseudostream options missing in this location");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_pseudostream_ctx_t));
@@ -584,1038 +303,389 @@ ngx_http_pseudostream_plan(ngx_http_request_t *r, ngx_str_t *path,
 
     cln->handler = ngx_http_pseudostream_cleanup;
 
-    /* no query: no request, the library plans the whole (served) file */
+    st = ps_exchange_new((const char *) r->method_name.data,
+                         r->method_name.len, (const char *) r->args.data,
+                         r->args.len, &ctx->exchange);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_new");
+    }
 
-    if (r->args.len) {
-        st = ps_request_parse(plcf->options, (const char *) r->args.data,
-                              r->args.len, &ctx->request);
-        if (st != PS_OK) {
-            return ngx_http_pseudostream_error(r, path, "ps_request_parse",
-                                               st);
+    /* a subrequest's answer goes into its parent's: no client conditions */
+
+    if (r == r->main) {
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */ ; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].hash == 0) {
+                continue;
+            }
+
+            st = ps_exchange_set_header(ctx->exchange,
+                                        (const char *) h[i].key.data,
+                                        h[i].key.len,
+                                        (const char *) h[i].value.data,
+                                        h[i].value.len);
+            if (st != PS_OK) {
+                return ngx_http_pseudostream_failed(r, ctx,
+                                                    "ps_exchange_set_header");
+            }
         }
     }
 
-#if (NGX_THREADS)
+    last = ngx_http_map_uri_to_path(r, &ctx->path, &root, 0);
+    if (last == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    rc = ngx_http_pseudostream_index_in_thread(r, ctx, path, of);
+    ctx->path.len = last - ctx->path.data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream filename: \"%V\"", &ctx->path);
+
+    st = ps_exchange_wants_file(ctx->exchange, &wants);
+    if (st != PS_OK) {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_wants_file");
+    }
+
+    if (wants) {
+        rc = ngx_http_pseudostream_open(r, ctx);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return ngx_http_pseudostream_respond(r, ctx);
+}
+
+
+/*
+ * Opens the file through the open file cache and lends its descriptor to
+ * the library, or tells the library why it could not be opened. Returns
+ * NGX_OK, NGX_DECLINED for a directory, NGX_DONE when the file is indexed
+ * in a thread and the request resumes later, or an error.
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_open(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
+    ngx_err_t                  err;
+    ngx_uint_t                 level;
+    ps_status                  st;
+    ngx_open_file_info_t      *of;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    of = &ctx->of;
+
+    of->read_ahead = clcf->read_ahead;
+    of->directio = clcf->directio;
+    of->valid = clcf->open_file_cache_valid;
+    of->min_uses = clcf->open_file_cache_min_uses;
+    of->errors = clcf->open_file_cache_errors;
+    of->events = clcf->open_file_cache_events;
+
+    if (ngx_http_set_disable_symlinks(r, clcf, &ctx->path, of) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_open_cached_file(clcf->open_file_cache, &ctx->path, of, r->pool)
+        != NGX_OK)
+    {
+        err = of->err;
+
+        if (err == 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        level = (err == NGX_ENOENT || err == NGX_ENOTDIR
+                 || err == NGX_ENAMETOOLONG || err == NGX_EACCES)
+                ? NGX_LOG_ERR : NGX_LOG_CRIT;
+
+        if (err != NGX_ENOENT || clcf->log_not_found) {
+            ngx_log_error(level, r->connection->log, err,
+                          "%s \"%s\" failed", of->failed, ctx->path.data);
+        }
+
+        /* the library answers it (404, 403, 500) with its headers */
+
+        st = ps_exchange_open_failed(ctx->exchange, (int32_t) err,
+                                     (const char *) ctx->path.data);
+        if (st != PS_OK) {
+            return ngx_http_pseudostream_failed(r, ctx,
+                                                "ps_exchange_open_failed");
+        }
+
+        return NGX_OK;
+    }
+
+    if (!of->is_file) {
+        return NGX_DECLINED;
+    }
+
+    r->root_tested = !r->error_page;
+
+    ctx->file.fd = of->fd;
+    ctx->file.name = ctx->path;
+    ctx->file.log = r->connection->log;
+    ctx->file.directio = of->is_directio;
+
+#if (NGX_THREADS)
+    {
+    ngx_int_t  rc;
+
+    rc = ngx_http_pseudostream_index_in_thread(r, ctx);
 
     if (rc != NGX_DECLINED) {
         return rc;
     }
-
-#endif
-
-    return ngx_http_pseudostream_answer(r, ctx, path, of);
-}
-
-
-static ngx_int_t
-ngx_http_pseudostream_answer(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of)
-{
-    size_t                        len;
-    ngx_int_t                     rc;
-    ps_status                     st;
-    ps_response                   resp;
-    ps_plan_info                  info;
-    const uint8_t                *prefix;
-
-#if (NGX_HAVE_O_DIRECT)
-    ngx_uint_t                    directio;
-
-    /*
-     * the library reads the file through of->fd itself (buffered reads of
-     * a few bytes): turn O_DIRECT off while the plan is made
-     */
-
-    directio = of->is_directio;
-
-#if (NGX_THREADS)
-    if (ctx->index_fd != NGX_INVALID_FILE) {
-        /* it reads a descriptor of its own */
-        directio = 0;
     }
 #endif
 
-    if (directio && ngx_directio_off(of->fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
-                      ngx_directio_off_n " \"%V\" failed", path);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-#endif
+    /* no thread pool: the worker indexes the file if it must */
 
-    rc = ngx_http_pseudostream_resolve(r, ctx, path, of);
-
-#if (NGX_HAVE_O_DIRECT)
-
-    if (directio && ngx_directio_on(of->fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
-                      ngx_directio_on_n " \"%V\" failed", path);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-#endif
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    st = ps_plan_get_info(ctx->plan, &info);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_get_info", st);
-    }
-
-    if (r->args.len == 0 && info.whole_file && info.rate_bytes_per_s == 0) {
-        return NGX_DECLINED;
-    }
-
-    st = ps_plan_prefix(ctx->plan, &prefix, &len);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_prefix", st);
-    }
-
-    if (len != info.prefix_length
-        || info.file_from > info.file_to
-        || info.file_to > (uint64_t) of->size)
+    if (ps_exchange_open_fd(ctx->exchange, of->fd,
+                            (const char *) ctx->path.data)
+        != PS_OK)
     {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pseudostream plan of \"%V\" does not fit the file",
-                      path);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_fd");
     }
 
-    ctx->prefix = prefix;
-    ctx->prefix_len = len;
-    ctx->length = info.length;
-
-    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "http pseudostream plan: prefix:%uz file:%uL-%uL "
-                   "burst:%uL rate:%uL",
-                   len, info.file_from, info.file_to,
-                   info.burst_bytes, info.rate_bytes_per_s);
-
-    rc = ngx_http_pseudostream_respond(r, ctx, path, of, &resp);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    return ngx_http_pseudostream_headers(r, ctx, path, of, &resp);
+    return NGX_OK;
 }
 
 
+/* the library's answer, written out */
+
 static ngx_int_t
-ngx_http_pseudostream_resolve(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of)
+ngx_http_pseudostream_respond(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
 {
+    ngx_int_t                          rc;
     ps_status                          st;
+    ngx_uint_t                         level;
+    const char                        *detail;
+    ps_exchange_info                   info;
     ngx_http_pseudostream_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
 
-    /* opened already when the index was built in a thread */
-
-    if (ctx->media == NULL) {
-
-        /*
-         * The library borrows the descriptor of the open file cache (no
-         * dup, no fstat): this request's cleanup, added after
-         * ngx_open_cached_file's, runs first and frees the media before
-         * the descriptor can be closed. nginx keeps the inode but not the
-         * device; 0 stands for it.
-         */
-
-        st = ps_media_open_fd_borrowed(of->fd, (uint64_t) of->size, 0,
-                                       (uint64_t) of->uniq,
-                                       (int64_t) of->mtime * 1000000000,
-                                       &ctx->media);
-        if (st != PS_OK) {
-            return ngx_http_pseudostream_open_failed(r, path, st,
-                                                     ps_last_error());
-        }
-    }
-
-    st = ps_plan_new(ctx->media, plcf->options, ctx->request, &ctx->plan);
-    if (st == PS_OK) {
-        return NGX_OK;
-    }
-
-    if (st == PS_ERR_RANGE_NOT_SATISFIABLE) {
-
-        /* RFC 9110: "bytes *" and the length of the file */
-
-        if (ngx_http_pseudostream_unsatisfiable(r, (uint64_t) of->size)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    return ngx_http_pseudostream_error(r, path, "ps_plan_new", st);
-}
-
-
-static ngx_int_t
-ngx_http_pseudostream_open_failed(ngx_http_request_t *r, ngx_str_t *path,
-    ps_status status, const char *detail)
-{
-    if ((status == PS_ERR_UNSUPPORTED_FORMAT
-         || status == PS_ERR_MALFORMED_MEDIA)
-        && r->args.len == 0)
-    {
-        /* nothing to seek in, nothing to rewrite: served as stored */
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "\"%V\" served as stored: %s", path, detail);
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_pseudostream_fail(r, path, "ps_media_open_fd_borrowed",
-                                      status, detail);
-}
-
-
-#if (NGX_THREADS)
-
-/*
- * A file whose index is not cached is indexed in the location's thread
- * pool (aio threads): the request waits, blocked like a thread read of
- * nginx's own, and resumes in ngx_http_pseudostream_indexed(). Returns
- * NGX_DONE then; NGX_DECLINED when the worker answers now (no aio threads,
- * or the index is cached: ctx->media is set); or an error.
- */
-
-static ngx_int_t
-ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of)
-{
-    ps_status                       st;
-    ngx_str_t                       name;
-    ngx_thread_pool_t              *tp;
-    ngx_thread_task_t              *task;
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_pseudostream_index_t  *ix, *build;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->aio != NGX_HTTP_AIO_THREADS) {
-        return NGX_DECLINED;
-    }
-
-    st = ps_media_open_fd_borrowed_cached(of->fd, (uint64_t) of->size, 0,
-                                          (uint64_t) of->uniq,
-                                          (int64_t) of->mtime * 1000000000,
-                                          &ctx->media);
-
-    if (st != PS_ERR_NOT_CACHED) {
-        /*
-         * cached: ctx->media is set; or cached but refused (an MP4 over
-         * the moov limit), which the worker's open finds again unread
-         */
-        return NGX_DECLINED;
-    }
-
-    if (path != &ctx->path) {
-        ctx->path = *path;
-        ctx->of = *of;
-    }
-
-    /* a build of this file under way: wait for it, not for a thread */
-
-    build = ngx_http_pseudostream_build_of(path, of);
-
-    if (build != NULL) {
-        ix = ngx_pcalloc(r->pool, sizeof(ngx_http_pseudostream_index_t));
-        if (ix == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->index = ix;
-        ctx->wait_event.data = r;
-        ctx->wait_event.handler = ngx_http_pseudostream_index_done;
-        ctx->wait_event.log = r->connection->log;
-        ngx_queue_insert_tail(&build->waiters, &ctx->wait);
-
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "http pseudostream index \"%V\" under way: waits",
-                       path);
-
-        ngx_http_pseudostream_block(r, ctx);
-
-        return NGX_DONE;
-    }
-
-    /* the thread pool of the location, as nginx's own thread reads find it */
-
-    tp = clcf->thread_pool;
-
-    if (tp == NULL) {
-        if (ngx_http_complex_value(r, clcf->thread_pool_value, &name)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        tp = ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle, &name);
-
-        if (tp == NULL) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "thread pool \"%V\" not found", &name);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    task = ngx_thread_task_alloc(r->pool,
-                                 sizeof(ngx_http_pseudostream_index_t));
-    if (task == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ix = task->ctx;
-
-    ix->fd = of->fd;
-    ix->size = (uint64_t) of->size;
-    ix->inode = (uint64_t) of->uniq;
-    ix->mtime_ns = (int64_t) of->mtime * 1000000000;
-
-    ctx->index = ix;
-
-    if (of->is_directio) {
-        if (ngx_http_pseudostream_open_for_index(r, ctx, path, of)
-            != NGX_OK)
-        {
-            /* the path leads elsewhere now: indexed in the worker */
-            return NGX_DECLINED;
-        }
-
-        ix->fd = ctx->index_fd;
-    }
-
-    task->handler = ngx_http_pseudostream_index_thread;
-    task->event.data = r;
-    task->event.handler = ngx_http_pseudostream_build_done;
-
-    if (ngx_thread_task_post(tp, task) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "http pseudostream index \"%V\" in a thread", path);
-
-    ix->path = ctx->path;
-    ngx_queue_init(&ix->waiters);
-    ngx_queue_insert_tail(&ngx_http_pseudostream_builds, &ix->queue);
-
-    ngx_http_pseudostream_block(r, ctx);
-
-    return NGX_DONE;
-}
-
-
-/* the build under way in this worker of the file version, if any */
-
-static ngx_http_pseudostream_index_t *
-ngx_http_pseudostream_build_of(ngx_str_t *path, ngx_open_file_info_t *of)
-{
-    ngx_queue_t                    *q;
-    ngx_http_pseudostream_index_t  *ix;
-
-    for (q = ngx_queue_head(&ngx_http_pseudostream_builds);
-         q != ngx_queue_sentinel(&ngx_http_pseudostream_builds);
-         q = ngx_queue_next(q))
-    {
-        ix = ngx_queue_data(q, ngx_http_pseudostream_index_t, queue);
-
-        if (ix->inode == (uint64_t) of->uniq
-            && ix->size == (uint64_t) of->size
-            && ix->mtime_ns == (int64_t) of->mtime * 1000000000
-            && ix->path.len == path->len
-            && ngx_memcmp(ix->path.data, path->data, path->len) == 0)
-        {
-            return ix;
-        }
-    }
-
-    return NULL;
-}
-
-
-/* the request waits for an index build, its own or another's */
-
-static void
-ngx_http_pseudostream_block(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx)
-{
-    ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
+#if (NGX_HAVE_O_DIRECT)
+    ngx_uint_t  directio;
 
     /*
-     * the request and its pool, which hold the task and the descriptor it
-     * reads, live until the task is done: a terminated request is only
-     * freed once nothing blocks it
+     * the library reads through of.fd while it answers (a few tag headers
+     * for an end, the index when it is not cached): buffered reads, so
+     * O_DIRECT is off meanwhile
      */
 
-    r->main->blocked++;
-    r->aio = 1;
-    r->main->count++;
+    directio = ctx->of.is_directio && ctx->file.fd == ctx->of.fd;
 
-    r->read_event_handler = r->discard_body
-                            ? ngx_http_discarded_request_body_handler
-                            : ngx_http_test_reading;
-    r->write_event_handler = ngx_http_pseudostream_indexed;
-}
-
-
-/*
- * Opens a second descriptor of the file, without O_DIRECT: the worker
- * switches O_DIRECT on the open file cache's descriptor for its own reads,
- * which must not happen under the pool thread's. Opened by the same path
- * and checked to be the file of->fd is (inode, size, modification time),
- * which the open file cache has checked (symlinks and all).
- */
-
-static ngx_int_t
-ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of)
-{
-    ngx_fd_t         fd;
-    ngx_file_info_t  fi;
-
-    fd = ngx_open_file(path->data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
-                       NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, ngx_errno,
-                      ngx_open_file_n " \"%V\" failed", path);
-        return NGX_ERROR;
+    if (directio && ngx_directio_off(ctx->of.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      ngx_directio_off_n " \"%V\" failed", &ctx->path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_uniq(&fi) != of->uniq
-        || ngx_file_size(&fi) != of->size
-        || ngx_file_mtime(&fi) != of->mtime)
-    {
-        if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
-                          ngx_close_file_n " \"%V\" failed", path);
-        }
-
-        return NGX_ERROR;
-    }
-
-    ctx->index_fd = fd;
-    ctx->log = r->connection->log;
-
-    return NGX_OK;
-}
-
-
-/* runs in a pool thread: builds the index, which the library caches */
-
-static void
-ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
-{
-    ngx_http_pseudostream_index_t  *ix = data;
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "http pseudostream index thread");
-
-    ix->status = ps_media_open_fd_borrowed(ix->fd, ix->size, 0, ix->inode,
-                                           ix->mtime_ns, &ix->media);
-
-    if (ix->status != PS_OK) {
-        /* the detail is the pool thread's: the worker gets a copy */
-        ngx_cpystrn(ix->error, (u_char *) ps_last_error(),
-                    sizeof(ix->error));
-    }
-}
-
-
-/*
- * Back in the worker, as nginx's own thread reads come back: the requests
- * that waited for this build go on first, with its outcome (the index is
- * in the library's cache now).
- */
-
-static void
-ngx_http_pseudostream_build_done(ngx_event_t *ev)
-{
-    ngx_queue_t                    *q;
-    ngx_http_request_t             *r;
-    ngx_http_pseudostream_ctx_t    *ctx, *waiting;
-    ngx_http_pseudostream_index_t  *ix;
-
-    r = ev->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
-    ix = ctx->index;
-
-    ngx_queue_remove(&ix->queue);
-
-    while (!ngx_queue_empty(&ix->waiters)) {
-        q = ngx_queue_head(&ix->waiters);
-        ngx_queue_remove(q);
-
-        waiting = ngx_queue_data(q, ngx_http_pseudostream_ctx_t, wait);
-        waiting->index->status = ix->status;
-        ngx_memcpy(waiting->index->error, ix->error, sizeof(ix->error));
-
-        ngx_post_event(&waiting->wait_event, &ngx_posted_events);
-    }
-
-    ngx_http_pseudostream_index_done(ev);
-}
-
-
-/* a request's index build, or the one it waited for, is done */
-
-static void
-ngx_http_pseudostream_index_done(ngx_event_t *ev)
-{
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_pseudostream_ctx_t  *ctx;
-
-    r = ev->data;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "http pseudostream indexed: \"%V?%V\"",
-                   &r->uri, &r->args);
-
-    /* the request's cleanup frees the media, whatever happens next (none
-       when it waited for another request's build) */
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
-    ctx->media = ctx->index->media;
-    ctx->index->media = NULL;
-
-    r->main->blocked--;
-    r->aio = 0;
-
-    /* ngx_http_pseudostream_indexed(), or nginx's finalizer if terminated */
-
-    r->write_event_handler(r);
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_pseudostream_indexed(ngx_http_request_t *r)
-{
-    ngx_int_t                       rc;
-    ngx_http_pseudostream_ctx_t    *ctx;
-    ngx_http_pseudostream_index_t  *ix;
-
-    if (r->aio) {
-        /* a write event while the index is being built */
-        return;
-    }
-
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
-    ix = ctx->index;
-
-    if (ix->status == PS_OK && ctx->media == NULL) {
-
-        /*
-         * it waited for another request's build: the index is cached now,
-         * unless the cache has let it go again, and then it is built again
-         */
-
-        rc = ngx_http_pseudostream_index_in_thread(r, ctx, &ctx->path,
-                                                   &ctx->of);
-        if (rc != NGX_DECLINED) {
-            ngx_http_finalize_request(r, rc);
-            return;
-        }
-    }
-
-    if (ix->status == PS_OK) {
-        rc = ngx_http_pseudostream_answer(r, ctx, &ctx->path, &ctx->of);
-
-    } else {
-        rc = ngx_http_pseudostream_open_failed(r, &ctx->path, ix->status,
-                                               (const char *) ix->error);
-    }
-
-    if (rc == NGX_DECLINED) {
-        rc = ngx_http_pseudostream_static(r, &ctx->path, &ctx->of);
-    }
-
-    ngx_http_finalize_request(r, rc);
-}
-
 #endif
 
+    st = ps_exchange_respond(ctx->exchange, plcf->options);
 
-/*
- * The library evaluates If-Match, If-None-Match, If-Range and Range (RFC
- * 9110 order) against the plan's ETag and length, and says how the window
- * is paced; the module adds the date validators, which need the file's
- * modification time. nginx's not_modified and range filters stay out.
- */
+#if (NGX_HAVE_O_DIRECT)
+    if (directio && ngx_directio_on(ctx->of.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      ngx_directio_on_n " \"%V\" failed", &ctx->path);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+#endif
 
-static ngx_int_t
-ngx_http_pseudostream_respond(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp)
-{
-    ps_status                  st;
-    ngx_uint_t                 status;
-    const char                *range, *if_match, *if_none_match, *if_range;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    range = NULL;
-    if_match = NULL;
-    if_none_match = NULL;
-    if_range = NULL;
-
-    /* nginx keeps header values NUL-terminated */
-
-    if (r == r->main) {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        if (r->headers_in.range
-            && clcf->max_ranges
-            && r->http_version >= NGX_HTTP_VERSION_10)
-        {
-            range = (const char *) r->headers_in.range->value.data;
-        }
-
-        if (r->headers_in.if_range) {
-            if_range = (const char *) r->headers_in.if_range->value.data;
-        }
-
-        if (r->headers_in.if_match) {
-            if_match = (const char *) r->headers_in.if_match->value.data;
-        }
-
-        if (r->headers_in.if_none_match) {
-            if_none_match =
-                       (const char *) r->headers_in.if_none_match->value.data;
-        }
+    if (st != PS_OK
+        || ps_exchange_get_info(ctx->exchange, &info) != PS_OK)
+    {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_respond");
     }
 
-    st = ps_plan_respond(ctx->plan, range, if_match, if_none_match, if_range,
-                         resp);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_respond", st);
-    }
-
-    if (r == r->main) {
-        status = ngx_http_pseudostream_test_dates(r, resp->status,
-                                                  of->mtime);
-
-        if (status != resp->status) {
-            resp->status = (uint32_t) status;
-            resp->first = 0;
-            resp->length = 0;
-            resp->burst_bytes = 0;
-            resp->rate_bytes_per_s = 0;
-        }
-    }
-
-    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "http pseudostream respond: %uD %uL+%uL "
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream answer: %uD body:%uL "
                    "burst:%uL rate:%uL",
-                   resp->status, resp->first, resp->length,
-                   resp->burst_bytes, resp->rate_bytes_per_s);
+                   info.status, info.body_length,
+                   info.burst_bytes, info.rate_bytes_per_s);
 
-    return NGX_OK;
-}
+    rc = ngx_http_pseudostream_headers(r, ctx, &info);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
+    if (info.status >= NGX_HTTP_BAD_REQUEST) {
 
-/*
- * If-Unmodified-Since and If-Modified-Since in RFC 9110 order around the
- * library's answer: each is ignored when its entity-tag counterpart was
- * sent (and evaluated by the library) or is not a valid date;
- * If-Modified-Since follows the location's if_modified_since.
- */
+        /* nginx's error page, with the library's other headers */
 
-static ngx_uint_t
-ngx_http_pseudostream_test_dates(ngx_http_request_t *r, ngx_uint_t status,
-    time_t mtime)
-{
-    time_t                     t;
-    ngx_table_elt_t           *h;
-    ngx_http_core_loc_conf_t  *clcf;
+        switch (info.status) {
 
-    h = r->headers_in.if_unmodified_since;
+        case NGX_HTTP_BAD_REQUEST:
+        case NGX_HTTP_NOT_ALLOWED:
+        case NGX_HTTP_PRECONDITION_FAILED:
+        case NGX_HTTP_RANGE_NOT_SATISFIABLE:
+            level = NGX_LOG_INFO;
+            break;
 
-    if (h && r->headers_in.if_match == NULL
-        && status != NGX_HTTP_PRECONDITION_FAILED)
-    {
-        t = ngx_parse_http_time(h->value.data, h->value.len);
+        case NGX_HTTP_FORBIDDEN:
+        case NGX_HTTP_NOT_FOUND:
+        case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+            level = NGX_LOG_ERR;
+            break;
 
-        if (t != NGX_ERROR && mtime > t) {
-            return NGX_HTTP_PRECONDITION_FAILED;
+        default:
+            level = NGX_LOG_CRIT;
+            break;
         }
+
+        if (ps_exchange_detail(ctx->exchange, &detail) == PS_OK) {
+            ngx_log_error(level, r->connection->log, 0,
+                          "pseudostream \"%V\": %uD: %s",
+                          &ctx->path, info.status, detail);
+        }
+
+        return info.status;
     }
 
-    h = r->headers_in.if_modified_since;
+    ctx->left = info.body_length;
 
-    if (h == NULL
-        || r->headers_in.if_none_match
-        || (status != NGX_HTTP_OK
-            && status != NGX_HTTP_PARTIAL_CONTENT
-            && status != NGX_HTTP_RANGE_NOT_SATISFIABLE))
-    {
-        return status;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->if_modified_since == NGX_HTTP_IMS_OFF) {
-        return status;
-    }
-
-    t = ngx_parse_http_time(h->value.data, h->value.len);
-
-    if (t == NGX_ERROR) {
-        return status;
-    }
-
-    if (t == mtime
-        || (clcf->if_modified_since == NGX_HTTP_IMS_BEFORE && t > mtime))
-    {
-        return NGX_HTTP_NOT_MODIFIED;
-    }
-
-    return status;
+    return ngx_http_pseudostream_send(r, ctx);
 }
 
+
+/* the library's headers as nginx's; nginx adds Date, Server, Connection */
 
 static ngx_int_t
 ngx_http_pseudostream_headers(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp)
+    ngx_http_pseudostream_ctx_t *ctx, ps_exchange_info *info)
 {
-    size_t                     len;
-    ps_slice                   slice;
-    ps_status                  st;
-    const char                *etag, *type;
-    ngx_table_elt_t           *h;
-    ngx_http_core_loc_conf_t  *clcf;
+    size_t            nlen, vlen;
+    uint32_t          i;
+    ngx_uint_t        error;
+    const char       *name, *value;
+    ngx_table_elt_t  *h;
 
-    switch (resp->status) {
+    error = info->status >= NGX_HTTP_BAD_REQUEST;
 
-    case NGX_HTTP_OK:
-    case NGX_HTTP_PARTIAL_CONTENT:
-    case NGX_HTTP_NOT_MODIFIED:
-        break;
-
-    case NGX_HTTP_RANGE_NOT_SATISFIABLE:
-
-        if (ngx_http_pseudostream_unsatisfiable(r, ctx->length) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return NGX_HTTP_RANGE_NOT_SATISFIABLE;
-
-    default: /* NGX_HTTP_PRECONDITION_FAILED */
-        return resp->status;
-    }
-
-    r->connection->log->action = "sending pseudostream to client";
-
-    /* the module has evaluated validators and Range */
+    /* the library has evaluated validators and Range */
 
     r->disable_not_modified = 1;
     r->allow_ranges = 0;
+    r->headers_out.status = info->status;
+    r->headers_out.last_modified_time = -1;
 
-    r->headers_out.status = resp->status;
-    r->headers_out.last_modified_time = of->mtime;
-
-    st = ps_plan_etag(ctx->plan, &etag);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_etag", st);
+    if (info->has_content_length && !error) {
+        r->headers_out.content_length_n = (off_t) info->content_length;
     }
 
-    h = ngx_http_pseudostream_push_header(r, "ETag", sizeof("ETag") - 1);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    for (i = 0; i < info->header_count; i++) {
 
-    h->value.len = ngx_strlen(etag);
-    h->value.data = ngx_pnalloc(r->pool, h->value.len);
-    if (h->value.data == NULL) {
-        h->hash = 0;
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+        if (ps_exchange_header(ctx->exchange, i, &name, &nlen, &value, &vlen)
+            != PS_OK)
+        {
+            return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_header");
+        }
 
-    ngx_memcpy(h->value.data, etag, h->value.len);
-    r->headers_out.etag = h;
+        if (nlen == sizeof("Content-Length") - 1
+            && ngx_strncasecmp((u_char *) name, (u_char *) "Content-Length",
+                               nlen) == 0)
+        {
+            continue;
+        }
 
-    if (resp->status == NGX_HTTP_NOT_MODIFIED) {
+        if (nlen == sizeof("Content-Type") - 1
+            && ngx_strncasecmp((u_char *) name, (u_char *) "Content-Type",
+                               nlen) == 0)
+        {
+            /* an error page decides its own */
 
-        /* validators only; the header filter makes it header only */
+            if (!error) {
+                r->headers_out.content_type.len = vlen;
+                r->headers_out.content_type.data = (u_char *) value;
+                r->headers_out.content_type_len = vlen;
+                r->headers_out.content_type_lowcase = NULL;
+            }
 
-        return ngx_http_send_header(r);
-    }
+            continue;
+        }
 
-    r->headers_out.content_length_n = (off_t) resp->length;
+        /* the strings live in the exchange, freed with the request */
 
-    if (ps_plan_content_type(ctx->plan, &type) == PS_OK) {
-        r->headers_out.content_type_len = ngx_strlen(type);
-        r->headers_out.content_type.len = r->headers_out.content_type_len;
-        r->headers_out.content_type.data = (u_char *) type;
-        r->headers_out.content_type_lowcase = NULL;
-
-    } else if (ngx_http_set_content_type(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (resp->status == NGX_HTTP_PARTIAL_CONTENT) {
-
-        h = ngx_http_pseudostream_push_header(r, "Content-Range",
-                                              sizeof("Content-Range") - 1);
+        h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        len = sizeof("bytes -/") - 1 + 3 * NGX_INT64_LEN + 1;
-
-        h->value.data = ngx_pnalloc(r->pool, len);
-        if (h->value.data == NULL) {
-            h->hash = 0;
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        st = ps_plan_content_range(ctx->plan, resp, (char *) h->value.data,
-                                   len, &h->value.len);
-        if (st != PS_OK) {
-            h->hash = 0;
-            return ngx_http_pseudostream_error(r, path,
-                                               "ps_plan_content_range", st);
-        }
-
-        r->headers_out.content_range = h;
-
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (resp->status == NGX_HTTP_OK && r == r->main && clcf->max_ranges) {
-
-        h = ngx_http_pseudostream_push_header(r, "Accept-Ranges",
-                                              sizeof("Accept-Ranges") - 1);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&h->value, "bytes");
-        r->headers_out.accept_ranges = h;
-    }
-
-    /* the window: a part of the prefix, then a range of the file */
-
-    st = ps_plan_slice(ctx->plan, resp->first, resp->length, &slice);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_plan_slice", st);
-    }
-
-    if (slice.prefix_from > slice.prefix_to
-        || slice.prefix_to > ctx->prefix_len
-        || slice.file_from > slice.file_to
-        || slice.file_to > (uint64_t) of->size)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "pseudostream slice of \"%V\" does not fit the file",
-                      path);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* a paced window goes out in pieces; subrequests go unpaced */
-
-    if (resp->rate_bytes_per_s
-        && resp->length
-        && r == r->main
-        && r->method != NGX_HTTP_HEAD)
-    {
-        return ngx_http_pseudostream_send_paced(r, ctx, path, of, resp,
-                                                &slice);
-    }
-
-    return ngx_http_pseudostream_send(r, path, of,
-                                      ctx->prefix + slice.prefix_from,
-                                      (size_t) (slice.prefix_to
-                                                - slice.prefix_from),
-                                      (off_t) slice.file_from,
-                                      (off_t) slice.file_to);
-}
-
-
-static ngx_table_elt_t *
-ngx_http_pseudostream_push_header(ngx_http_request_t *r, char *key,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NULL;
-    }
-
-    h->hash = 1;
+        h->hash = 1;
 #if (nginx_version >= 1023000)
-    h->next = NULL;
+        h->next = NULL;
 #endif
-    h->key.len = len;
-    h->key.data = (u_char *) key;
-    h->lowcase_key = NULL;
+        h->key.len = nlen;
+        h->key.data = (u_char *) name;
+        h->value.len = vlen;
+        h->value.data = (u_char *) value;
+        h->lowcase_key = NULL;
 
-    return h;
-}
-
-
-/* A 416's Content-Range: "bytes *" and the length (RFC 9110). */
-
-static ngx_int_t
-ngx_http_pseudostream_unsatisfiable(ngx_http_request_t *r, uint64_t length)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_http_pseudostream_push_header(r, "Content-Range",
-                                          sizeof("Content-Range") - 1);
-    if (h == NULL) {
-        return NGX_ERROR;
+        if (nlen == sizeof("ETag") - 1
+            && ngx_strncasecmp((u_char *) name, (u_char *) "ETag", nlen) == 0)
+        {
+            r->headers_out.etag = h;
+        }
     }
-
-    h->value.data = ngx_pnalloc(r->pool,
-                                sizeof("bytes */") - 1 + NGX_OFF_T_LEN);
-    if (h->value.data == NULL) {
-        h->hash = 0;
-        return NGX_ERROR;
-    }
-
-    h->value.len = ngx_sprintf(h->value.data, "bytes */%uL", length)
-                   - h->value.data;
-
-    r->headers_out.content_range = h;
 
     return NGX_OK;
 }
 
 
+/* the header, then the body as far as the library lets it go now */
+
 static ngx_int_t
-ngx_http_pseudostream_send(ngx_http_request_t *r, ngx_str_t *path,
-    ngx_open_file_info_t *of, const uint8_t *prefix, size_t len,
-    off_t start, off_t end)
+ngx_http_pseudostream_send(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b, *p;
-    ngx_chain_t   out[2];
+    ngx_int_t  rc;
 
-    /* we need to allocate all before the header would be sent */
+    r->connection->log->action = "sending pseudostream to client";
 
-    p = NULL;
+    if (ctx->left && r->method != NGX_HTTP_HEAD) {
 
-    if (len) {
-        p = ngx_calloc_buf(r->pool);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        /* sendfile pushes a piece that starts mid-page in two writes */
+
+        if (ps_exchange_align_file_pages(ctx->exchange, ngx_pagesize)
+            != PS_OK)
+        {
+            return ngx_http_pseudostream_failed(r, ctx,
+                                                "ps_exchange_align_file_pages");
         }
     }
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
-    if (b->file == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
     }
 
-    b->file_pos = start;
-    b->file_last = end;
-
-    b->in_file = (end > start) ? 1 : 0;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-    b->sync = (b->last_buf || b->in_file) ? 0 : 1;
-
-    b->file->fd = of->fd;
-    b->file->name = *path;
-    b->file->log = r->connection->log;
-    b->file->directio = of->is_directio;
-
-    out[1].buf = b;
-    out[1].next = NULL;
-
-    if (p == NULL) {
-        return ngx_http_output_filter(r, &out[1]);
+    if (ctx->left == 0) {
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
     }
-
-    /* the prefix stays in the plan, which lives as long as r->pool */
-
-    p->pos = (u_char *) prefix;
-    p->last = p->pos + len;
-    p->memory = 1;
-
-    out[0].buf = p;
-    out[0].next = &out[1];
-
-    return ngx_http_output_filter(r, &out[0]);
-}
-
-
-static ngx_int_t
-ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
-    ngx_http_pseudostream_ctx_t *ctx, ngx_str_t *path,
-    ngx_open_file_info_t *of, ps_response *resp, ps_slice *slice)
-{
-    ngx_int_t  rc;
-    ps_status  st;
-
-    /* we need to allocate all before the header would be sent */
-
-    st = ps_pacer_new(resp->burst_bytes, resp->rate_bytes_per_s,
-                      &ctx->pacer);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path, "ps_pacer_new", st);
-    }
-
-    /* pieces past the burst end on file pages: sendfile sends each whole */
-
-    st = ps_pacer_align_file_pages(ctx->pacer,
-                                   slice->prefix_to - slice->prefix_from,
-                                   slice->file_from, ngx_pagesize);
-    if (st != PS_OK) {
-        return ngx_http_pseudostream_error(r, path,
-                                           "ps_pacer_align_file_pages", st);
-    }
-
-    ctx->prefix_pos = (size_t) slice->prefix_from;
-    ctx->prefix_end = (size_t) slice->prefix_to;
-    ctx->file_pos = (off_t) slice->file_from;
-    ctx->file_end = (off_t) slice->file_to;
-
-    ctx->file.fd = of->fd;
-    ctx->file.name = *path;
-    ctx->file.log = r->connection->log;
-    ctx->file.directio = of->is_directio;
 
     ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
 
     /* as ngx_http_set_write_handler() does for nginx's own writer */
 
@@ -1626,14 +696,14 @@ ngx_http_pseudostream_send_paced(ngx_http_request_t *r,
 
     ctx->start_msec = ngx_current_msec;
 
-    rc = ngx_http_pseudostream_pace(r, ctx);
+    rc = ngx_http_pseudostream_pump(r, ctx);
 
     if (rc != NGX_DONE) {
         /* all of it went to the output filter already, or an error */
         return rc;
     }
 
-    /* waiting: the write handler finalizes the request when it is sent */
+    /* the writer finalizes the request once the body is out */
 
     r->main->count++;
 
@@ -1674,14 +744,14 @@ ngx_http_pseudostream_writer(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
 
-    if (ctx == NULL || ctx->pacer == NULL) {
+    if (ctx == NULL || ctx->exchange == NULL) {
         ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                      "pseudostream writer without a paced response");
+                      "pseudostream writer without a response");
         ngx_http_finalize_request(r, NGX_ERROR);
         return;
     }
 
-    rc = ngx_http_pseudostream_pace(r, ctx);
+    rc = ngx_http_pseudostream_pump(r, ctx);
 
     if (rc == NGX_DONE) {
         return;
@@ -1696,28 +766,25 @@ ngx_http_pseudostream_writer(ngx_http_request_t *r)
 
 
 /*
- * Hands the output filter what the pacer allows now. Returns NGX_DONE when
- * it waits (for the pacing timer or for the socket), otherwise the output
- * filter's answer to the last piece (NGX_OK, NGX_AGAIN) or NGX_ERROR.
- *
- * A wake-up costs a pacer question that sends (the pacer holds back
- * until a piece is due: 64k, or two seconds' worth at low rates), the
- * output filter with one or two buffers of the context, and a pacer
- * question that sets the next timer; nothing is allocated.
+ * Hands the output filter the pieces the library lets go now, a batch at
+ * a time, each batch out of the filters before the next is asked for (its
+ * library bytes are valid until then). Returns NGX_DONE when it waits (for
+ * a pacing timer or for the socket), otherwise the output filter's answer
+ * to the last piece (NGX_OK, NGX_AGAIN) or NGX_ERROR. A wake-up allocates
+ * nothing.
  */
 
 static ngx_int_t
-ngx_http_pseudostream_pace(ngx_http_request_t *r,
+ngx_http_pseudostream_pump(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx)
 {
-    size_t             n;
-    off_t              f;
-    uint64_t           now, want, allowed, wait_us;
+    size_t             i, count;
+    uint32_t           state;
+    uint64_t           now, wait_us, sent;
     ngx_int_t          rc;
-    ps_status          st;
+    ps_piece          *p;
     ngx_buf_t         *b;
     ngx_msec_t         delay;
-    ngx_chain_t       *out, **ll;
     ngx_event_t       *wev;
     ngx_connection_t  *c;
 
@@ -1738,7 +805,7 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
 
         if (r->buffered || c->buffered || r->postponed) {
 
-            /* the last piece is not out yet: flush before asking again */
+            /* the last batch is not out yet: flush before asking again */
 
             rc = ngx_http_output_filter(r, NULL);
 
@@ -1753,27 +820,34 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
             continue;
         }
 
-        want = (uint64_t) (ctx->prefix_end - ctx->prefix_pos)
-               + (uint64_t) (ctx->file_end - ctx->file_pos);
-
         /*
-         * nginx's monotonic millisecond clock: the one its timers run on,
-         * so a timer set for the pacer's wait finds the bytes allowed;
-         * counted from the start of the response, which also survives
-         * the 32-bit ngx_msec_t wrapping
+         * nginx's monotonic millisecond clock, the one its timers run on,
+         * counted from the start of the response (which also survives
+         * ngx_msec_t wrapping); a subrequest writes into its parent's
+         * response and has no pace of its own: its clock is at the end
          */
 
-        now = (uint64_t) (ngx_msec_t) (ngx_current_msec - ctx->start_msec)
-              * 1000;
+        now = (r == r->main)
+              ? (uint64_t) (ngx_msec_t) (ngx_current_msec - ctx->start_msec)
+                * 1000
+              : PS_NOW_UNPACED;
 
-        st = ps_pacer_allow(ctx->pacer, now, want, &allowed, &wait_us);
-        if (st != PS_OK) {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "ps_pacer_allow() failed: %s", ps_last_error());
+        if (ps_exchange_pieces(ctx->exchange, now, ctx->pieces,
+                               NGX_HTTP_PSEUDOSTREAM_PIECES, &count, &wait_us,
+                               &state)
+            != PS_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "ps_exchange_pieces() for \"%V\" failed: %s",
+                          &ctx->path, ps_last_error());
             return NGX_ERROR;
         }
 
-        if (allowed == 0) {
+        if (state == PS_FILL_DONE) {
+            return NGX_OK;
+        }
+
+        if (state == PS_FILL_WAIT) {
 
             if (!ctx->sending) {
 
@@ -1796,7 +870,8 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
             }
 
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                           "http pseudostream wait %M left:%uL", delay, want);
+                           "http pseudostream wait %M left:%uL",
+                           delay, ctx->left);
 
             /* not a lazy re-arm of the send_timeout timer */
 
@@ -1810,94 +885,78 @@ ngx_http_pseudostream_pace(ngx_http_request_t *r,
             return NGX_DONE;
         }
 
-        if (allowed > want) {
-            allowed = want;
-        }
+        /* a memory buffer for library bytes, a file buffer for the rest */
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "http pseudostream send %uL of %uL", allowed, want);
-
-        /*
-         * a memory buffer for the prefix part, a file buffer for the rest;
-         * nothing is buffered now, so the filters are done with the
-         * buffers of the previous piece
-         */
-
-        out = NULL;
-        ll = &out;
+        sent = 0;
         b = NULL;
 
-        n = ctx->prefix_end - ctx->prefix_pos;
-        if ((uint64_t) n > allowed) {
-            n = (size_t) allowed;
-        }
-
-        if (n) {
-            b = &ctx->prefix_buf;
+        for (i = 0; i < count; i++) {
+            p = &ctx->pieces[i];
+            b = &ctx->bufs[i];
             ngx_memzero(b, sizeof(ngx_buf_t));
 
-            /* the prefix stays in the plan, which lives as long as r->pool */
+            if (p->data) {
+                b->start = (u_char *) p->data;
 
-            b->start = (u_char *) ctx->prefix + ctx->prefix_pos;
-            b->pos = b->start;
-            b->last = b->start + n;
-            b->end = b->last;
-            b->memory = 1;
+                if (r != r->main) {
+
+                    /* the parent may keep it past the next batch */
+
+                    b->start = ngx_pnalloc(r->pool, (size_t) p->length);
+                    if (b->start == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    ngx_memcpy(b->start, p->data, (size_t) p->length);
+                }
+
+                b->pos = b->start;
+                b->last = b->start + p->length;
+                b->end = b->last;
+                b->memory = 1;
+
+            } else {
+                b->file = &ctx->file;
+                b->file_pos = (off_t) p->offset;
+                b->file_last = (off_t) (p->offset + p->length);
+                b->in_file = 1;
+            }
+
             b->tag = (ngx_buf_tag_t) &ngx_http_pseudostream_module;
 
-            ctx->prefix_pos += n;
+            ctx->out[i].buf = b;
+            ctx->out[i].next = (i + 1 < count) ? &ctx->out[i + 1] : NULL;
 
-            ctx->out[0].buf = b;
-            *ll = &ctx->out[0];
-            ll = &ctx->out[0].next;
+            sent += p->length;
         }
 
-        f = (off_t) (allowed - n);
-
-        if (f) {
-            b = &ctx->file_buf;
-            ngx_memzero(b, sizeof(ngx_buf_t));
-
-            b->file = &ctx->file;
-            b->file_pos = ctx->file_pos;
-            b->file_last = ctx->file_pos + f;
-            b->in_file = 1;
-            b->tag = (ngx_buf_tag_t) &ngx_http_pseudostream_module;
-
-            ctx->file_pos += f;
-
-            ctx->out[1].buf = b;
-            *ll = &ctx->out[1];
-            ll = &ctx->out[1].next;
+        if (b == NULL || sent > ctx->left) {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "pseudostream pieces of \"%V\" do not fit "
+                          "the response", &ctx->path);
+            return NGX_ERROR;
         }
 
-        *ll = NULL;
+        ctx->left -= sent;
 
-        if (allowed == want) {
-            b->last_buf = 1;
+        if (ctx->left == 0) {
+            b->last_buf = (r == r->main) ? 1 : 0;
             b->last_in_chain = 1;
 
         } else {
-            /* past postpone_output: each piece goes out when allowed */
+            /* past postpone_output: each batch goes out when it may */
             b->flush = 1;
         }
 
         ctx->sending = 1;
 
-        rc = ngx_http_output_filter(r, out);
-
-        st = ps_pacer_consume(ctx->pacer, allowed);
-        if (st != PS_OK) {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "ps_pacer_consume() failed: %s", ps_last_error());
-            return NGX_ERROR;
-        }
+        rc = ngx_http_output_filter(r, &ctx->out[0]);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        if (allowed == want) {
+        if (ctx->left == 0) {
             return rc;
         }
     }
@@ -1927,51 +986,376 @@ ngx_http_pseudostream_wait_socket(ngx_http_request_t *r)
 }
 
 
+/* a call that cannot fail on good arguments failed: a bug, logged */
+
 static ngx_int_t
-ngx_http_pseudostream_error(ngx_http_request_t *r, ngx_str_t *path,
-    const char *call, ps_status status)
+ngx_http_pseudostream_failed(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx, const char *call)
 {
-    return ngx_http_pseudostream_fail(r, path, call, status, ps_last_error());
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "%s() for \"%V\" failed: %s", call, &ctx->path,
+                  ps_last_error());
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
+#if (NGX_THREADS)
+
+/*
+ * With "aio threads", a file whose index is not cached is indexed in the
+ * location's thread pool: the request waits, blocked like a thread read of
+ * nginx's own, and resumes in ngx_http_pseudostream_indexed(). Returns
+ * NGX_DONE then; NGX_OK when the index is cached and the exchange has the
+ * file; NGX_DECLINED when the worker opens it (no aio threads); or an
+ * error.
+ */
+
 static ngx_int_t
-ngx_http_pseudostream_fail(ngx_http_request_t *r, ngx_str_t *path,
-    const char *call, ps_status status, const char *detail)
+ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
 {
-    ngx_int_t   rc;
-    ngx_uint_t  level;
+    ps_status                       st;
+    ngx_str_t                       name;
+    ngx_thread_pool_t              *tp;
+    ngx_thread_task_t              *task;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_pseudostream_index_t  *ix, *build;
 
-    rc = ps_status_http(status);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    switch (rc) {
-
-    case NGX_HTTP_BAD_REQUEST:
-    case NGX_HTTP_RANGE_NOT_SATISFIABLE:
-        level = NGX_LOG_INFO;
-        break;
-
-    case NGX_HTTP_FORBIDDEN:
-    case NGX_HTTP_NOT_FOUND:
-    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
-        level = NGX_LOG_ERR;
-        break;
-
-    default:
-        level = NGX_LOG_CRIT;
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        break;
+    if (clcf->aio != NGX_HTTP_AIO_THREADS) {
+        return NGX_DECLINED;
     }
 
-    if (detail == NULL || *detail == '\0') {
-        detail = ps_strerror(status);
+    st = ps_exchange_open_fd_cached(ctx->exchange, ctx->of.fd,
+                                    (const char *) ctx->path.data);
+
+    if (st == PS_OK) {
+        return NGX_OK;
     }
 
-    ngx_log_error(level, r->connection->log, 0,
-                  "%s() for \"%V\" failed: %s", call, path, detail);
+    if (st != PS_ERR_NOT_CACHED) {
+        return ngx_http_pseudostream_failed(r, ctx,
+                                            "ps_exchange_open_fd_cached");
+    }
 
-    return rc;
+    /* a build of this file under way: wait for it, not for a thread */
+
+    build = ngx_http_pseudostream_build_of(ctx);
+
+    if (build != NULL) {
+        ix = ngx_pcalloc(r->pool, sizeof(ngx_http_pseudostream_index_t));
+        if (ix == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->index = ix;
+        ctx->wait_event.data = r;
+        ctx->wait_event.handler = ngx_http_pseudostream_index_done;
+        ctx->wait_event.log = r->connection->log;
+        ngx_queue_insert_tail(&build->waiters, &ctx->wait);
+
+        ngx_http_pseudostream_block(r, ctx);
+
+        return NGX_DONE;
+    }
+
+    /* the thread pool of the location, as nginx's own thread reads find it */
+
+    tp = clcf->thread_pool;
+
+    if (tp == NULL) {
+        if (ngx_http_complex_value(r, clcf->thread_pool_value, &name)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        tp = ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle, &name);
+
+        if (tp == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "thread pool \"%V\" not found", &name);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_pseudostream_index_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ix = task->ctx;
+    ix->fd = ctx->of.fd;
+
+    if (ctx->of.is_directio) {
+        if (ngx_http_pseudostream_open_for_index(r, ctx) != NGX_OK) {
+            /* the path leads elsewhere now: indexed in the worker */
+            return NGX_DECLINED;
+        }
+
+        ix->fd = ctx->index_fd;
+    }
+
+    ctx->index = ix;
+
+    task->handler = ngx_http_pseudostream_index_thread;
+    task->event.data = r;
+    task->event.handler = ngx_http_pseudostream_build_done;
+
+    if (ngx_thread_task_post(tp, task) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "http pseudostream index \"%V\" in a thread", &ctx->path);
+
+    ix->path = ctx->path;
+    ix->uniq = ctx->of.uniq;
+    ix->size = ctx->of.size;
+    ix->mtime = ctx->of.mtime;
+    ngx_queue_init(&ix->waiters);
+    ngx_queue_insert_tail(&ngx_http_pseudostream_builds, &ix->queue);
+
+    ngx_http_pseudostream_block(r, ctx);
+
+    return NGX_DONE;
 }
+
+
+/* the build under way in this worker of the file version, if any */
+
+static ngx_http_pseudostream_index_t *
+ngx_http_pseudostream_build_of(ngx_http_pseudostream_ctx_t *ctx)
+{
+    ngx_queue_t                    *q;
+    ngx_http_pseudostream_index_t  *ix;
+
+    for (q = ngx_queue_head(&ngx_http_pseudostream_builds);
+         q != ngx_queue_sentinel(&ngx_http_pseudostream_builds);
+         q = ngx_queue_next(q))
+    {
+        ix = ngx_queue_data(q, ngx_http_pseudostream_index_t, queue);
+
+        if (ix->uniq == ctx->of.uniq
+            && ix->size == ctx->of.size
+            && ix->mtime == ctx->of.mtime
+            && ix->path.len == ctx->path.len
+            && ngx_memcmp(ix->path.data, ctx->path.data, ctx->path.len) == 0)
+        {
+            return ix;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the request waits for an index build, its own or another's */
+
+static void
+ngx_http_pseudostream_block(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
+    ngx_http_set_ctx(r, ctx, ngx_http_pseudostream_module);
+
+    /*
+     * the request and its pool, which hold the task and the descriptor it
+     * reads, live until the task is done: a terminated request is only
+     * freed once nothing blocks it
+     */
+
+    r->main->blocked++;
+    r->aio = 1;
+    r->main->count++;
+
+    r->read_event_handler = r->discard_body
+                            ? ngx_http_discarded_request_body_handler
+                            : ngx_http_test_reading;
+    r->write_event_handler = ngx_http_pseudostream_indexed;
+}
+
+
+/*
+ * A second descriptor of the file, without O_DIRECT, for the build: the
+ * worker switches O_DIRECT on the open file cache's descriptor for its own
+ * reads, which must not happen under the pool thread's. Opened by the same
+ * path and checked to be the same file.
+ */
+
+static ngx_int_t
+ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
+    ngx_fd_t         fd;
+    ngx_file_info_t  fi;
+
+    fd = ngx_open_file(ctx->path.data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+                       NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, ngx_errno,
+                      ngx_open_file_n " \"%V\" failed", &ctx->path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_uniq(&fi) != ctx->of.uniq
+        || ngx_file_size(&fi) != ctx->of.size
+        || ngx_file_mtime(&fi) != ctx->of.mtime)
+    {
+        if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                          ngx_close_file_n " \"%V\" failed", &ctx->path);
+        }
+
+        return NGX_ERROR;
+    }
+
+    ctx->index_fd = fd;
+    ctx->log = r->connection->log;
+
+    return NGX_OK;
+}
+
+
+/* runs in a pool thread: builds the index, which the library caches */
+
+static void
+ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_pseudostream_index_t  *ix = data;
+
+    /* a failure is answered by the worker, which opens the file again */
+
+    ix->status = ps_media_open_fd(ix->fd, &ix->media);
+}
+
+
+/* back in the worker: the requests that waited for this build go on first */
+
+static void
+ngx_http_pseudostream_build_done(ngx_event_t *ev)
+{
+    ngx_queue_t                    *q;
+    ngx_http_request_t             *r;
+    ngx_http_pseudostream_ctx_t    *ctx, *waiting;
+    ngx_http_pseudostream_index_t  *ix;
+
+    r = ev->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+    ix = ctx->index;
+
+    ngx_queue_remove(&ix->queue);
+
+    while (!ngx_queue_empty(&ix->waiters)) {
+        q = ngx_queue_head(&ix->waiters);
+        ngx_queue_remove(q);
+
+        waiting = ngx_queue_data(q, ngx_http_pseudostream_ctx_t, wait);
+        waiting->index->status = ix->status;
+        ngx_post_event(&waiting->wait_event, &ngx_posted_events);
+    }
+
+    ngx_http_pseudostream_index_done(ev);
+}
+
+
+static void
+ngx_http_pseudostream_index_done(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    /* ngx_http_pseudostream_indexed(), or nginx's finalizer if terminated */
+
+    r->write_event_handler(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_pseudostream_indexed(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ps_status                       st;
+    ngx_http_pseudostream_ctx_t    *ctx;
+    ngx_http_pseudostream_index_t  *ix;
+
+    if (r->aio) {
+        /* a write event while the index is being built */
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
+    ix = ctx->index;
+
+    if (ix->media) {
+        /* its own build: the exchange takes the media it made */
+
+        st = ps_exchange_open_media(ctx->exchange, ix->media,
+                                    (const char *) ctx->path.data);
+        ps_media_free(ix->media);
+        ix->media = NULL;
+
+        rc = (st == PS_OK)
+             ? NGX_OK
+             : ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_media");
+
+    } else if (ix->status == PS_OK) {
+
+        /*
+         * another request's build: the index is cached now, unless the
+         * cache has let it go again, and then it is built again
+         */
+
+        rc = ngx_http_pseudostream_index_in_thread(r, ctx);
+
+        if (rc == NGX_DONE) {
+            return;
+        }
+
+        if (rc == NGX_DECLINED) {
+            rc = (ps_exchange_open_fd(ctx->exchange, ctx->of.fd,
+                                      (const char *) ctx->path.data)
+                  == PS_OK)
+                 ? NGX_OK
+                 : ngx_http_pseudostream_failed(r, ctx,
+                                                "ps_exchange_open_fd");
+        }
+
+    } else {
+
+        /* the build failed: the library says what the answer is */
+
+        rc = (ps_exchange_open_fd(ctx->exchange, ctx->of.fd,
+                                  (const char *) ctx->path.data)
+              == PS_OK)
+             ? NGX_OK
+             : ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_fd");
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_pseudostream_respond(r, ctx);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+#endif
 
 
 static void
@@ -1979,14 +1363,15 @@ ngx_http_pseudostream_cleanup(void *data)
 {
     ngx_http_pseudostream_ctx_t  *ctx = data;
 
-    ps_pacer_free(ctx->pacer);
-    ps_plan_free(ctx->plan);
-    ps_media_free(ctx->media);
-    ps_request_free(ctx->request);
+    ps_exchange_free(ctx->exchange);
 
 #if (NGX_THREADS)
 
-    /* after the media that reads it */
+    if (ctx->index && ctx->index->media) {
+        ps_media_free(ctx->index->media);
+    }
+
+    /* after the exchange and media that read it */
 
     if (ctx->index_fd != NGX_INVALID_FILE
         && ngx_close_file(ctx->index_fd) == NGX_FILE_ERROR)
@@ -2002,52 +1387,26 @@ ngx_http_pseudostream_cleanup(void *data)
 static void *
 ngx_http_pseudostream_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_pseudostream_main_conf_t  *pmcf;
+    /* set by ngx_pcalloc(): settings = NULL */
 
-    pmcf = ngx_palloc(cf->pool, sizeof(ngx_http_pseudostream_main_conf_t));
-    if (pmcf == NULL) {
-        return NULL;
-    }
-
-    pmcf->index_cache = NGX_CONF_UNSET_SIZE;
-    pmcf->mp4_max_moov_size = NGX_CONF_UNSET_SIZE;
-
-    return pmcf;
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_pseudostream_main_conf_t));
 }
 
 
 static void *
 ngx_http_pseudostream_create_loc_conf(ngx_conf_t *cf)
 {
-    ngx_http_pseudostream_loc_conf_t  *conf;
+    /* set by ngx_pcalloc(): settings = NULL, options = NULL */
 
-    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_pseudostream_loc_conf_t));
-    if (conf == NULL) {
-        return NULL;
-    }
-
-    /*
-     * set by ngx_pcalloc():
-     *
-     *     conf->params = { { 0, NULL }, ... };
-     *     conf->params_set = 0;
-     *     conf->rate = 0;
-     *     conf->options = NULL;
-     */
-
-    conf->prefix = NGX_CONF_UNSET_UINT;
-    conf->start_unit = NGX_CONF_UNSET_UINT;
-    conf->metadata = NGX_CONF_UNSET_UINT;
-    conf->mp4_cut = NGX_CONF_UNSET_UINT;
-    conf->burst = NGX_CONF_UNSET_SIZE;
-    conf->burst_time = NGX_CONF_UNSET_MSEC;
-    conf->rate_mode = NGX_CONF_UNSET_UINT;
-    conf->rate_factor = NGX_CONF_UNSET_UINT;
-    conf->client_pacing = NGX_CONF_UNSET;
-
-    return conf;
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_pseudostream_loc_conf_t));
 }
 
+
+/*
+ * A location's options: its parent's settings, then its own, given to the
+ * library in that order (a later one replaces an earlier one of the same
+ * key). A location without settings of its own shares its parent's.
+ */
 
 static char *
 ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
@@ -2055,175 +1414,76 @@ ngx_http_pseudostream_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_pseudostream_loc_conf_t *prev = parent;
     ngx_http_pseudostream_loc_conf_t *conf = child;
 
-    ngx_uint_t  i, own;
+    ngx_uint_t           i, n;
+    ngx_keyval_t        *kv, *own;
+    ngx_pool_cleanup_t  *cln;
 
-    own = conf->prefix != NGX_CONF_UNSET_UINT
-          || conf->start_unit != NGX_CONF_UNSET_UINT
-          || conf->metadata != NGX_CONF_UNSET_UINT
-          || conf->mp4_cut != NGX_CONF_UNSET_UINT
-          || conf->params_set
-          || conf->burst != NGX_CONF_UNSET_SIZE
-          || conf->burst_time != NGX_CONF_UNSET_MSEC
-          || conf->rate_mode != NGX_CONF_UNSET_UINT
-          || conf->client_pacing != NGX_CONF_UNSET;
-
-    if (conf->burst != NGX_CONF_UNSET_SIZE
-        && conf->burst_time != NGX_CONF_UNSET_MSEC)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"pseudostream_burst\" and "
-                           "\"pseudostream_burst_time\" cannot be used "
-                           "at the same level");
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_conf_merge_uint_value(conf->prefix, prev->prefix, PS_PREFIX_INIT);
-    ngx_conf_merge_uint_value(conf->start_unit, prev->start_unit,
-                              PS_UNIT_BYTES);
-    ngx_conf_merge_uint_value(conf->metadata, prev->metadata,
-                              PS_METADATA_MISSING);
-    ngx_conf_merge_uint_value(conf->mp4_cut, prev->mp4_cut, PS_CUT_EXACT);
-
-    for (i = 0; i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
-        if (!(conf->params_set & ((ngx_uint_t) 1 << i))
-            && (prev->params_set & ((ngx_uint_t) 1 << i)))
-        {
-            conf->params[i] = prev->params[i];
-            conf->params_set |= (ngx_uint_t) 1 << i;
-        }
-    }
-
-    /* a burst in bytes or in media time, from the nearest level setting one */
-
-    if (conf->burst == NGX_CONF_UNSET_SIZE
-        && conf->burst_time == NGX_CONF_UNSET_MSEC)
-    {
-        conf->burst = prev->burst;
-        conf->burst_time = prev->burst_time;
-    }
-
-    if (conf->rate_mode == NGX_CONF_UNSET_UINT) {
-        conf->rate_mode = prev->rate_mode;
-        conf->rate = prev->rate;
-        conf->rate_factor = prev->rate_factor;
-    }
-
-    if (conf->rate_mode == NGX_CONF_UNSET_UINT) {
-        conf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
-    }
-
-    ngx_conf_merge_value(conf->client_pacing, prev->client_pacing, 1);
-
-    if (!own && prev->options) {
+    if (conf->settings == NULL && prev->options) {
+        conf->settings = prev->settings;
         conf->options = prev->options;
         return NGX_CONF_OK;
     }
 
-    conf->options = ngx_http_pseudostream_options(cf, conf);
-    if (conf->options == NULL) {
-        return NGX_CONF_ERROR;
+    own = conf->settings ? conf->settings->elts : NULL;
+    n = conf->settings ? conf->settings->nelts : 0;
+
+    if (prev->settings) {
+        conf->settings = ngx_array_create(cf->pool, prev->settings->nelts + n,
+                                          sizeof(ngx_keyval_t));
+        if (conf->settings == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        kv = ngx_array_push_n(conf->settings, prev->settings->nelts);
+        if (kv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(kv, prev->settings->elts,
+                   prev->settings->nelts * sizeof(ngx_keyval_t));
+
+        if (n) {
+            kv = ngx_array_push_n(conf->settings, n);
+            if (kv == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(kv, own, n * sizeof(ngx_keyval_t));
+        }
     }
-
-    return NGX_CONF_OK;
-}
-
-
-static ps_options *
-ngx_http_pseudostream_options(ngx_conf_t *cf,
-    ngx_http_pseudostream_loc_conf_t *conf)
-{
-    u_char              *name;
-    ngx_uint_t           i;
-    ps_status            st;
-    ps_options          *options;
-    ngx_pool_cleanup_t  *cln;
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        return NULL;
+        return NGX_CONF_ERROR;
     }
 
-    st = ps_options_new(&options);
-    if (st != PS_OK) {
+    if (ps_options_new(&conf->options) != PS_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "ps_options_new() failed: %s", ps_last_error());
-        return NULL;
+        return NGX_CONF_ERROR;
     }
 
     cln->handler = ngx_http_pseudostream_free_options;
-    cln->data = options;
+    cln->data = conf->options;
 
-    st = ps_options_set_prefix_mode(options, (uint32_t) conf->prefix);
+    kv = conf->settings ? conf->settings->elts : NULL;
+    n = conf->settings ? conf->settings->nelts : 0;
 
-    if (st == PS_OK) {
-        st = ps_options_set_start_unit(options, (uint32_t) conf->start_unit);
-    }
+    for (i = 0; i < n; i++) {
+        /* checked when read: see ngx_http_pseudostream_set() */
 
-    if (st == PS_OK) {
-        st = ps_options_set_metadata(options, (uint32_t) conf->metadata);
-    }
-
-    if (st == PS_OK) {
-        st = ps_options_set_cut_mode(options, (uint32_t) conf->mp4_cut);
-    }
-
-    for (i = 0; st == PS_OK && i < NGX_HTTP_PSEUDOSTREAM_PARAMS; i++) {
-
-        if (!(conf->params_set & ((ngx_uint_t) 1 << i))) {
-            continue;
-        }
-
-        name = ngx_pnalloc(cf->temp_pool, conf->params[i].len + 1);
-        if (name == NULL) {
-            return NULL;
-        }
-
-        ngx_cpystrn(name, conf->params[i].data,
-                    conf->params[i].len + 1);
-
-        st = ps_options_set_param_name(options, (uint32_t) i,
-                                       (const char *) name);
-    }
-
-    if (st == PS_OK && conf->burst != NGX_CONF_UNSET_SIZE) {
-        st = ps_options_set_burst_bytes(options, conf->burst);
-    }
-
-    if (st == PS_OK && conf->burst_time != NGX_CONF_UNSET_MSEC) {
-        st = ps_options_set_burst_ms(options, conf->burst_time);
-    }
-
-    if (st == PS_OK) {
-        switch (conf->rate_mode) {
-
-        case NGX_HTTP_PSEUDOSTREAM_RATE_FIXED:
-            st = ps_options_set_rate(options, conf->rate);
-            break;
-
-        case NGX_HTTP_PSEUDOSTREAM_RATE_AUTO:
-            st = ps_options_set_rate_auto(options,
-                                          (uint32_t) conf->rate_factor);
-            break;
-
-        default: /* NGX_HTTP_PSEUDOSTREAM_RATE_OFF */
-            st = ps_options_set_rate(options, 0);
-            break;
+        if (ps_options_set(conf->options, (const char *) kv[i].key.data,
+                           (const char *) kv[i].value.data)
+            != PS_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "pseudostream_%V: %s", &kv[i].key,
+                               ps_last_error());
+            return NGX_CONF_ERROR;
         }
     }
 
-    if (st == PS_OK) {
-        st = ps_options_set_client_pacing(options,
-                                          conf->client_pacing ? 1 : 0);
-    }
-
-    if (st != PS_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid pseudostream settings: %s",
-                           ps_last_error());
-        return NULL;
-    }
-
-    return options;
+    return NGX_CONF_OK;
 }
 
 
@@ -2246,115 +1506,90 @@ ngx_http_pseudostream(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static char *
-ngx_http_pseudostream_param(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_pseudostream_loc_conf_t *plcf = conf;
+/*
+ * "pseudostream_<key> value ...;": the key is the directive's name without
+ * its prefix, the value its arguments joined by spaces. The library checks
+ * both now, so that nginx -t names a wrong one with its file and line.
+ */
 
-    u_char           *p, *last;
-    ngx_str_t        *value;
-    ngx_uint_t        bit;
-    ngx_conf_enum_t  *e;
+static char *
+ngx_http_pseudostream_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_array_t **settings = conf;
+
+    u_char        *p;
+    size_t         len;
+    ngx_str_t     *value;
+    ps_status      st;
+    ngx_uint_t     i;
+    ps_options    *check;
+    ngx_keyval_t  *kv;
 
     value = cf->args->elts;
 
-    for (e = ngx_http_pseudostream_params; e->name.len; e++) {
-        if (e->name.len == value[1].len
-            && ngx_strncmp(e->name.data, value[1].data, value[1].len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (e->name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown pseudostream parameter \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    bit = (ngx_uint_t) 1 << e->value;
-
-    if (plcf->params_set & bit) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate pseudostream parameter \"%V\"",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    last = value[2].data + value[2].len;
-
-    for (p = value[2].data; p < last; p++) {
-        if (*p <= ' ' || *p == 0x7f || *p == '&' || *p == '=' || *p == '#') {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid query parameter name \"%V\"",
-                               &value[2]);
+    if (*settings == NULL) {
+        *settings = ngx_array_create(cf->pool, 4, sizeof(ngx_keyval_t));
+        if (*settings == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    plcf->params[e->value] = value[2];
-    plcf->params_set |= bit;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_pseudostream_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_pseudostream_loc_conf_t *plcf = conf;
-
-    ssize_t     size;
-    ngx_int_t   factor;
-    ngx_str_t  *value;
-
-    if (plcf->rate_mode != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
+    kv = ngx_array_push(*settings);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    value = cf->args->elts;
+    /* NUL-terminated copies, kept for the merge */
 
-    if (ngx_strcmp(value[1].data, "auto") == 0) {
+    kv->key.len = value[0].len - (sizeof("pseudostream_") - 1);
+    kv->key.data = ngx_pnalloc(cf->pool, kv->key.len + 1);
+    if (kv->key.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
-        plcf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_AUTO;
-        plcf->rate_factor = 1250;
+    ngx_cpystrn(kv->key.data, value[0].data + sizeof("pseudostream_") - 1,
+                kv->key.len + 1);
 
-        if (cf->args->nelts == 3) {
-            factor = ngx_atofp(value[2].data, value[2].len, 3);
+    len = 0;
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
 
-            if (factor == NGX_ERROR || factor == 0 || factor > 100000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid rate factor \"%V\"", &value[2]);
-                return NGX_CONF_ERROR;
-            }
+    kv->value.data = ngx_pnalloc(cf->pool, len);
+    if (kv->value.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
-            plcf->rate_factor = factor;
+    p = kv->value.data;
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
         }
 
-        return NGX_CONF_OK;
+        p = ngx_cpymem(p, value[i].data, value[i].len);
     }
 
-    if (cf->args->nelts != 2) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "a factor is only valid after \"auto\"");
+    *p = '\0';
+    kv->value.len = p - kv->value.data;
+
+    if (cmd->conf == NGX_HTTP_MAIN_CONF_OFFSET) {
+        /* process-wide: taken now, and again in each worker */
+        st = ps_options_set(NULL, (const char *) kv->key.data,
+                            (const char *) kv->value.data);
+
+    } else if (ps_options_new(&check) == PS_OK) {
+        st = ps_options_set(check, (const char *) kv->key.data,
+                            (const char *) kv->value.data);
+        ps_options_free(check);
+
+    } else {
+        st = PS_ERR_PANIC;
+    }
+
+    if (st != PS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", ps_last_error());
         return NGX_CONF_ERROR;
     }
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        plcf->rate_mode = NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
-        return NGX_CONF_OK;
-    }
-
-    size = ngx_parse_size(&value[1]);
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid rate \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    plcf->rate_mode = size ? NGX_HTTP_PSEUDOSTREAM_RATE_FIXED
-                           : NGX_HTTP_PSEUDOSTREAM_RATE_OFF;
-    plcf->rate = (size_t) size;
 
     return NGX_CONF_OK;
 }
@@ -2363,7 +1598,8 @@ ngx_http_pseudostream_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
 {
-    ps_status                           st;
+    ngx_uint_t                          i;
+    ngx_keyval_t                       *kv;
     ngx_http_pseudostream_main_conf_t  *pmcf;
 
 #if (NGX_THREADS)
@@ -2373,30 +1609,23 @@ ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
     pmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_pseudostream_module);
 
-    if (pmcf == NULL) {
+    if (pmcf == NULL || pmcf->settings == NULL) {
         return NGX_OK;
     }
 
-    /* the index cache and the limits are per process: set in each worker */
+    /* the index cache and the moov limit are per process */
 
-    if (pmcf->mp4_max_moov_size != NGX_CONF_UNSET_SIZE) {
-        st = ps_mp4_set_moov_limit(pmcf->mp4_max_moov_size);
-        if (st != PS_OK) {
+    kv = pmcf->settings->elts;
+
+    for (i = 0; i < pmcf->settings->nelts; i++) {
+        if (ps_options_set(NULL, (const char *) kv[i].key.data,
+                           (const char *) kv[i].value.data)
+            != PS_OK)
+        {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                          "ps_mp4_set_moov_limit(%uz) failed: %s",
-                          pmcf->mp4_max_moov_size, ps_last_error());
+                          "pseudostream_%V: %s", &kv[i].key,
+                          ps_last_error());
         }
-    }
-
-    if (pmcf->index_cache == NGX_CONF_UNSET_SIZE) {
-        return NGX_OK;
-    }
-
-    st = ps_cache_set_capacity(pmcf->index_cache);
-    if (st != PS_OK) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "ps_cache_set_capacity(%uz) failed: %s",
-                      pmcf->index_cache, ps_last_error());
     }
 
     return NGX_OK;

@@ -5,6 +5,7 @@ use std::ffi::{c_char, CString};
 use super::boundary::{
     c_str, guard, guard_value, handle, non_null, opt_c_str, put, Failure, FfiResult, Handle,
 };
+use super::media::ps_media;
 use super::ps_status;
 use super::request::{config_or_default, ps_options};
 use super::stream::ps_fill_state;
@@ -204,6 +205,23 @@ pub extern "C" fn ps_exchange_open_fd_cached(
     })
 }
 
+/// Takes a media the host opened (for instance on a thread that built its
+/// index with ps_media_open_fd): the exchange shares its source and index,
+/// so `media` may be freed right after. `name` as for ps_exchange_open_fd.
+#[no_mangle]
+pub extern "C" fn ps_exchange_open_media(
+    exchange: *mut ps_exchange,
+    media: *const ps_media,
+    name: *const c_char,
+) -> ps_status {
+    with_exchange(exchange, |c| {
+        let name = opt_c_str(name, "name")?;
+        let media = &ps_media::check(media)?.inner;
+        c.exchange.open_media(media, name);
+        Ok(())
+    })
+}
+
 /// The host could not open the file; `error` is the errno (ENOENT,
 /// ENOTDIR: 404; EACCES, EPERM, ELOOP, EMLINK: 403; others 500). `name` as
 /// for ps_exchange_open_fd.
@@ -324,8 +342,8 @@ pub extern "C" fn ps_exchange_align_file_pages(exchange: *mut ps_exchange, page:
 }
 
 /// The next pieces of the body, as far as pacing allows at `now_us` (the
-/// host's monotonic clock in microseconds, any origin), at most `cap` of
-/// them, into `pieces`. On PS_OK `*state` is PS_FILL_DATA with `*count`
+/// host's monotonic clock in microseconds, any origin; or PS_NOW_UNPACED),
+/// at most `cap` of them, into `pieces`. On PS_OK `*state` is PS_FILL_DATA with `*count`
 /// pieces, PS_FILL_WAIT with `*wait_us` to wait, or PS_FILL_DONE. The
 /// bytes of the pieces stay valid until the next call on this exchange or
 /// its free: send all of a batch before asking for the next. Unpaced

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use pseudostream::{Error, Fill, Media, MetadataMode, Options, Plan};
 
 pub mod host;
+pub mod hosts;
 pub mod mp4;
 
 // ------------------------------------------------------------------ setup --
