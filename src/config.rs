@@ -230,13 +230,9 @@ const KEYS: &[Key] = &[
     Key {
         name: "mp4_max_moov_size",
         aliases: &["moov_limit", "mp4_moov_limit"],
-        takes: "a size (64m, default); process-wide",
+        takes: "a size (64m, default; 0 restores the default); process-wide",
         set: |_, v| {
-            let bytes = size(v)?;
-            if bytes == 0 {
-                return Err("the moov limit cannot be 0".into());
-            }
-            crate::index::mp4::set_moov_limit(bytes);
+            crate::index::mp4::set_moov_limit(size(v)?);
             Ok(())
         },
     },

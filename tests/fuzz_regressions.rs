@@ -88,6 +88,81 @@ fn replay_mp4_cuts(name: &str, bytes: &[u8]) {
     }
 }
 
+/// What a cut lasts when reopened, and what its plan says (ms).
+fn reopened(media: &Media, plan: &pseudostream::Plan) -> u64 {
+    let mut stream = media.stream(plan, 0, plan.len()).unwrap();
+    stream.set_pacing(0, 0);
+    let mut body = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    while let pseudostream::Fill::Data(n) = stream.fill(&mut buf, 0).unwrap() {
+        body.extend_from_slice(&buf[..n]);
+    }
+    Media::from_source(Arc::new(MemorySource::new(body)))
+        .expect("a cut reopens")
+        .info()
+        .duration_ms
+}
+
+/// Files whose frames are composed far from where they are decoded (a frame
+/// 20,562 s or 25 h after the others; a frame presented past the keyframe a
+/// cut starts at, though decoded before it): a track lasts until its last
+/// composed frame ends, and a cut reports, and lasts, the span its own
+/// samples present, within a frame and a movie tick.
+#[test]
+fn cuts_of_files_composed_far_from_decode_last_what_their_plans_say() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    for (name, duration_ms, spans) in [
+        (
+            "mp4-frame-composed-20562-s-late.mp4",
+            20_562_352,
+            vec![(0, 8_140_635), (1_930, 3_960), (7_867_486, 92_143_120)],
+        ),
+        (
+            "mp4-frame-composed-past-its-keyframe.mp4",
+            3_960,
+            vec![(0, 3_960), (1_930, 3_960), (100, 200)],
+        ),
+        (
+            "mp4-frame-composed-25-h-late.mp4",
+            92_143_120,
+            vec![(0, 8_140_635), (1_930, 3_960), (7_867_486, 92_143_120)],
+        ),
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let media = Media::from_source(Arc::new(MemorySource::new(bytes))).unwrap();
+        assert_eq!(media.info().duration_ms, duration_ms, "{name}");
+        for cut in [CutMode::Exact, CutMode::Keyframe] {
+            let options = Options {
+                cut,
+                ..Options::default()
+            };
+            for &(start, end) in &spans {
+                let request = Request {
+                    start: Some(Position::Millis(start)),
+                    end: Some(Position::Millis(end)),
+                    ..Request::default()
+                };
+                let plan = match media.plan(&options, &request) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        assert_eq!(e.http_status(), 416, "{name} {cut:?} {start}..{end}: {e}");
+                        continue;
+                    }
+                };
+                let span = plan.end_ms - plan.start_ms;
+                let lasts = reopened(&media, &plan);
+                // A frame of these files lasts 40 ms; the movie tick is 1 ms.
+                assert!(
+                    lasts.abs_diff(span) <= 42,
+                    "{name} {cut:?} {start}..{end}: planned {}..{} ({span} ms), lasts {lasts} ms",
+                    plan.start_ms,
+                    plan.end_ms
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_saved_crash_input_is_handled() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");

@@ -14,10 +14,11 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::hosts::dotnet::{self, build_into, require};
 use common::*;
 use pseudostream::{query, CutMode, Media, Options, PrefixMode, StartUnit};
 
@@ -43,30 +44,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs bindings/dotnet/build.sh into `out`.
-fn build_into(out: &Path) {
-    let build = Command::new("bash")
-        .arg(root().join("bindings/dotnet/build.sh"))
-        .arg(out)
-        .output()
-        .expect("bash");
-    assert!(
-        build.status.success(),
-        "bindings/dotnet/build.sh failed:\n{}{}",
-        String::from_utf8_lossy(&build.stdout),
-        String::from_utf8_lossy(&build.stderr)
-    );
-}
-
-fn require(cmd: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "{cmd} not found: run scripts/setup-dotnet.sh");
-}
-
 /// fastcgi-mono-server4 with the application, nginx in front of it.
 struct DotnetHost {
     port: u16,
@@ -78,20 +55,14 @@ struct DotnetHost {
 
 impl DotnetHost {
     fn start() -> DotnetHost {
-        for cmd in ["mcs", "mono", "fastcgi-mono-server4", "nginx"] {
-            require(cmd);
-        }
+        dotnet::require_tools();
         let port = free_port();
         let fcgi_port = free_port();
-        let dir = root()
-            .join("target")
-            .join(format!("dotnet-it-{}-{port}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = dotnet::scratch_dir("dotnet-it", port);
         let app = dir.join("app");
-        fs::create_dir_all(dir.join("nginx").join("tmp")).unwrap();
 
         build_into(&app);
-        write_settings(&app.join("web.config"), host_media_dir(), "");
+        write_settings(&app.join("web.config"), host_media_dir(), &[]);
         // The same application under /paced, configured to pace and to cut
         // MP4 at keyframes.
         let paced = dir.join("paced");
@@ -99,9 +70,7 @@ impl DotnetHost {
         write_settings(
             &paced.join("web.config"),
             host_media_dir(),
-            "\n    <add key=\"pseudostream:rate\" value=\"100000\" />\
-             \n    <add key=\"pseudostream:burstBytes\" value=\"0\" />\
-             \n    <add key=\"pseudostream:cut\" value=\"keyframe\" />",
+            &[("rate", "100000"), ("burstBytes", "0"), ("cut", "keyframe")],
         );
         // And under /limited with a tiny MP4 moov limit. The limit is the
         // process's, set when /limited loads its settings: the test asks it
@@ -117,7 +86,7 @@ impl DotnetHost {
         write_settings(
             &limited.join("web.config"),
             &limited_media,
-            "\n    <add key=\"pseudostream:mp4MaxMoovSize\" value=\"1000\" />",
+            &[("mp4MaxMoovSize", "1000")],
         );
         // /limited registers the handler by its old name, as a web.config
         // written before the rename does.
@@ -132,49 +101,14 @@ impl DotnetHost {
         )
         .unwrap();
 
-        // The ASP.NET application under /media, on a FastCGI TCP socket.
-        let log = fs::File::create(dir.join("mono.log")).unwrap();
-        let mut mono = Command::new("fastcgi-mono-server4");
-        use_library_under_test(&mut mono);
-        let mono = mono
-            .arg(format!(
-                "/applications=/media:{}/,/paced:{}/,/limited:{}/",
-                app.display(),
-                paced.display(),
-                limited.display()
-            ))
-            .arg(format!("/socket=tcp:127.0.0.1:{fcgi_port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("fastcgi-mono-server4 (run scripts/setup-dotnet.sh)");
-        let mono = Process(mono);
-
-        let conf = nginx_conf(
-            &dir,
-            &[
-                ("/media/", &app),
-                ("/paced/", &paced),
-                ("/limited/", &limited),
-            ],
-            port,
-            fcgi_port,
-        );
-        let conf_path = dir.join("nginx").join("nginx.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let nginx = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.join("nginx"))
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(dir.join("nginx").join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (run scripts/setup-dotnet.sh)");
-        let nginx = Process(nginx);
+        // The ASP.NET applications on a FastCGI TCP socket, nginx in front.
+        let apps: [(&str, &Path); 3] = [
+            ("/media/", &app),
+            ("/paced/", &paced),
+            ("/limited/", &limited),
+        ];
+        let mono = dotnet::spawn_mono(&dir, &apps, fcgi_port);
+        let nginx = dotnet::spawn_nginx(&dir, &dotnet::nginx_conf(&dir, &apps, port, fcgi_port));
         wait_for_port(fcgi_port, "fastcgi-mono-server4");
         wait_for_port(port, "nginx");
         DotnetHost {
@@ -195,89 +129,22 @@ impl DotnetHost {
     }
 
     fn log_tail(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("mono.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        dotnet::log_tail(&self.dir)
     }
 }
 
 /// Replaces the shipped web.config's appSettings with the test's: seconds,
 /// prefix init, client pacing allowed, the host media directory.
-fn write_settings(web_config: &Path, media: &Path, extra: &str) {
-    let text = fs::read_to_string(web_config).unwrap();
-    let (open, close) = ("<appSettings>", "</appSettings>");
-    let from = text.find(open).expect("web.config has <appSettings>") + open.len();
-    let to = text.find(close).expect("web.config has </appSettings>");
-    let settings = format!(
-        "\n    <add key=\"pseudostream:mediaRoot\" value=\"{}\" />\
-         \n    <add key=\"pseudostream:prefix\" value=\"init\" />\
-         \n    <add key=\"pseudostream:startUnit\" value=\"seconds\" />\
-         \n    <add key=\"pseudostream:clientPacing\" value=\"true\" />{extra}\n  ",
-        media.canonicalize().unwrap().display()
-    );
-    fs::write(
-        web_config,
-        format!("{}{settings}{}", &text[..from], &text[to..]),
-    )
-    .unwrap();
-}
-
-/// One nginx process (no master) passing each application's path to Mono
-/// over FastCGI.
-fn nginx_conf(dir: &Path, apps: &[(&str, &Path)], port: u16, fcgi_port: u16) -> String {
-    let d = dir.join("nginx");
-    let d = d.display();
-    let locations: String = apps
-        .iter()
-        .map(|(path, app)| {
-            let app = app.display();
-            format!(
-                "location {path} {{\n\
-         fastcgi_pass 127.0.0.1:{fcgi_port};\n\
-         fastcgi_buffering off;\n\
-         fastcgi_read_timeout 300s;\n\
-         fastcgi_param QUERY_STRING $query_string;\n\
-         fastcgi_param REQUEST_METHOD $request_method;\n\
-         fastcgi_param CONTENT_TYPE $content_type;\n\
-         fastcgi_param CONTENT_LENGTH $content_length;\n\
-         fastcgi_param REQUEST_URI $request_uri;\n\
-         fastcgi_param DOCUMENT_URI $document_uri;\n\
-         fastcgi_param DOCUMENT_ROOT {app};\n\
-         fastcgi_param SCRIPT_NAME $fastcgi_script_name;\n\
-         fastcgi_param SCRIPT_FILENAME {app}$fastcgi_script_name;\n\
-         fastcgi_param PATH_INFO \"\";\n\
-         fastcgi_param SERVER_PROTOCOL $server_protocol;\n\
-         fastcgi_param GATEWAY_INTERFACE CGI/1.1;\n\
-         fastcgi_param SERVER_SOFTWARE nginx;\n\
-         fastcgi_param REMOTE_ADDR $remote_addr;\n\
-         fastcgi_param REMOTE_PORT $remote_port;\n\
-         fastcgi_param SERVER_ADDR $server_addr;\n\
-         fastcgi_param SERVER_PORT $server_port;\n\
-         fastcgi_param SERVER_NAME $server_name;\n\
-         }}\n"
-            )
-        })
-        .collect();
-    format!(
-        "daemon off;\n\
-         master_process off;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n\
-         access_log off;\n\
-         client_body_temp_path {d}/tmp/body;\n\
-         proxy_temp_path {d}/tmp/proxy;\n\
-         fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         scgi_temp_path {d}/tmp/scgi;\n\
-         server {{\n\
-         listen 127.0.0.1:{port};\n\
-         root {d}/empty;\n\
-         {locations}\
-         }}\n\
-         }}\n"
-    )
+fn write_settings(web_config: &Path, media: &Path, extra: &[(&str, &str)]) {
+    let media = media.canonicalize().unwrap();
+    let mut settings = vec![
+        ("mediaRoot", media.to_str().unwrap()),
+        ("prefix", "init"),
+        ("startUnit", "seconds"),
+        ("clientPacing", "true"),
+    ];
+    settings.extend_from_slice(extra);
+    dotnet::set_app_settings(web_config, &settings);
 }
 
 /// The first requests start ASP.NET and JIT the handler: wait for them,

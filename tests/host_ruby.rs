@@ -15,24 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::hosts;
 use common::*;
 use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
-
-/// Settings of the app that config.ru reads; cleared so that the caller's
-/// environment cannot change what is tested.
-const SETTINGS: [&str; 11] = [
-    "PSEUDOSTREAM_MEDIA",
-    "PSEUDOSTREAM_START_UNIT",
-    "PSEUDOSTREAM_PREFIX",
-    "PSEUDOSTREAM_BURST",
-    "PSEUDOSTREAM_BURST_SECS",
-    "PSEUDOSTREAM_RATE",
-    "PSEUDOSTREAM_CLIENT_PACING",
-    "PSEUDOSTREAM_PARAMS",
-    "PSEUDOSTREAM_CUT",
-    "PSEUDOSTREAM_MP4_MAX_MOOV_SIZE",
-    "PSEUDOSTREAM_LIB",
-];
 
 /// puma in single mode (one process, so its pid is the one whose memory is
 /// measured) with 4 threads, serving `host_media_dir()` at the root path.
@@ -43,9 +28,9 @@ fn start_puma(name: &'static str) -> (Process, HostUnderTest) {
 fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUnderTest) {
     let port = free_port();
     let mut cmd = Command::new("puma");
-    for var in SETTINGS {
-        cmd.env_remove(var);
-    }
+    // The app reads PSEUDOSTREAM_<KEY> for every library key: none of the
+    // caller's may change what is tested.
+    hosts::ruby::clear_settings(&mut cmd);
     use_library_under_test(&mut cmd);
     let child = cmd
         .args(["-b", &format!("tcp://127.0.0.1:{port}")])
@@ -62,8 +47,10 @@ fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUn
         .stderr(Stdio::inherit())
         .spawn()
         .expect("cannot run puma: run scripts/setup-ruby.sh");
-    let server = Process(child);
-    wait_for_port(port, "puma");
+    let mut server = Process(child);
+    if let Err(why) = hosts::ruby::wait_until_serving(&mut server.0, port) {
+        panic!("{name}: puma {why}");
+    }
     let host = HostUnderTest {
         name,
         port,
@@ -176,9 +163,9 @@ fn ruby_host_mp4_settings() {
     drop(server);
 
     let mut cmd = Command::new("puma");
-    for var in SETTINGS {
-        cmd.env_remove(var);
-    }
+    // The app reads PSEUDOSTREAM_<KEY> for every library key: none of the
+    // caller's may change what is tested.
+    hosts::ruby::clear_settings(&mut cmd);
     use_library_under_test(&mut cmd);
     let child = cmd
         .args([
@@ -223,7 +210,7 @@ fn ruby_host_mp4_settings() {
         .read_to_string(&mut output)
         .unwrap();
     assert!(
-        !status.success() && output.contains("unknown cut mode \"sideways\""),
+        !status.success() && output.contains("option 'cut' = 'sideways'"),
         "puma with PSEUDOSTREAM_CUT=sideways: {status}\n{output}"
     );
 }

@@ -24,6 +24,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::mp4::{probe_packets, tracks_ending_apart};
 use common::*;
 use pseudostream::{MetadataMode, Options, PrefixMode, StartUnit};
 
@@ -160,6 +161,15 @@ impl Nginx {
              pseudostream_start_unit seconds; }}\n"
         );
         locations += &format!("location /app/ {{ proxy_pass http://127.0.0.1:{backend_port}; }}\n");
+        // Tracks that end apart, through nginx's mp4 module and ours.
+        let tracks = tracks_ending_apart().0;
+        let tracks = tracks.parent().unwrap().canonicalize().unwrap();
+        let tracks = tracks.display();
+        locations += &format!("location /mp4-tracks/ {{ alias {tracks}/; mp4; }}\n");
+        locations += &format!(
+            "location /ps-tracks/ {{ alias {tracks}/; pseudostream; \
+             pseudostream_start_unit seconds; }}\n"
+        );
         let conf = format!(
             "load_module {module};\n\
              worker_processes 1;\n\
@@ -1064,6 +1074,55 @@ fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
             "no 499 logged for the request whose client went away"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_failures("nginx error.log", &nginx.log_problems());
+}
+
+/// nginx's own test file for its mp4 module has a 10 s and a 20 s track:
+/// a start after the short one ends is answered by nginx with the long
+/// one from the start, and so by us (exact mode, the default), and with 10 s
+/// of video and 10.5 s of AAC a start at 10.2 s gets the audio. Both cuts
+/// hold the same streams, decode, and last as long within a frame.
+#[test]
+#[ignore = "needs nginx and the module: make nginx-module"]
+fn a_start_after_a_track_ends_is_answered_as_nginx_mp4_does() {
+    let nginx = Nginx::start();
+    let duration = |bytes: &[u8], what: &str| {
+        let t = TempFile::with_bytes("tracks.mp4", bytes);
+        decode_clean(t.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let probe = probe_packets(t.path()).unwrap();
+        let streams: Vec<String> = probe
+            .streams
+            .iter()
+            .filter(|s| !probe.stream_packets(s.index).is_empty())
+            .map(|s| s.codec_type.clone())
+            .collect();
+        (streams, ffprobe_duration_ms(t.path()).unwrap())
+    };
+    for (file, start) in [
+        ("two_video.mp4", "11"),
+        ("two_video.mp4", "19.9"),
+        ("short_video.mp4", "10.2"),
+    ] {
+        let q = format!("{file}?start={start}");
+        let theirs = nginx.get(&format!("/mp4-tracks/{q}"));
+        let ours = nginx.get(&format!("/ps-tracks/{q}"));
+        assert_eq!(theirs.status, 200, "nginx mp4 {q}");
+        assert_eq!(ours.status, 200, "pseudostream {q}");
+        let (their_streams, their_ms) = duration(&theirs.body, &format!("nginx mp4 {q}"));
+        let (our_streams, our_ms) = duration(&ours.body, &format!("pseudostream {q}"));
+        eprintln!(
+            "{q}: nginx mp4 {their_streams:?} {their_ms} ms, ours {our_streams:?} {our_ms} ms"
+        );
+        assert_eq!(our_streams, their_streams, "{q}: streams");
+        assert!(
+            (our_ms - their_ms).abs() <= 67.0,
+            "{q}: {our_ms} ms against nginx's {their_ms}"
+        );
+    }
+    // At or past the end: 416 from us (nginx's module answers 500).
+    for q in ["two_video.mp4?start=20", "short_video.mp4?start=10.5"] {
+        assert_eq!(nginx.get(&format!("/ps-tracks/{q}")).status, 416, "{q}");
     }
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }

@@ -1,17 +1,21 @@
 // A console check of the P/Invoke layer alone, without ASP.NET: runs the
-// handler's per-request flow (open, parse, plan, respond, stream to the end,
-// dispose) many times in one process and reports the resident memory after a
-// warm-up and at the end. A handle that is not freed shows up as steady
-// growth. Used by tests/host_dotnet.rs; build.sh builds it.
+// handler's per-request flow (exchange, headers, open, respond, read the
+// headers, copy the body to the end, free) many times in one process and
+// reports the resident memory after a warm-up and at the end. A handle that
+// is not freed shows up as steady growth. Used by tests/host_dotnet.rs;
+// build.sh builds it.
 //
 // Usage: mono HandleProbe.exe FILE.flv ITERATIONS
 
 using System;
+using System.Collections.Generic;
 using System.IO;
 using Pseudostream;
 
 internal static class HandleProbe
 {
+    private const int Eacces = 13;
+
     private static int Main(string[] args)
     {
         if (args.Length != 2)
@@ -26,7 +30,7 @@ internal static class HandleProbe
         long warm = 0;
         using (var options = new Options())
         {
-            options.SetStartUnit(PsUnit.Seconds);
+            options.Set("start_unit", "seconds");
             for (int i = 0; i < iterations; i++)
             {
                 if (i == iterations / 5)
@@ -36,7 +40,7 @@ internal static class HandleProbe
                 }
                 bytes += Once(options, file, string.Format("start={0}.{1}&end=12", i % 9, i % 10), buf);
                 if (i % 7 == 0)
-                    Rejected(options, file);
+                    Rejected(options, file, buf);
             }
         }
         Settle();
@@ -47,57 +51,87 @@ internal static class HandleProbe
 
     private static ulong Once(Options options, string file, string query, byte[] buf)
     {
-        ulong sent = 0;
-        using (var media = Media.Open(file))
-        using (var request = Request.Parse(options, query))
-        using (var plan = Plan.New(media, options, request))
+        using (var x = Exchange.New("GET", query))
         {
-            PsResponse r = plan.Respond(null, null, null, null); // a plain GET
-            if (plan.ETag.Length == 0 || plan.ContentType != "video/x-flv")
-                throw new InvalidOperationException("plan without ETag or type");
-            using (var stream = ResponseStream.New(media, plan, r.First, r.Length))
-            {
-                while (true)
-                {
-                    int n;
-                    ulong wait;
-                    uint state = stream.Fill(buf, 0, out n, out wait);
-                    if (state == PsFillState.Done)
-                        break;
-                    if (state != PsFillState.Data)
-                        throw new InvalidOperationException("unpaced stream asked to wait");
-                    sent += (ulong)n;
-                }
-            }
-            if (sent != r.Length)
-                throw new InvalidOperationException("stream length differs from the window");
+            x.SetHeader("User-Agent", "HandleProbe");
+            if (!x.WantsFile)
+                throw new InvalidOperationException("GET without a file");
+            x.OpenPath(file);
+            x.Respond(options);
+            PsExchangeInfo info = x.Info;
+            if (info.Status != 200)
+                throw new InvalidOperationException("status " + info.Status + ": " + x.Detail);
+            Dictionary<string, string> headers = HeaderMap(x);
+            if (!headers.ContainsKey("etag") || headers["content-type"] != "video/x-flv")
+                throw new InvalidOperationException("an answer without ETag or type");
+            ulong sent = Drain(x, buf);
+            if (sent != info.BodyLength || sent != info.ContentLength)
+                throw new InvalidOperationException("body length differs from the answer's");
+            return sent;
         }
-        return sent;
     }
 
-    /// <summary>Error paths: every failure must leave nothing behind either.</summary>
-    private static void Rejected(Options options, string file)
+    /// <summary>Answers of 400 and above: every one must leave nothing behind either.</summary>
+    private static void Rejected(Options options, string file, byte[] buf)
     {
-        Expect(PsStatus.BadRequest, () => Request.Parse(options, "start=abc").Dispose());
-        Expect(PsStatus.NotFound, () => Media.Open(file + ".missing").Dispose());
-        using (var media = Media.Open(file))
-        using (var request = Request.Parse(options, "start=99999"))
-            Expect(PsStatus.RangeNotSatisfiable, () => Plan.New(media, options, request).Dispose());
-    }
-
-    private static void Expect(uint status, Action action)
-    {
+        Expect(400, "GET", "start=abc", x => x.OpenPath(file), options, buf);
+        Expect(404, "GET", "", x => x.OpenPath(file + ".missing"), options, buf);
+        Expect(403, "HEAD", "", x => x.OpenFailed(Eacces, file), options, buf);
+        Expect(416, "GET", "start=99999", x => x.OpenPath(file), options, buf);
+        Expect(405, "POST", "start=1", null, options, buf);
         try
         {
-            action();
+            options.Set("no_such_key", "1");
         }
         catch (PseudostreamException e)
         {
-            if (e.Status != status || e.HttpStatus < 400 || e.Message.Length == 0)
+            if (e.Status != PsStatus.InvalidArg || e.Message.IndexOf("no_such_key", StringComparison.Ordinal) < 0)
                 throw;
             return;
         }
-        throw new InvalidOperationException("expected status " + status);
+        throw new InvalidOperationException("an unknown key was accepted");
+    }
+
+    private static void Expect(uint status, string method, string query, Action<Exchange> open, Options options,
+        byte[] buf)
+    {
+        using (var x = Exchange.New(method, query))
+        {
+            if (open != null)
+                open(x);
+            x.Respond(options);
+            PsExchangeInfo info = x.Info;
+            if (info.Status != status || x.Detail.Length == 0)
+                throw new InvalidOperationException(method + " ?" + query + ": status " + info.Status
+                    + " (want " + status + "), detail \"" + x.Detail + "\"");
+            HeaderMap(x);
+            if (Drain(x, buf) != info.BodyLength)
+                throw new InvalidOperationException("error body length differs from the answer's");
+        }
+    }
+
+    private static Dictionary<string, string> HeaderMap(Exchange x)
+    {
+        var map = new Dictionary<string, string>();
+        foreach (KeyValuePair<string, string> h in x.Headers())
+            map[h.Key.ToLowerInvariant()] = h.Value;
+        return map;
+    }
+
+    private static ulong Drain(Exchange x, byte[] buf)
+    {
+        ulong sent = 0;
+        while (true)
+        {
+            int n;
+            ulong wait;
+            uint state = x.Fill(buf, 0, out n, out wait);
+            if (state == PsFillState.Done)
+                return sent;
+            if (state != PsFillState.Data)
+                throw new InvalidOperationException("an unpaced body asked to wait");
+            sent += (ulong)n;
+        }
     }
 
     private static void Settle()

@@ -1,32 +1,22 @@
 // An ASP.NET IHttpHandler serving FLV and MP4 pseudostreaming with
-// libpseudostream: `movie.flv?start=…` answered with a stream that starts at a
-// keyframe, `movie.mp4?start=12.5&end=30` with a cut MP4, plus
-// Range, ETag validators, HEAD and pacing. Every decision (where to start,
-// what prefix to send, which status a Range gets, how fast to send) is the
-// library's; this file maps the URL to a file, copies headers and bytes, and
-// sleeps the waits the library returns.
+// libpseudostream (`movie.flv?start=…`, `movie.mp4?start=12.5&end=30`).
+// The library decides the whole answer: method, preconditions, Range, CORS,
+// status, every header, the body and its pacing. This file maps the URL to a
+// file under the media root, hands the request to the library, writes the
+// status and exactly the library's headers, copies the body and sleeps the
+// waits the library returns.
 //
-// Registered for *.flv and the MP4 extensions in web.config; configured by appSettings (see
-// bindings/dotnet/README.md):
-//   pseudostream:mediaRoot      directory served (required; "~/x" = under the app)
-//   pseudostream:prefix         none | header | init (default) | full
-//   pseudostream:startUnit      bytes (default) | seconds
-//   pseudostream:param:NAME     rename query parameter NAME (start, end, ib, fs,
-//                               bstart, bend, ri, rs); "" turns it off
-//   pseudostream:burstBytes     pacing burst in bytes
-//   pseudostream:burstSeconds   pacing burst in seconds of media (alias: duration)
-//   pseudostream:rate           bytes per second, "auto", "auto:1.25" or "off"
-//   pseudostream:clientPacing   true (default) | false: may ri/rs set pacing
-//   pseudostream:metadata       off | missing (default) | always: FLVs as virtual files
-//   pseudostream:cut            exact (default) | keyframe: where MP4 cuts start
-//   pseudostream:mp4MaxMoovSize largest MP4 moov read, bytes (default 64 MiB);
-//                               process-wide: shared by every application in the process
+// Registered for *.flv and the MP4 extensions in web.config; configured by
+// appSettings: pseudostream:mediaRoot (the directory served, the handler's
+// own) and pseudostream:KEY for every library key (bindings/dotnet/README.md).
 
 using System;
+using System.Collections.Generic;
 using System.Collections.Specialized;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -43,6 +33,7 @@ namespace Pseudostream.Web
         private static readonly object ConfigLock = new object();
         private static HostConfig config;
 
+        // The one body buffer of each request thread, reused.
         [ThreadStatic]
         private static byte[] buffer;
 
@@ -53,39 +44,23 @@ namespace Pseudostream.Web
 
         public void ProcessRequest(HttpContext context)
         {
-            HttpResponse response = context.Response;
-            response.TrySkipIisCustomErrors = true;
+            var reply = new Reply(context.Response);
             try
             {
-                Serve(context);
+                Serve(context, reply);
             }
             catch (Exception e)
             {
                 // Never a stack trace to the client: a short text, the detail to the log.
                 Log("error serving " + context.Request.RawUrl + ": " + e);
-                // Output is unbuffered only once the body is under way: too late for a status.
-                if (response.BufferOutput)
-                {
-                    response.ClearHeaders();
-                    response.ClearContent();
-                    Fail(response, 500, "internal error");
-                }
+                if (!reply.BodyStarted)
+                    reply.Text(500, "internal error");
             }
         }
 
-        private static void Serve(HttpContext context)
+        private static void Serve(HttpContext context, Reply reply)
         {
             HttpRequest request = context.Request;
-            HttpResponse response = context.Response;
-            string method = request.HttpMethod;
-            bool head = method == "HEAD";
-            if (!head && method != "GET")
-            {
-                response.AppendHeader("Allow", "GET, HEAD");
-                Fail(response, 405, "method not allowed");
-                return;
-            }
-
             HostConfig cfg;
             try
             {
@@ -94,88 +69,55 @@ namespace Pseudostream.Web
             catch (Exception e)
             {
                 Log("configuration: " + e.Message);
-                Fail(response, 500, "pseudostream is not configured");
+                reply.Text(500, "pseudostream is not configured");
                 return;
             }
 
-            int refusal;
-            string path = MapPath(cfg, request, out refusal);
+            int errno, refusal;
+            string path = MapPath(cfg, request, out errno, out refusal);
             if (path == null)
             {
-                Fail(response, refusal, refusal == 403 ? "forbidden" : "not found");
+                reply.Text(refusal, refusal == 403 ? "forbidden" : "not found");
                 return;
             }
 
-            string query = RawQuery(request);
-            Media media = null;
-            Request req = null;
-            Plan plan = null;
-            ResponseStream stream = null;
-            try
+            using (Exchange x = Exchange.New(request.HttpMethod, RawQuery(request)))
             {
-                try
+                NameValueCollection headers = request.Headers;
+                for (int i = 0; i < headers.Count; i++)
                 {
-                    media = Media.Open(path);
-                    req = Request.Parse(cfg.Options, query);
-                    plan = Plan.New(media, cfg.Options, req);
+                    string name = headers.GetKey(i);
+                    string[] values = headers.GetValues(i);
+                    if (name == null || values == null)
+                        continue;
+                    foreach (string value in values)
+                        x.SetHeader(name, value);
                 }
-                catch (PseudostreamException e)
+                if (x.WantsFile)
                 {
-                    if (e.Status == PsStatus.RangeNotSatisfiable && media != null)
-                        response.AppendHeader("Content-Range",
-                            "bytes */" + media.Info.Size.ToString(CultureInfo.InvariantCulture));
-                    // The library's reason, without the server's directory layout.
-                    Fail(response, e.HttpStatus, e.Message.Replace(cfg.MediaRoot + "/", ""));
-                    return;
+                    // A missing or forbidden file inside the root is the library's answer too.
+                    if (errno != 0)
+                        x.OpenFailed(errno, path);
+                    else
+                        x.OpenPath(path);
                 }
+                x.Respond(cfg.Options);
 
-                PsResponse answer = plan.Respond(request.Headers["Range"], request.Headers["If-Match"],
-                    request.Headers["If-None-Match"], request.Headers["If-Range"]);
-                PsPlanInfo info = plan.Info;
-                response.StatusCode = (int)answer.Status;
-                response.ContentType = plan.ContentType;
-                response.AppendHeader("ETag", plan.ETag);
-                response.AppendHeader("Accept-Ranges", "bytes");
-                response.AppendHeader("X-Pseudostream-Start-Ms", info.StartMs.ToString(CultureInfo.InvariantCulture));
-                response.AppendHeader("X-Pseudostream-End-Ms", info.EndMs.ToString(CultureInfo.InvariantCulture));
-                if (answer.Status == 304 || answer.Status == 412)
+                PsExchangeInfo info = x.Info;
+                if (info.Status >= 400)
+                    Log(info.Status + " " + request.HttpMethod + " " + request.RawUrl + ": " + x.Detail);
+                reply.Head((int)info.Status, x.Headers());
+                if (info.BodyLength > 0)
                 {
-                    response.SuppressContent = true;
-                    return;
+                    // A paced body may outlast ASP.NET's execution timeout.
+                    context.Server.ScriptTimeout = int.MaxValue / 1000;
+                    Send(context, reply, x);
                 }
-                if (answer.Status == 416)
-                {
-                    response.AppendHeader("Content-Range", plan.ContentRange(answer));
-                    Fail(response, 416, "range not satisfiable");
-                    return;
-                }
-                if (answer.Status == 206)
-                    response.AppendHeader("Content-Range", plan.ContentRange(answer));
-                response.AppendHeader("Content-Length", answer.Length.ToString(CultureInfo.InvariantCulture));
-                if (head || answer.Length == 0)
-                {
-                    response.SuppressContent = head;
-                    return;
-                }
-
-                // Paced as the library's policy says (the plan's pacing, Range included).
-                stream = ResponseStream.New(media, plan, answer.First, answer.Length);
-                // A paced response may outlast ASP.NET's execution timeout.
-                context.Server.ScriptTimeout = int.MaxValue / 1000;
-                response.BufferOutput = false;
-                Send(context, stream);
-            }
-            finally
-            {
-                if (stream != null) stream.Dispose();
-                if (plan != null) plan.Dispose();
-                if (req != null) req.Dispose();
-                if (media != null) media.Dispose();
             }
         }
 
-        /// <summary>Copies the stream to the client, sleeping the library's waits.</summary>
-        private static void Send(HttpContext context, ResponseStream stream)
+        /// <summary>Copies the body to the client, sleeping the library's waits.</summary>
+        private static void Send(HttpContext context, Reply reply, Exchange x)
         {
             HttpResponse response = context.Response;
             byte[] buf = buffer ?? (buffer = new byte[BufferSize]);
@@ -189,11 +131,11 @@ namespace Pseudostream.Web
                 uint state;
                 try
                 {
-                    state = stream.Fill(buf, NowUs(), out written, out waitUs);
+                    state = x.Fill(buf, NowUs(), out written, out waitUs);
                 }
                 catch (PseudostreamException e)
                 {
-                    // The headers are gone: end the response short (the client sees
+                    // The headers are out: end the response short (the client sees
                     // fewer bytes than Content-Length) and log why.
                     Log("stream " + context.Request.RawUrl + ": " + e.Message);
                     return;
@@ -207,6 +149,7 @@ namespace Pseudostream.Web
                     Thread.Sleep((int)Math.Min(ms, (ulong)MaxSleepMs));
                     continue;
                 }
+                reply.BodyStarted = true;
                 try
                 {
                     output.Write(buf, 0, written);
@@ -224,11 +167,14 @@ namespace Pseudostream.Web
         }
 
         /// <summary>
-        /// The file under the media root for this URL, or null with 404/403 in
-        /// <paramref name="refusal"/>. ASP.NET has percent-decoded the path once.
+        /// The file under the media root for this URL (ASP.NET has percent-decoded
+        /// the path once). Null with <paramref name="refusal"/> for a path that is
+        /// malformed or leaves the root; otherwise the path, with the errno of a
+        /// failed lookup inside the root in <paramref name="errno"/> (0: found).
         /// </summary>
-        private static string MapPath(HostConfig cfg, HttpRequest request, out int refusal)
+        private static string MapPath(HostConfig cfg, HttpRequest request, out int errno, out int refusal)
         {
+            errno = 0;
             refusal = 404;
             if (!string.IsNullOrEmpty(request.PathInfo))
                 return null;
@@ -252,16 +198,11 @@ namespace Pseudostream.Web
                 sb.Append('/').Append(segment);
             }
             string lexical = sb.ToString();
-            string real = Posix.RealPath(lexical);
+            string real = Posix.RealPath(lexical, out errno);
             if (real == null)
-            {
-                // Missing (or unreadable): the library gives the 404/403 and its reason.
-                refusal = 0;
                 return lexical;
-            }
             if (!real.StartsWith(cfg.MediaRoot + "/", StringComparison.Ordinal))
                 return null; // a symlink leading out of the root
-            refusal = 0;
             return real;
         }
 
@@ -273,14 +214,6 @@ namespace Pseudostream.Web
             return q < 0 ? "" : raw.Substring(q + 1);
         }
 
-        private static void Fail(HttpResponse response, int status, string message)
-        {
-            response.StatusCode = status;
-            response.ContentType = "text/plain; charset=utf-8";
-            response.Write(message);
-            response.Write("\n");
-        }
-
         /// <summary>A monotonic clock in microseconds.</summary>
         private static ulong NowUs()
         {
@@ -289,7 +222,7 @@ namespace Pseudostream.Web
             return (ulong)(ticks / freq) * 1000000UL + (ulong)(ticks % freq) * 1000000UL / (ulong)freq;
         }
 
-        private static void Log(string message)
+        internal static void Log(string message)
         {
             Console.Error.WriteLine("pseudostream: " + message);
         }
@@ -307,17 +240,21 @@ namespace Pseudostream.Web
         /// <summary>Settings read once per application; the options are shared read-only.</summary>
         private sealed class HostConfig
         {
+            private const string Prefix = "pseudostream:";
+            private const string MediaRootKey = "mediaRoot";
+
             public string MediaRoot;
             public Options Options;
 
             public static HostConfig Load(NameValueCollection settings)
             {
-                string root = settings["pseudostream:mediaRoot"];
+                string root = settings[Prefix + MediaRootKey];
                 if (string.IsNullOrEmpty(root))
-                    throw new InvalidOperationException("appSettings pseudostream:mediaRoot is not set");
+                    throw new InvalidOperationException("appSettings " + Prefix + MediaRootKey + " is not set");
                 if (root.StartsWith("~/", StringComparison.Ordinal))
                     root = Path.Combine(HttpRuntime.AppDomainAppPath, root.Substring(2));
-                string real = Posix.RealPath(root);
+                int errno;
+                string real = Posix.RealPath(root, out errno);
                 if (real == null || !Directory.Exists(real))
                     throw new InvalidOperationException("media root " + root + " is not a directory");
 
@@ -332,136 +269,123 @@ namespace Pseudostream.Web
                     throw;
                 }
                 Log("serving " + real + " with libpseudostream " + Library.Version);
+                if (!Reply.Exact)
+                    Log("this System.Web adds response headers of its own (no HttpResponse.SetCachedHeaders)");
                 return new HostConfig { MediaRoot = real.TrimEnd('/'), Options = options };
             }
 
-            private static void Configure(Options options, NameValueCollection s)
+            /// <summary>
+            /// Every pseudostream:KEY but mediaRoot goes to the library by name, in
+            /// the order of the configuration: the library reads startUnit as
+            /// start_unit and param:start as param_start, holds every default and
+            /// refuses an unknown key or a bad value naming both.
+            /// </summary>
+            private static void Configure(Options options, NameValueCollection settings)
             {
-                string prefix = s["pseudostream:prefix"];
-                if (!string.IsNullOrEmpty(prefix))
-                    options.SetPrefixMode(PrefixMode(prefix));
-
-                string unit = s["pseudostream:startUnit"];
-                if (!string.IsNullOrEmpty(unit))
+                // The older handler also took the burst in seconds from a bare "duration".
+                string duration = settings["duration"];
+                if (duration != null)
+                    Set(options, "duration", "burst_seconds", duration);
+                foreach (string key in settings.AllKeys)
                 {
-                    switch (unit.Trim().ToLowerInvariant())
-                    {
-                        case "bytes": options.SetStartUnit(PsUnit.Bytes); break;
-                        case "seconds": options.SetStartUnit(PsUnit.Seconds); break;
-                        default: throw Bad("pseudostream:startUnit", unit);
-                    }
-                }
-
-                string[] names = { "start", "end", "ib", "fs", "bstart", "bend", "ri", "rs" };
-                uint[] ids =
-                {
-                    PsParam.Start, PsParam.End, PsParam.InitialBytes, PsParam.FileStart,
-                    PsParam.ByteStart, PsParam.ByteEnd, PsParam.Burst, PsParam.Rate,
-                };
-                for (int i = 0; i < names.Length; i++)
-                {
-                    string renamed = s["pseudostream:param:" + names[i]];
-                    if (renamed != null)
-                        options.SetParamName(ids[i], renamed.Trim());
-                }
-
-                string burstBytes = s["pseudostream:burstBytes"];
-                if (!string.IsNullOrEmpty(burstBytes))
-                    options.SetBurstBytes(ParseU64("pseudostream:burstBytes", burstBytes));
-                // "duration" is the older handler's name for the burst in seconds.
-                string burstSecs = s["pseudostream:burstSeconds"] ?? s["pseudostream:duration"] ?? s["duration"];
-                if (!string.IsNullOrEmpty(burstSecs))
-                    options.SetBurstMs(ParseMs("pseudostream:burstSeconds", burstSecs));
-
-                string rate = s["pseudostream:rate"];
-                if (!string.IsNullOrEmpty(rate))
-                {
-                    string r = rate.Trim().ToLowerInvariant();
-                    if (r == "off" || r == "0")
-                        options.SetRate(0);
-                    else if (r == "auto")
-                        options.SetRateAuto(1250);
-                    else if (r.StartsWith("auto:", StringComparison.Ordinal))
-                        options.SetRateAuto(checked((uint)ParseMs("pseudostream:rate", r.Substring(5))));
-                    else
-                        options.SetRate(ParseU64("pseudostream:rate", r));
-                }
-
-                string metadata = s["pseudostream:metadata"];
-                if (!string.IsNullOrEmpty(metadata))
-                {
-                    switch (metadata.Trim().ToLowerInvariant())
-                    {
-                        case "off": options.SetMetadata(0); break;
-                        case "missing": options.SetMetadata(1); break;
-                        case "always": options.SetMetadata(2); break;
-                        default: throw Bad("pseudostream:metadata", metadata);
-                    }
-                }
-
-                string cut = s["pseudostream:cut"];
-                if (!string.IsNullOrEmpty(cut))
-                {
-                    switch (cut.Trim().ToLowerInvariant())
-                    {
-                        case "exact": options.SetCutMode(PsCutMode.Exact); break;
-                        case "keyframe": options.SetCutMode(PsCutMode.Keyframe); break;
-                        default: throw Bad("pseudostream:cut", cut);
-                    }
-                }
-
-                string client = s["pseudostream:clientPacing"];
-                if (!string.IsNullOrEmpty(client))
-                {
-                    switch (client.Trim().ToLowerInvariant())
-                    {
-                        case "true": case "on": case "1": options.SetClientPacing(true); break;
-                        case "false": case "off": case "0": options.SetClientPacing(false); break;
-                        default: throw Bad("pseudostream:clientPacing", client);
-                    }
-                }
-
-                // Not an option but the library's process-wide limit: the last
-                // application to load its settings sets it for all of them.
-                string moov = s["pseudostream:mp4MaxMoovSize"];
-                if (!string.IsNullOrEmpty(moov))
-                    Library.SetMp4MaxMoovSize(ParseU64("pseudostream:mp4MaxMoovSize", moov));
-            }
-
-            private static uint PrefixMode(string v)
-            {
-                switch (v.Trim().ToLowerInvariant())
-                {
-                    case "none": return PsPrefixMode.None;
-                    case "header": return PsPrefixMode.Header;
-                    case "init": return PsPrefixMode.Init;
-                    case "full": return PsPrefixMode.Full;
-                    default: throw Bad("pseudostream:prefix", v);
+                    if (key == null || !key.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
+                        continue;
+                    string name = key.Substring(Prefix.Length);
+                    if (!name.Equals(MediaRootKey, StringComparison.OrdinalIgnoreCase))
+                        Set(options, key, name, settings[key]);
                 }
             }
 
-            private static ulong ParseU64(string key, string v)
+            private static void Set(Options options, string setting, string key, string value)
             {
-                ulong n;
-                if (!ulong.TryParse(v.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out n))
-                    throw Bad(key, v);
-                return n;
+                try
+                {
+                    options.Set(key, value);
+                }
+                catch (PseudostreamException e)
+                {
+                    throw new InvalidOperationException("appSettings " + setting + ": " + e.Message
+                        + "\nthe library's keys (appSettings pseudostream:KEY):\n" + Options.Describe());
+                }
             }
+        }
+    }
 
-            /// <summary>A decimal such as "3" or "2.5", times 1000.</summary>
-            private static ulong ParseMs(string key, string v)
-            {
-                decimal d;
-                if (!decimal.TryParse(v.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out d)
-                    || d < 0 || d > 1000000000m)
-                    throw Bad(key, v);
-                return (ulong)decimal.Round(d * 1000m);
-            }
+    /// <summary>
+    /// The status line and headers of one answer, exactly as given. System.Web
+    /// adds headers of its own when it sends the header block (Mono 6.8:
+    /// Cache-Control "private" on every answer, Content-Type text/html unless
+    /// cleared, Content-Length of the buffered bytes on a final flush,
+    /// X-AspNet-Version), and no public setting removes Cache-Control. Mono's
+    /// HttpResponse sends a header collection handed to its internal
+    /// SetCachedHeaders (how its output cache replays a stored answer) instead
+    /// of building its own, so the library's headers go that way; elsewhere the
+    /// public API comes as close as it can.
+    /// </summary>
+    internal sealed class Reply
+    {
+        private static readonly MethodInfo SetCachedHeaders = typeof(HttpResponse).GetMethod("SetCachedHeaders",
+            BindingFlags.Instance | BindingFlags.NonPublic, null, new[] { typeof(NameValueCollection) }, null);
 
-            private static Exception Bad(string key, string value)
+        private readonly HttpResponse response;
+
+        /// <summary>Body bytes went out: the status can no longer change.</summary>
+        public bool BodyStarted;
+
+        public Reply(HttpResponse response)
+        {
+            this.response = response;
+            response.TrySkipIisCustomErrors = true;
+            // Bytes leave as written (paced bodies), and no Content-Length is
+            // computed from a buffer at the end.
+            response.BufferOutput = false;
+        }
+
+        /// <summary>True when the headers sent are exactly those given.</summary>
+        public static bool Exact
+        {
+            get { return SetCachedHeaders != null; }
+        }
+
+        public void Head(int status, IList<KeyValuePair<string, string>> headers)
+        {
+            response.StatusCode = status;
+            if (SetCachedHeaders != null)
             {
-                return new InvalidOperationException("appSettings " + key + ": bad value \"" + value + "\"");
+                var all = new NameValueCollection(headers.Count, StringComparer.OrdinalIgnoreCase);
+                foreach (KeyValuePair<string, string> h in headers)
+                {
+                    all.Add(h.Key, h.Value);
+                    // Also tells Mono the length, so that it does not frame the body
+                    // in chunks (HTTP/1.1 without a CGI gateway, as under xsp4); the
+                    // header itself goes out once, from the collection.
+                    if (h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                        response.AppendHeader(h.Key, h.Value);
+                }
+                SetCachedHeaders.Invoke(response, new object[] { all });
+                return;
             }
+            response.ContentType = null;
+            foreach (KeyValuePair<string, string> h in headers)
+            {
+                if (h.Key.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+                    response.ContentType = h.Value;
+                else
+                    response.AppendHeader(h.Key, h.Value);
+            }
+        }
+
+        /// <summary>The handler's own short answer (a refusal, a failure), body included.</summary>
+        public void Text(int status, string message)
+        {
+            byte[] body = Encoding.UTF8.GetBytes(message + "\n");
+            Head(status, new[]
+            {
+                new KeyValuePair<string, string>("Content-Type", "text/plain; charset=utf-8"),
+                new KeyValuePair<string, string>("Content-Length", body.Length.ToString(CultureInfo.InvariantCulture)),
+            });
+            BodyStarted = true;
+            response.OutputStream.Write(body, 0, body.Length);
         }
     }
 
@@ -470,18 +394,28 @@ namespace Pseudostream.Web
     {
         private const int PathMax = 4096;
 
-        [DllImport("libc.so.6", EntryPoint = "realpath", CallingConvention = CallingConvention.Cdecl)]
+        [DllImport("libc.so.6", EntryPoint = "realpath", CallingConvention = CallingConvention.Cdecl,
+            SetLastError = true)]
         private static extern IntPtr realpath(byte[] path, [Out] byte[] resolved);
 
-        /// <summary>The canonical absolute path, or null when it cannot be resolved (missing, no access).</summary>
-        public static string RealPath(string path)
+        /// <summary>The canonical absolute path, or null with the errno when it cannot be resolved.</summary>
+        public static string RealPath(string path, out int errno)
         {
             var resolved = new byte[PathMax];
+            errno = 0;
             if (realpath(Utf8.ToC(path), resolved) == IntPtr.Zero)
+            {
+                errno = Marshal.GetLastWin32Error();
+                // A failure without an errno still must not pass for a file found.
+                if (errno == 0)
+                    errno = Enoent;
                 return null;
+            }
             int n = Array.IndexOf(resolved, (byte)0);
             return Encoding.UTF8.GetString(resolved, 0, n < 0 ? resolved.Length : n);
         }
+
+        private const int Enoent = 2;
     }
 
     /// <summary>

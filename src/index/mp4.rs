@@ -1018,19 +1018,27 @@ impl TrackIndex {
     /// Presentation end of the track, ns: its last presented sample's end,
     /// bounded by its edit.
     fn presentation_end_ns(&self) -> i128 {
-        let media_end = if self.samples == 0 {
+        self.presentation_end_of(0, self.samples)
+    }
+
+    /// Where the presentation of samples `[from, to)` ends, ns: the latest
+    /// composition end among them (their composition times decide, as the
+    /// file states them), bounded by the track's edit. A cut reports and
+    /// lasts what its own samples present, not the whole track's end.
+    pub fn presentation_end_of(&self, from: u32, to: u32) -> i128 {
+        let to = to.min(self.samples);
+        let media_end = if from >= to {
             i128::from(self.edit.media_time)
         } else {
-            let (_, max) = self.cts_range();
-            // The last composition end: past the last decode time by the
-            // largest composition offset at most.
-            let last = self.samples - 1;
+            let (min, max) = self.cts_range();
+            // Samples decoded before the last one's decode time less the
+            // composition offsets' spread end before it is composed.
+            let last = to - 1;
             let window_start = self
-                .samples_before_dts(
-                    i128::from(self.dts(last)) - i128::from(max) + i128::from(self.cts_range().0),
-                )
-                .max(self.samples.saturating_sub(MAX_SCAN));
-            (window_start..self.samples)
+                .samples_before_dts(i128::from(self.dts(last)) - i128::from(max) + i128::from(min))
+                .max(to.saturating_sub(MAX_SCAN))
+                .max(from);
+            (window_start..to)
                 .map(|s| self.ct(s) + i128::from(self.duration_of(s)))
                 .max()
                 .unwrap_or(0)

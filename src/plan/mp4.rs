@@ -16,7 +16,9 @@ use crate::fnv::Fnv;
 use crate::format::mp4::boxes::{children, FourCc};
 use crate::format::mp4::moov::entered;
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
-use crate::index::mp4::{ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, MAX_SCAN};
+use crate::index::mp4::{
+    ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, TrackKind, MAX_SCAN,
+};
 use crate::plan::body::{PatchedFile, Patches, PieceRun, GENERATED_MAX};
 use std::sync::Arc;
 
@@ -136,6 +138,9 @@ struct TrackCut {
     /// timescale).
     media_time: i64,
     shown: u64,
+    /// Left out of the cut's `moov`: the track ended before the start, so
+    /// it has nothing to present (a player could pick it and show nothing).
+    ended: bool,
 }
 
 impl TrackCut {
@@ -217,7 +222,7 @@ fn compose(t: &TrackIndex, from: u32, to: u32, start_ns: i128, end_ns: i128, mts
         .max(i128::from(t.edit.media_time))
         .max(first_dts);
     let shown_from = t.presentation_ns(shown_ct).max(start_ns);
-    let shown_to = end_ns.min(t.end_ns);
+    let shown_to = end_ns.min(t.presentation_end_of(from, to));
     if shown_to <= shown_from {
         return TrackCut::default();
     }
@@ -238,7 +243,20 @@ fn cut_samples(
     mode: CutMode,
 ) -> Result<super::Cut> {
     let mts = index.movie_timescale;
-    let reference = &index.tracks[index.reference];
+    // The track cuts snap to: the file's reference, or, when it has ended
+    // before the start, the first track that still presents media then
+    // (video first), so a longer track plays on past a shorter one.
+    let still = |t: &TrackIndex| t.samples > 0 && t.end_ns > start_ns;
+    let reference_at = if still(&index.tracks[index.reference]) {
+        index.reference
+    } else {
+        [TrackKind::Video, TrackKind::Audio]
+            .iter()
+            .find_map(|k| index.tracks.iter().position(|t| t.kind == *k && still(t)))
+            .or_else(|| index.tracks.iter().position(still))
+            .unwrap_or(index.reference)
+    };
+    let reference = &index.tracks[reference_at];
     let key = sync_at_or_before(reference, start_ns);
     let key_ns = reference.sample_ns(key);
     // Presentation cannot begin before the movie does.
@@ -262,22 +280,32 @@ fn cut_samples(
             cuts.push(TrackCut::default());
             continue;
         }
-        let from = if i == index.reference {
+        let from = if i == reference_at {
             key
         } else {
             sync_at_or_before(t, data_start)
         };
         let mut to = end_for(t, from, end_ns);
-        if i == index.reference {
+        if i == reference_at {
             to = to.max(from + 1);
         }
-        cuts.push(compose(t, from, to, shown_start, shown_end, mts));
+        let mut c = compose(t, from, to, shown_start, shown_end, mts);
+        c.ended = c.is_empty() && t.end_ns <= start_ns;
+        cuts.push(c);
     }
-    if cuts[index.reference].is_empty() {
+    if cuts.iter().all(TrackCut::is_empty) {
         return Err(Error::unsatisfiable(
             "nothing of the media is presented in that span",
         ));
     }
+    // The cut ends where its samples' presentation does: no later than the
+    // end asked for, and earlier when what it holds ends earlier.
+    let shown_end = cuts
+        .iter()
+        .map(|c| shown_start + i128::from(c.empty + c.shown) * NS / i128::from(mts))
+        .max()
+        .unwrap_or(shown_start)
+        .min(shown_end);
 
     // The file range: every byte of every chunk part the new tables point at.
     let chunks: Vec<Vec<ChunkPart>> = index
@@ -626,6 +654,10 @@ impl<'a> Writer<'a> {
                 kind if entered(parent, *kind) => {
                     if kind == b"trak" && self.track >= self.index.tracks.len() {
                         return Err(Error::Malformed("the moov changed shape".into()));
+                    }
+                    if kind == b"trak" && self.cuts[self.track].ended {
+                        self.track += 1;
+                        continue;
                     }
                     let b = self.box_writer.open(c.kind);
                     self.container(c.payload, c.kind)?;

@@ -171,6 +171,25 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 /// Streams and every packet (demux order) of a file, by one ffprobe call.
+/// The container's duration as ffprobe reports it, ms.
+pub fn ffprobe_duration_ms(path: &Path) -> Result<f64, String> {
+    let out = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse::<f64>()
+        .map(|s| s * 1000.0)
+        .map_err(|_| format!("ffprobe gives no duration for {}: {text}", path.display()))
+}
+
 pub fn probe(path: &Path) -> Result<Probe, String> {
     let out = run(Command::new("ffprobe")
         .args([

@@ -462,3 +462,68 @@ impl SplitMix {
         }
     }
 }
+
+/// Files whose tracks end at different times, made once with ffmpeg under
+/// `target/test-media/mp4-tracks/`: `two_video.mp4` (a 10 s and a 20 s video
+/// track, as nginx's own mp4.t test has) and `short_video.mp4` (10 s of
+/// video, 10.5 s of AAC). Paths in that order.
+pub fn tracks_ending_apart() -> (PathBuf, PathBuf) {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        require_tool("ffmpeg");
+        let dir = root().join("target/test-media/mp4-tracks");
+        fs::create_dir_all(&dir).unwrap();
+        let make = |name: &str, inputs: &[&str], codecs: &[&str]| {
+            let out = dir.join(name);
+            if out.exists() {
+                return;
+            }
+            let part = dir.join(format!("{name}.part.mp4"));
+            let status = Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-y"])
+                .args(inputs)
+                .args(["-pix_fmt", "yuv420p", "-g", "15"])
+                .args(codecs)
+                .args(["-movflags", "+faststart"])
+                .arg(&part)
+                .status()
+                .unwrap();
+            assert!(status.success(), "ffmpeg could not make {name}");
+            fs::rename(&part, &out).unwrap();
+        };
+        make(
+            "two_video.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=10:size=320x200:rate=15",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=20:size=320x200:rate=15",
+                "-map",
+                "0:0",
+                "-map",
+                "1:0",
+            ],
+            &["-c:v", "libx264"],
+        );
+        make(
+            "short_video.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=10:size=320x200:rate=15",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=duration=10.5",
+            ],
+            &["-c:v", "libx264", "-c:a", "aac"],
+        );
+        dir
+    });
+    (dir.join("two_video.mp4"), dir.join("short_video.mp4"))
+}

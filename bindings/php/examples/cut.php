@@ -1,51 +1,50 @@
 <?php
 
-// Writes the response body for one seek to stdout, with no web server:
+// Writes the body the library answers for one request to stdout (status and
+// headers to stderr), with no web server:
 //
-//   php -d ffi.enable=1 bindings/php/examples/cut.php samples/sample.flv 'start=12.5' seconds > seek.flv
+//   php -d ffi.enable=1 bindings/php/examples/cut.php samples/sample.flv 'start=12.5' start_unit=seconds > seek.flv
 //   php -d ffi.enable=1 bindings/php/examples/cut.php samples/sample.flv info
 //
-// Shows the wrappers a host uses: Options, Media, Request, Plan, Stream.
+// Arguments after the query are library options as KEY=VALUE (a bare
+// `seconds` or `bytes` is the start unit).
 
 declare(strict_types=1);
 
 require __DIR__ . '/../autoload.php';
 
+use Pseudostream\Exchange;
 use Pseudostream\Media;
 use Pseudostream\Options;
-use Pseudostream\Plan;
 use Pseudostream\PseudostreamException;
-use Pseudostream\Request;
-use Pseudostream\Stream;
 
-[, $file, $query, $unit] = $argv + [null, null, '', 'bytes'];
+[, $file, $query] = $argv + [null, null, ''];
 if ($file === null) {
-    fwrite(STDERR, "usage: cut.php FILE [QUERY|info] [bytes|seconds]\n");
+    fwrite(STDERR, "usage: cut.php FILE [QUERY|info] [KEY=VALUE...]\n");
     exit(2);
 }
 
 try {
-    $options = (new Options())->startUnit($unit);
-    $media = Media::open($file);
     if ($query === 'info') {
-        echo $media->infoJson(), "\n";
+        echo Media::open($file)->infoJson(), "\n";
         exit(0);
     }
-    $plan = Plan::create($media, $options, Request::parse($options, $query));
-    $info = $plan->info();
-    fwrite(STDERR, sprintf(
-        "%d bytes from %d ms to %d ms, ETag %s\n",
-        $info['length'],
-        $info['start_ms'],
-        $info['end_ms'],
-        $plan->etag(),
-    ));
-    $stream = Stream::create($media, $plan, 0, $info['length']);
-    $stream->setPacing(0, 0);
-    while ($stream->fill(intdiv(hrtime(true), 1000)) === Stream::DATA) {
-        fwrite(STDOUT, $stream->chunk());
+    $options = new Options();
+    foreach (array_slice($argv, 3) as $setting) {
+        // A bare word is the older third argument, the start unit.
+        [$key, $value] = str_contains($setting, '=') ? explode('=', $setting, 2) : ['start_unit', $setting];
+        $options->set($key, $value);
     }
+    $exchange = new Exchange('GET', $query);
+    $exchange->openPath($file);
+    $exchange->respond($options);
+    fwrite(STDERR, "HTTP {$exchange->status()} {$exchange->detail()}\n");
+    foreach ($exchange->headers() as [$name, $value]) {
+        fwrite(STDERR, "$name: $value\n");
+    }
+    $exchange->pump(static fn (string $bytes): bool => fwrite(STDOUT, $bytes) !== false);
+    exit($exchange->status() < 400 ? 0 : 1);
 } catch (PseudostreamException $e) {
-    fwrite(STDERR, "HTTP {$e->httpStatus}: {$e->detail}\n");
+    fwrite(STDERR, "{$e->getMessage()}\n");
     exit(1);
 }

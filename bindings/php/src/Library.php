@@ -111,17 +111,14 @@ final class Library
     }
 
     /**
-     * Sets the largest MP4 moov box the library reads (default 64 MiB; 0
-     * restores it); files with a larger one get 415. Process-wide: it holds
-     * for every later request this PHP process serves (an FPM worker keeps
-     * the library loaded), whichever script set it.
+     * Sets the largest MP4 moov box the library reads (mp4_max_moov_size:
+     * bytes or a size such as "64m"); files with a larger one get 415.
+     * Process-wide: it holds for every later request this PHP process serves
+     * (an FPM worker keeps the library loaded), whichever script set it.
      */
-    public function setMp4MaxMoovSize(int $bytes): void
+    public function setMp4MaxMoovSize(int|string $bytes): void
     {
-        if ($bytes < 0) {
-            throw new \InvalidArgumentException("mp4_max_moov_size $bytes is negative");
-        }
-        $this->check($this->ffi->ps_mp4_set_moov_limit($bytes), 'ps_mp4_set_moov_limit');
+        $this->check($this->ffi->ps_options_set(null, 'mp4_max_moov_size', (string) $bytes), 'ps_options_set');
     }
 
     /**

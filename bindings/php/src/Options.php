@@ -7,12 +7,15 @@ namespace Pseudostream;
 use FFI;
 
 /**
- * How the host serves (ps_options): prefix mode, start unit, query
- * parameter names, pacing. Build it once per process (in PHP's
- * share-nothing model: once per script run) with the chained setters, then
- * only read it.
+ * How the host serves (ps_options), set by the library's keys: the same
+ * names as nginx's `pseudostream_<key>` (prefix, start_unit, rate, burst,
+ * cors, cache_control, param_start…; Options::describe() lists them).
+ * The library parses every value and holds every default. Build it once per
+ * script run, then only read it.
  *
- *     $options = (new Options())->startUnit('seconds')->rateAuto(1.25);
+ *     $options = Options::fromConfig(['start_unit' => 'seconds', 'rate' => 'auto']);
+ *     $options = Options::fromEnvironment();          // PSEUDOSTREAM_<KEY>
+ *     $options = (new Options())->set('cors', '*');
  */
 final class Options
 {
@@ -20,19 +23,10 @@ final class Options
 
     private const FREE = 'ps_options_free';
 
-    /** Prefix modes by name (ps_prefix_mode). */
-    public const PREFIX_MODES = ['none' => 0, 'header' => 1, 'init' => 2, 'full' => 3];
-    /** Units of the start/end parameters by name (ps_unit). */
-    public const START_UNITS = ['bytes' => 0, 'seconds' => 1];
-    /** Where MP4 cuts start to be presented, by name (ps_cut_mode). */
-    public const CUT_MODES = ['exact' => 0, 'keyframe' => 1];
-    /** Renamable query parameters by their default name (ps_param). */
-    public const PARAMS = [
-        'start' => 0, 'end' => 1, 'ib' => 2, 'fs' => 3,
-        'bstart' => 4, 'bend' => 5, 'ri' => 6, 'rs' => 7,
-    ];
+    /** Older names of this binding that are not the library's. */
+    private const RENAMED = ['burst_secs' => 'burst_seconds'];
 
-    /** Defaults: prefix init, start in bytes, default names, pacing off, client pacing allowed. */
+    /** The library's defaults. */
     public function __construct(?Library $library = null)
     {
         $this->library = $library ?? Library::get();
@@ -43,201 +37,170 @@ final class Options
     }
 
     /**
-     * Options from a configuration array; every key is optional:
-     *
-     *  - `prefix`: none|header|init|full
-     *  - `start_unit`: bytes|seconds
-     *  - `params`: renames, `['start' => 't']` or the string "start=t,end=e"
-     *    (keys are the default names; an empty name turns a parameter off)
-     *  - `burst_bytes` (int) or `burst_seconds` (float, seconds of media)
-     *  - `rate`: bytes per second, "auto" or "auto:FACTOR" (average bitrate
-     *    times FACTOR, default 1.25); empty or 0 turns pacing off
-     *  - `client_pacing`: whether requests may set ri/rs (bool or "0"/"1")
-     *  - `metadata`: off|missing|always, when files are served with their
-     *    keyframes listed in a rewritten onMetaData (default missing)
-     *  - `cut`: exact|keyframe, where MP4 cuts start to be presented
-     *    (default exact)
-     *  - `mp4_max_moov_size`: largest MP4 moov read, in bytes (default 64 MiB;
-     *    0: the default); process-wide, see Library::setMp4MaxMoovSize()
+     * Sets one key (any spelling: start_unit, startUnit, start-unit) to a
+     * value as the library reads it ("seconds", "auto:1.25", "3s"); bools
+     * become on/off. Throws PseudostreamException naming key and value.
+     * `mp4_max_moov_size` and `index_cache` are process-wide.
+     */
+    public function set(string $key, string|int|float|bool $value): self
+    {
+        $key = self::RENAMED[strtolower($key)] ?? $key;
+        $value = is_bool($value) ? ($value ? 'on' : 'off') : (string) $value;
+        if (str_contains($key . $value, "\0")) {
+            throw new \InvalidArgumentException("option '$key' contains NUL");
+        }
+        $this->library->check($this->library->ffi->ps_options_set($this->handle(), $key, $value), 'ps_options_set');
+        return $this;
+    }
+
+    /**
+     * Options from an array of key => value (null and '' are skipped).
+     * `params` (this binding's older name) also takes a list, "start=t,end=e"
+     * or ['start' => 't'].
      */
     public static function fromConfig(array $config, ?Library $library = null): self
     {
         $options = new self($library);
-        $value = static fn (string $key) => isset($config[$key]) && $config[$key] !== '' ? $config[$key] : null;
-        if (($prefix = $value('prefix')) !== null) {
-            $options->prefixMode((string) $prefix);
-        }
-        if (($unit = $value('start_unit')) !== null) {
-            $options->startUnit((string) $unit);
-        }
-        if (($params = $value('params')) !== null) {
-            if (is_string($params)) {
-                $pairs = [];
-                foreach (explode(',', $params) as $pair) {
-                    if (trim($pair) === '') {
-                        continue;
-                    }
-                    if (!str_contains($pair, '=')) {
-                        throw new \InvalidArgumentException("parameter rename '$pair' is not NAME=NEWNAME");
-                    }
-                    [$from, $to] = explode('=', $pair, 2);
-                    $pairs[trim($from)] = trim($to);
-                }
-                $params = $pairs;
+        foreach ($config as $key => $value) {
+            if ($value === null || $value === '') {
+                continue;
             }
-            foreach ($params as $from => $to) {
-                $options->paramName((string) $from, (string) $to);
-            }
-        }
-        if (($burst = $value('burst_bytes')) !== null) {
-            $options->burstBytes(self::integer($burst, 'burst_bytes'));
-        }
-        if (($burst = $value('burst_seconds')) !== null) {
-            if (!is_numeric($burst)) {
-                throw new \InvalidArgumentException("burst_seconds '$burst' is not a number");
-            }
-            $options->burstSeconds((float) $burst);
-        }
-        if (($rate = $value('rate')) !== null) {
-            if (is_string($rate) && preg_match('/^auto(?::(.+))?$/', $rate, $m)) {
-                $factor = $m[1] ?? '1.25';
-                if (!is_numeric($factor)) {
-                    throw new \InvalidArgumentException("rate factor '$factor' is not a number");
-                }
-                $options->rateAuto((float) $factor);
+            if (strtolower((string) $key) === 'params') {
+                $options->params($value);
             } else {
-                $options->rate(self::integer($rate, 'rate'));
+                $options->set((string) $key, $value);
             }
-        }
-        if (($allow = $value('client_pacing')) !== null) {
-            $options->clientPacing(filter_var($allow, FILTER_VALIDATE_BOOL));
-        }
-        if (($metadata = $value('metadata')) !== null) {
-            $options->metadata((string) $metadata);
-        }
-        if (($cut = $value('cut')) !== null) {
-            $options->cut((string) $cut);
-        }
-        if (($moov = $value('mp4_max_moov_size')) !== null) {
-            $options->library->setMp4MaxMoovSize(self::integer($moov, 'mp4_max_moov_size'));
         }
         return $options;
     }
 
-    /** Prefix mode: none, header, init (default) or full. */
+    /**
+     * Options from the environment: PSEUDOSTREAM_<KEY> for every key and
+     * alias the library lists (PSEUDOSTREAM_START_UNIT, PSEUDOSTREAM_RATE…),
+     * and PSEUDOSTREAM_BURST_SECS for burst_seconds. Empty ones are skipped.
+     */
+    public static function fromEnvironment(?Library $library = null): self
+    {
+        $library ??= Library::get();
+        $names = array_keys(self::RENAMED);
+        foreach (self::keys($library) as $key => $aliases) {
+            array_push($names, $key, ...$aliases);
+        }
+        $config = [];
+        foreach ($names as $name) {
+            $value = getenv('PSEUDOSTREAM_' . strtoupper($name));
+            if ($value !== false) {
+                $config[$name] = $value;
+            }
+        }
+        return self::fromConfig($config, $library);
+    }
+
+    /**
+     * Every key the library takes, with its aliases, from ps_options_describe.
+     *
+     * @return array<string, list<string>>
+     */
+    public static function keys(?Library $library = null): array
+    {
+        $keys = [];
+        foreach (explode("\n", self::describe($library)) as $line) {
+            $names = array_map('trim', explode('|', strstr($line, ':', true) ?: ''));
+            if ($names[0] !== '') {
+                $keys[$names[0]] = array_slice($names, 1);
+            }
+        }
+        return $keys;
+    }
+
+    /** The library's list of keys, one a line: `name | alias: what it takes`. */
+    public static function describe(?Library $library = null): string
+    {
+        $library ??= Library::get();
+        $ffi = $library->ffi;
+        $needed = $ffi->new('size_t');
+        // Asked with no buffer, it answers the size it needs.
+        $ffi->ps_options_describe(null, 0, FFI::addr($needed));
+        $cap = max(1, $needed->cdata);
+        $buf = $ffi->new("char[$cap]");
+        $library->check($ffi->ps_options_describe($buf, $cap, FFI::addr($needed)), 'ps_options_describe');
+        return rtrim(FFI::string($buf, $needed->cdata), "\0");
+    }
+
+    // Older setters, kept as aliases of set().
+
+    /** prefix: none, header, init or full. */
     public function prefixMode(string $mode): self
     {
-        $value = self::PREFIX_MODES[$mode]
-            ?? throw new \InvalidArgumentException("prefix mode '$mode' is not none, header, init or full");
-        $this->call('ps_options_set_prefix_mode', $value);
-        return $this;
+        return $this->set('prefix', $mode);
     }
 
-    /** Unit of start/end: bytes (default) or seconds. */
+    /** start_unit: bytes or seconds. */
     public function startUnit(string $unit): self
     {
-        $value = self::START_UNITS[$unit]
-            ?? throw new \InvalidArgumentException("start unit '$unit' is not bytes or seconds");
-        $this->call('ps_options_set_start_unit', $value);
-        return $this;
+        return $this->set('start_unit', $unit);
     }
 
-    /** Renames the parameter known by default as `$param` (start, end, ib, fs, bstart, bend, ri, rs). */
+    /** Renames a query parameter (start, end, ib, fs, bstart, bend, ri, rs); '' turns it off. */
     public function paramName(string $param, string $name): self
     {
-        $value = self::PARAMS[$param]
-            ?? throw new \InvalidArgumentException("unknown query parameter '$param'");
-        if (str_contains($name, "\0")) {
-            throw new \InvalidArgumentException('a parameter name cannot contain NUL');
-        }
-        $this->call('ps_options_set_param_name', $value, $name);
-        return $this;
+        return $this->set('param_' . $param, $name);
     }
 
-    /** Pacing burst in bytes. */
+    /** burst_bytes. */
     public function burstBytes(int $bytes): self
     {
-        $this->call('ps_options_set_burst_bytes', self::unsigned($bytes));
-        return $this;
+        return $this->set('burst_bytes', $bytes);
     }
 
-    /** Pacing burst in seconds of media (through the average bitrate). */
+    /** burst_seconds: seconds of media. */
     public function burstSeconds(float $seconds): self
     {
-        $this->call('ps_options_set_burst_ms', self::unsigned((int) round($seconds * 1000)));
-        return $this;
+        return $this->set('burst_seconds', $seconds);
     }
 
-    /** Fixed sustained rate in bytes per second; 0 turns pacing off. */
+    /** rate in bytes per second; 0 turns pacing off. */
     public function rate(int $bytesPerSecond): self
     {
-        $this->call('ps_options_set_rate', self::unsigned($bytesPerSecond));
-        return $this;
+        return $this->set('rate', $bytesPerSecond);
     }
 
-    /** Sustained rate = the media's average bitrate × `$factor` (1.25 is usual). */
-    public function rateAuto(float $factor = 1.25): self
+    /** rate auto: the media's average bitrate times `$factor` (the library's factor when null). */
+    public function rateAuto(?float $factor = null): self
     {
-        $this->call('ps_options_set_rate_auto', self::unsigned((int) round($factor * 1000)));
-        return $this;
+        return $this->set('rate', $factor === null ? 'auto' : "auto:$factor");
     }
 
-    /** Whether requests may set their pacing with ri/rs (default true). */
+    /** client_pacing: whether requests may pace themselves with ri/rs. */
     public function clientPacing(bool $allow): self
     {
-        $this->call('ps_options_set_client_pacing', $allow ? 1 : 0);
-        return $this;
+        return $this->set('client_pacing', $allow);
     }
 
-    /**
-     * When files are served with their keyframes listed in a rewritten
-     * onMetaData, so that flv.js and mpegts.js can seek: off, missing
-     * (default: when the file's own metadata has none or stale ones) or always.
-     */
+    /** metadata: off, missing or always. */
     public function metadata(string $mode): self
     {
-        $modes = ['off' => 0, 'missing' => 1, 'always' => 2];
-        if (!isset($modes[$mode])) {
-            throw new \InvalidArgumentException("metadata mode '$mode' is not off, missing or always");
-        }
-        $this->call('ps_options_set_metadata', $modes[$mode]);
-        return $this;
+        return $this->set('metadata', $mode);
     }
 
-    /**
-     * Where MP4 cuts start to be presented: exact (default: at the requested
-     * time, the frames from the keyframe up to it hidden by edit lists) or
-     * keyframe (at the keyframe, for players that ignore edit lists).
-     */
+    /** cut: exact or keyframe. */
     public function cut(string $mode): self
     {
-        $value = self::CUT_MODES[$mode]
-            ?? throw new \InvalidArgumentException("cut mode '$mode' is not exact or keyframe");
-        $this->call('ps_options_set_cut_mode', $value);
-        return $this;
+        return $this->set('cut', $mode);
     }
 
-    private function call(string $function, int|string ...$args): void
+    /** Renames: "start=t,end=e" or ['start' => 't']. */
+    private function params(string|array $renames): void
     {
-        $this->library->check($this->library->ffi->$function($this->handle(), ...$args), $function);
-    }
-
-    private static function unsigned(int $value): int
-    {
-        if ($value < 0) {
-            throw new \InvalidArgumentException("$value is negative");
+        if (is_string($renames)) {
+            $renames = array_filter(array_map('trim', explode(',', $renames)), 'strlen');
+            foreach ($renames as $pair) {
+                $this->set('param', $pair);
+            }
+            return;
         }
-        return $value;
-    }
-
-    private static function integer(mixed $value, string $what): int
-    {
-        if (is_int($value)) {
-            return $value;
+        foreach ($renames as $param => $name) {
+            $this->paramName((string) $param, (string) $name);
         }
-        if (is_string($value) && ctype_digit($value)) {
-            return (int) $value;
-        }
-        throw new \InvalidArgumentException("$what '$value' is not a non-negative integer");
     }
 }

@@ -5,16 +5,16 @@ declare(strict_types=1);
 namespace Pseudostream;
 
 /**
- * A failed library call (or a refused path): the ps_status, the HTTP status
- * to answer with (ps_status_http) and the library's detail (ps_last_error).
- * `$detail` is safe to send to a client as a short text body.
+ * A failed library call (or a path the host refuses): the ps_status, its
+ * HTTP status (ps_status_http) and the library's detail (ps_last_error),
+ * which may name paths: log it. MediaRoot's refusals say nothing more
+ * than their status.
  */
 class PseudostreamException extends \RuntimeException
 {
     /** ps_status numbers are fixed by the C ABI and never reused. */
     public const NOT_FOUND = 7;
     public const PERMISSION = 8;
-    public const RANGE_NOT_SATISFIABLE = 12;
 
     public function __construct(
         public readonly int $status,

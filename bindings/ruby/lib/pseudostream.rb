@@ -4,17 +4,17 @@ require "ffi"
 require_relative "pseudostream/version"
 require_relative "pseudostream/native"
 
-# Ruby wrappers over libpseudostream's C ABI. Every decision (seek points,
-# prefixes, ranges, validators, pacing) is the library's; these classes only
-# convert values, raise Pseudostream::Error for failed calls and free the
-# native handles.
+# Ruby wrappers over libpseudostream's C ABI. Every decision (the answer's
+# status, headers and body, seek points, ranges, validators, CORS, pacing)
+# and every default is the library's; these classes only convert values,
+# raise Pseudostream::Error for failed calls and free the native handles.
 #
 # Handles are freed deterministically with #close (or by the block forms,
 # which close in +ensure+). An FFI::AutoPointer frees a handle the program
 # forgot, when the garbage collector gets to it: a safety net, not the plan.
 module Pseudostream
-  # A failed library call: the ps_status number, the HTTP status to answer
-  # with (ps_status_http) and the library's detail (ps_last_error).
+  # A failed library call: the ps_status number, the HTTP status it stands
+  # for (ps_status_http) and the library's detail (ps_last_error).
   class Error < StandardError
     NAMES = {
       Native::PS_ERR_NULL_ARG => :null_arg,
@@ -51,11 +51,11 @@ module Pseudostream
       @status = status
       @http_status = http_status
       @detail = detail
-      # The detail already starts with the status's name ("not found: ...").
+      # The detail already names what failed ("option 'cut' = 'x': ...").
       super(detail.empty? ? Native.ps_strerror(status) : detail)
     end
 
-    # The status as a symbol (:not_found, :bad_request, ...).
+    # The status as a symbol (:not_found, :invalid_arg, ...).
     def code
       NAMES.fetch(status, :unknown)
     end
@@ -110,120 +110,134 @@ module Pseudostream
     end
   end
 
-  PREFIX_MODES = {
-    none: Native::PS_PREFIX_NONE,
-    header: Native::PS_PREFIX_HEADER,
-    init: Native::PS_PREFIX_INIT,
-    full: Native::PS_PREFIX_FULL
+  # One library setting as ps_options_describe lists it: its name, the
+  # other names it answers to, and what it takes.
+  OptionKey = Struct.new(:name, :aliases, :takes)
+
+  # Descriptive parameter names this binding has always accepted in
+  # +params:+, mapped onto the library's (which are the query names).
+  PARAM_NAMES = {
+    "initial_bytes" => "ib", "file_start" => "fs", "byte_start" => "bstart",
+    "byte_end" => "bend", "burst" => "ri", "rate" => "rs"
   }.freeze
 
-  METADATA_MODES = { off: 0, missing: 1, always: 2 }.freeze
-
-  CUT_MODES = {
-    exact: Native::PS_CUT_EXACT,
-    keyframe: Native::PS_CUT_KEYFRAME
-  }.freeze
-
-  START_UNITS = {
-    bytes: Native::PS_UNIT_BYTES,
-    seconds: Native::PS_UNIT_SECONDS
-  }.freeze
-
-  # Both the default query names and descriptive names select a parameter.
-  PARAMS = {
-    start: Native::PS_PARAM_START,
-    end: Native::PS_PARAM_END,
-    ib: Native::PS_PARAM_INITIAL_BYTES, initial_bytes: Native::PS_PARAM_INITIAL_BYTES,
-    fs: Native::PS_PARAM_FILE_START, file_start: Native::PS_PARAM_FILE_START,
-    bstart: Native::PS_PARAM_BYTE_START, byte_start: Native::PS_PARAM_BYTE_START,
-    bend: Native::PS_PARAM_BYTE_END, byte_end: Native::PS_PARAM_BYTE_END,
-    ri: Native::PS_PARAM_BURST, burst: Native::PS_PARAM_BURST,
-    rs: Native::PS_PARAM_RATE, rate: Native::PS_PARAM_RATE
-  }.freeze
-
-  def self.lookup(table, value, what)
-    table.fetch(value.to_s.downcase.to_sym) do
-      raise ArgumentError, "unknown #{what} #{value.inspect} (one of #{table.keys.join(', ')})"
-    end
-  end
+  # Environment names of earlier releases that the library does not know.
+  LEGACY_ENV = { "burst_secs" => "burst_seconds" }.freeze
 
   # ps_version: the library's version string.
   def self.library_version
     Native.ps_version
   end
 
-  # The largest MP4 moov box the library reads, in bytes (default 64 MiB;
-  # 0 restores it); files with a larger one are refused (415). Process-wide,
-  # for every app in the process: set it once at boot, before files are
-  # opened (an index already cached is not read again).
-  def self.mp4_max_moov_size=(bytes)
-    value = Integer(bytes.to_s, 10, exception: false)
-    if value.nil? || value.negative?
-      raise ArgumentError, "mp4_max_moov_size must be a non-negative number of bytes, got #{bytes.inspect}"
-    end
+  # Every key ps_options_set takes (OptionKey values), from the library.
+  def self.option_keys
+    @option_keys ||= describe_options.lines.filter_map do |line|
+      names, takes = line.chomp.split(": ", 2)
+      next if names.to_s.empty?
 
-    Error.check(Native.ps_mp4_set_moov_limit(value))
+      name, *aliases = names.split(" | ").map(&:strip)
+      OptionKey.new(name, aliases.freeze, takes.to_s).freeze
+    end.freeze
   end
 
-  # How a host serves (ps_options). Configured once in the constructor and
+  # ps_options_describe: one line per key, "name | alias: what it takes".
+  def self.describe_options
+    needed = FFI::MemoryPointer.new(:size_t)
+    status = Native.ps_options_describe(nil, 0, needed)
+    Error.check(status) unless status == Native::PS_ERR_BUFFER_TOO_SMALL
+    buf = FFI::MemoryPointer.new(:char, needed.read(:size_t))
+    Error.check(Native.ps_options_describe(buf, buf.size, needed))
+    buf.read_bytes(needed.read(:size_t)).force_encoding(Encoding::UTF_8)
+  ensure
+    buf&.free
+    needed&.free
+  end
+
+  # The library settings in +env+: PSEUDOSTREAM_<KEY> for every key and
+  # alias the library lists (PSEUDOSTREAM_START_UNIT, PSEUDOSTREAM_RATE,
+  # PSEUDOSTREAM_UNIT, ...) and the older PSEUDOSTREAM_BURST_SECS. Empty
+  # values count as unset. Returns { "start_unit" => "seconds", ... }.
+  def self.env_settings(env = ENV)
+    names = option_keys.flat_map { |k| [k.name, *k.aliases] } + LEGACY_ENV.keys
+    names.each_with_object({}) do |name, out|
+      value = env["PSEUDOSTREAM_#{name.upcase}"].to_s.strip
+      out[LEGACY_ENV.fetch(name, name)] = value unless value.empty?
+    end
+  end
+
+  # A process-wide setting (mp4_max_moov_size, index_cache), for every app
+  # in the process: ps_options_set without options.
+  def self.set_option(key, value)
+    Options.values(key, value).each do |text|
+      Error.check(Native.ps_options_set(nil, key.to_s, text))
+    end
+    nil
+  end
+
+  # The largest MP4 moov box the library reads, in bytes or a size ("64m");
+  # files with a larger one are refused (415). Process-wide: set it once at
+  # boot, before files are opened (an index already cached is not read again).
+  def self.mp4_max_moov_size=(bytes)
+    set_option("mp4_max_moov_size", bytes)
+  end
+
+  # How a host serves (ps_options): settings by the library's keys (see
+  # Pseudostream.option_keys, or `pseudostream help`), in the library's
+  # value syntax. Ruby values are turned into that text: true/false into
+  # on/off, symbols and numbers into their names, a Hash for +params+ into
+  # one "param=name" setting each. Configured once in the constructor and
   # read-only afterwards, so one instance is shared by every thread.
   #
-  #   prefix:        :none, :header, :init (default) or :full
-  #   start_unit:    :bytes (default) or :seconds
-  #   params:        renames, e.g. { start: "ss", end: "" } ("" turns one off)
-  #   burst:         pacing burst in bytes
-  #   burst_seconds: pacing burst in seconds of media (via the bitrate)
-  #   rate:          nil/0 (unpaced), bytes per second, or :auto / "auto" /
-  #                  "auto:FACTOR" (average bitrate × FACTOR, default 1.25)
-  #   client_pacing: whether ri/rs in a query may set the pacing (default true)
-  #   metadata:      :off, :missing (default) or :always: when files are served
-  #                  with their keyframes listed in a rewritten onMetaData
-  #   cut:           :exact (default) or :keyframe: where MP4 cuts start to be
-  #                  presented (the requested time, or the keyframe, for
-  #                  players that ignore edit lists)
+  #   Pseudostream::Options.new(start_unit: :seconds, rate: "auto:1.25",
+  #                             cors: "https://player.example")
   class Options < Handle
-    def self.open(**settings, &block)
-      scoped(new(**settings), &block)
+    def self.open(settings = {}, **keywords, &block)
+      scoped(new(settings, **keywords), &block)
     end
 
-    def initialize(prefix: :init, start_unit: :bytes, params: {}, burst: nil,
-                   burst_seconds: nil, rate: nil, client_pacing: true, metadata: :missing, cut: :exact)
+    # The strings ps_options_set gets for +value+ under +key+ (none for nil).
+    def self.values(key, value)
+      param = key.to_s.match?(/\Aparams?\z/i)
+      case value
+      when nil then []
+      when true then ["on"]
+      when false then ["off"]
+      when Hash
+        raise ArgumentError, "#{key}: a Hash is for params only" unless param
+
+        value.map { |which, name| "#{PARAM_NAMES.fetch(which.to_s, which.to_s)}=#{name}" }
+      when Array then value.flat_map { |v| values(key, v) }
+      else
+        text = value.to_s
+        # One environment variable holds many renames: "start=ss,end=es".
+        param ? text.split(",").map(&:strip).reject(&:empty?).map { |pair| param_pair(pair) } : [text]
+      end
+    end
+
+    def self.param_pair(pair)
+      which, rest = pair.split(/(?=[=\s])/, 2)
+      "#{PARAM_NAMES.fetch(which.to_s, which)}#{rest}"
+    end
+
+    # Applies +settings+ (a Hash or pairs), then the keywords, in order: a
+    # later value of a key replaces an earlier one.
+    def initialize(settings = {}, **keywords)
       super(Handle.out_pointer { |slot| Native.ps_options_new(slot) },
             Native.method(:ps_options_free))
-      configure(prefix, start_unit, params, burst, burst_seconds, rate, client_pacing)
-      Error.check(Native.ps_options_set_metadata(to_ptr, Pseudostream.lookup(METADATA_MODES, metadata,
-                                                                             "metadata mode")))
-      Error.check(Native.ps_options_set_cut_mode(to_ptr, Pseudostream.lookup(CUT_MODES, cut, "cut mode")))
+      settings.each { |key, value| set(key, value) }
+      keywords.each { |key, value| set(key, value) }
     rescue StandardError
       close
       raise
     end
 
-    private
-
-    def configure(prefix, start_unit, params, burst, burst_seconds, rate, client_pacing)
-      ptr = to_ptr
-      Error.check(Native.ps_options_set_prefix_mode(ptr, Pseudostream.lookup(PREFIX_MODES, prefix, "prefix mode")))
-      Error.check(Native.ps_options_set_start_unit(ptr, Pseudostream.lookup(START_UNITS, start_unit, "start unit")))
-      params.each do |param, name|
-        Error.check(Native.ps_options_set_param_name(ptr, Pseudostream.lookup(PARAMS, param, "parameter"), name.to_s))
+    # ps_options_set for one key; raises Pseudostream::Error (:invalid_arg,
+    # naming key and value) for what the library does not accept.
+    def set(key, value)
+      Options.values(key, value).each do |text|
+        Error.check(Native.ps_options_set(to_ptr, key.to_s, text))
       end
-      Error.check(Native.ps_options_set_burst_bytes(ptr, Integer(burst))) if burst
-      Error.check(Native.ps_options_set_burst_ms(ptr, (Float(burst_seconds) * 1000).round)) if burst_seconds
-      apply_rate(ptr, rate) if rate
-      Error.check(Native.ps_options_set_client_pacing(ptr, client_pacing ? 1 : 0))
-    end
-
-    def apply_rate(ptr, rate)
-      text = rate.to_s.strip.downcase
-      if (m = text.match(/\Aauto(?::(\d+(?:\.\d+)?))?\z/))
-        factor = m[1] ? Float(m[1]) : 1.25
-        Error.check(Native.ps_options_set_rate_auto(ptr, (factor * 1000).round))
-      elsif text.match?(/\A\d+\z/)
-        Error.check(Native.ps_options_set_rate(ptr, Integer(text, 10)))
-      else
-        raise ArgumentError, "rate must be bytes per second or auto[:FACTOR], got #{rate.inspect}"
-      end
+      self
     end
   end
 
@@ -262,157 +276,112 @@ module Pseudostream
     end
   end
 
-  # One parsed request (ps_request).
-  class Request < Handle
-    # Parses a query string (without '?') under +options+ (nil: defaults).
-    def self.parse(options, query, &block)
-      query = query.to_s
-      pointer = Handle.out_pointer do |slot|
-        Native.ps_request_parse(options, query, query.bytesize, slot)
-      end
-      scoped(new(pointer), &block)
-    end
-
-    def initialize(pointer)
-      super(pointer, Native.method(:ps_request_free))
-    end
-  end
-
-  # What ps_plan_respond decided: an HTTP status and the window of the
-  # plan's response to send.
-  Reply = Struct.new(:status, :first, :length)
-
-  # What to send for one request (ps_plan). Immutable.
-  class Plan < Handle
-    # Resolves +request+ (nil: the whole file) against +media+.
-    def self.open(media, options, request, &block)
-      pointer = Handle.out_pointer { |slot| Native.ps_plan_new(media, options, request, slot) }
-      scoped(new(pointer), &block)
-    end
-
-    def initialize(pointer)
-      super(pointer, Native.method(:ps_plan_free))
-    end
-
-    # ps_plan_info as a Hash of Integers.
-    def info
-      out = Native::PlanInfo.new
-      Error.check(Native.ps_plan_get_info(to_ptr, out))
-      out.members.to_h { |k| [k, out[k]] }
-    end
-
-    def etag
-      borrowed_string { |slot| Native.ps_plan_etag(to_ptr, slot) }
-    end
-
-    def content_type
-      borrowed_string { |slot| Native.ps_plan_content_type(to_ptr, slot) }
-    end
-
-    # The prefix bytes (header, codec configuration, metadata) as a String.
-    def prefix
-      data = FFI::MemoryPointer.new(:pointer)
-      len = FFI::MemoryPointer.new(:size_t)
-      Error.check(Native.ps_plan_prefix(to_ptr, data, len))
-      n = len.read(:size_t)
-      n.zero? ? "".b : data.read_pointer.read_bytes(n)
-    ensure
-      data&.free
-      len&.free
-    end
-
-    # Evaluates Range and the preconditions (header values; nil = absent).
-    def respond(range: nil, if_match: nil, if_none_match: nil, if_range: nil)
-      out = Native::Response.new
-      Error.check(Native.ps_plan_respond(to_ptr, range, if_match, if_none_match, if_range, out))
-      Reply.new(out[:status], out[:first], out[:length])
-    end
-
-    # The Content-Range value for a 206 or 416 reply ("" for the others).
-    def content_range(reply)
-      response = Native::Response.new
-      response[:status] = reply.status
-      response[:first] = reply.first
-      response[:length] = reply.length
-      buf = FFI::MemoryPointer.new(:char, 96)
-      written = FFI::MemoryPointer.new(:size_t)
-      status = Native.ps_plan_content_range(to_ptr, response, buf, buf.size, written)
-      if status == Native::PS_ERR_BUFFER_TOO_SMALL
-        buf.free
-        buf = FFI::MemoryPointer.new(:char, written.read(:size_t))
-        status = Native.ps_plan_content_range(to_ptr, response, buf, buf.size, written)
-      end
-      Error.check(status)
-      buf.read_bytes(written.read(:size_t))
-    ensure
-      buf&.free
-      written&.free
-    end
-
-    # Where a window of the response comes from (prefix part, file range).
-    def slice(first, length)
-      out = Native::Slice.new
-      Error.check(Native.ps_plan_slice(to_ptr, first, length, out))
-      out.members.to_h { |k| [k, out[k]] }
-    end
-
-    private
-
-    def borrowed_string
-      slot = FFI::MemoryPointer.new(:pointer)
-      Error.check(yield slot)
-      slot.read_pointer.read_string.dup
-    ensure
-      slot&.free
-    end
-  end
-
-  # Produces one response or one window of it (ps_stream), from one thread
-  # at a time. It keeps its own reference to the bytes: the media and plan
-  # it was made from may be closed while it runs.
-  class Stream < Handle
+  # One HTTP request and the library's whole answer to it (ps_exchange):
+  # hand it the method, the raw query and every request header, open the
+  # file (or say why it could not be), let it #respond, then send #status,
+  # every one of #headers and the body #fill gives. One thread at a time.
+  class Exchange < Handle
     DATA = Native::PS_FILL_DATA
     WAIT = Native::PS_FILL_WAIT
     DONE = Native::PS_FILL_DONE
 
-    def self.open(media, plan, first, length, &block)
-      pointer = Handle.out_pointer { |slot| Native.ps_stream_new(media, plan, first, length, slot) }
+    # +query+ is the query string without '?', undecoded.
+    def self.open(method, query, &block)
+      method = method.to_s
+      query = query.to_s
+      pointer = Handle.out_pointer do |slot|
+        Native.ps_exchange_new(method, method.bytesize, query, query.bytesize, slot)
+      end
       scoped(new(pointer), &block)
     end
 
     def initialize(pointer)
-      super(pointer, Native.method(:ps_stream_free))
+      super(pointer, Native.method(:ps_exchange_free))
       @written = FFI::MemoryPointer.new(:size_t)
       @wait_us = FFI::MemoryPointer.new(:uint64)
       @state = FFI::MemoryPointer.new(:uint32)
     end
 
-    # Burst bytes, then bytes per second (0 = unpaced).
-    def set_pacing(burst_bytes, rate_bytes_per_s)
-      Error.check(Native.ps_stream_set_pacing(to_ptr, burst_bytes, rate_bytes_per_s))
+    # One request header (names in any case; unknown ones are ignored).
+    def set_header(name, value)
+      name = name.to_s
+      value = value.to_s
+      Error.check(Native.ps_exchange_set_header(to_ptr, name, name.bytesize, value, value.bytesize))
+      self
     end
 
-    # Fills +buffer+ (an FFI::Pointer of +capacity+ bytes) as far as pacing
-    # allows at +now_us+ (a monotonic clock). Returns [state, written,
-    # wait_us] with state DATA, WAIT or DONE. Never sleeps.
-    def fill(buffer, capacity, now_us)
-      Error.check(Native.ps_stream_fill(to_ptr, buffer, capacity, now_us, @written, @wait_us, @state))
-      [@state.read(:uint32), @written.read(:size_t), @wait_us.read(:uint64)]
+    # Whether the answer depends on the file (GET, HEAD): then open it
+    # with #open_path or #open_failed before #respond.
+    def wants_file?
+      with_out(:uint32) { |out| Native.ps_exchange_wants_file(to_ptr, out) } == 1
     end
 
-    # Bytes still to deliver.
-    def remaining
-      out = FFI::MemoryPointer.new(:uint64)
-      Error.check(Native.ps_stream_remaining(to_ptr, out))
-      out.read(:uint64)
+    # The library opens and indexes the file; a missing, forbidden or
+    # unreadable one becomes the answer.
+    def open_path(path)
+      Error.check(Native.ps_exchange_open_path(to_ptr, path.to_s))
+      self
+    end
+
+    # The host's own lookup failed with +errno+ (Errno::ENOENT::Errno, ...).
+    def open_failed(errno, name = nil)
+      Error.check(Native.ps_exchange_open_failed(to_ptr, Integer(errno), name&.to_s))
+      self
+    end
+
+    # Decides the answer under +options+ (nil: the library's defaults).
+    def respond(options = nil)
+      Error.check(Native.ps_exchange_respond(to_ptr, options))
+      self
+    end
+
+    # ps_exchange_info as a Hash of Integers (status, body_length, ...).
+    def info
+      out = Native::ExchangeInfo.new
+      Error.check(Native.ps_exchange_get_info(to_ptr, out))
+      out.members.to_h { |k| [k, out[k]] }
+    end
+
+    # Every response header, in order, as [name, value] Strings.
+    def headers
+      slots = Array.new(4) { FFI::MemoryPointer.new(:pointer) }
+      name, name_len, value, value_len = slots
+      Array.new(info[:header_count]) do |i|
+        Error.check(Native.ps_exchange_header(to_ptr, i, name, name_len, value, value_len))
+        [name.read_pointer.read_bytes(name_len.read(:size_t)),
+         value.read_pointer.read_bytes(value_len.read(:size_t))]
+      end
     ensure
-      out&.free
+      slots&.each(&:free)
+    end
+
+    # Why the answer is what it is, for the log only (it may name paths).
+    def detail
+      with_out(:pointer) { |out| Native.ps_exchange_detail(to_ptr, out) }.read_string.dup
+    end
+
+    # Fills +buffer+ (an FFI::Pointer of +capacity+ bytes) with body bytes
+    # as far as pacing allows at +now_us+ (a monotonic clock). Returns
+    # [state, written, wait_us] with state DATA, WAIT or DONE. Never sleeps.
+    def fill(buffer, capacity, now_us)
+      Error.check(Native.ps_exchange_fill(to_ptr, buffer, capacity, now_us, @written, @wait_us, @state))
+      [@state.read(:uint32), @written.read(:size_t), @wait_us.read(:uint64)]
     end
 
     def close
       super
       [@written, @wait_us, @state].each { |p| p&.free }
       @written = @wait_us = @state = nil
+    end
+
+    private
+
+    def with_out(type)
+      out = FFI::MemoryPointer.new(type)
+      Error.check(yield out)
+      type == :pointer ? out.read_pointer : out.read(type)
+    ensure
+      out&.free
     end
   end
 end

@@ -15,24 +15,25 @@ module Pseudostream
     end
   end
 
-  # A Rack application that serves the FLV files under +root+ with
-  # pseudostreaming: GET/HEAD /path/movie.flv?start=... as the library
-  # plans it, with Range, validators and pacing.
+  # A Rack application that serves the FLV and MP4 files under +root+ with
+  # pseudostreaming. The app maps the URL to a file; the library decides
+  # the whole answer (status, every header, the body and its pacing) from
+  # the method, the query, the request headers and the file, and the app
+  # hands that to the server unchanged.
   #
   #   Pseudostream::RackApp.new(root: "/srv/video", start_unit: :seconds)
   #
   # Mounted with Rack's +map+, the part of the path after the mount point
-  # (PATH_INFO) names the file below +root+. Keywords other than root,
-  # buffer_size and logger configure the library (see Pseudostream::Options).
+  # (PATH_INFO) names the file below +root+. Library settings come from
+  # +environment+ (PSEUDOSTREAM_<KEY>, see Pseudostream.env_settings), then
+  # +options+ (a Hash by key), then the other keywords, a later one
+  # replacing an earlier one; see Pseudostream::Options for the values.
   class RackApp
     BUFFER_SIZE = 64 * 1024
-    METHODS = %w[GET HEAD].freeze
 
     attr_reader :root, :options
 
-    def initialize(root:, start_unit: :bytes, prefix: :init, burst: nil, burst_seconds: nil,
-                   rate: nil, client_pacing: true, metadata: :missing, cut: :exact, params: {},
-                   buffer_size: BUFFER_SIZE)
+    def initialize(root:, environment: ENV, options: {}, buffer_size: BUFFER_SIZE, **settings)
       @root = File.realpath(root.to_s)
       raise ArgumentError, "media root #{root} is not a directory" unless File.directory?(@root)
 
@@ -41,9 +42,7 @@ module Pseudostream
       raise ArgumentError, "buffer_size must be positive" unless @buffer_size.positive?
 
       # One ps_options for the app, shared read-only by every request thread.
-      @options = Options.new(prefix: prefix, start_unit: start_unit, params: params,
-                             burst: burst, burst_seconds: burst_seconds, rate: rate,
-                             client_pacing: client_pacing, metadata: metadata, cut: cut)
+      @options = Options.new(Pseudostream.env_settings(environment || {}).to_a + options.to_a, **settings)
     end
 
     # Frees the shared options (at shutdown; the app is unusable afterwards).
@@ -52,119 +51,133 @@ module Pseudostream
     end
 
     def call(env)
-      method = env["REQUEST_METHOD"]
-      unless METHODS.include?(method)
-        return text(405, "method not allowed", "Allow" => "GET, HEAD")
-      end
+      segments, refusal = split_path(env["PATH_INFO"].to_s)
+      return refusal if refusal
 
-      path = resolve(env["PATH_INFO"].to_s)
-      return path if path.is_a?(Array)
-
-      validators = %w[HTTP_RANGE HTTP_IF_MATCH HTTP_IF_NONE_MATCH HTTP_IF_RANGE].map { |k| env[k] }
-      return text(400, "bad request: NUL in a header") if validators.any? { |v| v&.include?("\0") }
-
-      serve(path, env["QUERY_STRING"].to_s, validators, method == "HEAD", env["rack.errors"])
+      exchange = Exchange.open(env["REQUEST_METHOD"], env["QUERY_STRING"])
+      response = decide(exchange, segments, env)
+      # A body that streams owns the exchange; otherwise it ends here.
+      exchange = nil if response[2].is_a?(StreamBody)
+      response
+    rescue Pseudostream::Error => e
+      log(env, "pseudostream: #{request_line(env)}: #{e.message}")
+      text(500, "internal error")
+    ensure
+      exchange&.close
     end
 
     private
 
-    # Steps 2-7 of a request. Media, request and plan are freed before this
-    # returns; the body owns only the stream, which keeps its own reference
-    # to the bytes.
-    def serve(path, query, validators, head, errors)
-      media = request = plan = nil
-      media = Media.open(path)
-      request = Request.parse(@options, query)
-      begin
-        plan = Plan.open(media, @options, request)
-      rescue Pseudostream::Error => e
-        raise unless e.status == Native::PS_ERR_RANGE_NOT_SATISFIABLE
-
-        return text(416, e.detail, "Content-Range" => "bytes */#{media.info[:size]}")
+    # The library's answer to the request, or the app's own refusal of a
+    # path that leaves the root.
+    def decide(exchange, segments, env)
+      request_headers(env) { |name, value| exchange.set_header(name, value) }
+      if exchange.wants_file?
+        refusal = open_file(exchange, segments)
+        return refusal if refusal
       end
-      range, if_match, if_none_match, if_range = validators
-      reply = plan.respond(range: range, if_match: if_match, if_none_match: if_none_match,
-                           if_range: if_range)
-      respond(media, plan, reply, head, errors)
-    rescue Pseudostream::Error => e
-      text(e.http_status, e.detail)
-    ensure
-      plan&.close
-      request&.close
-      media&.close
+      exchange.respond(@options)
+      answer(exchange, env)
     end
 
-    def respond(media, plan, reply, head, errors)
-      headers = { "ETag" => plan.etag, "Accept-Ranges" => "bytes" }
-      case reply.status
-      when 200, 206
-        info = plan.info
-        headers["Content-Type"] = plan.content_type
-        headers["Content-Length"] = reply.length.to_s
-        headers["Content-Range"] = plan.content_range(reply) if reply.status == 206
-        headers["X-Pseudostream-Start-Ms"] = info[:start_ms].to_s
-        headers["X-Pseudostream-End-Ms"] = info[:end_ms].to_s
-        return [reply.status, headers, []] if head
+    # The answer as the library gives it. A body that sends nothing (HEAD,
+    # 204, 304) frees the exchange at once; any other takes it over.
+    def answer(exchange, env)
+      info = exchange.info
+      status = info[:status]
+      detail = status >= 400 ? exchange.detail : ""
+      log(env, "pseudostream: #{status} #{request_line(env)}: #{detail}") unless detail.empty?
+      headers = {}
+      exchange.headers.each do |name, value|
+        # Rack 2 writes a value with "\n" as one header line per part.
+        headers[name] = headers.key?(name) ? "#{headers[name]}\n#{value}" : value
+      end
+      return [status, headers, []] if info[:body_length].zero?
 
-        [reply.status, headers, stream_body(media, plan, reply, errors)]
-      when 304
-        [304, headers, []]
-      when 416
-        text(416, "range not satisfiable", headers.merge("Content-Range" => plan.content_range(reply)))
-      else
-        text(reply.status, reply.status == 412 ? "precondition failed" : "unexpected status", headers)
+      [status, headers, StreamBody.new(exchange, @buffer_size, env["rack.errors"])]
+    end
+
+    # Every request header in +env+ by name: HTTP_* and the two Rack keeps
+    # apart (CONTENT_TYPE, CONTENT_LENGTH); the library picks what it reads.
+    def request_headers(env)
+      env.each do |key, value|
+        next unless value.is_a?(String)
+
+        name = if key.start_with?("HTTP_")
+                 key.delete_prefix("HTTP_")
+               elsif %w[CONTENT_TYPE CONTENT_LENGTH].include?(key)
+                 key
+               end
+        # HTTP_VERSION is the request line's protocol some servers add.
+        next if name.nil? || key == "HTTP_VERSION"
+
+        yield name.tr("_", "-"), value
       end
     end
 
-    def stream_body(media, plan, reply, errors)
-      # Paced as the library's policy says (the plan's pacing, Range included).
-      stream = Stream.open(media, plan, reply.first, reply.length)
-      StreamBody.new(stream, @buffer_size, errors)
-    rescue StandardError
-      stream&.close
-      raise
-    end
-
-    # Step 1: PATH_INFO (percent-encoded) to a regular file inside the root,
-    # or a response for what cannot be served.
-    def resolve(path_info)
-      return text(400, "bad request: malformed percent-encoding") if path_info.match?(/%(?!\h\h)/)
+    # PATH_INFO (percent-encoded) to [segments below the root], or to
+    # [nil, the app's own answer] for a malformed path or one that climbs out.
+    def split_path(path_info)
+      return [nil, text(400, "bad request: malformed percent-encoding")] if path_info.match?(/%(?!\h\h)/)
 
       decoded = path_info.b.gsub(/%(\h\h)/) { Regexp.last_match(1).hex.chr }
-      decoded.force_encoding(Encoding::UTF_8)
-      return text(404, "not found") unless decoded.valid_encoding?
-      return text(400, "bad request: NUL in the path") if decoded.include?("\0")
+      return [nil, text(400, "bad request: NUL in the path")] if decoded.include?("\0")
 
-      segments = decoded.split("/").reject(&:empty?)
-      return text(404, "not found") if segments.empty? || segments.any? { |s| %w[. ..].include?(s) }
+      segments = decoded.split("/").reject { |s| s.empty? || s == "." }
+      return [nil, text(404, "not found")] if segments.include?("..")
 
-      real = File.realpath(File.join(@root, *segments))
-      return text(403, "forbidden: outside the media root") unless real.start_with?(@root_slash)
-      return text(404, "not found") unless File.file?(real)
-
-      real
-    rescue Errno::EACCES
-      text(403, "forbidden")
-    rescue SystemCallError
-      text(404, "not found")
+      [segments.map { |s| s.force_encoding(Encoding::UTF_8) }]
     end
 
-    # A short text response. Library details name files by their absolute
-    # path; clients see them relative to the root.
-    def text(status, message, headers = {})
-      body = "#{message.to_s.gsub(@root_slash, '')}\n"
-      [status, headers.merge("Content-Type" => "text/plain; charset=utf-8",
-                             "Content-Length" => body.bytesize.to_s), [body]]
+    # Opens the file the segments name for the library, or tells it why it
+    # cannot be opened (then the library answers 404 or 403 with its own
+    # headers). Returns the app's own answer only for a path that leads out
+    # of the root through a symlink.
+    def open_file(exchange, segments)
+      path = File.join(@root, *segments)
+      # The library takes UTF-8 paths; no file here has another name.
+      raise Errno::ENOENT unless path.valid_encoding?
+
+      real = File.realpath(path)
+      inside = real == @root || real.start_with?(@root_slash)
+      return text(403, "forbidden: outside the media root") unless inside
+
+      # Only regular files: opening a FIFO would block the thread.
+      File.file?(real) ? exchange.open_path(real) : exchange.open_failed(Errno::ENOENT::Errno)
+      nil
+    rescue Errno::ENAMETOOLONG
+      # A name longer than any file can have is a missing file, not an I/O error.
+      exchange.open_failed(Errno::ENOENT::Errno)
+      nil
+    rescue SystemCallError => e
+      exchange.open_failed(e.errno)
+      nil
+    end
+
+    def request_line(env)
+      "#{env['REQUEST_METHOD']} #{env['PATH_INFO']}"
+    end
+
+    def log(env, line)
+      env["rack.errors"]&.puts(line)
+    end
+
+    # The app's own short answer, for paths it refuses before the library.
+    def text(status, message)
+      body = "#{message}\n"
+      headers = { "Content-Type" => "text/plain; charset=utf-8", "Content-Length" => body.bytesize.to_s }
+      [status, headers, [body]]
     end
   end
 
-  # The body of a 200/206 response: #each yields the bytes the library puts
-  # into one reused 64 KiB buffer, sleeping whenever pacing says to wait.
-  # #close (called by the server, also after a failed write) frees the
-  # stream and the buffer; #each frees them too once it ends, however.
+  # The body of an answer with bytes to send: #each yields the bytes the
+  # library puts into one reused buffer (ps_exchange_fill), sleeping
+  # whenever pacing says to wait. #close (called by the server, also after
+  # a failed write) frees the exchange and the buffer; #each frees them too
+  # once it ends, however.
   class StreamBody
-    def initialize(stream, buffer_size, errors = nil)
-      @stream = stream
+    def initialize(exchange, buffer_size, errors = nil)
+      @exchange = exchange
       @capacity = buffer_size
       @buffer = FFI::MemoryPointer.new(:uint8, buffer_size)
       @errors = errors
@@ -173,10 +186,10 @@ module Pseudostream
     def each
       loop do
         now_us = Process.clock_gettime(Process::CLOCK_MONOTONIC, :microsecond)
-        state, written, wait_us = @stream.fill(@buffer, @capacity, now_us)
+        state, written, wait_us = @exchange.fill(@buffer, @capacity, now_us)
         case state
-        when Stream::DATA then yield @buffer.get_bytes(0, written)
-        when Stream::WAIT then sleep(wait_us / 1e6)
+        when Exchange::DATA then yield @buffer.get_bytes(0, written)
+        when Exchange::WAIT then sleep(wait_us / 1e6)
         else break
         end
       end
@@ -188,10 +201,10 @@ module Pseudostream
     end
 
     def close
-      stream = @stream
+      exchange = @exchange
       buffer = @buffer
-      @stream = @buffer = nil
-      stream&.close
+      @exchange = @buffer = nil
+      exchange&.close
       buffer&.free
       nil
     end
