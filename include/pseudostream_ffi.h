@@ -264,6 +264,15 @@ enum ps_cut_mode
 typedef uint32_t ps_cut_mode;
 
 /*
+ An index build under way, as one request sees it: the request leads it
+ (runs it with ps_build_run where blocking is allowed) or has joined the
+ one another request leads. The requests of one file version share one
+ build, found by the library's cache. Its functions may be called from
+ the host's event loop and from the thread that runs it.
+ */
+typedef struct ps_build ps_build;
+
+/*
  One HTTP request and, once answered, the library's whole answer: status,
  every response header, and the body as pieces. Use from one thread at a
  time. A descriptor lent with ps_exchange_open_fd must stay open until
@@ -575,6 +584,69 @@ ps_status ps_exchange_open_fd_cached(ps_exchange *exchange, int32_t fd, const ch
  so `media` may be freed right after. `name` as for ps_exchange_open_fd.
  */
 ps_status ps_exchange_open_media(ps_exchange *exchange, const ps_media *media, const char *name);
+
+/*
+ For hosts that must not block on indexing (an event loop): opens the
+ regular file behind `fd` (lent, as for ps_exchange_open_fd) from the
+ cache. `*build` = NULL: the exchange has the file, or the reason it
+ cannot have it; go on to ps_exchange_respond. Otherwise `*build` is the
+ build of the file's index: when ps_build_leads says so, run it with
+ ps_build_run on a thread; otherwise register the request with
+ ps_build_add_waiter. Once it has ended, ps_exchange_open_build, then
+ ps_exchange_respond. Free the build with ps_build_free. One fstat, no
+ read.
+ */
+ps_status ps_exchange_open_fd_async(ps_exchange *exchange,
+                                    int32_t fd,
+                                    const char *name,
+                                    ps_build **build);
+
+/*
+ `*leads` = 1 when this request runs the build (ps_build_run), 0 when
+ another request does.
+ */
+ps_status ps_build_leads(const ps_build *build, uint32_t *leads);
+
+/*
+ Runs a build this request leads, reading the file through `fd` (lent for
+ the call; it may be another descriptor of the same file, say one without
+ O_DIRECT). Blocking: call it where the host may block (a thread pool).
+ The index goes into the cache; the outcome, index or error, to every
+ request of the build. Returns PS_OK, or the build's error (the requests
+ learn it through ps_exchange_open_build).
+ */
+ps_status ps_build_run(const ps_build *build, int32_t fd);
+
+/*
+ Registers a waiting request by an opaque `token` of the host's (its
+ request, its event), which ps_build_take_waiters hands back once the
+ build has ended. `*added` = 0 when the build has ended already: go on at
+ once. Call from the event loop the build's end is handled in.
+ */
+ps_status ps_build_add_waiter(const ps_build *build, void *token, uint32_t *added);
+
+/*
+ Forgets a waiting request (it went away).
+ */
+ps_status ps_build_remove_waiter(const ps_build *build, void *token);
+
+/*
+ After ps_build_run has ended: up to `cap` tokens of the waiting
+ requests, taken off the build, into `tokens`; call until `*count` is 0.
+ */
+ps_status ps_build_take_waiters(const ps_build *build, void **tokens, size_t cap, size_t *count);
+
+/*
+ After the build has ended: the exchange takes its outcome, the index (even
+ when the cache did not keep it) or the reason there is none.
+ */
+ps_status ps_exchange_open_build(ps_exchange *exchange, const ps_build *build);
+
+/*
+ Releases a build handle. NULL is a no-op. The build itself goes on for
+ the other requests.
+ */
+void ps_build_free(ps_build *build);
 
 /*
  The host could not open the file; `error` is the errno (ENOENT,

@@ -36,11 +36,74 @@ struct Inner {
 }
 
 /// One index build under way. Callers for the same identity wait for its
-/// outcome instead of reading the source again.
+/// outcome instead of reading the source again: blocked on it, or, for hosts
+/// with an event loop, registered by a token they get back when it ends.
 #[derive(Default)]
 struct Build {
-    outcome: Mutex<Option<Result<Arc<MediaIndex>>>>,
+    state: Mutex<BuildState>,
     done: Condvar,
+}
+
+#[derive(Default)]
+struct BuildState {
+    outcome: Option<Result<Arc<MediaIndex>>>,
+    /// Tokens of the host's waiting requests.
+    waiters: Vec<usize>,
+}
+
+/// A build a caller leads or has joined, without blocking (see
+/// `IndexCache::lookup`).
+pub struct Pending {
+    build: Arc<Build>,
+    identity: SourceIdentity,
+    lead: bool,
+}
+
+/// What `IndexCache::lookup` found.
+pub enum Lookup {
+    Cached(Arc<MediaIndex>),
+    /// Not cached: a build to lead (run with `IndexCache::lead`) or the one
+    /// under way, joined.
+    Pending(Pending),
+}
+
+impl Pending {
+    /// Whether this caller must run the build.
+    pub fn leads(&self) -> bool {
+        self.lead
+    }
+
+    /// The outcome, once the build has ended.
+    pub fn outcome(&self) -> Option<Result<Arc<MediaIndex>>> {
+        self.build.state.lock().outcome.as_ref().map(|o| match o {
+            Ok(index) => Ok(Arc::clone(index)),
+            Err(e) => Err(e.duplicate()),
+        })
+    }
+
+    /// Registers a waiting request's token, handed back by `take_waiters`
+    /// once the build has ended. False, with nothing registered, when it has
+    /// ended already.
+    pub fn add_waiter(&self, token: usize) -> bool {
+        let mut state = self.build.state.lock();
+        if state.outcome.is_some() {
+            return false;
+        }
+        state.waiters.push(token);
+        true
+    }
+
+    /// Forgets a token (a request that went away).
+    pub fn remove_waiter(&self, token: usize) {
+        self.build.state.lock().waiters.retain(|&t| t != token);
+    }
+
+    /// Up to `max` tokens of the requests that waited, taken off the list.
+    pub fn take_waiters(&self, max: usize) -> Vec<usize> {
+        let mut state = self.build.state.lock();
+        let n = state.waiters.len().min(max);
+        state.waiters.drain(..n).collect()
+    }
 }
 
 /// Counters, for hosts that expose them.
@@ -94,47 +157,80 @@ impl IndexCache {
         identity: &SourceIdentity,
         build: impl FnOnce() -> Result<MediaIndex>,
     ) -> Result<Arc<MediaIndex>> {
-        let Some(key) = &identity.key else {
-            return Ok(Arc::new(build()?));
-        };
-        let (pending, ours) = {
-            let mut inner = self.inner.lock();
-            if let Some(index) = inner.hit(key, identity) {
-                return Ok(index);
-            }
-            inner.misses += 1;
-            match inner.building.get(identity) {
-                Some(pending) => (Arc::clone(pending), false),
-                None => {
-                    let pending = Arc::new(Build::default());
-                    inner
-                        .building
-                        .insert(identity.clone(), Arc::clone(&pending));
-                    (pending, true)
-                }
-            }
-        };
-        if !ours {
-            return pending.wait();
+        match self.lookup(identity) {
+            Lookup::Cached(index) => Ok(index),
+            Lookup::Pending(p) if p.lead => self.lead(&p, build),
+            Lookup::Pending(p) => p.build.wait(),
         }
+    }
+
+    /// Without blocking or reading: the cached index for this identity, or
+    /// the build of it, which the caller leads when none is under way and
+    /// joins otherwise. Sources without a key are never cached: each call
+    /// leads a build of its own.
+    pub fn lookup(&self, identity: &SourceIdentity) -> Lookup {
+        let pending = |build: Arc<Build>, lead: bool| {
+            Lookup::Pending(Pending {
+                build,
+                identity: identity.clone(),
+                lead,
+            })
+        };
+        let Some(key) = &identity.key else {
+            return pending(Arc::default(), true);
+        };
+        let mut inner = self.inner.lock();
+        if let Some(index) = inner.hit(key, identity) {
+            return Lookup::Cached(index);
+        }
+        inner.misses += 1;
+        match inner.building.get(identity) {
+            Some(build) => pending(Arc::clone(build), false),
+            None => {
+                let build = Arc::new(Build::default());
+                inner.building.insert(identity.clone(), Arc::clone(&build));
+                pending(build, true)
+            }
+        }
+    }
+
+    /// Runs a build the caller leads (blocking), caches its index and hands
+    /// its outcome to the callers that joined it.
+    pub fn lead(
+        &self,
+        pending: &Pending,
+        build: impl FnOnce() -> Result<MediaIndex>,
+    ) -> Result<Arc<MediaIndex>> {
+        if !pending.lead {
+            return Err(Error::InvalidArgument(
+                "this caller joined the build: it does not run it".into(),
+            ));
+        }
+        let identity = &pending.identity;
         let built = panic::catch_unwind(AssertUnwindSafe(build)).map(|r| r.map(Arc::new));
-        {
+        if let Some(key) = &identity.key {
             let mut inner = self.inner.lock();
-            inner.building.remove(identity);
+            if inner
+                .building
+                .get(identity)
+                .is_some_and(|b| Arc::ptr_eq(b, &pending.build))
+            {
+                inner.building.remove(identity);
+            }
             if let Ok(Ok(index)) = &built {
                 inner.insert(key, identity, Arc::clone(index));
             }
         }
         match built {
             Ok(outcome) => {
-                pending.finish(match &outcome {
+                pending.build.finish(match &outcome {
                     Ok(index) => Ok(Arc::clone(index)),
                     Err(e) => Err(e.duplicate()),
                 });
                 outcome
             }
             Err(payload) => {
-                pending.finish(Err(Error::Io(io::Error::other(
+                pending.build.finish(Err(Error::Io(io::Error::other(
                     "building the index panicked in another thread",
                 ))));
                 panic::resume_unwind(payload)
@@ -177,18 +273,18 @@ impl IndexCache {
 
 impl Build {
     fn finish(&self, outcome: Result<Arc<MediaIndex>>) {
-        *self.outcome.lock() = Some(outcome);
+        self.state.lock().outcome = Some(outcome);
         self.done.notify_all();
     }
 
     /// Blocks until the build has finished and returns its outcome.
     fn wait(&self) -> Result<Arc<MediaIndex>> {
-        let mut outcome = self.outcome.lock();
+        let mut state = self.state.lock();
         loop {
-            match &*outcome {
+            match &state.outcome {
                 Some(Ok(index)) => return Ok(Arc::clone(index)),
                 Some(Err(e)) => return Err(e.duplicate()),
-                None => self.done.wait(&mut outcome),
+                None => self.done.wait(&mut state),
             }
         }
     }

@@ -13,9 +13,11 @@
 
 use std::sync::Arc;
 
+use crate::cache::{IndexCache, Lookup, Pending};
 use crate::config::{Config, Cors};
 use crate::error::{Error, Result};
 use crate::httpdate;
+use crate::index::MediaIndex;
 use crate::media::Media;
 use crate::pacer::Pacer;
 use crate::plan::{self, Body, Conditions, Part, Plan, Request};
@@ -66,6 +68,8 @@ enum Method {
 /// The file behind the request, as far as it was opened.
 enum File {
     NotOpened,
+    /// Read, its index being built elsewhere (`open_fd_async`).
+    Building(Arc<dyn ByteSource>),
     Failed(Error),
     /// Read, but not indexed: the reason, and the bytes to serve as stored.
     Unindexed(Arc<dyn ByteSource>, Error),
@@ -290,6 +294,63 @@ impl Exchange {
         }
     }
 
+    /// As `open_fd`, without blocking: the file's index from the cache, or
+    /// the build of it that the host must wait for (and run, when it
+    /// leads it) before `open_built`. None when the exchange has the file,
+    /// or the reason it cannot have it.
+    ///
+    /// # Safety
+    /// As `open_fd`.
+    pub unsafe fn open_fd_async(&mut self, fd: i32, name: Option<&str>) -> Option<Pending> {
+        self.name = name.map(str::to_string);
+        // SAFETY: forwarded to our caller.
+        let source: Arc<dyn ByteSource> = match unsafe { FileSource::lend_fd(fd) } {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                self.file = File::Failed(e);
+                return None;
+            }
+        };
+        match IndexCache::global().lookup(&source.identity()) {
+            Lookup::Cached(index) => {
+                self.take_index(source, Ok(index));
+                None
+            }
+            Lookup::Pending(p) => {
+                self.file = File::Building(source);
+                Some(p)
+            }
+        }
+    }
+
+    /// The build `open_fd_async` handed out has ended: the exchange takes
+    /// its outcome (without reading the file again, even when the cache did
+    /// not keep the index).
+    pub fn open_built(&mut self, pending: &Pending) {
+        let File::Building(source) = &self.file else {
+            return;
+        };
+        let source = Arc::clone(source);
+        match pending.outcome() {
+            Some(outcome) => self.take_index(source, outcome),
+            None => {
+                self.file = File::Failed(Error::InvalidArgument(
+                    "the index build has not ended".into(),
+                ))
+            }
+        }
+    }
+
+    fn take_index(&mut self, source: Arc<dyn ByteSource>, index: Result<Arc<MediaIndex>>) {
+        self.file = match index.and_then(|i| Media::from_parts(Arc::clone(&source), i)) {
+            Ok(media) => File::Indexed(media),
+            Err(e @ (Error::UnsupportedFormat(_) | Error::Malformed(_))) => {
+                File::Unindexed(source, e)
+            }
+            Err(e) => File::Failed(e),
+        };
+    }
+
     /// The host could not open the file: `errno` says why (ENOENT and
     /// ENOTDIR: 404; EACCES, ELOOP, EMLINK: 403; others 500).
     pub fn open_failed(&mut self, errno: i32, name: Option<&str>) {
@@ -375,7 +436,7 @@ impl Exchange {
             }
         }
         let (media, request) = match &self.file {
-            File::NotOpened => {
+            File::NotOpened | File::Building(_) => {
                 return self.failure(
                     config,
                     Error::InvalidArgument("no file was opened for this request".into()),

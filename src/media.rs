@@ -60,6 +60,12 @@ impl Media {
         Ok(Some(Media { source, index }))
     }
 
+    /// A source and an index built for it (checked against today's limits).
+    pub fn from_parts(source: Arc<dyn ByteSource>, index: Arc<MediaIndex>) -> Result<Media> {
+        index.check_limits()?;
+        Ok(Media { source, index })
+    }
+
     /// Opens a byte source through a given cache.
     pub fn with_cache(source: Arc<dyn ByteSource>, cache: &IndexCache) -> Result<Media> {
         let index = cache.get_or_build(&source.identity(), || MediaIndex::build(&*source))?;

@@ -175,6 +175,25 @@ fn movies() -> PathBuf {
         );
         fs::rename(&tmp, &fast).unwrap();
     }
+    let frag = dir.join("movie.fragmented.mp4");
+    if !frag.exists() {
+        let tmp = dir.join(format!("movie.{}.tmp.mp4", std::process::id()));
+        run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&fast)
+                .args([
+                    "-c",
+                    "copy",
+                    "-movflags",
+                    "frag_keyframe+empty_moov+default_base_moof",
+                ])
+                .arg(&tmp),
+            "ffmpeg (fragmented remux)",
+        );
+        fs::rename(&tmp, &frag).unwrap();
+    }
+    assert!(top_level_boxes(&frag).iter().any(|b| b == "moof"));
     let (f, e) = (top_level_boxes(&fast), top_level_boxes(&end));
     assert!(
         f.iter().position(|b| b == "moov") < f.iter().position(|b| b == "mdat"),
@@ -198,6 +217,10 @@ enum Kind {
     End,
     /// `?start=61` in keyframe mode: plays past 1 s.
     Keyframe,
+    /// A fragmented movie `?start=60`: plays from 0, lasting 120 s.
+    FragmentStart,
+    /// A fragmented movie `?start=30&end=46`: plays to the end, 16 s.
+    FragmentEnd,
 }
 
 impl Kind {
@@ -206,12 +229,16 @@ impl Kind {
             Kind::Seek => "seek",
             Kind::End => "end",
             Kind::Keyframe => "keyframe",
+            Kind::FragmentStart => "fragment-start",
+            Kind::FragmentEnd => "fragment-end",
         }
     }
     fn query(self) -> String {
         match self {
             Kind::Seek | Kind::Keyframe => format!("start={START_S}"),
             Kind::End => format!("start={}&end={}", END_CUT.0, END_CUT.1),
+            Kind::FragmentStart => format!("start={KEYFRAME_S}"),
+            Kind::FragmentEnd => format!("start={}&end={}", FRAGMENT_CUT.0, FRAGMENT_CUT.1),
         }
     }
     /// The movie time the cut's presentation starts at.
@@ -219,19 +246,42 @@ impl Kind {
         match self {
             Kind::Seek => START_S,
             Kind::End => END_CUT.0,
-            Kind::Keyframe => KEYFRAME_S,
+            Kind::Keyframe | Kind::FragmentStart => KEYFRAME_S,
+            Kind::FragmentEnd => FRAGMENT_CUT.0,
         }
     }
     fn duration(self) -> f64 {
         match self {
             Kind::Seek => MOVIE_S - START_S,
             Kind::End => END_CUT.1 - END_CUT.0,
-            Kind::Keyframe => MOVIE_S - KEYFRAME_S,
+            Kind::Keyframe | Kind::FragmentStart => MOVIE_S - KEYFRAME_S,
+            Kind::FragmentEnd => FRAGMENT_CUT.1 - FRAGMENT_CUT.0,
         }
     }
 }
 
 const KINDS: [Kind; 3] = [Kind::Seek, Kind::End, Kind::Keyframe];
+
+/// The fragmented movie (a fragment per keyframe, every 2 s): cuts from a
+/// fragment's start, and to one, which is where fragmented cuts begin and
+/// end. Its timeline starts at 0 because every decode time is rewritten.
+const FRAGMENTED: &str = "fragmented";
+const FRAGMENT_KINDS: [Kind; 2] = [Kind::FragmentStart, Kind::FragmentEnd];
+const FRAGMENT_CUT: (f64, f64) = (30.0, 46.0);
+
+/// Every (variant, kind) a host is asked for.
+fn variant_kinds() -> Vec<(&'static str, Kind)> {
+    let mut out = Vec::new();
+    for variant in VARIANTS {
+        for kind in KINDS {
+            out.push((variant, kind));
+        }
+    }
+    for kind in FRAGMENT_KINDS {
+        out.push((FRAGMENTED, kind));
+    }
+    out
+}
 
 fn case_file(host: &str, variant: &str, kind: Kind) -> String {
     format!("{variant}-{host}-{}.mp4", kind.name())
@@ -248,13 +298,11 @@ fn served_dir(movies: &Path) -> PathBuf {
     make_public(&dir);
     make_public(&dir.join("media"));
     for host in ["example", "example-kf", "nginx", "lighttpd"] {
-        for variant in VARIANTS {
-            for kind in KINDS {
-                let src = movies.join(format!("movie.{variant}.mp4"));
-                let link = dir.join("media").join(case_file(host, variant, kind));
-                if fs::hard_link(&src, &link).is_err() {
-                    fs::copy(&src, &link).unwrap();
-                }
+        for (variant, kind) in variant_kinds() {
+            let src = movies.join(format!("movie.{variant}.mp4"));
+            let link = dir.join("media").join(case_file(host, variant, kind));
+            if fs::hard_link(&src, &link).is_err() {
+                fs::copy(&src, &link).unwrap();
             }
         }
     }
@@ -739,8 +787,8 @@ fn drive(cases: &[Case], hosts: &[&dyn Host], dir: &Path) -> Result<Value, Strin
         let host = hosts.iter().find(|h| h.name() == c.host).unwrap();
         let kind = match c.kind {
             Kind::Seek => "seek",
-            Kind::End => "end",
-            Kind::Keyframe => "play",
+            Kind::End | Kind::FragmentEnd => "end",
+            Kind::Keyframe | Kind::FragmentStart => "play",
         };
         list += &format!(
             "{}{{\"id\":\"{}\",\"page\":\"{}\",\"media\":\"http://127.0.0.1:{}{}\",\
@@ -983,7 +1031,7 @@ fn check_case(
         check_frame(refs, first, case.kind.cut_start(), "first frame", &mut fail);
 
     match case.kind {
-        Kind::End => {
+        Kind::End | Kind::FragmentEnd => {
             let end = report.get("end");
             figures.ended_ms = end.get("endedMs").num();
             if end.get("ok").bool() != Some(true) {
@@ -996,7 +1044,7 @@ fn check_case(
                 )),
             }
         }
-        Kind::Seek | Kind::Keyframe => {
+        Kind::Seek | Kind::Keyframe | Kind::FragmentStart => {
             let start = report.get("start");
             if start.get("ok").bool() != Some(true) {
                 fail.push(format!(
@@ -1085,21 +1133,51 @@ fn mp4_cuts_play_and_seek_in_chromium() {
 
     let mut cases = Vec::new();
     for host in &hosts {
-        for variant in VARIANTS {
-            for kind in KINDS {
-                let file = case_file(host.name(), variant, kind);
-                if let Some(target) = host.cut_target(&file, kind) {
-                    cases.push(Case {
-                        id: format!("{}-{variant}-{}", host.name(), kind.name()),
-                        host: host.name(),
-                        variant,
-                        kind,
-                        target,
-                        port: host.port(),
-                    });
-                }
+        for (variant, kind) in variant_kinds() {
+            let file = case_file(host.name(), variant, kind);
+            if let Some(target) = host.cut_target(&file, kind) {
+                cases.push(Case {
+                    id: format!("{}-{variant}-{}", host.name(), kind.name()),
+                    host: host.name(),
+                    variant,
+                    kind,
+                    target,
+                    port: host.port(),
+                });
             }
         }
+    }
+    // ffprobe's view of the library's fragmented cuts: they start at 0 and
+    // last end − start.
+    for kind in FRAGMENT_KINDS {
+        let movie = movies.join(format!("movie.{FRAGMENTED}.mp4"));
+        let cut = Cut::make(&movie, &kind.query(), &dir, "fragment-cut.mp4");
+        let path = dir.join("fragment-cut.mp4");
+        fs::write(&path, &cut.bytes).unwrap();
+        let csv = run(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "format=start_time,duration"])
+                .args(["-of", "csv=p=0"])
+                .arg(&path),
+            "ffprobe (a fragmented cut)",
+        );
+        let text = String::from_utf8_lossy(&csv).trim().to_string();
+        let figures: Vec<f64> = text.split(',').filter_map(|v| v.parse().ok()).collect();
+        eprintln!(
+            "browser-mp4: ffprobe on the fragmented cut {}: start, duration {text}",
+            kind.query()
+        );
+        match figures[..] {
+            [start, duration]
+                if start.abs() <= 1.0 / FPS
+                    && (duration - kind.duration()).abs() <= DURATION_TOLERANCE_S => {}
+            _ => panic!(
+                "ffprobe on the fragmented cut {}: start, duration {text}, not 0 and {}",
+                kind.query(),
+                kind.duration()
+            ),
+        }
+        let _ = fs::remove_file(&path);
     }
     // The library's own cut of each file, for the seeks' byte checks.
     let cuts: HashMap<&str, Cut> = VARIANTS

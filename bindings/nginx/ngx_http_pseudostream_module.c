@@ -43,33 +43,12 @@ typedef struct {
 
 #if (NGX_THREADS)
 
-/*
- * An index build in the thread pool: the thread touches the first block,
- * the worker alone the rest.
- */
+/* the work of a pool thread: runs the build of an index */
 
 typedef struct {
+    ps_build                  *build;
     ngx_fd_t                   fd;
-    ps_media                  *media;
-    ps_status                  status;
-
-    /* in ngx_http_pseudostream_builds while the build runs */
-
-    ngx_queue_t                queue;
-    ngx_str_t                  path;
-    ngx_file_uniq_t            uniq;
-    off_t                      size;
-    time_t                     mtime;
-
-    /* the requests for the same file that wait for it (ctx->wait) */
-
-    ngx_queue_t                waiters;
-} ngx_http_pseudostream_index_t;
-
-
-/* this worker's builds under way */
-
-static ngx_queue_t  ngx_http_pseudostream_builds;
+} ngx_http_pseudostream_task_t;
 
 #endif
 
@@ -89,17 +68,15 @@ typedef struct {
 
 #if (NGX_THREADS)
 
-    /* an index built in a thread, or one this request waits for */
+    /* the index build this request leads or waits for */
 
-    ngx_http_pseudostream_index_t  *index;
+    ps_build                  *build;
+    ngx_event_t                wait_event;
 
-    /* a descriptor of the file without O_DIRECT, read by the index build */
+    /* a descriptor of the file without O_DIRECT, read by the build */
 
     ngx_fd_t                   index_fd;
     ngx_log_t                 *log;
-
-    ngx_queue_t                wait;
-    ngx_event_t                wait_event;
 
 #endif
 
@@ -129,13 +106,13 @@ static ngx_int_t ngx_http_pseudostream_failed(ngx_http_request_t *r,
 #if (NGX_THREADS)
 static ngx_int_t ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
-static ngx_http_pseudostream_index_t *ngx_http_pseudostream_build_of(
+static ngx_int_t ngx_http_pseudostream_run_build(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
 static void ngx_http_pseudostream_block(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
 static ngx_int_t ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx);
-static void ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log);
+static void ngx_http_pseudostream_build_thread(void *data, ngx_log_t *log);
 static void ngx_http_pseudostream_build_done(ngx_event_t *ev);
 static void ngx_http_pseudostream_index_done(ngx_event_t *ev);
 static void ngx_http_pseudostream_indexed(ngx_http_request_t *r);
@@ -1004,23 +981,20 @@ ngx_http_pseudostream_failed(ngx_http_request_t *r,
 
 /*
  * With "aio threads", a file whose index is not cached is indexed in the
- * location's thread pool: the request waits, blocked like a thread read of
- * nginx's own, and resumes in ngx_http_pseudostream_indexed(). Returns
- * NGX_DONE then; NGX_OK when the index is cached and the exchange has the
- * file; NGX_DECLINED when the worker opens it (no aio threads); or an
- * error.
+ * location's thread pool while the request waits, blocked like a thread
+ * read of nginx's own. The library's cache finds the build of the same
+ * file version under way, if any: then the request waits for that one,
+ * without a thread of its own. Returns NGX_DONE when it waits; NGX_OK when
+ * the exchange has the file (cached, or its failure); NGX_DECLINED when
+ * the worker opens it (no aio threads); or an error.
  */
 
 static ngx_int_t
 ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx)
 {
-    ps_status                       st;
-    ngx_str_t                       name;
-    ngx_thread_pool_t              *tp;
-    ngx_thread_task_t              *task;
-    ngx_http_core_loc_conf_t       *clcf;
-    ngx_http_pseudostream_index_t  *ix, *build;
+    uint32_t                   leads, added;
+    ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -1028,38 +1002,63 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    st = ps_exchange_open_fd_cached(ctx->exchange, ctx->of.fd,
-                                    (const char *) ctx->path.data);
+    if (ps_exchange_open_fd_async(ctx->exchange, ctx->of.fd,
+                                  (const char *) ctx->path.data, &ctx->build)
+        != PS_OK)
+    {
+        return ngx_http_pseudostream_failed(r, ctx,
+                                            "ps_exchange_open_fd_async");
+    }
 
-    if (st == PS_OK) {
+    if (ctx->build == NULL) {
         return NGX_OK;
     }
 
-    if (st != PS_ERR_NOT_CACHED) {
-        return ngx_http_pseudostream_failed(r, ctx,
-                                            "ps_exchange_open_fd_cached");
+    if (ps_build_leads(ctx->build, &leads) != PS_OK) {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_build_leads");
     }
 
-    /* a build of this file under way: wait for it, not for a thread */
-
-    build = ngx_http_pseudostream_build_of(ctx);
-
-    if (build != NULL) {
-        ix = ngx_pcalloc(r->pool, sizeof(ngx_http_pseudostream_index_t));
-        if (ix == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->index = ix;
-        ctx->wait_event.data = r;
-        ctx->wait_event.handler = ngx_http_pseudostream_index_done;
-        ctx->wait_event.log = r->connection->log;
-        ngx_queue_insert_tail(&build->waiters, &ctx->wait);
-
-        ngx_http_pseudostream_block(r, ctx);
-
-        return NGX_DONE;
+    if (leads) {
+        return ngx_http_pseudostream_run_build(r, ctx);
     }
+
+    /* another request's build: woken by ngx_http_pseudostream_build_done() */
+
+    ctx->wait_event.data = r;
+    ctx->wait_event.handler = ngx_http_pseudostream_index_done;
+    ctx->wait_event.log = r->connection->log;
+
+    if (ps_build_add_waiter(ctx->build, ctx, &added) != PS_OK) {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_build_add_waiter");
+    }
+
+    if (!added) {
+        /* it has just ended */
+        return (ps_exchange_open_build(ctx->exchange, ctx->build) == PS_OK)
+               ? NGX_OK
+               : ngx_http_pseudostream_failed(r, ctx,
+                                              "ps_exchange_open_build");
+    }
+
+    ngx_http_pseudostream_block(r, ctx);
+
+    return NGX_DONE;
+}
+
+
+/* the build this request leads, posted to the location's thread pool */
+
+static ngx_int_t
+ngx_http_pseudostream_run_build(ngx_http_request_t *r,
+    ngx_http_pseudostream_ctx_t *ctx)
+{
+    ngx_str_t                      name;
+    ngx_thread_pool_t             *tp;
+    ngx_thread_task_t             *task;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_pseudostream_task_t  *work;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     /* the thread pool of the location, as nginx's own thread reads find it */
 
@@ -1082,26 +1081,26 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     }
 
     task = ngx_thread_task_alloc(r->pool,
-                                 sizeof(ngx_http_pseudostream_index_t));
+                                 sizeof(ngx_http_pseudostream_task_t));
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ix = task->ctx;
-    ix->fd = ctx->of.fd;
+    work = task->ctx;
+    work->build = ctx->build;
+    work->fd = ctx->of.fd;
+
+    /* O_DIRECT is switched on the served descriptor by the worker's reads */
 
     if (ctx->of.is_directio) {
         if (ngx_http_pseudostream_open_for_index(r, ctx) != NGX_OK) {
-            /* the path leads elsewhere now: indexed in the worker */
-            return NGX_DECLINED;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ix->fd = ctx->index_fd;
+        work->fd = ctx->index_fd;
     }
 
-    ctx->index = ix;
-
-    task->handler = ngx_http_pseudostream_index_thread;
+    task->handler = ngx_http_pseudostream_build_thread;
     task->event.data = r;
     task->event.handler = ngx_http_pseudostream_build_done;
 
@@ -1112,44 +1111,9 @@ ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "http pseudostream index \"%V\" in a thread", &ctx->path);
 
-    ix->path = ctx->path;
-    ix->uniq = ctx->of.uniq;
-    ix->size = ctx->of.size;
-    ix->mtime = ctx->of.mtime;
-    ngx_queue_init(&ix->waiters);
-    ngx_queue_insert_tail(&ngx_http_pseudostream_builds, &ix->queue);
-
     ngx_http_pseudostream_block(r, ctx);
 
     return NGX_DONE;
-}
-
-
-/* the build under way in this worker of the file version, if any */
-
-static ngx_http_pseudostream_index_t *
-ngx_http_pseudostream_build_of(ngx_http_pseudostream_ctx_t *ctx)
-{
-    ngx_queue_t                    *q;
-    ngx_http_pseudostream_index_t  *ix;
-
-    for (q = ngx_queue_head(&ngx_http_pseudostream_builds);
-         q != ngx_queue_sentinel(&ngx_http_pseudostream_builds);
-         q = ngx_queue_next(q))
-    {
-        ix = ngx_queue_data(q, ngx_http_pseudostream_index_t, queue);
-
-        if (ix->uniq == ctx->of.uniq
-            && ix->size == ctx->of.size
-            && ix->mtime == ctx->of.mtime
-            && ix->path.len == ctx->path.len
-            && ngx_memcmp(ix->path.data, ctx->path.data, ctx->path.len) == 0)
-        {
-            return ix;
-        }
-    }
-
-    return NULL;
 }
 
 
@@ -1163,7 +1127,7 @@ ngx_http_pseudostream_block(ngx_http_request_t *r,
 
     /*
      * the request and its pool, which hold the task and the descriptor it
-     * reads, live until the task is done: a terminated request is only
+     * reads, live until the build is done: a terminated request is only
      * freed once nothing blocks it
      */
 
@@ -1196,7 +1160,7 @@ ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
                        NGX_FILE_OPEN, 0);
 
     if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
                       ngx_open_file_n " \"%V\" failed", &ctx->path);
         return NGX_ERROR;
     }
@@ -1206,6 +1170,9 @@ ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
         || ngx_file_size(&fi) != ctx->of.size
         || ngx_file_mtime(&fi) != ctx->of.mtime)
     {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "\"%V\" changed while opened", &ctx->path);
+
         if (ngx_close_file(fd) == NGX_FILE_ERROR) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
                           ngx_close_file_n " \"%V\" failed", &ctx->path);
@@ -1221,16 +1188,14 @@ ngx_http_pseudostream_open_for_index(ngx_http_request_t *r,
 }
 
 
-/* runs in a pool thread: builds the index, which the library caches */
+/* runs in a pool thread; a failure reaches every request of the build */
 
 static void
-ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
+ngx_http_pseudostream_build_thread(void *data, ngx_log_t *log)
 {
-    ngx_http_pseudostream_index_t  *ix = data;
+    ngx_http_pseudostream_task_t  *work = data;
 
-    /* a failure is answered by the worker, which opens the file again */
-
-    ix->status = ps_media_open_fd(ix->fd, &ix->media);
+    (void) ps_build_run(work->build, work->fd);
 }
 
 
@@ -1239,29 +1204,34 @@ ngx_http_pseudostream_index_thread(void *data, ngx_log_t *log)
 static void
 ngx_http_pseudostream_build_done(ngx_event_t *ev)
 {
-    ngx_queue_t                    *q;
-    ngx_http_request_t             *r;
-    ngx_http_pseudostream_ctx_t    *ctx, *waiting;
-    ngx_http_pseudostream_index_t  *ix;
+    size_t                        i, n;
+    void                         *waiting[16];
+    ngx_http_request_t           *r;
+    ngx_http_pseudostream_ctx_t  *ctx, *w;
 
     r = ev->data;
     ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
-    ix = ctx->index;
 
-    ngx_queue_remove(&ix->queue);
+    do {
+        if (ps_build_take_waiters(ctx->build, waiting, 16, &n) != PS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "ps_build_take_waiters() failed: %s",
+                          ps_last_error());
+            break;
+        }
 
-    while (!ngx_queue_empty(&ix->waiters)) {
-        q = ngx_queue_head(&ix->waiters);
-        ngx_queue_remove(q);
+        for (i = 0; i < n; i++) {
+            w = waiting[i];
+            ngx_post_event(&w->wait_event, &ngx_posted_events);
+        }
 
-        waiting = ngx_queue_data(q, ngx_http_pseudostream_ctx_t, wait);
-        waiting->index->status = ix->status;
-        ngx_post_event(&waiting->wait_event, &ngx_posted_events);
-    }
+    } while (n);
 
     ngx_http_pseudostream_index_done(ev);
 }
 
+
+/* the build a request led or waited for has ended */
 
 static void
 ngx_http_pseudostream_index_done(ngx_event_t *ev)
@@ -1288,10 +1258,8 @@ ngx_http_pseudostream_index_done(ngx_event_t *ev)
 static void
 ngx_http_pseudostream_indexed(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ps_status                       st;
-    ngx_http_pseudostream_ctx_t    *ctx;
-    ngx_http_pseudostream_index_t  *ix;
+    ngx_int_t                     rc;
+    ngx_http_pseudostream_ctx_t  *ctx;
 
     if (r->aio) {
         /* a write event while the index is being built */
@@ -1301,56 +1269,12 @@ ngx_http_pseudostream_indexed(ngx_http_request_t *r)
     r->write_event_handler = ngx_http_request_empty_handler;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_pseudostream_module);
-    ix = ctx->index;
 
-    if (ix->media) {
-        /* its own build: the exchange takes the media it made */
+    /* the index, even one the cache did not keep, or why there is none */
 
-        st = ps_exchange_open_media(ctx->exchange, ix->media,
-                                    (const char *) ctx->path.data);
-        ps_media_free(ix->media);
-        ix->media = NULL;
-
-        rc = (st == PS_OK)
-             ? NGX_OK
-             : ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_media");
-
-    } else if (ix->status == PS_OK) {
-
-        /*
-         * another request's build: the index is cached now, unless the
-         * cache has let it go again, and then it is built again
-         */
-
-        rc = ngx_http_pseudostream_index_in_thread(r, ctx);
-
-        if (rc == NGX_DONE) {
-            return;
-        }
-
-        if (rc == NGX_DECLINED) {
-            rc = (ps_exchange_open_fd(ctx->exchange, ctx->of.fd,
-                                      (const char *) ctx->path.data)
-                  == PS_OK)
-                 ? NGX_OK
-                 : ngx_http_pseudostream_failed(r, ctx,
-                                                "ps_exchange_open_fd");
-        }
-
-    } else {
-
-        /* the build failed: the library says what the answer is */
-
-        rc = (ps_exchange_open_fd(ctx->exchange, ctx->of.fd,
-                                  (const char *) ctx->path.data)
-              == PS_OK)
-             ? NGX_OK
-             : ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_fd");
-    }
-
-    if (rc == NGX_OK) {
-        rc = ngx_http_pseudostream_respond(r, ctx);
-    }
+    rc = (ps_exchange_open_build(ctx->exchange, ctx->build) == PS_OK)
+         ? ngx_http_pseudostream_respond(r, ctx)
+         : ngx_http_pseudostream_failed(r, ctx, "ps_exchange_open_build");
 
     ngx_http_finalize_request(r, rc);
 }
@@ -1367,11 +1291,9 @@ ngx_http_pseudostream_cleanup(void *data)
 
 #if (NGX_THREADS)
 
-    if (ctx->index && ctx->index->media) {
-        ps_media_free(ctx->index->media);
-    }
+    ps_build_free(ctx->build);
 
-    /* after the exchange and media that read it */
+    /* after the exchange and the build that read it */
 
     if (ctx->index_fd != NGX_INVALID_FILE
         && ngx_close_file(ctx->index_fd) == NGX_FILE_ERROR)
@@ -1601,10 +1523,6 @@ ngx_http_pseudostream_init_process(ngx_cycle_t *cycle)
     ngx_uint_t                          i;
     ngx_keyval_t                       *kv;
     ngx_http_pseudostream_main_conf_t  *pmcf;
-
-#if (NGX_THREADS)
-    ngx_queue_init(&ngx_http_pseudostream_builds);
-#endif
 
     pmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_pseudostream_module);

@@ -1,6 +1,6 @@
 //! Exchanges: one HTTP request and the library's whole answer to it.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 
 use super::boundary::{
     c_str, guard, guard_value, handle, non_null, opt_c_str, put, Failure, FfiResult, Handle,
@@ -9,8 +9,11 @@ use super::media::ps_media;
 use super::ps_status;
 use super::request::{config_or_default, ps_options};
 use super::stream::ps_fill_state;
+use crate::cache::{IndexCache, Pending};
 use crate::exchange::Exchange;
+use crate::index::MediaIndex;
 use crate::plan::Piece;
+use crate::source::FileSource;
 use crate::stream::{Fill, Take};
 
 /// An exchange and the C form of its detail.
@@ -220,6 +223,147 @@ pub extern "C" fn ps_exchange_open_media(
         c.exchange.open_media(media, name);
         Ok(())
     })
+}
+
+/// An index build under way, as one request sees it: the request leads it
+/// (runs it with ps_build_run where blocking is allowed) or has joined the
+/// one another request leads. The requests of one file version share one
+/// build, found by the library's cache. Its functions may be called from
+/// the host's event loop and from the thread that runs it.
+pub struct ps_build {
+    magic: u64,
+    pub(crate) inner: Pending,
+}
+
+handle!(ps_build, Pending, 0x7073_6275_696c_6421);
+
+/// For hosts that must not block on indexing (an event loop): opens the
+/// regular file behind `fd` (lent, as for ps_exchange_open_fd) from the
+/// cache. `*build` = NULL: the exchange has the file, or the reason it
+/// cannot have it; go on to ps_exchange_respond. Otherwise `*build` is the
+/// build of the file's index: when ps_build_leads says so, run it with
+/// ps_build_run on a thread; otherwise register the request with
+/// ps_build_add_waiter. Once it has ended, ps_exchange_open_build, then
+/// ps_exchange_respond. Free the build with ps_build_free. One fstat, no
+/// read.
+#[no_mangle]
+pub extern "C" fn ps_exchange_open_fd_async(
+    exchange: *mut ps_exchange,
+    fd: i32,
+    name: *const c_char,
+    build: *mut *mut ps_build,
+) -> ps_status {
+    with_exchange(exchange, |c| {
+        non_null(build, "build")?;
+        let name = opt_c_str(name, "name")?;
+        // SAFETY: the caller's promise, documented on ps_exchange_open_fd.
+        let pending = unsafe { c.exchange.open_fd_async(fd, name) };
+        put(
+            build,
+            pending.map_or(std::ptr::null_mut(), |p| ps_build::new(p).into_raw()),
+        );
+        Ok(())
+    })
+}
+
+/// `*leads` = 1 when this request runs the build (ps_build_run), 0 when
+/// another request does.
+#[no_mangle]
+pub extern "C" fn ps_build_leads(build: *const ps_build, leads: *mut u32) -> ps_status {
+    guard(|| {
+        non_null(leads, "leads")?;
+        put(leads, u32::from(ps_build::check(build)?.inner.leads()));
+        Ok(())
+    })
+}
+
+/// Runs a build this request leads, reading the file through `fd` (lent for
+/// the call; it may be another descriptor of the same file, say one without
+/// O_DIRECT). Blocking: call it where the host may block (a thread pool).
+/// The index goes into the cache; the outcome, index or error, to every
+/// request of the build. Returns PS_OK, or the build's error (the requests
+/// learn it through ps_exchange_open_build).
+#[no_mangle]
+pub extern "C" fn ps_build_run(build: *const ps_build, fd: i32) -> ps_status {
+    guard(|| {
+        let pending = &ps_build::check(build)?.inner;
+        // SAFETY: the caller lends `fd` for this call.
+        let source = unsafe { FileSource::lend_fd(fd) };
+        IndexCache::global().lead(pending, || MediaIndex::build(&source?))?;
+        Ok(())
+    })
+}
+
+/// Registers a waiting request by an opaque `token` of the host's (its
+/// request, its event), which ps_build_take_waiters hands back once the
+/// build has ended. `*added` = 0 when the build has ended already: go on at
+/// once. Call from the event loop the build's end is handled in.
+#[no_mangle]
+pub extern "C" fn ps_build_add_waiter(
+    build: *const ps_build,
+    token: *mut c_void,
+    added: *mut u32,
+) -> ps_status {
+    guard(|| {
+        non_null(added, "added")?;
+        let added_now = ps_build::check(build)?.inner.add_waiter(token as usize);
+        put(added, u32::from(added_now));
+        Ok(())
+    })
+}
+
+/// Forgets a waiting request (it went away).
+#[no_mangle]
+pub extern "C" fn ps_build_remove_waiter(build: *const ps_build, token: *mut c_void) -> ps_status {
+    guard(|| {
+        ps_build::check(build)?.inner.remove_waiter(token as usize);
+        Ok(())
+    })
+}
+
+/// After ps_build_run has ended: up to `cap` tokens of the waiting
+/// requests, taken off the build, into `tokens`; call until `*count` is 0.
+#[no_mangle]
+pub extern "C" fn ps_build_take_waiters(
+    build: *const ps_build,
+    tokens: *mut *mut c_void,
+    cap: usize,
+    count: *mut usize,
+) -> ps_status {
+    guard(|| {
+        non_null(count, "count")?;
+        let taken = ps_build::check(build)?.inner.take_waiters(cap);
+        if !taken.is_empty() {
+            non_null(tokens, "tokens")?;
+        }
+        for (i, t) in taken.iter().enumerate() {
+            // SAFETY: at most `cap` tokens; the caller promises room for them.
+            unsafe { tokens.add(i).write(*t as *mut c_void) };
+        }
+        put(count, taken.len());
+        Ok(())
+    })
+}
+
+/// After the build has ended: the exchange takes its outcome, the index (even
+/// when the cache did not keep it) or the reason there is none.
+#[no_mangle]
+pub extern "C" fn ps_exchange_open_build(
+    exchange: *mut ps_exchange,
+    build: *const ps_build,
+) -> ps_status {
+    with_exchange(exchange, |c| {
+        let pending = &ps_build::check(build)?.inner;
+        c.exchange.open_built(pending);
+        Ok(())
+    })
+}
+
+/// Releases a build handle. NULL is a no-op. The build itself goes on for
+/// the other requests.
+#[no_mangle]
+pub extern "C" fn ps_build_free(build: *mut ps_build) {
+    guard_value((), || ps_build::free(build))
 }
 
 /// The host could not open the file; `error` is the errno (ENOENT,
