@@ -1,6 +1,8 @@
 /*
- * Exercises the C ABI the way a host does: open -> info -> plan -> stream ->
- * free, plus the error paths. Built with -Wall -Wextra -Werror and
+ * Exercises the C ABI the way a host does: the exchange (options by name,
+ * the whole answer, its body as pieces and as copies, builds off an event
+ * loop), and the lower layer it rests on (open -> info -> plan -> stream ->
+ * free), plus the error paths. Built with -Wall -Wextra -Werror and
  * AddressSanitizer/UBSan by `make c-test`. Usage: ffi_test SAMPLE.flv
  */
 #define _POSIX_C_SOURCE 200809L
@@ -10,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static int checks, failures;
@@ -556,6 +560,192 @@ static void test_mp4(const char *path) {
     ps_media_free(media);
 }
 
+/* The value of header `name` in an answered exchange, or NULL. */
+static const char *header_value(const ps_exchange *x, const char *name, size_t *len) {
+    ps_exchange_info info;
+    if (ps_exchange_get_info(x, &info) != PS_OK) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < info.header_count; i++) {
+        const char *n, *v;
+        size_t nl, vl;
+        if (ps_exchange_header(x, i, &n, &nl, &v, &vl) != PS_OK) {
+            return NULL;
+        }
+        if (nl == strlen(name) && strncasecmp(n, name, nl) == 0) {
+            *len = vl;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* A new exchange for METHOD and QUERY with one header (or none). */
+static ps_exchange *exchange(const char *method, const char *query, const char *header,
+                             const char *value) {
+    ps_exchange *x = NULL;
+    CHECK_STATUS(ps_exchange_new(method, strlen(method), query, strlen(query), &x), PS_OK);
+    if (header) {
+        CHECK_STATUS(ps_exchange_set_header(x, header, strlen(header), value, strlen(value)),
+                     PS_OK);
+    }
+    return x;
+}
+
+/* The exchange: options by name, the whole answer, pieces and copies of
+   the body agree with each other and with the file, builds off a loop. */
+static void test_exchange(const char *path) {
+    size_t file_len;
+    unsigned char *file = read_file(path, &file_len);
+    CHECK(file != NULL);
+    ps_options *options;
+    CHECK_STATUS(ps_options_new(&options), PS_OK);
+    CHECK_STATUS(ps_options_set(options, "startUnit", "seconds"), PS_OK);
+    CHECK_STATUS(ps_options_set(options, "cors", "*"), PS_OK);
+    CHECK_STATUS(ps_options_set(options, "rate", "auto:1.5"), PS_OK);
+    CHECK_STATUS(ps_options_set(options, "rate", "fast"), PS_ERR_INVALID_ARG);
+    CHECK(strstr(ps_last_error(), "'rate'") != NULL && strstr(ps_last_error(), "'fast'") != NULL);
+    CHECK_STATUS(ps_options_set(options, "colour", "blue"), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set(NULL, "rate", "auto"), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_options_set(NULL, "index_cache", "64m"), PS_OK);
+    CHECK_STATUS(ps_options_set(options, "rate", "off"), PS_OK);
+    size_t needed = 0;
+    CHECK_STATUS(ps_options_describe(NULL, 0, &needed), PS_ERR_BUFFER_TOO_SMALL);
+    char *keys = malloc(needed);
+    size_t written = 0;
+    CHECK_STATUS(ps_options_describe(keys, needed, &written), PS_OK);
+    CHECK(strstr(keys, "start_unit | unit:") != NULL);
+    free(keys);
+
+    /* A Range of a seek: 206, its headers, the body as pieces. */
+    ps_exchange *x = exchange("GET", "start=10.5", "Range", "bytes=100-4099");
+    uint32_t wants = 0;
+    CHECK_STATUS(ps_exchange_wants_file(x, &wants), PS_OK);
+    CHECK(wants == 1);
+    CHECK_STATUS(ps_exchange_open_path(x, path), PS_OK);
+    CHECK_STATUS(ps_exchange_respond(x, options), PS_OK);
+    ps_exchange_info info;
+    CHECK_STATUS(ps_exchange_get_info(x, &info), PS_OK);
+    CHECK(info.status == 206 && info.has_content_length == 1);
+    CHECK(info.content_length == 4000 && info.body_length == 4000);
+    size_t len = 0;
+    const char *v = header_value(x, "Content-Range", &len);
+    CHECK(v != NULL && strncmp(v, "bytes 100-4099/", 15) == 0 && v[len] == '\0');
+    v = header_value(x, "Access-Control-Allow-Origin", &len);
+    CHECK(v != NULL && len == 1 && v[0] == '*');
+    CHECK(header_value(x, "ETag", &len) != NULL && header_value(x, "Last-Modified", &len) != NULL);
+    ps_piece pieces[4];
+    size_t count = 0, total = 0;
+    uint64_t wait_us = 0;
+    uint32_t state = 0;
+    CHECK_STATUS(ps_exchange_pieces(x, 0, pieces, 4, &count, &wait_us, &state), PS_OK);
+    CHECK(state == PS_FILL_DATA && count >= 1);
+    for (size_t i = 0; i < count; i++) {
+        total += pieces[i].length;
+        if (pieces[i].data == NULL) {
+            CHECK(pieces[i].offset + pieces[i].length <= file_len);
+        }
+    }
+    CHECK(total == 4000);
+    CHECK_STATUS(ps_exchange_pieces(x, 0, pieces, 4, &count, &wait_us, &state), PS_OK);
+    CHECK(state == PS_FILL_DONE && count == 0);
+    ps_exchange_free(x);
+
+    /* The same answer copied, and the whole file as stored. */
+    x = exchange("GET", "", NULL, NULL);
+    CHECK_STATUS(ps_exchange_open_path(x, path), PS_OK);
+    CHECK_STATUS(ps_exchange_respond(x, options), PS_OK);
+    CHECK_STATUS(ps_exchange_get_info(x, &info), PS_OK);
+    CHECK(info.status == 200 && info.body_length >= file_len - 1000);
+    unsigned char buf[65536];
+    size_t got = 0;
+    for (;;) {
+        size_t n = 0;
+        CHECK_STATUS(ps_exchange_fill(x, buf, sizeof buf, 0, &n, &wait_us, &state), PS_OK);
+        if (state != PS_FILL_DATA) {
+            break;
+        }
+        got += n;
+    }
+    CHECK(state == PS_FILL_DONE && got == info.body_length);
+    ps_exchange_free(x);
+
+    /* Answers without a file, and failures that are answers. */
+    x = exchange("OPTIONS", "", "Origin", "https://a.example");
+    CHECK_STATUS(ps_exchange_wants_file(x, &wants), PS_OK);
+    CHECK(wants == 0);
+    CHECK_STATUS(ps_exchange_respond(x, options), PS_OK);
+    CHECK_STATUS(ps_exchange_get_info(x, &info), PS_OK);
+    CHECK(info.status == 204 && info.body_length == 0);
+    CHECK(header_value(x, "Access-Control-Allow-Methods", &len) != NULL);
+    ps_exchange_free(x);
+    x = exchange("DELETE", "", NULL, NULL);
+    CHECK_STATUS(ps_exchange_respond(x, options), PS_OK);
+    CHECK_STATUS(ps_exchange_get_info(x, &info), PS_OK);
+    CHECK(info.status == 405 && header_value(x, "Allow", &len) != NULL);
+    ps_exchange_free(x);
+    x = exchange("GET", "start=abc", NULL, NULL);
+    CHECK_STATUS(ps_exchange_open_failed(x, 2 /* ENOENT */, "missing.flv"), PS_OK);
+    CHECK_STATUS(ps_exchange_respond(x, options), PS_OK);
+    CHECK_STATUS(ps_exchange_get_info(x, &info), PS_OK);
+    const char *detail = NULL;
+    CHECK_STATUS(ps_exchange_detail(x, &detail), PS_OK);
+    CHECK(info.status == 404 && strstr(detail, "missing.flv") != NULL);
+    ps_exchange_free(x);
+
+    /* A build off the event loop: one leads, one joins, both get it. */
+    ps_cache_clear();
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    ps_exchange *a = exchange("GET", "start=10.5", NULL, NULL);
+    ps_exchange *b = exchange("GET", "start=20", NULL, NULL);
+    ps_build *lead = NULL, *join = NULL;
+    CHECK_STATUS(ps_exchange_open_fd_async(a, fd, path, &lead), PS_OK);
+    CHECK_STATUS(ps_exchange_open_fd_async(b, fd, path, &join), PS_OK);
+    CHECK(lead != NULL && join != NULL);
+    uint32_t leads = 9, added = 9;
+    CHECK_STATUS(ps_build_leads(lead, &leads), PS_OK);
+    CHECK(leads == 1);
+    CHECK_STATUS(ps_build_leads(join, &leads), PS_OK);
+    CHECK(leads == 0);
+    int token = 0;
+    CHECK_STATUS(ps_build_add_waiter(join, &token, &added), PS_OK);
+    CHECK(added == 1);
+    CHECK_STATUS(ps_build_run(join, fd), PS_ERR_INVALID_ARG);
+    CHECK_STATUS(ps_build_run(lead, fd), PS_OK);
+    void *tokens[4];
+    CHECK_STATUS(ps_build_take_waiters(lead, tokens, 4, &count), PS_OK);
+    CHECK(count == 1 && tokens[0] == &token);
+    CHECK_STATUS(ps_build_take_waiters(lead, tokens, 4, &count), PS_OK);
+    CHECK(count == 0);
+    CHECK_STATUS(ps_build_add_waiter(join, &token, &added), PS_OK);
+    CHECK(added == 0);
+    CHECK_STATUS(ps_exchange_open_build(a, lead), PS_OK);
+    CHECK_STATUS(ps_exchange_open_build(b, join), PS_OK);
+    ps_build_free(lead);
+    ps_build_free(join);
+    ps_build_free(NULL);
+    CHECK_STATUS(ps_exchange_respond(a, options), PS_OK);
+    CHECK_STATUS(ps_exchange_respond(b, options), PS_OK);
+    CHECK_STATUS(ps_exchange_get_info(a, &info), PS_OK);
+    CHECK(info.status == 200);
+    CHECK_STATUS(ps_exchange_get_info(b, &info), PS_OK);
+    CHECK(info.status == 200);
+    ps_exchange_free(a);
+    ps_exchange_free(b);
+    ps_build *none = (ps_build *)0x1;
+    x = exchange("GET", "", NULL, NULL);
+    CHECK_STATUS(ps_exchange_open_fd_async(x, fd, path, &none), PS_OK);
+    CHECK(none == NULL); /* cached now */
+    ps_exchange_free(x);
+    close(fd);
+
+    ps_exchange_free(NULL);
+    CHECK_STATUS(ps_exchange_respond(NULL, options), PS_ERR_NULL_ARG);
+    ps_options_free(options);
+    free(file);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s SAMPLE.flv NOT_FLV_FILE SAMPLE.mp4\n", argv[0]);
@@ -565,6 +755,7 @@ int main(int argc, char **argv) {
     test_errors(argv[2]);
     test_serving(argv[1]);
     test_mp4(argv[3]);
+    test_exchange(argv[1]);
     printf("c-abi checks: %d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
