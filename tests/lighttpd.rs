@@ -15,22 +15,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::hosts::lighttpd::{module_dir, run};
 use common::*;
 use pseudostream::{PrefixMode, StartUnit};
-
-fn module_dir() -> PathBuf {
-    let dir = root().join("target/lighttpd-build");
-    assert!(
-        dir.join("mod_pseudostream.so").exists(),
-        "{} missing: run `make lighttpd-module`",
-        dir.join("mod_pseudostream.so").display()
-    );
-    dir
-}
 
 /// One lighttpd process (no workers forked) with the test configuration.
 struct Lighttpd {
@@ -126,31 +117,7 @@ $HTTP["url"] =^ "/long/" {{
         );
         let conf_path = dir.join("lighttpd.conf");
         fs::write(&conf_path, conf).unwrap();
-        let lighttpd = |args: &[&str]| {
-            let mut c = Command::new("lighttpd");
-            c.args(args)
-                .arg("-m")
-                .arg(module_dir())
-                .arg("-f")
-                .arg(&conf_path);
-            c
-        };
-        let test = lighttpd(&["-tt"])
-            .output()
-            .expect("lighttpd (run `make lighttpd-module`)");
-        assert!(
-            test.status.success(),
-            "lighttpd -tt failed: {}{}",
-            String::from_utf8_lossy(&test.stdout),
-            String::from_utf8_lossy(&test.stderr)
-        );
-        let child = lighttpd(&["-D"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let process = Process(child);
-        wait_for_port(port, "lighttpd");
+        let process = run(&conf_path, port);
         Lighttpd { port, dir, process }
     }
 

@@ -3,31 +3,22 @@
  * ("movie.flv?start=...", "movie.mp4?start=12.5&end=30"), answered by
  * libpseudostream.
  *
- * The library decides what to send (a prefix it builds and one range of
- * the file), which window of it a request gets (preconditions and Range)
- * and how that window is paced; this module turns the answer into a
- * memory chunk and a file chunk of the request's write queue, and lets
- * lighttpd do the rest: its stat cache, sendfile, HTTP/1.1 and HTTP/2.
+ * The library decides the whole answer (ps_exchange): status, headers,
+ * body and its pacing, for every method. This module moves bytes: it
+ * hands over the request, lends the stat cache's descriptor of the file,
+ * writes the library's headers and turns the body's pieces into memory
+ * chunks (copies) and file chunks (sendfile) of the request's write queue.
  *
- * A paced window goes out in pieces under the library's pacing clock
- * (ps_pacer): lighttpd calls the module's handle_subrequest while the
- * response is written; each time, the pacer says how many bytes may be
- * queued now, and when it says wait, the response takes its place in a
- * queue of deadlines; one timerfd per lighttpd process, in its event
- * loop, puts each connection back on the job list when its piece is due.
- * lighttpd's own server.kbytes-per-second works in one-second steps and
- * not under HTTP/2; this one runs to the millisecond on both.
+ * A paced body goes out as the library allows: when it says wait, the
+ * response takes its place in a queue of deadlines, and one timerfd per
+ * lighttpd process, in its event loop, puts each connection back on the
+ * job list when its next piece is due (HTTP/1.1 and HTTP/2 alike).
  *
- * A request without a query that the library would answer with the file
- * as stored, unpaced, is left to mod_staticfile.
- *
- * Indexing a file the library has not indexed yet reads it (a walk over
- * the tags of a long FLV takes seconds when the file is not in the page
- * cache): that build runs on a thread of its own, and the request resumes
- * when an eventfd in lighttpd's event loop says it is done, so lighttpd
- * goes on serving meanwhile. Requests for a file whose build is under way
- * wait for that build (one thread per file, not per request). A file whose
- * index is cached is answered at once.
+ * Indexing a file the library has not indexed yet reads it (seconds for a
+ * long FLV not in the page cache): that build runs on a thread, and the
+ * request resumes when an eventfd in lighttpd's event loop says it is
+ * done. Requests for a file version whose build is under way wait for
+ * that build (one thread per file, not per request).
  */
 
 #include "first.h"
@@ -40,7 +31,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,48 +40,34 @@
 #include "buffer.h"
 #include "array.h"
 #include "chunk.h"
+#include "configfile.h"
 #include "fdevent.h"
 #include "http_chunk.h"
-#include "http_date.h"
 #include "http_header.h"
+#include "http_kv.h"
 #include "log.h"
 #include "plugin.h"
 #include "request.h"
-#include "response.h"
 #include "stat_cache.h"
 
 #include <pseudostream.h>
 
 
-enum { PS_RATE_OFF, PS_RATE_FIXED, PS_RATE_AUTO };
-enum { PS_BURST_DEFAULT, PS_BURST_BYTES, PS_BURST_MS };
-
-/* a paced response queues no more while this much waits for the socket */
+/* a response queues no more while this much waits for the socket */
 #define PS_QUEUE_HIGH  (256 * 1024)
+/* body pieces asked for at once */
+#define PS_BATCH       32
+#define PS_PREFIX      "pseudostream."
+#define PS_PREFIX_LEN  (sizeof(PS_PREFIX) - 1)
 
-
-/* The settings a ps_options is made of, as merged for a request. */
-typedef struct {
-    const array *params;        /* "start" => "pos", ... */
-    uint32_t prefix;            /* ps_prefix_mode */
-    uint32_t start_unit;        /* ps_unit */
-    uint32_t metadata;          /* ps_metadata_mode */
-    uint32_t cut;               /* ps_cut_mode */
-    uint32_t client_pacing;
-    uint32_t burst_kind;        /* PS_BURST_* */
-    uint32_t burst;             /* bytes or milliseconds of media */
-    uint32_t rate_mode;         /* PS_RATE_* */
-    uint32_t rate;              /* bytes per second, or permille of auto */
-} options_key;
 
 typedef struct {
     const array *extensions;
-    options_key opt;
 } plugin_config;
 
-/* One ps_options per distinct merged setting, made on first use. */
+/* Library options for one set of matching conditional blocks. */
 typedef struct {
-    options_key key;
+    uint64_t *matched;
     ps_options *options;
 } options_entry;
 
@@ -116,23 +92,19 @@ typedef struct {
     PLUGIN_DATA;
     plugin_config defaults;
     plugin_config conf;
-    wake_queue wakes;
-    index_job *builds;          /* index builds under way */
+    config_plugin_keys_t *cpk;  /* the library's keys, as directives */
+    char *names;                /* their text */
+    uint64_t *matched;          /* the request's blocks, one bit each */
+    uint32_t nwords;
     options_entry *options;
     uint32_t noptions;
+    wake_queue wakes;
+    index_job *builds;          /* index builds under way */
 } plugin_data;
 
-/* What the library made for one request. */
-typedef struct {
-    ps_request *request;
-    ps_media *media;
-    ps_plan *plan;
-    ps_pacer *pacer;
-} ps_objects;
-
 /*
- * An index build on a thread. The thread reads the first block and writes
- * the second, then signals `done`; the event loop alone touches the rest.
+ * An index build on a thread. The thread writes `media` and signals
+ * `done_fd`; the event loop alone touches the rest.
  */
 struct index_job {
     int fd;                     /* the stat cache's, held by `sce` */
@@ -141,11 +113,7 @@ struct index_job {
     uint64_t inode;
     int64_t mtime_ns;
     int done_fd;                /* an eventfd */
-
-    ps_media *media;
-    ps_status status;
-    char error[256];
-
+    ps_media *media;            /* NULL when the build failed */
     stat_cache_entry *sce;      /* a reference held until the job is freed */
     fdnode *done;
     server *srv;
@@ -156,39 +124,28 @@ struct index_job {
     int finished;               /* the thread has signalled */
 };
 
-/* A request waiting for its index, or a paced response in progress. */
+/* One request the library answers. */
 struct handler_ctx {
+    ps_exchange *x;
+    const ps_options *options;
+    stat_cache_entry *sce;      /* a reference held: its fd is lent to x */
+    int answered;
+    uint64_t left;              /* body bytes not queued yet */
     index_job *job;             /* while the index is built */
-    ps_objects ps;
-    stat_cache_entry *sce;      /* a reference held: its fd stays open */
-    const uint8_t *prefix;      /* in the plan */
-    uint64_t prefix_pos;
-    uint64_t prefix_end;
-    off_t file_pos;
-    off_t file_end;
-    uint64_t start_us;          /* CLOCK_MONOTONIC, when the body started */
+    handler_ctx *wait_next;     /* in job->waiting */
     connection *con;
-    server *srv;
     wake_queue *wakes;
     uint64_t wake_us;           /* CLOCK_MONOTONIC, when it is next due */
     uint32_t wake_slot;         /* 1 + its place in the heap; 0: not there */
-    handler_ctx *wait_next;     /* in job->waiting */
 };
 
 
-static const char *const ps_param_names[] = {
-    "start", "end", "ib", "fs", "bstart", "bend", "ri", "rs"
-};
-
-
-static void
-ps_objects_free (ps_objects * const ps)
+static uint64_t
+ps_monotonic_us (void)
 {
-    ps_pacer_free(ps->pacer);
-    ps_plan_free(ps->plan);
-    ps_media_free(ps->media);
-    ps_request_free(ps->request);
-    memset(ps, 0, sizeof(*ps));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 
@@ -211,49 +168,14 @@ FREE_FUNC(mod_pseudostream_free) {
         --q->srv->cur_fds;
     }
     free(q->heap);
-    for (uint32_t i = 0; i < p->noptions; ++i)
+    for (uint32_t i = 0; i < p->noptions; ++i) {
         ps_options_free(p->options[i].options);
-    free(p->options);
-}
-
-
-static void
-mod_pseudostream_merge_config_cpv (plugin_config * const pconf,
-                                   const config_plugin_value_t * const cpv)
-{
-    switch (cpv->k_id) { /* index into static config_plugin_keys_t cpk[] */
-      case 0: /* pseudostream.extensions */
-        pconf->extensions = cpv->v.a;
-        break;
-      case 1: /* pseudostream.prefix */
-        pconf->opt.prefix = cpv->v.u;
-        break;
-      case 2: /* pseudostream.start-unit */
-        pconf->opt.start_unit = cpv->v.u;
-        break;
-      case 3: /* pseudostream.metadata */
-        pconf->opt.metadata = cpv->v.u;
-        break;
-      case 4: /* pseudostream.mp4-cut */
-        pconf->opt.cut = cpv->v.u;
-        break;
-      case 5: /* pseudostream.params */
-        pconf->opt.params = cpv->v.a;
-        break;
-      case 6: /* pseudostream.burst */
-        pconf->opt.burst_kind = cpv->v.u2[0];
-        pconf->opt.burst = cpv->v.u2[1];
-        break;
-      case 7: /* pseudostream.rate */
-        pconf->opt.rate_mode = cpv->v.u2[0];
-        pconf->opt.rate = cpv->v.u2[1];
-        break;
-      case 8: /* pseudostream.client-pacing */
-        pconf->opt.client_pacing = cpv->v.u;
-        break;
-      default: /* server-wide keys, applied once */
-        return;
+        free(p->options[i].matched);
     }
+    free(p->options);
+    free(p->matched);
+    free(p->cpk);
+    free(p->names);
 }
 
 
@@ -261,9 +183,10 @@ static void
 mod_pseudostream_merge_config (plugin_config * const pconf,
                                const config_plugin_value_t *cpv)
 {
-    do {
-        mod_pseudostream_merge_config_cpv(pconf, cpv);
-    } while ((++cpv)->k_id != -1);
+    for (; -1 != cpv->k_id; ++cpv) {
+        if (0 == cpv->k_id) /* pseudostream.extensions */
+            pconf->extensions = cpv->v.a;
+    }
 }
 
 
@@ -271,561 +194,240 @@ static void
 mod_pseudostream_patch_config (request_st * const r, plugin_data * const p)
 {
     p->conf = p->defaults;
+    memset(p->matched, 0, p->nwords * sizeof(*p->matched));
     for (int i = 1, used = p->nconfig; i < used; ++i) {
-        if (config_check_cond(r, (uint32_t)p->cvlist[i].k_id))
+        if (config_check_cond(r, (uint32_t)p->cvlist[i].k_id)) {
             mod_pseudostream_merge_config(&p->conf,
                                           p->cvlist + p->cvlist[i].v.u2[0]);
+            p->matched[i / 64] |= (uint64_t)1 << (i % 64);
+        }
     }
 }
 
 
-/* "1024", "512k", "8m", "1g" (powers of 1024), as nginx sizes read */
-
-static int
-ps_parse_size (const char *s, uint64_t * const out)
+static void
+mod_pseudostream_add_key (plugin_data * const p, uint32_t * const n,
+                          char ** const at, const char *name, size_t len,
+                          const int wide, const int hyphens)
 {
-    char *end;
-    if (*s < '0' || *s > '9') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    unsigned int shift = 0;
-    switch (*end) {
-      case 'k': case 'K': shift = 10; ++end; break;
-      case 'm': case 'M': shift = 20; ++end; break;
-      case 'g': case 'G': shift = 30; ++end; break;
-      default: break;
-    }
-    if (*end != '\0' || v > (UINT64_MAX >> shift)) return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
+    config_plugin_keys_t * const k = p->cpk + (*n)++;
+    char * const s = *at;
+    memcpy(s, PS_PREFIX, PS_PREFIX_LEN);
+    for (size_t i = 0; i < len; ++i)
+        s[PS_PREFIX_LEN + i] = (hyphens && name[i] == '_') ? '-' : name[i];
+    s[PS_PREFIX_LEN + len] = '\0';
+    *at += PS_PREFIX_LEN + len + 1;
+    k->k = s;
+    k->klen = (uint8_t)(PS_PREFIX_LEN + len);
+    /* lighttpd's older form: ("start" => "pos"), one pair per parameter */
+    k->ktype = (len == 6 && 0 == memcmp(name, "params", 6))
+      ? T_CONFIG_ARRAY_KVSTRING
+      : T_CONFIG_STRING;
+    k->scope = wide ? T_CONFIG_SCOPE_SERVER : T_CONFIG_SCOPE_CONNECTION;
 }
 
 
-/* a burst: a size in bytes, or media time as "3s" or "1500ms" */
+/*
+ * The directives: pseudostream.extensions (the module's own), then every
+ * key and alias the library lists ("name | alias: what it takes", one per
+ * line), as written and with '-' for '_' as lighttpd's names are spelt.
+ * Keys the library calls process-wide are server scope.
+ */
 
 static int
-ps_parse_burst (const char *s, uint32_t u2[2])
+mod_pseudostream_keys (plugin_data * const p)
 {
-    char *end;
-    uint64_t bytes;
-    if (0 == ps_parse_size(s, &bytes)) {
-        if (bytes > UINT32_MAX) return -1;
-        u2[0] = PS_BURST_BYTES;
-        u2[1] = (uint32_t)bytes;
-        return 0;
-    }
-    if (*s < '0' || *s > '9') return -1;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno) return -1;
-    if (0 == strcmp(end, "ms")) {
-        /* as given */
-    }
-    else if (0 == strcmp(end, "s") && v <= UINT32_MAX / 1000)
-        v *= 1000;
-    else
+    size_t len = 0;
+    ps_options_describe(NULL, 0, &len);
+    char * const text = ck_malloc(len + 1);
+    if (PS_OK != ps_options_describe(text, len + 1, &len)) {
+        free(text);
         return -1;
-    if (v > UINT32_MAX) return -1;
-    u2[0] = PS_BURST_MS;
-    u2[1] = (uint32_t)v;
+    }
+    uint32_t names = 1;
+    for (const char *s = text; *s; ++s) names += (*s == '|' || *s == '\n');
+    p->cpk = ck_calloc(2 + 2 * names, sizeof(*p->cpk));
+    p->names = ck_malloc(2 * (names * (PS_PREFIX_LEN + 1) + len) + 64);
+
+    char *at = p->names;
+    uint32_t n = 0;
+    p->cpk[n].k = "pseudostream.extensions";
+    p->cpk[n].klen = sizeof("pseudostream.extensions") - 1;
+    p->cpk[n].ktype = T_CONFIG_ARRAY_VLIST;
+    p->cpk[n++].scope = T_CONFIG_SCOPE_CONNECTION;
+
+    for (char *line = text, *next; *line; line = next) {
+        char * const end = strchr(line, '\n');
+        next = end ? end + 1 : line + strlen(line);
+        if (end) *end = '\0';
+        char * const colon = strchr(line, ':');
+        if (NULL == colon) continue;
+        const int wide = NULL != strstr(colon, "process-wide");
+        for (char *name = line; name < colon; ) {
+            char *stop = memchr(name, '|', (size_t)(colon - name));
+            if (NULL == stop) stop = colon;
+            char *a = name, *b = stop;
+            while (a < b && *a == ' ') ++a;
+            while (b > a && b[-1] == ' ') --b;
+            if (b > a) {
+                mod_pseudostream_add_key(p, &n, &at, a, (size_t)(b - a),
+                                         wide, 0);
+                if (memchr(a, '_', (size_t)(b - a)))
+                    mod_pseudostream_add_key(p, &n, &at, a, (size_t)(b - a),
+                                             wide, 1);
+            }
+            name = stop + 1;
+        }
+    }
+    free(text);
+    p->cpk[n].ktype = T_CONFIG_UNSET; /* the end */
     return 0;
 }
 
 
-/* a rate: "off", a size per second, "auto" or "auto <factor>" (e.g. 1.25) */
+/*
+ * Sets a block's values on `o` by the library's keys; process-wide keys
+ * only when `wide` (once, at startup). `errh`: where to say what is wrong.
+ */
 
 static int
-ps_parse_rate (const char *s, uint32_t u2[2])
+mod_pseudostream_apply (const plugin_data * const p, ps_options * const o,
+                        const config_plugin_value_t *cpv, const int wide,
+                        log_error_st * const errh)
 {
-    uint64_t bytes;
-    if (0 == strcmp(s, "off")) {
-        u2[0] = PS_RATE_OFF;
-        u2[1] = 0;
-        return 0;
-    }
-    if (0 == strncmp(s, "auto", 4) && (s[4] == '\0' || s[4] == ' ')) {
-        uint32_t permille = 1250;   /* the library's usual 1.25x */
-        if (s[4] == ' ') {
-            const char *f = s + 5;
-            uint32_t whole = 0, frac = 0, scale = 1000, digits = 0;
-            while (*f == ' ') ++f;
-            for (; *f >= '0' && *f <= '9'; ++f, ++digits) {
-                whole = whole * 10 + (uint32_t)(*f - '0');
-                if (whole > 100) return -1;
+    for (; -1 != cpv->k_id; ++cpv) {
+        const config_plugin_keys_t * const k = p->cpk + cpv->k_id;
+        if (0 == cpv->k_id) continue; /* extensions */
+        const int server_wide = k->scope == T_CONFIG_SCOPE_SERVER;
+        if (server_wide && !wide) continue;
+        ps_options * const target = server_wide ? NULL : o;
+        const char * const key = k->k + PS_PREFIX_LEN;
+        ps_status st = PS_OK;
+        if (k->ktype == T_CONFIG_ARRAY_KVSTRING) {
+            buffer * const tb = buffer_init();
+            for (uint32_t i = 0; st == PS_OK && i < cpv->v.a->used; ++i) {
+                const data_string * const ds =
+                  (const data_string *)cpv->v.a->data[i];
+                buffer_copy_string_len(tb, BUF_PTR_LEN(&ds->key));
+                buffer_append_string_len(tb, CONST_STR_LEN("="));
+                buffer_append_string_len(tb, BUF_PTR_LEN(&ds->value));
+                st = ps_options_set(target, "param", tb->ptr);
             }
-            if (*f == '.') {
-                for (++f; *f >= '0' && *f <= '9'; ++f, ++digits) {
-                    if (scale == 1) return -1;  /* at most 3 decimals */
-                    scale /= 10;
-                    frac += (uint32_t)(*f - '0') * scale;
-                }
-            }
-            if (*f != '\0' || 0 == digits) return -1;
-            permille = whole * 1000 + frac;
-            if (0 == permille || permille > 100000) return -1;
+            buffer_free(tb);
         }
-        u2[0] = PS_RATE_AUTO;
-        u2[1] = permille;
-        return 0;
-    }
-    if (0 != ps_parse_size(s, &bytes) || bytes > UINT32_MAX) return -1;
-    u2[0] = bytes ? PS_RATE_FIXED : PS_RATE_OFF;
-    u2[1] = (uint32_t)bytes;
-    return 0;
-}
-
-
-static int
-ps_parse_word (const char *s, const char *const *words, uint32_t n,
-               uint32_t * const out)
-{
-    for (uint32_t i = 0; i < n; ++i) {
-        if (0 == strcmp(s, words[i])) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-
-/* "start" => "pos": known parameters renamed to names a query can carry */
-
-static int
-ps_check_params (server * const srv, const array * const a)
-{
-    for (uint32_t i = 0; i < a->used; ++i) {
-        const data_string * const ds = (const data_string *)a->data[i];
-        uint32_t id;
-        if (0 != ps_parse_word(ds->key.ptr, ps_param_names,
-                               sizeof(ps_param_names)/sizeof(*ps_param_names),
-                               &id)) {
-            log_error(srv->errh, __FILE__, __LINE__,
-              "pseudostream.params: unknown parameter \"%s\" (start, end, "
-              "ib, fs, bstart, bend, ri, rs)", ds->key.ptr);
+        else
+            st = ps_options_set(target, key, buffer_is_blank(cpv->v.b)
+                                             ? "" : cpv->v.b->ptr);
+        if (st != PS_OK) {
+            if (errh)
+                log_error(errh, __FILE__, __LINE__, "%s: %s", k->k,
+                          ps_last_error());
             return -1;
         }
-        /* "" turns the parameter off */
-        const char *v = buffer_is_blank(&ds->value) ? "" : ds->value.ptr;
-        if (strpbrk(v, " \t&=#?%+")) {
-            log_error(srv->errh, __FILE__, __LINE__,
-              "pseudostream.params: invalid query parameter name \"%s\"", v);
-            return -1;
-        }
-        for (uint32_t j = 0; j < i; ++j) {
-            if (buffer_is_equal(&((const data_string *)a->data[j])->key,
-                                &ds->key)) {
-                log_error(srv->errh, __FILE__, __LINE__,
-                  "pseudostream.params: duplicate parameter \"%s\"",
-                  ds->key.ptr);
-                return -1;
-            }
-        }
     }
     return 0;
+}
+
+
+/* a block's values, or nothing (the global block may have none) */
+
+static const config_plugin_value_t *
+mod_pseudostream_block (const plugin_data * const p, int i)
+{
+    if (i >= p->nconfig || (0 == i && !p->cvlist[0].v.u2[1])) return NULL;
+    return p->cvlist + p->cvlist[i].v.u2[0];
 }
 
 
 SETDEFAULTS_FUNC(mod_pseudostream_set_defaults) {
-    static const config_plugin_keys_t cpk[] = {
-      { CONST_STR_LEN("pseudostream.extensions"),
-        T_CONFIG_ARRAY_VLIST,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.prefix"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.start-unit"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.metadata"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.mp4-cut"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.params"),
-        T_CONFIG_ARRAY_KVSTRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.burst"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.rate"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.client-pacing"),
-        T_CONFIG_BOOL,
-        T_CONFIG_SCOPE_CONNECTION }
-     ,{ CONST_STR_LEN("pseudostream.index-cache"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_SERVER }
-     ,{ CONST_STR_LEN("pseudostream.mp4-max-moov-size"),
-        T_CONFIG_STRING,
-        T_CONFIG_SCOPE_SERVER }
-     ,{ NULL, 0,
-        T_CONFIG_UNSET,
-        T_CONFIG_SCOPE_UNSET }
-    };
-    static const char *const prefixes[] = { "none", "header", "init", "full" };
-    static const char *const units[] = { "bytes", "seconds" };
-    static const char *const metadata[] = { "off", "missing", "always" };
-    static const char *const cuts[] = { "exact", "keyframe" };
-
     plugin_data * const p = p_d;
-    if (!config_plugin_values_init(srv, p, cpk, "mod_pseudostream"))
+    if (0 != mod_pseudostream_keys(p)) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "pseudostream: no key list from the library: %s", ps_last_error());
+        return HANDLER_ERROR;
+    }
+    if (!config_plugin_values_init(srv, p, p->cpk, "mod_pseudostream"))
         return HANDLER_ERROR;
 
-    /* words and sizes are read once, here; a request merges numbers */
-    /* (the global block's list is empty when it sets nothing here) */
-    for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
-        config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
-        for (; -1 != cpv->k_id; ++cpv) {
-            const char *s = NULL;
-            const char *const *words = NULL;
-            uint32_t nwords = 0, word;
-            uint64_t size;
-            ps_status st;
-
-            if (cpv->vtype == T_CONFIG_LOCAL) continue; /* read already */
-            if (cpv->vtype == T_CONFIG_STRING)
-                s = buffer_is_blank(cpv->v.b) ? "" : cpv->v.b->ptr;
-
-            switch (cpv->k_id) {
-              case 1: words = prefixes; nwords = 4; break;
-              case 2: words = units;    nwords = 2; break;
-              case 3: words = metadata; nwords = 3; break;
-              case 4: words = cuts;     nwords = 2; break;
-              case 5:
-                if (0 != ps_check_params(srv, cpv->v.a)) return HANDLER_ERROR;
-                continue;
-              case 6:
-                if (0 != ps_parse_burst(s, cpv->v.u2)) {
-                    log_error(srv->errh, __FILE__, __LINE__,
-                      "pseudostream.burst: \"%s\" is not a size (\"256k\") "
-                      "or media time (\"3s\", \"1500ms\")", s);
-                    return HANDLER_ERROR;
-                }
-                cpv->vtype = T_CONFIG_LOCAL;
-                continue;
-              case 7:
-                if (0 != ps_parse_rate(s, cpv->v.u2)) {
-                    log_error(srv->errh, __FILE__, __LINE__,
-                      "pseudostream.rate: \"%s\" is not \"off\", a size per "
-                      "second (\"100k\") or \"auto\" (\"auto 1.5\")", s);
-                    return HANDLER_ERROR;
-                }
-                cpv->vtype = T_CONFIG_LOCAL;
-                continue;
-              case 9:
-              case 10:
-                if (0 != ps_parse_size(s, &size)) {
-                    log_error(srv->errh, __FILE__, __LINE__,
-                      "%s: \"%s\" is not a size (\"64m\")",
-                      cpk[cpv->k_id].k, s);
-                    return HANDLER_ERROR;
-                }
-                /* process-wide; lighttpd's workers fork after this */
-                st = (cpv->k_id == 9)
-                  ? ps_cache_set_capacity(size)
-                  : ps_mp4_set_moov_limit(size);
-                if (st != PS_OK) {
-                    log_error(srv->errh, __FILE__, __LINE__,
-                      "%s: %s", cpk[cpv->k_id].k, ps_last_error());
-                    return HANDLER_ERROR;
-                }
-                continue;
-              default:
-                continue;
-            }
-
-            if (0 != ps_parse_word(s, words, nwords, &word)) {
-                buffer * const tb = srv->tmp_buf;
-                buffer_clear(tb);
-                for (uint32_t w = 0; w < nwords; ++w) {
-                    buffer_append_string(tb, w ? ", \"" : "\"");
-                    buffer_append_string(tb, words[w]);
-                    buffer_append_string_len(tb, CONST_STR_LEN("\""));
-                }
-                log_error(srv->errh, __FILE__, __LINE__,
-                  "%s: \"%s\" is not one of %s", cpk[cpv->k_id].k, s, tb->ptr);
-                return HANDLER_ERROR;
-            }
-            cpv->v.u = word;
-            cpv->vtype = T_CONFIG_LOCAL;
+    /* a pseudostream.* name the library does not know is a mistake */
+    for (uint32_t u = 0; u < srv->config_context->used; ++u) {
+        const array * const ca =
+          ((const data_config *)srv->config_context->data[u])->value;
+        for (uint32_t j = 0; j < ca->used; ++j) {
+            const buffer * const k = &ca->data[j]->key;
+            int known = strncmp(k->ptr, PS_PREFIX, PS_PREFIX_LEN) != 0;
+            for (uint32_t i = 0; !known && p->cpk[i].k; ++i)
+                known = 0 == strcmp(p->cpk[i].k, k->ptr);
+            if (known) continue;
+            ps_options *o = NULL;
+            const data_unset * const du = ca->data[j];
+            const char * const v = du->type == TYPE_STRING
+              ? ((const data_string *)du)->value.ptr : NULL;
+            const int library_knows = v && PS_OK == ps_options_new(&o)
+              && PS_OK == ps_options_set(o, k->ptr + PS_PREFIX_LEN, v);
+            ps_options_free(o);
+            log_error(srv->errh, __FILE__, __LINE__,
+              "%s: unknown key (%s)", k->ptr, library_knows
+              ? "write it in lowercase, with '-' or '_' between words"
+              : ps_last_error());
+            return HANDLER_ERROR;
         }
     }
 
-    /* the library's defaults, and nginx module's */
-    memset(&p->defaults, 0, sizeof(p->defaults));
-    p->defaults.opt.prefix = PS_PREFIX_INIT;
-    p->defaults.opt.start_unit = PS_UNIT_BYTES;
-    p->defaults.opt.metadata = PS_METADATA_MISSING;
-    p->defaults.opt.cut = PS_CUT_EXACT;
-    p->defaults.opt.client_pacing = 1;
-    p->defaults.opt.burst_kind = PS_BURST_DEFAULT;
-    p->defaults.opt.rate_mode = PS_RATE_OFF;
-
-    if (p->nconfig > 0 && p->cvlist->v.u2[1]) {
-        const config_plugin_value_t *cpv = p->cvlist + p->cvlist->v.u2[0];
-        if (-1 != cpv->k_id)
-            mod_pseudostream_merge_config(&p->defaults, cpv);
+    /* every block checked on top of the global one, as a request sees it */
+    const config_plugin_value_t * const global = mod_pseudostream_block(p, 0);
+    for (int i = 0; i < p->nconfig; ++i) {
+        const config_plugin_value_t * const cpv = mod_pseudostream_block(p, i);
+        ps_options *o = NULL;
+        if (NULL == cpv) continue;
+        int rc = PS_OK == ps_options_new(&o) ? 0 : -1;
+        if (0 == rc && i > 0 && global)
+            rc = mod_pseudostream_apply(p, o, global, 0, NULL);
+        if (0 == rc)
+            rc = mod_pseudostream_apply(p, o, cpv, 1, srv->errh);
+        ps_options_free(o);
+        if (0 != rc) return HANDLER_ERROR;
     }
 
+    p->nwords = ((uint32_t)p->nconfig + 64) / 64;
+    p->matched = ck_calloc(p->nwords, sizeof(*p->matched));
+    if (global) mod_pseudostream_merge_config(&p->defaults, global);
     return HANDLER_GO_ON;
 }
 
 
-static int
-options_key_eq (const options_key * const a, const options_key * const b)
-{
-    return a->params == b->params
-        && a->prefix == b->prefix
-        && a->start_unit == b->start_unit
-        && a->metadata == b->metadata
-        && a->cut == b->cut
-        && a->client_pacing == b->client_pacing
-        && a->burst_kind == b->burst_kind
-        && a->burst == b->burst
-        && a->rate_mode == b->rate_mode
-        && a->rate == b->rate;
-}
+/* the options of the request's blocks: made once per set, then shared */
 
-
-static ps_options *
-ps_options_make (const options_key * const k)
-{
-    ps_options *o;
-    ps_status st = ps_options_new(&o);
-    if (st != PS_OK) return NULL;
-
-    st = ps_options_set_prefix_mode(o, k->prefix);
-    if (st == PS_OK) st = ps_options_set_start_unit(o, k->start_unit);
-    if (st == PS_OK) st = ps_options_set_metadata(o, k->metadata);
-    if (st == PS_OK) st = ps_options_set_cut_mode(o, k->cut);
-    if (st == PS_OK) st = ps_options_set_client_pacing(o, k->client_pacing);
-
-    for (uint32_t i = 0; k->params && i < k->params->used && st == PS_OK; ++i) {
-        const data_string * const ds = (const data_string *)k->params->data[i];
-        uint32_t id = 0;
-        ps_parse_word(ds->key.ptr, ps_param_names,
-                      sizeof(ps_param_names)/sizeof(*ps_param_names), &id);
-        st = ps_options_set_param_name(o, id, buffer_is_blank(&ds->value)
-                                              ? "" : ds->value.ptr);
-    }
-
-    if (st == PS_OK && k->burst_kind == PS_BURST_BYTES)
-        st = ps_options_set_burst_bytes(o, k->burst);
-    if (st == PS_OK && k->burst_kind == PS_BURST_MS)
-        st = ps_options_set_burst_ms(o, k->burst);
-
-    if (st == PS_OK) {
-        switch (k->rate_mode) {
-          case PS_RATE_FIXED: st = ps_options_set_rate(o, k->rate); break;
-          case PS_RATE_AUTO:  st = ps_options_set_rate_auto(o, k->rate); break;
-          default:            st = ps_options_set_rate(o, 0); break;
-        }
-    }
-
-    if (st != PS_OK) {
-        ps_options_free(o);
-        return NULL;
-    }
-    return o;
-}
-
-
-/* the request's options: made once per distinct setting, then shared */
-
-static ps_options *
+static const ps_options *
 mod_pseudostream_options (request_st * const r, plugin_data * const p)
 {
+    const size_t bytes = p->nwords * sizeof(*p->matched);
     for (uint32_t i = 0; i < p->noptions; ++i) {
-        if (options_key_eq(&p->options[i].key, &p->conf.opt))
+        if (0 == memcmp(p->options[i].matched, p->matched, bytes))
             return p->options[i].options;
     }
 
-    ps_options * const o = ps_options_make(&p->conf.opt);
-    if (NULL == o) {
+    ps_options *o = NULL;
+    int rc = PS_OK == ps_options_new(&o) ? 0 : -1;
+    for (int i = 0; 0 == rc && i < p->nconfig; ++i) {
+        const config_plugin_value_t * const cpv = mod_pseudostream_block(p, i);
+        if (cpv && (0 == i || (p->matched[i / 64] >> (i % 64) & 1)))
+            rc = mod_pseudostream_apply(p, o, cpv, 0, NULL);
+    }
+    if (0 != rc) {
         log_error(r->conf.errh, __FILE__, __LINE__,
           "pseudostream settings refused: %s", ps_last_error());
+        ps_options_free(o);
         return NULL;
     }
 
     if (0 == (p->noptions & 7))
         ck_realloc_u32((void **)&p->options, p->noptions, 8,
                        sizeof(*p->options));
-    p->options[p->noptions].key = p->conf.opt;
+    p->options[p->noptions].matched = ck_malloc(bytes);
+    memcpy(p->options[p->noptions].matched, p->matched, bytes);
     p->options[p->noptions].options = o;
-    ++p->noptions;
-    return o;
-}
-
-
-/* ---------------------------------------------------------- requests -- */
-
-/*
- * An error answer with its own headers (Content-Range of a 416, Allow of a
- * 405) and no body: lighttpd's error document would drop the headers, as
- * it does unless the request has a handler.
- */
-
-static handler_t
-mod_pseudostream_bodyless (request_st * const r, const plugin_data * const p,
-                           int status)
-{
-    r->http_status = status;
-    r->handler_module = p->self;
-    r->resp_body_finished = 1;
-    return HANDLER_FINISHED;
-}
-
-
-/*
- * Ends the request with the library's status for a failed call, and logs
- * why: always for what needs the administrator (403, 415, 500), with
- * debug.log-request-handling for clients' mistakes (400, 416).
- */
-
-static handler_t
-mod_pseudostream_fail_because (request_st * const r,
-                               const plugin_data * const p,
-                               const char * const call, ps_status st,
-                               const char *detail)
-{
-    int status = (int)ps_status_http(st);
-    int always = 1;
-
-    switch (status) {
-      case 400:
-      case 416:
-        always = 0;
-        break;
-      case 403:
-      case 404:
-      case 415:
-        break;
-      default:
-        status = 500;
-        break;
-    }
-
-    if (always || r->conf.log_request_handling) {
-        if (NULL == detail || '\0' == *detail) detail = ps_strerror(st);
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "%s() for %s failed (%d): %s",
-          call, r->physical.path.ptr, status, detail);
-    }
-
-    if (status == 416) return mod_pseudostream_bodyless(r, p, status);
-    r->http_status = status;
-    r->handler_module = NULL;
-    return HANDLER_FINISHED;
-}
-
-
-static handler_t
-mod_pseudostream_fail (request_st * const r, const plugin_data * const p,
-                       const char * const call, ps_status st)
-{
-    return mod_pseudostream_fail_because(r, p, call, st, ps_last_error());
-}
-
-
-static void
-mod_pseudostream_unsatisfiable (request_st * const r, uint64_t length)
-{
-    buffer * const vb =
-      http_header_response_set_ptr(r, HTTP_HEADER_CONTENT_RANGE,
-                                   CONST_STR_LEN("Content-Range"));
-    buffer_append_string_len(vb, CONST_STR_LEN("bytes */"));
-    buffer_append_int(vb, (intmax_t)length);
-}
-
-
-static const char *
-ps_request_header (const request_st * const r, enum http_header_e id,
-                   const char * const k, uint32_t klen)
-{
-    const buffer * const vb = http_header_request_get(r, id, k, klen);
-    return vb ? vb->ptr : NULL;
-}
-
-
-/*
- * If-Unmodified-Since and If-Modified-Since in RFC 9110 order around the
- * library's answer (it has evaluated If-Match, If-None-Match, If-Range and
- * Range): each is ignored when its entity-tag counterpart was sent or it
- * is not a valid date.
- */
-
-static uint32_t
-mod_pseudostream_test_dates (const request_st * const r, uint32_t status,
-                             unix_time64_t mtime)
-{
-    const buffer *vb;
-
-    if (status != 412
-        && !light_btst(r->rqst_htags, HTTP_HEADER_IF_MATCH)
-        && (vb = http_header_request_get(r, HTTP_HEADER_IF_UNMODIFIED_SINCE,
-                                         CONST_STR_LEN("If-Unmodified-Since")))
-        /* a date at all: the epoch is not later than a valid one */
-        && !http_date_if_modified_since(BUF_PTR_LEN(vb), 0)
-        && http_date_if_modified_since(BUF_PTR_LEN(vb), mtime))
-        return 412;
-
-    if ((status == 200 || status == 206 || status == 416)
-        && !light_btst(r->rqst_htags, HTTP_HEADER_IF_NONE_MATCH)
-        && (vb = http_header_request_get(r, HTTP_HEADER_IF_MODIFIED_SINCE,
-                                         CONST_STR_LEN("If-Modified-Since")))
-        && !http_date_if_modified_since(BUF_PTR_LEN(vb), 0)
-        && !http_date_if_modified_since(BUF_PTR_LEN(vb), mtime))
-        return 304;
-
-    return status;
-}
-
-
-static uint64_t
-ps_monotonic_us (void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-
-static void
-index_job_release (index_job * const job)
-{
-    if (--job->refs) return;
-    ps_media_free(job->media);
-    stat_cache_entry_refchg(job->sce, -1);
-    free(job);
-}
-
-
-static void
-index_job_attach (index_job * const job, handler_ctx * const hctx)
-{
-    hctx->job = job;
-    hctx->wait_next = job->waiting;
-    job->waiting = hctx;
-    ++job->refs;
-}
-
-
-/* the request waits no more (resumed, or gone); the job may go */
-
-static void
-index_job_detach (handler_ctx * const hctx)
-{
-    index_job * const job = hctx->job;
-    handler_ctx **link = &job->waiting;
-    while (*link && *link != hctx) link = &(*link)->wait_next;
-    if (*link) *link = hctx->wait_next;
-    hctx->wait_next = NULL;
-    hctx->job = NULL;
-    index_job_release(job);
+    return p->options[p->noptions++].options;
 }
 
 
@@ -887,7 +489,7 @@ wake_queue_remove (wake_queue * const q, handler_ctx * const hctx)
 static int
 wake_queue_arm (wake_queue * const q)
 {
-    if (0 == q->used) return 0; /* a wake with nothing due is harmless */
+    if (0 == q->used) return 0;
     const uint64_t due = q->heap[0]->wake_us;
     if (due == q->armed_us) return 0;
     struct itimerspec its;
@@ -898,17 +500,6 @@ wake_queue_arm (wake_queue * const q)
         return -1;
     q->armed_us = due;
     return 0;
-}
-
-
-static void
-handler_ctx_free (handler_ctx * const hctx)
-{
-    if (hctx->job) index_job_detach(hctx);
-    if (hctx->wakes) wake_queue_remove(hctx->wakes, hctx);
-    if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
-    ps_objects_free(&hctx->ps);
-    free(hctx);
 }
 
 
@@ -953,7 +544,7 @@ wake_queue_set (wake_queue * const q, handler_ctx * const hctx,
             log_perror(errh, __FILE__, __LINE__, "timerfd_create()");
             return -1;
         }
-        q->srv = hctx->srv;
+        q->srv = hctx->con->srv;
         ++q->srv->cur_fds;
         q->timer = fdevent_register(q->srv->ev, fd,
                                     mod_pseudostream_wake_due, q);
@@ -981,141 +572,42 @@ wake_queue_set (wake_queue * const q, handler_ctx * const hctx,
 }
 
 
-/*
- * Queues what the pacer allows now, and sets the timer for the next
- * piece. Called when the response starts and then each time lighttpd
- * runs the request while writing it: after the socket took data, when
- * the timer fired, for HTTP/2 on each pass over the connection's streams.
- */
+/* ------------------------------------------------------ index builds -- */
 
-static handler_t
-mod_pseudostream_pace (request_st * const r, handler_ctx * const hctx)
+static void
+index_job_release (index_job * const job)
 {
-    /* the header goes now, with or without a burst */
-    r->resp_body_started = 1;
-
-    for (;;) {
-        const uint64_t want = (hctx->prefix_end - hctx->prefix_pos)
-                            + (uint64_t)(hctx->file_end - hctx->file_pos);
-        uint64_t allowed, wait_us;
-
-        if (0 == want) {
-            r->resp_body_finished = 1;
-            return HANDLER_FINISHED;
-        }
-
-        /* a slow client: the connection calls again as the queue drains */
-        if (chunkqueue_length(&r->write_queue) >= PS_QUEUE_HIGH)
-            return HANDLER_WAIT_FOR_EVENT;
-
-        ps_status st = ps_pacer_allow(hctx->ps.pacer,
-                                      ps_monotonic_us() - hctx->start_us,
-                                      want, &allowed, &wait_us);
-        if (st != PS_OK) {
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "ps_pacer_allow() failed: %s", ps_last_error());
-            return HANDLER_ERROR;
-        }
-
-        if (0 == allowed) {
-            /* queued while data remains: HTTP/2 calls only on events */
-            if (wait_us > 86400000000ull) wait_us = 86400000000ull;
-            return 0 == wake_queue_set(hctx->wakes, hctx,
-                                       ps_monotonic_us() + wait_us,
-                                       r->conf.errh)
-              ? HANDLER_WAIT_FOR_EVENT
-              : HANDLER_ERROR;
-        }
-
-        if (allowed > want) allowed = want;
-
-        uint64_t n = hctx->prefix_end - hctx->prefix_pos;
-        if (n > allowed) n = allowed;
-        if (n) {
-            http_chunk_append_mem(r, (const char *)hctx->prefix
-                                     + hctx->prefix_pos, (size_t)n);
-            hctx->prefix_pos += n;
-        }
-        if (allowed > n) {
-            http_chunk_append_file_ref_range(r, hctx->sce, hctx->file_pos,
-                                             (off_t)(allowed - n));
-            hctx->file_pos += (off_t)(allowed - n);
-        }
-
-        st = ps_pacer_consume(hctx->ps.pacer, allowed);
-        if (st != PS_OK) {
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "ps_pacer_consume() failed: %s", ps_last_error());
-            return HANDLER_ERROR;
-        }
-    }
+    if (--job->refs) return;
+    ps_media_free(job->media);
+    stat_cache_entry_refchg(job->sce, -1);
+    free(job);
 }
 
 
-/*
- * Headers of a 200 or 206 answer, and of 304: the library's ETag, the
- * file's Last-Modified, the plan's Content-Type (or lighttpd's by
- * extension), Content-Length and Content-Range.
- */
+/* the request waits no more (resumed, or gone); the job may go */
 
-static int
-mod_pseudostream_headers (request_st * const r, const ps_plan * const plan,
-                          const ps_response * const resp,
-                          stat_cache_entry * const sce, const int ranges)
+static void
+index_job_detach (handler_ctx * const hctx)
 {
-    const char *etag, *type;
-    char range[128];
-    size_t len;
-
-    if (ps_plan_etag(plan, &etag) != PS_OK) return -1;
-    http_header_response_set(r, HTTP_HEADER_ETAG, CONST_STR_LEN("ETag"),
-                             etag, strlen(etag));
-    http_response_set_last_modified(r, sce->st.st_mtime);
-
-    if (resp->status == 304) return 0;
-
-    if (ps_plan_content_type(plan, &type) == PS_OK) {
-        http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
-                                 CONST_STR_LEN("Content-Type"),
-                                 type, strlen(type));
-    }
-    else {
-        const buffer * const ct = stat_cache_content_type_get(sce, r);
-        if (ct && !buffer_is_blank(ct))
-            http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
-                                     CONST_STR_LEN("Content-Type"),
-                                     BUF_PTR_LEN(ct));
-        else
-            http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
-                                     CONST_STR_LEN("Content-Type"),
-                                     CONST_STR_LEN("application/octet-stream"));
-    }
-
-    buffer_append_int(
-      http_header_response_set_ptr(r, HTTP_HEADER_CONTENT_LENGTH,
-                                   CONST_STR_LEN("Content-Length")),
-      (intmax_t)resp->length);
-
-    if (resp->status == 206) {
-        if (ps_plan_content_range(plan, resp, range, sizeof(range), &len)
-            != PS_OK)
-            return -1;
-        http_header_response_set(r, HTTP_HEADER_CONTENT_RANGE,
-                                 CONST_STR_LEN("Content-Range"), range,
-                                 (uint32_t)len);
-    }
-    else if (ranges) {
-        http_header_response_set(r, HTTP_HEADER_ACCEPT_RANGES,
-                                 CONST_STR_LEN("Accept-Ranges"),
-                                 CONST_STR_LEN("bytes"));
-    }
-    return 0;
+    index_job * const job = hctx->job;
+    handler_ctx **link = &job->waiting;
+    while (*link && *link != hctx) link = &(*link)->wait_next;
+    if (*link) *link = hctx->wait_next;
+    hctx->wait_next = NULL;
+    hctx->job = NULL;
+    index_job_release(job);
 }
 
 
-static handler_t mod_pseudostream_planned (request_st *r, plugin_data *p,
-    stat_cache_entry *sce, int has_query, ps_options *options,
-    ps_objects *psp, ps_status st, const char *detail);
+static void
+handler_ctx_free (handler_ctx * const hctx)
+{
+    if (hctx->job) index_job_detach(hctx);
+    if (hctx->wakes) wake_queue_remove(hctx->wakes, hctx);
+    ps_exchange_free(hctx->x); /* before the descriptor it was lent */
+    if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
+    free(hctx);
+}
 
 
 static void *
@@ -1123,21 +615,14 @@ mod_pseudostream_index_thread (void *arg)
 {
     index_job * const job = arg;
     const uint64_t one = 1;
-
-    job->status = ps_media_open_fd_borrowed(job->fd, job->size, job->device,
-                                            job->inode, job->mtime_ns,
-                                            &job->media);
-    if (job->status != PS_OK) {
-        /* ps_last_error() is this thread's */
-        const char * const e = ps_last_error();
-        snprintf(job->error, sizeof(job->error), "%s", e ? e : "");
-    }
+    /* the library's own fstat: the identity the exchange will look up */
+    if (PS_OK != ps_media_open_fd(job->fd, &job->media)) job->media = NULL;
     while (write(job->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) ;
     return NULL;
 }
 
 
-/* the thread has built the index (or failed): resume its request */
+/* the thread has built the index (or failed): resume its requests */
 
 static handler_t
 mod_pseudostream_indexed (void *ctx, int revents)
@@ -1165,17 +650,16 @@ mod_pseudostream_indexed (void *ctx, int revents)
 
 
 /*
- * The request waits for the index of `sce`'s file, with `ps` (its parsed
- * query) in its context: for the build under way of that file version, or
- * for one it starts on a thread. -1 when no thread or eventfd could be
- * had: the caller indexes at once instead.
+ * The request waits for the index of its file: for the build under way of
+ * that file version, or for one it starts on a thread. -1 when no thread
+ * or eventfd could be had.
  */
 
 static int
 mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
-                                 stat_cache_entry * const sce,
-                                 ps_objects * const ps)
+                                 handler_ctx * const hctx)
 {
+    const stat_cache_entry * const sce = hctx->sce;
     const uint64_t device = (uint64_t)sce->st.st_dev;
     const uint64_t inode = (uint64_t)sce->st.st_ino;
     const uint64_t size = (uint64_t)sce->st.st_size;
@@ -1187,7 +671,6 @@ mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
         job = job->next;
 
     if (NULL == job) {
-        pthread_attr_t attr;
         pthread_t thread;
         job = ck_calloc(1, sizeof(*job));
         job->fd = sce->fd;
@@ -1205,15 +688,8 @@ mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
             return -1;
         }
 
-        int started = 0 == pthread_attr_init(&attr);
-        if (started) {
-            started = 0 == pthread_attr_setdetachstate(&attr,
-                                                       PTHREAD_CREATE_DETACHED)
-                   && 0 == pthread_create(&thread, &attr,
-                                          mod_pseudostream_index_thread, job);
-            pthread_attr_destroy(&attr);
-        }
-        if (!started) {
+        if (0 != pthread_create(&thread, NULL, mod_pseudostream_index_thread,
+                                job)) {
             log_error(r->conf.errh, __FILE__, __LINE__,
               "no thread to index %s: indexed in the event loop",
               r->physical.path.ptr);
@@ -1221,10 +697,11 @@ mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
             free(job);
             return -1;
         }
+        pthread_detach(thread);
 
         /* the thread reads sce->fd: the entry stays until the job goes */
-        job->sce = sce;
-        stat_cache_entry_refchg(sce, 1);
+        job->sce = hctx->sce;
+        stat_cache_entry_refchg(job->sce, 1);
         ++job->srv->cur_fds;
         job->done = fdevent_register(job->srv->ev, job->done_fd,
                                      mod_pseudostream_indexed, job);
@@ -1233,347 +710,215 @@ mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
         p->builds = job;
     }
 
-    handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
-    hctx->ps = *ps;
-    memset(ps, 0, sizeof(*ps));
-    hctx->sce = sce; /* its own reference: what it is planned with */
-    stat_cache_entry_refchg(sce, 1);
-    hctx->con = r->con;
-    hctx->srv = r->con->srv;
-    index_job_attach(job, hctx);
-    r->plugin_ctx[p->id] = hctx;
-    r->handler_module = p->self;
+    hctx->job = job;
+    hctx->wait_next = job->waiting;
+    job->waiting = hctx;
+    ++job->refs;
+    return 0;
+}
+
+
+/* ---------------------------------------------------------- requests -- */
+
+/*
+ * Queues the body's pieces as far as the library allows now, a batch at a
+ * time, and sets the timer when it says wait. Called when the answer is
+ * decided and each time lighttpd runs the request while writing it.
+ */
+
+static handler_t
+mod_pseudostream_send (request_st * const r, handler_ctx * const hctx)
+{
+    ps_piece pieces[PS_BATCH];
+    r->resp_body_started = 1; /* the header goes now */
+    for (;;) {
+        size_t n;
+        uint64_t wait_us;
+        uint32_t state;
+
+        /* a slow client: the connection calls again as the queue drains */
+        if (chunkqueue_length(&r->write_queue) >= PS_QUEUE_HIGH)
+            return HANDLER_WAIT_FOR_EVENT;
+
+        if (PS_OK != ps_exchange_pieces(hctx->x, ps_monotonic_us(), pieces,
+                                        PS_BATCH, &n, &wait_us, &state)) {
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "ps_exchange_pieces() for %s failed: %s",
+              r->physical.path.ptr, ps_last_error());
+            return HANDLER_ERROR;
+        }
+        if (state == PS_FILL_DONE) {
+            r->resp_body_finished = 1;
+            return HANDLER_FINISHED;
+        }
+        if (state == PS_FILL_WAIT) {
+            /* queued while data remains: HTTP/2 calls only on events */
+            if (wait_us > 86400000000ull) wait_us = 86400000000ull;
+            return 0 == wake_queue_set(hctx->wakes, hctx,
+                                       ps_monotonic_us() + wait_us,
+                                       r->conf.errh)
+              ? HANDLER_WAIT_FOR_EVENT
+              : HANDLER_ERROR;
+        }
+        for (size_t i = 0; i < n; ++i) {
+            const ps_piece * const piece = pieces + i;
+            if (piece->data && r->resp_send_chunked) /* no Content-Length */
+                http_chunk_append_mem(r, (const char *)piece->data,
+                                      (size_t)piece->length);
+            else if (piece->data)
+                /* copied as is: http_chunk would spill large ones to disk */
+                chunkqueue_append_mem(&r->write_queue,
+                                      (const char *)piece->data,
+                                      (size_t)piece->length);
+            else if (hctx->sce && hctx->sce->fd >= 0)
+                http_chunk_append_file_ref_range(r, hctx->sce,
+                                                 (off_t)piece->offset,
+                                                 (off_t)piece->length);
+            else {
+                log_error(r->conf.errh, __FILE__, __LINE__,
+                  "a file piece of %s without its descriptor",
+                  r->physical.path.ptr);
+                return HANDLER_ERROR;
+            }
+            hctx->left -= piece->length < hctx->left ? piece->length
+                                                      : hctx->left;
+        }
+        if (0 == hctx->left) { /* all queued: no need to ask for the end */
+            r->resp_body_finished = 1;
+            return HANDLER_FINISHED;
+        }
+    }
+}
+
+
+/*
+ * The library's decision, written: status, its headers and no others,
+ * and the body. Its reason goes to the error log for what needs the
+ * administrator (403, 415, 500), for clients' mistakes and files served
+ * as stored only with debug.log-request-handling.
+ */
+
+static handler_t
+mod_pseudostream_answer (request_st * const r, handler_ctx * const hctx)
+{
+    ps_exchange_info info;
+    const char *detail = NULL;
+    hctx->answered = 1;
+    if (PS_OK != ps_exchange_respond(hctx->x, hctx->options)
+        || PS_OK != ps_exchange_get_info(hctx->x, &info)) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "ps_exchange_respond() for %s failed: %s",
+          r->physical.path.ptr, ps_last_error());
+        r->handler_module = NULL; /* lighttpd's error page */
+        r->http_status = 500;
+        return HANDLER_FINISHED;
+    }
+
+    ps_exchange_detail(hctx->x, &detail);
+    if (detail && *detail
+        && (r->conf.log_request_handling || info.status == 403
+            || info.status == 415 || info.status >= 500))
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          info.status >= 400 ? "%s failed (%u): %s" : "%s (%u): %s",
+          r->physical.path.ptr, info.status, detail);
+
+    r->http_status = (int)info.status;
+    for (size_t i = 0; i < info.header_count; ++i) {
+        const char *k, *v;
+        size_t klen, vlen;
+        if (PS_OK != ps_exchange_header(hctx->x, i, &k, &klen, &v, &vlen))
+            continue;
+        http_header_response_insert(r, http_header_hkey_get(k, klen),
+                                    k, (uint32_t)klen, v, (uint32_t)vlen);
+    }
+
+    if (0 == info.body_length) { /* HEAD, 204, 304, an empty file */
+        r->resp_body_finished = 1;
+        return HANDLER_FINISHED;
+    }
+    hctx->left = info.body_length;
+    ps_exchange_align_file_pages(hctx->x, (uint64_t)sysconf(_SC_PAGESIZE));
+    /* the header goes before the body is complete (HTTP/1.1 and 2) */
+    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
+    return mod_pseudostream_send(r, hctx);
+}
+
+
+/* the build is done: the index is cached now, or the thread's to share */
+
+static handler_t
+mod_pseudostream_resume (request_st * const r, handler_ctx * const hctx)
+{
+    const index_job * const job = hctx->job;
+    const char * const path = r->physical.path.ptr;
+    if (!job->finished) return HANDLER_WAIT_FOR_EVENT;
+
+    ps_status st = ps_exchange_open_fd_cached(hctx->x, hctx->sce->fd, path);
+    if (st == PS_ERR_NOT_CACHED)
+        /* no cache to keep it, or the build failed: its reason, read again */
+        st = job->media ? ps_exchange_open_media(hctx->x, job->media, path)
+                        : ps_exchange_open_fd(hctx->x, hctx->sce->fd, path);
+    index_job_detach(hctx);
+    if (st != PS_OK) {
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "opening %s failed: %s", path, ps_last_error());
+        r->handler_module = NULL;
+        r->http_status = 500;
+        return HANDLER_FINISHED;
+    }
+    return mod_pseudostream_answer(r, hctx);
+}
+
+
+/*
+ * Opens the request's file for the library: through the stat cache, whose
+ * descriptor it is lent. A missing or forbidden file becomes the library's
+ * answer (open_failed); a directory stays lighttpd's ("dir/" redirect).
+ * -1: not ours after all.
+ */
+
+static int
+mod_pseudostream_open (request_st * const r, plugin_data * const p,
+                       handler_ctx * const hctx)
+{
+    ps_exchange * const x = hctx->x;
+    const char * const path = r->physical.path.ptr;
+    stat_cache_entry * const sce =
+      stat_cache_get_entry_open(&r->physical.path, r->conf.follow_symlink);
+    int err = errno;
+
+    if (sce && S_ISDIR(sce->st.st_mode)) return -1;
+    if (sce && !S_ISREG(sce->st.st_mode))
+        err = ENOENT;
+    else if (sce && !r->conf.follow_symlink
+             && 0 != stat_cache_path_contains_symlink(&r->physical.path,
+                                                      r->conf.errh))
+        err = ELOOP;
+    else if (sce && sce->fd >= 0) {
+        hctx->sce = sce;
+        stat_cache_entry_refchg(sce, 1);
+        if (PS_ERR_NOT_CACHED == ps_exchange_open_fd_cached(x, sce->fd, path)
+            && 0 != mod_pseudostream_wait_for_index(r, p, hctx))
+            ps_exchange_open_fd(x, sce->fd, path); /* here, as the loop waits */
+        return 0;
+    }
+    else if (sce && 0 == sce->st.st_size) { /* the stat cache opens none */
+        ps_exchange_open_path(x, path);
+        return 0;
+    }
+    ps_exchange_open_failed(x, err, path);
     return 0;
 }
 
 
 /*
- * Opens the media of `sce`'s file from the library's cache, or waits for
- * its index (HANDLER_WAIT_FOR_EVENT), and answers; takes `ps` over.
+ * A request for a file with a listed extension is the library's, whatever
+ * its method: claimed once mod_alias and the like have mapped its path,
+ * before lighttpd's own check that the file exists, so that a missing
+ * file is answered with the library's headers too.
  */
 
-static handler_t
-mod_pseudostream_open_media (request_st * const r, plugin_data * const p,
-                             stat_cache_entry * const sce,
-                             const int has_query, ps_options * const options,
-                             ps_objects * const ps)
-{
-    /*
-     * The library borrows the stat cache's descriptor (no dup, no fstat);
-     * the entry is referenced for as long as the media lives. A file not
-     * indexed yet is indexed on a thread, and the request waits for it.
-     */
-    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
-                           + sce->st.st_mtim.tv_nsec;
-    ps_status st =
-      ps_media_open_fd_borrowed_cached(sce->fd, (uint64_t)sce->st.st_size,
-                                       (uint64_t)sce->st.st_dev,
-                                       (uint64_t)sce->st.st_ino,
-                                       mtime_ns, &ps->media);
-    if (st == PS_ERR_NOT_CACHED) {
-        if (0 == mod_pseudostream_wait_for_index(r, p, sce, ps))
-            return HANDLER_WAIT_FOR_EVENT;
-        /* no thread to be had: indexed here, as the event loop waits */
-        st = ps_media_open_fd_borrowed(sce->fd, (uint64_t)sce->st.st_size,
-                                       (uint64_t)sce->st.st_dev,
-                                       (uint64_t)sce->st.st_ino,
-                                       mtime_ns, &ps->media);
-    }
-    return mod_pseudostream_planned(r, p, sce, has_query, options, ps, st,
-                                    ps_last_error());
-}
-
-
-/*
- * The request resumes with its index built: planned as if it had been
- * cached, and served as the first call would have served it.
- */
-
-static handler_t
-mod_pseudostream_resume (request_st * const r, plugin_data * const p,
-                         handler_ctx * const hctx)
-{
-    index_job * const job = hctx->job;
-    ps_objects ps = hctx->ps;
-    stat_cache_entry * const sce = hctx->sce; /* its reference, dropped last */
-    const int has_query = !buffer_is_blank(&r->uri.query);
-    handler_t rc;
-
-    if (!job->finished) return HANDLER_WAIT_FOR_EVENT;
-
-    const ps_status status = job->status;
-    char error[sizeof(job->error)];
-    memcpy(error, job->error, sizeof(error));
-    /* the built media reads job->sce's descriptor: for its request only */
-    if (job->sce == sce) {
-        ps.media = job->media;
-        job->media = NULL;
-    }
-    memset(&hctx->ps, 0, sizeof(hctx->ps));
-    hctx->sce = NULL;
-    r->plugin_ctx[p->id] = NULL;
-    r->handler_module = NULL;
-    handler_ctx_free(hctx); /* the job may go */
-
-    /* p->conf belongs to whichever request ran last */
-    mod_pseudostream_patch_config(r, p);
-    ps_options * const options = mod_pseudostream_options(r, p);
-    if (NULL == options) {
-        ps_objects_free(&ps);
-        stat_cache_entry_refchg(sce, -1);
-        r->http_status = 500;
-        return HANDLER_FINISHED;
-    }
-
-    if (status == PS_OK && NULL == ps.media)
-        /* another request's build: the index is cached now (or built again) */
-        rc = mod_pseudostream_open_media(r, p, sce, has_query, options, &ps);
-    else
-        rc = mod_pseudostream_planned(r, p, sce, has_query, options, &ps,
-                                      status, status == PS_OK ? NULL : error);
-    if (rc == HANDLER_GO_ON) {
-        if (r->handler_module == p->self)
-            rc = mod_pseudostream_pace(r, r->plugin_ctx[p->id]);
-        else {
-            /* the file as stored: what mod_staticfile would have sent */
-            http_response_send_file(r, &r->physical.path, sce);
-            rc = HANDLER_FINISHED;
-        }
-    }
-    stat_cache_entry_refchg(sce, -1);
-    return rc;
-}
-
-
-/*
- * Answers a request with the library: its plan, its answer to the
- * preconditions and Range, its pacing. HANDLER_GO_ON without a handler
- * leaves the request to mod_staticfile (no query, the file as stored).
- */
-
-static handler_t
-mod_pseudostream_plan (request_st * const r, plugin_data * const p,
-                       stat_cache_entry * const sce, const int has_query)
-{
-    ps_objects ps;
-    ps_status st;
-
-    memset(&ps, 0, sizeof(ps));
-
-    ps_options * const options = mod_pseudostream_options(r, p);
-    if (NULL == options) {
-        r->http_status = 500;
-        r->handler_module = NULL;
-        return HANDLER_FINISHED;
-    }
-
-    if (has_query) {
-        st = ps_request_parse(options, r->uri.query.ptr,
-                              buffer_clen(&r->uri.query), &ps.request);
-        if (st != PS_OK)
-            return mod_pseudostream_fail(r, p, "ps_request_parse", st);
-    }
-
-    return mod_pseudostream_open_media(r, p, sce, has_query, options, &ps);
-}
-
-
-/*
- * The rest of mod_pseudostream_plan, with the media opened (`st` PS_OK)
- * or not (`detail` says why); takes `ps` over.
- */
-
-static handler_t
-mod_pseudostream_planned (request_st * const r, plugin_data * const p,
-                          stat_cache_entry * const sce, const int has_query,
-                          ps_options * const options, ps_objects * const psp,
-                          ps_status st, const char * const detail)
-{
-    ps_objects ps = *psp;
-    ps_plan_info info;
-    ps_response resp;
-    ps_slice slice;
-    const uint8_t *prefix;
-    size_t prefix_len;
-    handler_t rc;
-
-    memset(psp, 0, sizeof(*psp));
-
-    if ((st == PS_ERR_UNSUPPORTED_FORMAT || st == PS_ERR_MALFORMED_MEDIA)
-        && !has_query) {
-        /* nothing to seek in, nothing to rewrite: served as stored */
-        if (r->conf.log_request_handling)
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "%s served as stored: %s", r->physical.path.ptr, detail);
-        ps_objects_free(&ps);
-        return HANDLER_GO_ON;
-    }
-    if (st != PS_OK) {
-        rc = mod_pseudostream_fail_because(r, p, "ps_media_open_fd_borrowed",
-                                           st, detail);
-        ps_objects_free(&ps);
-        return rc;
-    }
-
-    st = ps_plan_new(ps.media, options, ps.request, &ps.plan);
-    if (st != PS_OK) {
-        if (st == PS_ERR_RANGE_NOT_SATISFIABLE)
-            mod_pseudostream_unsatisfiable(r, (uint64_t)sce->st.st_size);
-        rc = mod_pseudostream_fail(r, p, "ps_plan_new", st);
-        ps_objects_free(&ps);
-        return rc;
-    }
-
-    st = ps_plan_get_info(ps.plan, &info);
-    if (st == PS_OK && !has_query && info.whole_file
-        && 0 == info.rate_bytes_per_s) {
-        ps_objects_free(&ps);
-        return HANDLER_GO_ON;
-    }
-    if (st == PS_OK) st = ps_plan_prefix(ps.plan, &prefix, &prefix_len);
-    if (st != PS_OK) {
-        rc = mod_pseudostream_fail(r, p, "ps_plan_get_info", st);
-        ps_objects_free(&ps);
-        return rc;
-    }
-    if (prefix_len != info.prefix_length || info.file_from > info.file_to
-        || info.file_to > (uint64_t)sce->st.st_size) {
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "pseudostream plan of %s does not fit the file",
-          r->physical.path.ptr);
-        ps_objects_free(&ps);
-        r->http_status = 500;
-        r->handler_module = NULL;
-        return HANDLER_FINISHED;
-    }
-
-    /*
-     * the library evaluates the entity tags and Range (unless the server
-     * has server.range-requests disabled); the module the dates
-     */
-    const int ranges = r->conf.range_requests;
-    st = ps_plan_respond(ps.plan,
-                         !ranges ? NULL
-                         : ps_request_header(r, HTTP_HEADER_RANGE,
-                                             CONST_STR_LEN("Range")),
-                         ps_request_header(r, HTTP_HEADER_IF_MATCH,
-                                           CONST_STR_LEN("If-Match")),
-                         ps_request_header(r, HTTP_HEADER_IF_NONE_MATCH,
-                                           CONST_STR_LEN("If-None-Match")),
-                         !ranges ? NULL
-                         : ps_request_header(r, HTTP_HEADER_IF_RANGE,
-                                             CONST_STR_LEN("If-Range")),
-                         &resp);
-    if (st != PS_OK) {
-        rc = mod_pseudostream_fail(r, p, "ps_plan_respond", st);
-        ps_objects_free(&ps);
-        return rc;
-    }
-
-    const uint32_t status =
-      mod_pseudostream_test_dates(r, resp.status, sce->st.st_mtime);
-    if (status != resp.status) {
-        memset(&resp, 0, sizeof(resp));
-        resp.status = status;
-    }
-
-    /* lighttpd must not apply Range to the body the module built */
-    r->conf.range_requests = 0;
-    r->handler_module = NULL;
-
-    switch (resp.status) {
-      case 200:
-      case 206:
-      case 304:
-        break;
-      case 416:
-        mod_pseudostream_unsatisfiable(r, info.length);
-        ps_objects_free(&ps);
-        return mod_pseudostream_bodyless(r, p, 416);
-      default: /* 412 */
-        r->http_status = (int)resp.status;
-        ps_objects_free(&ps);
-        return HANDLER_FINISHED;
-    }
-
-    if (0 != mod_pseudostream_headers(r, ps.plan, &resp, sce, ranges)) {
-        rc = mod_pseudostream_fail(r, p, "ps_plan_etag", PS_ERR_INVALID_ARG);
-        ps_objects_free(&ps);
-        return rc;
-    }
-    r->http_status = (int)resp.status;
-
-    if (resp.status == 304 || r->http_method == HTTP_METHOD_HEAD
-        || 0 == resp.length) {
-        r->resp_body_finished = 1;
-        ps_objects_free(&ps);
-        return HANDLER_FINISHED;
-    }
-
-    st = ps_plan_slice(ps.plan, resp.first, resp.length, &slice);
-    if (st != PS_OK || slice.prefix_from > slice.prefix_to
-        || slice.prefix_to > prefix_len || slice.file_from > slice.file_to
-        || slice.file_to > (uint64_t)sce->st.st_size) {
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "pseudostream slice of %s does not fit the file",
-          r->physical.path.ptr);
-        ps_objects_free(&ps);
-        http_response_body_clear(r, 0);
-        r->http_status = 500;
-        return HANDLER_FINISHED;
-    }
-
-    if (0 == resp.rate_bytes_per_s) {
-        /* all at once: the prefix part copied, the file part by sendfile */
-        if (slice.prefix_to > slice.prefix_from)
-            http_chunk_append_mem(r, (const char *)prefix + slice.prefix_from,
-                                  (size_t)(slice.prefix_to - slice.prefix_from));
-        if (slice.file_to > slice.file_from)
-            http_chunk_append_file_ref_range(r, sce, (off_t)slice.file_from,
-                                             (off_t)(slice.file_to
-                                                     - slice.file_from));
-        r->resp_body_finished = 1;
-        ps_objects_free(&ps);
-        return HANDLER_FINISHED;
-    }
-
-    /* paced: this module's handle_subrequest writes the body */
-    st = ps_pacer_new(resp.burst_bytes, resp.rate_bytes_per_s, &ps.pacer);
-    if (st == PS_OK)
-        st = ps_pacer_align_file_pages(ps.pacer,
-                                       slice.prefix_to - slice.prefix_from,
-                                       slice.file_from,
-                                       (uint64_t)sysconf(_SC_PAGESIZE));
-    if (st != PS_OK) {
-        http_response_body_clear(r, 0);
-        rc = mod_pseudostream_fail(r, p, "ps_pacer_new", st);
-        ps_objects_free(&ps);
-        return rc;
-    }
-
-    handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
-    hctx->ps = ps;
-    hctx->sce = sce;
-    stat_cache_entry_refchg(sce, 1);
-    hctx->prefix = prefix;
-    hctx->prefix_pos = slice.prefix_from;
-    hctx->prefix_end = slice.prefix_to;
-    hctx->file_pos = (off_t)slice.file_from;
-    hctx->file_end = (off_t)slice.file_to;
-    hctx->start_us = ps_monotonic_us();
-    hctx->con = r->con;
-    hctx->srv = r->con->srv;
-    hctx->wakes = &p->wakes;
-
-    r->plugin_ctx[p->id] = hctx;
-    r->handler_module = p->self;
-    /* the header goes before the body is complete (HTTP/1.1 and 2) */
-    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
-    return HANDLER_GO_ON;
-}
-
-
-URIHANDLER_FUNC(mod_pseudostream_subrequest_start) {
+PHYSICALPATH_FUNC(mod_pseudostream_physical) {
     plugin_data * const p = p_d;
 
     if (NULL != r->handler_module) return HANDLER_GO_ON;
@@ -1584,52 +929,39 @@ URIHANDLER_FUNC(mod_pseudostream_subrequest_start) {
                                             &r->physical.path))
         return HANDLER_GO_ON;
 
-    switch (r->http_method) {
-      case HTTP_METHOD_GET:
-      case HTTP_METHOD_HEAD:
-        break;
-      case HTTP_METHOD_OPTIONS:
-        return HANDLER_GO_ON;
-      default:
-        http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
-                                 CONST_STR_LEN("GET, HEAD"));
-        return mod_pseudostream_bodyless(r, p, 405);
-    }
-
-    stat_cache_entry * const sce =
-      stat_cache_get_entry_open(&r->physical.path, r->conf.follow_symlink);
-    if (NULL == sce) {
-        r->http_status = (errno == ENOENT || errno == ENOTDIR) ? 404 : 403;
+    const ps_options * const options = mod_pseudostream_options(r, p);
+    const buffer * const method = http_method_buf(r->http_method);
+    ps_exchange *x = NULL;
+    if (NULL == options
+        || PS_OK != ps_exchange_new(BUF_PTR_LEN(method),
+                                    BUF_PTR_LEN(&r->uri.query), &x)) {
+        r->http_status = 500;
         return HANDLER_FINISHED;
     }
-    if (!S_ISREG(sce->st.st_mode)) return HANDLER_GO_ON;
-
-    const int has_query = !buffer_is_blank(&r->uri.query);
-
-    /*
-     * without a query, the library is asked only where its answer can
-     * differ from the file as stored: pacing or rewritten metadata
-     */
-    if (!has_query && p->conf.opt.rate_mode == PS_RATE_OFF
-        && p->conf.opt.metadata == PS_METADATA_OFF)
-        return HANDLER_GO_ON;
-
-    if (sce->fd < 0) {
-        if (0 == sce->st.st_size) {
-            /* the stat cache opens no empty file: nothing to seek in */
-            if (!has_query) return HANDLER_GO_ON;
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "%s is empty: no media to seek in", r->physical.path.ptr);
-            r->http_status = 415;
-            return HANDLER_FINISHED;
-        }
-        r->http_status = (errno == ENOENT) ? 404 : 403;
-        log_perror(r->conf.errh, __FILE__, __LINE__,
-          "open() %s failed", r->physical.path.ptr);
-        return HANDLER_FINISHED;
+    for (uint32_t i = 0; i < r->rqst_headers.used; ++i) {
+        const data_string * const ds =
+          (const data_string *)r->rqst_headers.data[i];
+        ps_exchange_set_header(x, BUF_PTR_LEN(&ds->key),
+                               BUF_PTR_LEN(&ds->value));
     }
 
-    return mod_pseudostream_plan(r, p, sce, has_query);
+    handler_ctx * const hctx = ck_calloc(1, sizeof(*hctx));
+    hctx->x = x;
+    hctx->options = options;
+    hctx->con = r->con;
+    hctx->wakes = &p->wakes;
+    uint32_t wants = 0;
+    ps_exchange_wants_file(x, &wants);
+    if (wants && 0 != mod_pseudostream_open(r, p, hctx)) {
+        handler_ctx_free(hctx);
+        return HANDLER_GO_ON;
+    }
+
+    r->plugin_ctx[p->id] = hctx;
+    r->handler_module = p->self;
+    /* the library has applied Range; lighttpd must not apply it again */
+    r->conf.range_requests = 0;
+    return HANDLER_GO_ON; /* on to handle_subrequest */
 }
 
 
@@ -1637,8 +969,9 @@ SUBREQUEST_FUNC(mod_pseudostream_subrequest) {
     plugin_data * const p = p_d;
     handler_ctx * const hctx = r->plugin_ctx[p->id];
     if (NULL == hctx) return HANDLER_GO_ON; /* not ours */
-    if (hctx->job) return mod_pseudostream_resume(r, p, hctx);
-    return mod_pseudostream_pace(r, hctx);
+    if (hctx->job) return mod_pseudostream_resume(r, hctx);
+    if (!hctx->answered) return mod_pseudostream_answer(r, hctx);
+    return mod_pseudostream_send(r, hctx);
 }
 
 
@@ -1664,7 +997,7 @@ int mod_pseudostream_plugin_init (plugin *p)
     p->init = mod_pseudostream_init;
     p->cleanup = mod_pseudostream_free;
     p->set_defaults = mod_pseudostream_set_defaults;
-    p->handle_subrequest_start = mod_pseudostream_subrequest_start;
+    p->handle_physical = mod_pseudostream_physical;
     p->handle_subrequest = mod_pseudostream_subrequest;
     p->handle_request_reset = mod_pseudostream_reset;
 

@@ -589,10 +589,16 @@ impl TempFile {
         static DIR: OnceLock<PathBuf> = OnceLock::new();
         let dir = DIR.get_or_init(|| {
             let base = root().join("target").join("tmp-it");
-            // Empty folders left by earlier runs go (non-empty ones stay).
+            // Empty folders left by earlier runs go (non-empty ones stay);
+            // a running test binary's stays even when empty, since it may be
+            // about to write a file there.
             if let Ok(entries) = fs::read_dir(&base) {
                 for e in entries.flatten() {
-                    let _ = fs::remove_dir(e.path());
+                    let name = e.file_name();
+                    let alive = Path::new("/proc").join(&name).exists();
+                    if !alive {
+                        let _ = fs::remove_dir(e.path());
+                    }
                 }
             }
             let dir = base.join(std::process::id().to_string());
