@@ -552,6 +552,19 @@ ps_status ps_exchange_set_header(ps_exchange *exchange,
 ps_status ps_exchange_wants_file(const ps_exchange *exchange, uint32_t *wants);
 
 /*
+ For hosts with an open-file cache that keeps a descriptor open across
+ requests and knows the file's inode, size and modification time in
+ seconds (nginx): with these, the ps_exchange_open_fd* calls take the
+ library's own earlier fstat of the same descriptor again, on the same
+ thread, while the three still match, instead of an fstat per request.
+ The identity the library uses is still its own fstat's.
+ */
+ps_status ps_exchange_set_file_hint(ps_exchange *exchange,
+                                    uint64_t inode,
+                                    uint64_t size,
+                                    int64_t mtime_s);
+
+/*
  Opens the file at `path` (NUL-terminated UTF-8) and indexes it, or takes
  its index from the process-wide cache. A failure (missing, forbidden,
  not media) is not an error of this call: it becomes the answer.
@@ -644,7 +657,9 @@ ps_status ps_exchange_open_build(ps_exchange *exchange, const ps_build *build);
 
 /*
  Releases a build handle. NULL is a no-op. The build itself goes on for
- the other requests.
+ the other requests; a leader's handle freed without ps_build_run ends
+ the build with an error for every request (waiters registered already
+ must then be woken by the host, as after ps_build_run).
  */
 void ps_build_free(ps_build *build);
 

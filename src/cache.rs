@@ -3,13 +3,16 @@
 //! Callers that ask for one uncached index at once share a single build.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+use crate::fnv::Fnv;
 use crate::index::MediaIndex;
 use crate::source::{SourceIdentity, SourceKey};
 
@@ -24,10 +27,29 @@ struct Entry {
     last_used: u64,
 }
 
+/// Keys are small and not chosen by clients: FNV, not the std hasher's
+/// SipHash, which costs more than the rest of a cache hit.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
+
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = Fnv::with(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 struct Inner {
-    map: HashMap<SourceKey, Entry>,
+    map: FastMap<SourceKey, Entry>,
     /// Builds under way, by the identity (key and version) they index.
-    building: HashMap<SourceIdentity, Arc<Build>>,
+    building: FastMap<SourceIdentity, Arc<Build>>,
     capacity: usize,
     used: usize,
     clock: u64,
@@ -52,22 +74,36 @@ struct BuildState {
 }
 
 /// A build a caller leads or has joined, without blocking (see
-/// `IndexCache::lookup`).
-pub struct Pending {
+/// `IndexCache::lookup`). A leader that goes without running it ends it
+/// with an error, so that no one waits for it forever.
+pub struct Pending<'c> {
+    cache: &'c IndexCache,
     build: Arc<Build>,
     identity: SourceIdentity,
     lead: bool,
+    ran: AtomicBool,
 }
 
 /// What `IndexCache::lookup` found.
-pub enum Lookup {
+pub enum Lookup<'c> {
     Cached(Arc<MediaIndex>),
     /// Not cached: a build to lead (run with `IndexCache::lead`) or the one
     /// under way, joined.
-    Pending(Pending),
+    Pending(Pending<'c>),
 }
 
-impl Pending {
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.lead && !self.ran.load(Ordering::Acquire) {
+            self.cache.forget(&self.identity, &self.build);
+            self.build.finish(Err(Error::Io(io::Error::other(
+                "the index build was given up before it ran",
+            ))));
+        }
+    }
+}
+
+impl Pending<'_> {
     /// Whether this caller must run the build.
     pub fn leads(&self) -> bool {
         self.lead
@@ -127,8 +163,8 @@ impl IndexCache {
     pub fn new(capacity: usize) -> IndexCache {
         IndexCache {
             inner: Mutex::new(Inner {
-                map: HashMap::new(),
-                building: HashMap::new(),
+                map: FastMap::default(),
+                building: FastMap::default(),
                 capacity,
                 used: 0,
                 clock: 0,
@@ -168,12 +204,14 @@ impl IndexCache {
     /// the build of it, which the caller leads when none is under way and
     /// joins otherwise. Sources without a key are never cached: each call
     /// leads a build of its own.
-    pub fn lookup(&self, identity: &SourceIdentity) -> Lookup {
+    pub fn lookup(&self, identity: &SourceIdentity) -> Lookup<'_> {
         let pending = |build: Arc<Build>, lead: bool| {
             Lookup::Pending(Pending {
+                cache: self,
                 build,
                 identity: identity.clone(),
                 lead,
+                ran: AtomicBool::new(false),
             })
         };
         let Some(key) = &identity.key else {
@@ -206,20 +244,14 @@ impl IndexCache {
                 "this caller joined the build: it does not run it".into(),
             ));
         }
+        if pending.ran.swap(true, Ordering::AcqRel) {
+            return Err(Error::InvalidArgument("this build has run already".into()));
+        }
         let identity = &pending.identity;
         let built = panic::catch_unwind(AssertUnwindSafe(build)).map(|r| r.map(Arc::new));
-        if let Some(key) = &identity.key {
-            let mut inner = self.inner.lock();
-            if inner
-                .building
-                .get(identity)
-                .is_some_and(|b| Arc::ptr_eq(b, &pending.build))
-            {
-                inner.building.remove(identity);
-            }
-            if let Ok(Ok(index)) = &built {
-                inner.insert(key, identity, Arc::clone(index));
-            }
+        self.forget(identity, &pending.build);
+        if let (Some(key), Ok(Ok(index))) = (&identity.key, &built) {
+            self.inner.lock().insert(key, identity, Arc::clone(index));
         }
         match built {
             Ok(outcome) => {
@@ -235,6 +267,19 @@ impl IndexCache {
                 ))));
                 panic::resume_unwind(payload)
             }
+        }
+    }
+
+    /// Takes `build` off the list of builds under way (if it is still the
+    /// one listed for this identity).
+    fn forget(&self, identity: &SourceIdentity, build: &Arc<Build>) {
+        let mut inner = self.inner.lock();
+        if inner
+            .building
+            .get(identity)
+            .is_some_and(|b| Arc::ptr_eq(b, build))
+        {
+            inner.building.remove(identity);
         }
     }
 
@@ -356,6 +401,50 @@ mod tests {
         crate::format::flv::tag::write_stream_header(&mut out, false, true);
         crate::format::flv::tag::write_tag(&mut out, 9, 0, &[0x12, 0, 0]);
         out
+    }
+
+    #[test]
+    fn builds_joined_without_blocking_share_one_outcome_and_a_given_up_one_ends() {
+        let cache = IndexCache::new(1 << 20);
+        let source = MemorySource::named(tiny_flv(), "pending");
+        let id = source.identity();
+        let Lookup::Pending(lead) = cache.lookup(&id) else {
+            panic!("nothing is cached yet")
+        };
+        let Lookup::Pending(join) = cache.lookup(&id) else {
+            panic!("the build is under way")
+        };
+        assert!(lead.leads() && !join.leads());
+        assert!(join.add_waiter(7));
+        assert!(cache.lead(&join, || MediaIndex::build(&source)).is_err());
+        assert!(join.outcome().is_none());
+        cache.lead(&lead, || MediaIndex::build(&source)).unwrap();
+        assert!(
+            cache.lead(&lead, || MediaIndex::build(&source)).is_err(),
+            "runs once"
+        );
+        assert_eq!(lead.take_waiters(8), vec![7]);
+        assert!(!join.add_waiter(8), "ended");
+        assert!(join.outcome().unwrap().is_ok());
+        assert!(matches!(cache.lookup(&id), Lookup::Cached(_)));
+
+        // A leader that gives up ends the build for those who joined it, and
+        // the next caller leads a new one.
+        let other = MemorySource::named(tiny_flv(), "given-up");
+        let id = other.identity();
+        let Lookup::Pending(lead) = cache.lookup(&id) else {
+            panic!()
+        };
+        let Lookup::Pending(join) = cache.lookup(&id) else {
+            panic!()
+        };
+        drop(lead);
+        assert!(join.outcome().is_some_and(|o| o.is_err()));
+        let again = cache.lookup(&id);
+        assert!(
+            matches!(&again, Lookup::Pending(p) if p.leads()),
+            "nothing was built"
+        );
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// Room for a media answer's headers without growing.
+    fn new() -> Headers {
+        Headers {
+            text: Vec::with_capacity(640),
+            spans: Vec::with_capacity(16),
+        }
+    }
+
     fn push_with(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
         let name_at = self.text.len();
         self.text.extend_from_slice(name.as_bytes());
@@ -178,6 +186,9 @@ pub struct Exchange {
     /// The name of the file as the host knows it: its extension chooses
     /// the Content-Type of a file served as stored.
     name: Option<String>,
+    /// What the host's open-file cache knows of a lent descriptor: inode,
+    /// size, modification time in seconds (`FileSource::lend_fd_known`).
+    known: Option<(u64, u64, i64)>,
     answer: Option<Answer>,
 }
 
@@ -210,7 +221,31 @@ impl Exchange {
             values: Default::default(),
             file: File::NotOpened,
             name: None,
+            known: None,
             answer: None,
+        }
+    }
+
+    /// What the host knows of the descriptor it will lend (its open-file
+    /// cache's inode, size and modification time in seconds): the library
+    /// then takes its own earlier `fstat` of that descriptor again while
+    /// they match, instead of calling it per request.
+    pub fn know_file(&mut self, inode: u64, size: u64, mtime_s: i64) {
+        self.known = Some((inode, size, mtime_s));
+    }
+
+    /// A lent descriptor as a source (see `know_file`).
+    ///
+    /// # Safety
+    /// As `FileSource::lend_fd`.
+    unsafe fn lend(&self, fd: i32) -> Result<FileSource> {
+        match self.known {
+            // SAFETY: forwarded to our caller.
+            Some((inode, size, mtime_s)) => unsafe {
+                FileSource::lend_fd_known(fd, inode, size, mtime_s)
+            },
+            // SAFETY: forwarded to our caller.
+            None => unsafe { FileSource::lend_fd(fd) },
         }
     }
 
@@ -259,7 +294,7 @@ impl Exchange {
     pub unsafe fn open_fd(&mut self, fd: i32, name: Option<&str>) {
         self.name = name.map(str::to_string);
         // SAFETY: forwarded to our caller.
-        match unsafe { FileSource::lend_fd(fd) } {
+        match unsafe { self.lend(fd) } {
             Ok(source) => self.index(Arc::new(source)),
             Err(e) => self.file = File::Failed(e),
         }
@@ -274,7 +309,7 @@ impl Exchange {
     pub unsafe fn open_fd_cached(&mut self, fd: i32, name: Option<&str>) -> bool {
         self.name = name.map(str::to_string);
         // SAFETY: forwarded to our caller.
-        let source: Arc<dyn ByteSource> = match unsafe { FileSource::lend_fd(fd) } {
+        let source: Arc<dyn ByteSource> = match unsafe { self.lend(fd) } {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 self.file = File::Failed(e);
@@ -301,10 +336,14 @@ impl Exchange {
     ///
     /// # Safety
     /// As `open_fd`.
-    pub unsafe fn open_fd_async(&mut self, fd: i32, name: Option<&str>) -> Option<Pending> {
+    pub unsafe fn open_fd_async(
+        &mut self,
+        fd: i32,
+        name: Option<&str>,
+    ) -> Option<Pending<'static>> {
         self.name = name.map(str::to_string);
         // SAFETY: forwarded to our caller.
-        let source: Arc<dyn ByteSource> = match unsafe { FileSource::lend_fd(fd) } {
+        let source: Arc<dyn ByteSource> = match unsafe { self.lend(fd) } {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 self.file = File::Failed(e);
@@ -407,7 +446,7 @@ impl Exchange {
     }
 
     fn decide(&self, config: &Config) -> Answer {
-        let mut headers = Headers::default();
+        let mut headers = Headers::new();
         match self.method {
             Method::Get | Method::Head => {}
             Method::Options if config.cors != Cors::Off => {
@@ -453,7 +492,7 @@ impl Exchange {
             },
         };
         match media.plan(&config.plan, &request) {
-            Ok(plan) => self.answer_plan(config, media.source(), &plan, String::new()),
+            Ok(plan) => self.answer_plan(config, media.source(), plan, String::new()),
             Err(e) => {
                 // A start past the end: no response exists, so report the
                 // file's length.
@@ -480,14 +519,14 @@ impl Exchange {
         }
         let content_type = content_type_by_name(self.name.as_deref());
         let plan = plan::as_stored(&**source, content_type, &config.plan, &request);
-        self.answer_plan(config, source, &plan, format!("served as stored: {why}"))
+        self.answer_plan(config, source, plan, format!("served as stored: {why}"))
     }
 
     fn answer_plan(
         &self,
         config: &Config,
         source: &Arc<dyn ByteSource>,
-        plan: &Plan,
+        plan: Plan,
         detail: String,
     ) -> Answer {
         let c = Conditions {
@@ -500,7 +539,7 @@ impl Exchange {
         };
         let r = plan.respond(&c);
         let total = plan.len();
-        let mut h = Headers::default();
+        let mut h = Headers::new();
         match r.status {
             200 | 206 => {
                 h.push("Content-Type", plan.content_type());
@@ -528,7 +567,7 @@ impl Exchange {
                 self.cors(config, &mut h);
                 let stream = Stream::over(
                     Arc::clone(source),
-                    plan.body.clone(),
+                    plan.body,
                     r.first,
                     r.len,
                     Pacer::new(r.burst_bytes, r.rate_bytes_per_s),
@@ -595,7 +634,7 @@ impl Exchange {
         allow: Option<&str>,
         unsatisfiable_length: Option<u64>,
     ) -> Answer {
-        let mut h = Headers::default();
+        let mut h = Headers::new();
         let mut body = text.clone().into_bytes();
         body.push(b'\n');
         h.push("Content-Type", "text/plain; charset=utf-8");

@@ -8,6 +8,15 @@ impl Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
 
+    /// Goes on from an earlier state (0: from the start).
+    pub(crate) fn with(state: u64) -> Fnv {
+        if state == 0 {
+            Fnv::new()
+        } else {
+            Fnv(state)
+        }
+    }
+
     /// FNV-1a taken eight bytes at a time (then the odd bytes): the same
     /// mixing with an eighth of the multiplications.
     pub(crate) fn write(&mut self, bytes: &[u8]) {

@@ -48,17 +48,20 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
     // known, and a value neither reading accepts is refused now.
     let seek = |v: Option<(&str, &str)>| -> Result<Option<Position>> {
         v.map(|(name, s)| match options.start_unit {
-            StartUnit::Bytes => {
-                let bytes = integer(name, s);
-                let ms = millis(name, s);
-                match (bytes, ms) {
-                    (Err(e), Err(_)) => Err(e),
-                    (b, m) => Ok(Position::Unitless {
-                        bytes: b.ok(),
-                        millis: m.ok(),
+            StartUnit::Bytes => match integer(name, s) {
+                // Whole seconds, read again as milliseconds.
+                Ok(b) => Ok(Position::Unitless {
+                    bytes: Some(b),
+                    millis: b.checked_mul(1000),
+                }),
+                Err(e) => match millis(name, s) {
+                    Ok(m) => Ok(Position::Unitless {
+                        bytes: None,
+                        millis: Some(m),
                     }),
-                }
-            }
+                    Err(_) => Err(e),
+                },
+            },
             StartUnit::Seconds => millis(name, s).map(Position::Millis),
         })
         .transpose()

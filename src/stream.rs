@@ -172,20 +172,31 @@ impl Stream {
             && self.pacer.is_paced()
             && allowed < self.remaining()
             && self.pacer.sent() >= self.pacer.burst_bytes();
-        if self.scratch.len() < max_pieces {
+        // Generated pieces need a slot each that lives until the next call;
+        // a body of listed parts writes none.
+        let listed = self.body.is_listed();
+        if !listed && self.scratch.len() < max_pieces {
             self.scratch.resize(max_pieces, [0; GENERATED_MAX]);
         }
+        let mut slots = self.scratch.iter_mut();
         let limit = self.pos + allowed;
         let mut pos = self.pos;
         let mut count = 0;
         // Each piece goes out one step late: the last one may be cut to a
         // page once it is known to be the last.
         let mut pending: Option<Piece<'_>> = None;
-        for slot in self.scratch[..max_pieces].iter_mut() {
+        for _ in 0..max_pieces {
             if pos >= limit {
                 break;
             }
-            let piece = self.body.piece_at(pos, limit, slot);
+            let piece = if listed {
+                self.body.listed_piece_at(pos, limit)
+            } else {
+                match slots.next() {
+                    Some(slot) => self.body.piece_at(pos, limit, slot),
+                    None => break,
+                }
+            };
             pos += piece.len();
             if let Some(p) = pending.replace(piece) {
                 each(p);

@@ -15,10 +15,11 @@
  * job list when its next piece is due (HTTP/1.1 and HTTP/2 alike).
  *
  * Indexing a file the library has not indexed yet reads it (seconds for a
- * long FLV not in the page cache): that build runs on a thread, and the
- * request resumes when an eventfd in lighttpd's event loop says it is
- * done. Requests for a file version whose build is under way wait for
- * that build (one thread per file, not per request).
+ * long FLV not in the page cache). The library's cache hands each such
+ * request the build of that file version: the request that leads it runs
+ * it on a thread and is resumed by an eventfd in lighttpd's event loop;
+ * the others wait as the build's waiters and are resumed with it (one
+ * thread per file, not per request).
  */
 
 #include "first.h"
@@ -72,7 +73,6 @@ typedef struct {
 } options_entry;
 
 typedef struct handler_ctx handler_ctx;
-typedef struct index_job index_job;
 
 /*
  * Paced responses waiting for their next piece, in a binary min-heap by
@@ -85,7 +85,7 @@ typedef struct {
     uint32_t size;
     fdnode *timer;              /* a timerfd, made on the first wait */
     uint64_t armed_us;          /* its deadline; 0 when it is not set */
-    server *srv;
+    server *srv;                /* the process's, for the index builds too */
 } wake_queue;
 
 typedef struct {
@@ -99,30 +99,7 @@ typedef struct {
     options_entry *options;
     uint32_t noptions;
     wake_queue wakes;
-    index_job *builds;          /* index builds under way */
 } plugin_data;
-
-/*
- * An index build on a thread. The thread writes `media` and signals
- * `done_fd`; the event loop alone touches the rest.
- */
-struct index_job {
-    int fd;                     /* the stat cache's, held by `sce` */
-    uint64_t size;
-    uint64_t device;
-    uint64_t inode;
-    int64_t mtime_ns;
-    int done_fd;                /* an eventfd */
-    ps_media *media;            /* NULL when the build failed */
-    stat_cache_entry *sce;      /* a reference held until the job is freed */
-    fdnode *done;
-    server *srv;
-    plugin_data *p;
-    index_job *next;            /* in p->builds while it runs */
-    handler_ctx *waiting;       /* the requests that wait for it */
-    uint32_t refs;              /* the thread's, until it signals; one each */
-    int finished;               /* the thread has signalled */
-};
 
 /* One request the library answers. */
 struct handler_ctx {
@@ -131,8 +108,11 @@ struct handler_ctx {
     stat_cache_entry *sce;      /* a reference held: its fd is lent to x */
     int answered;
     uint64_t left;              /* body bytes not queued yet */
-    index_job *job;             /* while the index is built */
-    handler_ctx *wait_next;     /* in job->waiting */
+    ps_build *build;            /* the file's index build, until opened */
+    int waiting;                /* for the build to end */
+    int done_fd;                /* the leader's: its thread's eventfd, */
+    fdnode *built;              /* registered until the thread is done */
+    int gone;                   /* the leader's request left first */
     connection *con;
     wake_queue *wakes;
     uint64_t wake_us;           /* CLOCK_MONOTONIC, when it is next due */
@@ -389,6 +369,7 @@ SETDEFAULTS_FUNC(mod_pseudostream_set_defaults) {
         if (0 != rc) return HANDLER_ERROR;
     }
 
+    p->wakes.srv = srv;
     p->nwords = ((uint32_t)p->nconfig + 64) / 64;
     p->matched = ck_calloc(p->nwords, sizeof(*p->matched));
     if (global) mod_pseudostream_merge_config(&p->defaults, global);
@@ -544,7 +525,6 @@ wake_queue_set (wake_queue * const q, handler_ctx * const hctx,
             log_perror(errh, __FILE__, __LINE__, "timerfd_create()");
             return -1;
         }
-        q->srv = hctx->con->srv;
         ++q->srv->cur_fds;
         q->timer = fdevent_register(q->srv->ev, fd,
                                     mod_pseudostream_wake_due, q);
@@ -574,37 +554,19 @@ wake_queue_set (wake_queue * const q, handler_ctx * const hctx,
 
 /* ------------------------------------------------------ index builds -- */
 
-static void
-index_job_release (index_job * const job)
-{
-    if (--job->refs) return;
-    ps_media_free(job->media);
-    stat_cache_entry_refchg(job->sce, -1);
-    free(job);
-}
-
-
-/* the request waits no more (resumed, or gone); the job may go */
-
-static void
-index_job_detach (handler_ctx * const hctx)
-{
-    index_job * const job = hctx->job;
-    handler_ctx **link = &job->waiting;
-    while (*link && *link != hctx) link = &(*link)->wait_next;
-    if (*link) *link = hctx->wait_next;
-    hctx->wait_next = NULL;
-    hctx->job = NULL;
-    index_job_release(job);
-}
-
+/* a leader whose thread still reads is freed when the thread is done */
 
 static void
 handler_ctx_free (handler_ctx * const hctx)
 {
-    if (hctx->job) index_job_detach(hctx);
+    if (hctx->built) {
+        hctx->gone = 1;
+        return;
+    }
+    if (hctx->waiting) ps_build_remove_waiter(hctx->build, hctx);
     if (hctx->wakes) wake_queue_remove(hctx->wakes, hctx);
     ps_exchange_free(hctx->x); /* before the descriptor it was lent */
+    ps_build_free(hctx->build);
     if (hctx->sce) stat_cache_entry_refchg(hctx->sce, -1);
     free(hctx);
 }
@@ -613,108 +575,89 @@ handler_ctx_free (handler_ctx * const hctx)
 static void *
 mod_pseudostream_index_thread (void *arg)
 {
-    index_job * const job = arg;
+    const handler_ctx * const hctx = arg;
     const uint64_t one = 1;
-    /* the library's own fstat: the identity the exchange will look up */
-    if (PS_OK != ps_media_open_fd(job->fd, &job->media)) job->media = NULL;
-    while (write(job->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) ;
+    /* its outcome, index or error, reaches every request of the build */
+    ps_build_run(hctx->build, hctx->sce->fd);
+    while (write(hctx->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) ;
     return NULL;
 }
 
 
-/* the thread has built the index (or failed): resume its requests */
+/* the leader's thread is done: the build's requests go on */
 
 static handler_t
 mod_pseudostream_indexed (void *ctx, int revents)
 {
-    index_job * const job = ctx;
-    uint64_t n;
+    handler_ctx * const hctx = ctx;
+    server * const srv = hctx->wakes->srv;
+    void *tokens[16];
+    size_t n = 0;
+    uint64_t count;
     UNUSED(revents);
 
-    if (read(job->done_fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+    if (read(hctx->done_fd, &count, sizeof(count)) < 0 && errno == EAGAIN)
         return HANDLER_FINISHED; /* not yet */
-    fdevent_fdnode_event_del(job->srv->ev, job->done);
-    fdevent_sched_close(job->srv->ev, job->done);
-    job->done = NULL;
-    job->finished = 1;
+    fdevent_fdnode_event_del(srv->ev, hctx->built);
+    fdevent_sched_close(srv->ev, hctx->built);
+    hctx->built = NULL;
 
-    index_job **link = &job->p->builds;
-    while (*link != job) link = &(*link)->next;
-    *link = job->next;
+    do { /* the waiters: those that left have been removed */
+        if (PS_OK != ps_build_take_waiters(hctx->build, tokens, 16, &n))
+            break;
+        for (size_t i = 0; i < n; ++i) {
+            handler_ctx * const waiter = tokens[i];
+            waiter->waiting = 0;
+            joblist_append(waiter->con);
+        }
+    } while (n);
 
-    for (handler_ctx *hctx = job->waiting; hctx; hctx = hctx->wait_next)
+    hctx->waiting = 0;
+    if (hctx->gone)
+        handler_ctx_free(hctx);
+    else
         joblist_append(hctx->con);
-    index_job_release(job); /* the thread's */
     return HANDLER_FINISHED;
 }
 
 
 /*
- * The request waits for the index of its file: for the build under way of
- * that file version, or for one it starts on a thread. -1 when no thread
- * or eventfd could be had.
+ * The file's index is not cached: the request leads the library's build
+ * of that file version, on a thread, or waits for the one under way.
  */
 
-static int
-mod_pseudostream_wait_for_index (request_st * const r, plugin_data * const p,
-                                 handler_ctx * const hctx)
+static void
+mod_pseudostream_build (request_st * const r, handler_ctx * const hctx)
 {
-    const stat_cache_entry * const sce = hctx->sce;
-    const uint64_t device = (uint64_t)sce->st.st_dev;
-    const uint64_t inode = (uint64_t)sce->st.st_ino;
-    const uint64_t size = (uint64_t)sce->st.st_size;
-    const int64_t mtime_ns = (int64_t)sce->st.st_mtim.tv_sec * 1000000000
-                           + sce->st.st_mtim.tv_nsec;
-    index_job *job = p->builds;
-    while (job && !(job->device == device && job->inode == inode
-                    && job->size == size && job->mtime_ns == mtime_ns))
-        job = job->next;
-
-    if (NULL == job) {
-        pthread_t thread;
-        job = ck_calloc(1, sizeof(*job));
-        job->fd = sce->fd;
-        job->size = size;
-        job->device = device;
-        job->inode = inode;
-        job->mtime_ns = mtime_ns;
-        job->srv = r->con->srv;
-        job->p = p;
-        job->refs = 1; /* the thread's */
-        job->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (job->done_fd < 0) {
-            log_perror(r->conf.errh, __FILE__, __LINE__, "eventfd()");
-            free(job);
-            return -1;
-        }
-
-        if (0 != pthread_create(&thread, NULL, mod_pseudostream_index_thread,
-                                job)) {
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "no thread to index %s: indexed in the event loop",
-              r->physical.path.ptr);
-            close(job->done_fd);
-            free(job);
-            return -1;
-        }
-        pthread_detach(thread);
-
-        /* the thread reads sce->fd: the entry stays until the job goes */
-        job->sce = hctx->sce;
-        stat_cache_entry_refchg(job->sce, 1);
-        ++job->srv->cur_fds;
-        job->done = fdevent_register(job->srv->ev, job->done_fd,
-                                     mod_pseudostream_indexed, job);
-        fdevent_fdnode_event_set(job->srv->ev, job->done, FDEVENT_IN);
-        job->next = p->builds;
-        p->builds = job;
+    uint32_t leads = 0, added = 0;
+    pthread_t thread;
+    ps_build_leads(hctx->build, &leads);
+    if (!leads) {
+        ps_build_add_waiter(hctx->build, hctx, &added);
+        hctx->waiting = (int)added; /* 0: it has just ended */
+        return;
     }
 
-    hctx->job = job;
-    hctx->wait_next = job->waiting;
-    job->waiting = hctx;
-    ++job->refs;
-    return 0;
+    hctx->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (hctx->done_fd >= 0
+        && 0 == pthread_create(&thread, NULL, mod_pseudostream_index_thread,
+                               hctx)) {
+        server * const srv = hctx->wakes->srv;
+        pthread_detach(thread);
+        hctx->waiting = 1;
+        ++srv->cur_fds;
+        hctx->built = fdevent_register(srv->ev, hctx->done_fd,
+                                       mod_pseudostream_indexed, hctx);
+        fdevent_fdnode_event_set(srv->ev, hctx->built, FDEVENT_IN);
+        return;
+    }
+
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "no eventfd or thread to index %s: indexed in the event loop",
+      r->physical.path.ptr);
+    if (hctx->done_fd >= 0) close(hctx->done_fd);
+    /* just made by this request: no other has joined it yet */
+    ps_build_run(hctx->build, hctx->sce->fd);
 }
 
 
@@ -844,24 +787,18 @@ mod_pseudostream_answer (request_st * const r, handler_ctx * const hctx)
 }
 
 
-/* the build is done: the index is cached now, or the thread's to share */
+/* the build has ended: its index (cached or not) or its error, not re-read */
 
 static handler_t
 mod_pseudostream_resume (request_st * const r, handler_ctx * const hctx)
 {
-    const index_job * const job = hctx->job;
-    const char * const path = r->physical.path.ptr;
-    if (!job->finished) return HANDLER_WAIT_FOR_EVENT;
-
-    ps_status st = ps_exchange_open_fd_cached(hctx->x, hctx->sce->fd, path);
-    if (st == PS_ERR_NOT_CACHED)
-        /* no cache to keep it, or the build failed: its reason, read again */
-        st = job->media ? ps_exchange_open_media(hctx->x, job->media, path)
-                        : ps_exchange_open_fd(hctx->x, hctx->sce->fd, path);
-    index_job_detach(hctx);
+    if (hctx->waiting) return HANDLER_WAIT_FOR_EVENT;
+    const ps_status st = ps_exchange_open_build(hctx->x, hctx->build);
+    ps_build_free(hctx->build);
+    hctx->build = NULL;
     if (st != PS_OK) {
         log_error(r->conf.errh, __FILE__, __LINE__,
-          "opening %s failed: %s", path, ps_last_error());
+          "opening %s failed: %s", r->physical.path.ptr, ps_last_error());
         r->handler_module = NULL;
         r->http_status = 500;
         return HANDLER_FINISHED;
@@ -878,8 +815,7 @@ mod_pseudostream_resume (request_st * const r, handler_ctx * const hctx)
  */
 
 static int
-mod_pseudostream_open (request_st * const r, plugin_data * const p,
-                       handler_ctx * const hctx)
+mod_pseudostream_open (request_st * const r, handler_ctx * const hctx)
 {
     ps_exchange * const x = hctx->x;
     const char * const path = r->physical.path.ptr;
@@ -897,9 +833,8 @@ mod_pseudostream_open (request_st * const r, plugin_data * const p,
     else if (sce && sce->fd >= 0) {
         hctx->sce = sce;
         stat_cache_entry_refchg(sce, 1);
-        if (PS_ERR_NOT_CACHED == ps_exchange_open_fd_cached(x, sce->fd, path)
-            && 0 != mod_pseudostream_wait_for_index(r, p, hctx))
-            ps_exchange_open_fd(x, sce->fd, path); /* here, as the loop waits */
+        ps_exchange_open_fd_async(x, sce->fd, path, &hctx->build);
+        if (hctx->build) mod_pseudostream_build(r, hctx);
         return 0;
     }
     else if (sce && 0 == sce->st.st_size) { /* the stat cache opens none */
@@ -952,7 +887,7 @@ PHYSICALPATH_FUNC(mod_pseudostream_physical) {
     hctx->wakes = &p->wakes;
     uint32_t wants = 0;
     ps_exchange_wants_file(x, &wants);
-    if (wants && 0 != mod_pseudostream_open(r, p, hctx)) {
+    if (wants && 0 != mod_pseudostream_open(r, hctx)) {
         handler_ctx_free(hctx);
         return HANDLER_GO_ON;
     }
@@ -969,7 +904,7 @@ SUBREQUEST_FUNC(mod_pseudostream_subrequest) {
     plugin_data * const p = p_d;
     handler_ctx * const hctx = r->plugin_ctx[p->id];
     if (NULL == hctx) return HANDLER_GO_ON; /* not ours */
-    if (hctx->job) return mod_pseudostream_resume(r, hctx);
+    if (hctx->build) return mod_pseudostream_resume(r, hctx);
     if (!hctx->answered) return mod_pseudostream_answer(r, hctx);
     return mod_pseudostream_send(r, hctx);
 }

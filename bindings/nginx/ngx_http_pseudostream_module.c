@@ -421,6 +421,16 @@ ngx_http_pseudostream_open(ngx_http_request_t *r,
     ctx->file.log = r->connection->log;
     ctx->file.directio = of->is_directio;
 
+    /* what the open file cache knows spares the library an fstat */
+
+    if (ps_exchange_set_file_hint(ctx->exchange, (uint64_t) of->uniq,
+                                  (uint64_t) of->size, (int64_t) of->mtime)
+        != PS_OK)
+    {
+        return ngx_http_pseudostream_failed(r, ctx,
+                                            "ps_exchange_set_file_hint");
+    }
+
 #if (NGX_THREADS)
     {
     ngx_int_t  rc;

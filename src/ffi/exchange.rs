@@ -147,6 +147,25 @@ pub extern "C" fn ps_exchange_wants_file(
     })
 }
 
+/// For hosts with an open-file cache that keeps a descriptor open across
+/// requests and knows the file's inode, size and modification time in
+/// seconds (nginx): with these, the ps_exchange_open_fd* calls take the
+/// library's own earlier fstat of the same descriptor again, on the same
+/// thread, while the three still match, instead of an fstat per request.
+/// The identity the library uses is still its own fstat's.
+#[no_mangle]
+pub extern "C" fn ps_exchange_set_file_hint(
+    exchange: *mut ps_exchange,
+    inode: u64,
+    size: u64,
+    mtime_s: i64,
+) -> ps_status {
+    with_exchange(exchange, |c| {
+        c.exchange.know_file(inode, size, mtime_s);
+        Ok(())
+    })
+}
+
 /// Opens the file at `path` (NUL-terminated UTF-8) and indexes it, or takes
 /// its index from the process-wide cache. A failure (missing, forbidden,
 /// not media) is not an error of this call: it becomes the answer.
@@ -232,10 +251,10 @@ pub extern "C" fn ps_exchange_open_media(
 /// the host's event loop and from the thread that runs it.
 pub struct ps_build {
     magic: u64,
-    pub(crate) inner: Pending,
+    pub(crate) inner: Pending<'static>,
 }
 
-handle!(ps_build, Pending, 0x7073_6275_696c_6421);
+handle!(ps_build, Pending<'static>, 0x7073_6275_696c_6421);
 
 /// For hosts that must not block on indexing (an event loop): opens the
 /// regular file behind `fd` (lent, as for ps_exchange_open_fd) from the
@@ -360,7 +379,9 @@ pub extern "C" fn ps_exchange_open_build(
 }
 
 /// Releases a build handle. NULL is a no-op. The build itself goes on for
-/// the other requests.
+/// the other requests; a leader's handle freed without ps_build_run ends
+/// the build with an error for every request (waiters registered already
+/// must then be woken by the host, as after ps_build_run).
 #[no_mangle]
 pub extern "C" fn ps_build_free(build: *mut ps_build) {
     guard_value((), || ps_build::free(build))
@@ -395,8 +416,10 @@ pub extern "C" fn ps_exchange_respond(
     with_exchange(exchange, |c| {
         let config = config_or_default(options)?;
         c.exchange.respond(config);
-        let detail = c.exchange.detail()?.replace('\0', " ");
-        c.detail = CString::new(detail).unwrap_or_default();
+        let detail = c.exchange.detail()?;
+        if !detail.is_empty() {
+            c.detail = CString::new(detail.replace('\0', " ")).unwrap_or_default();
+        }
         Ok(())
     })
 }

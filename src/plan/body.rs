@@ -126,6 +126,26 @@ impl Body {
         let within = pos - start;
         let room = end - pos;
         match part {
+            Part::Bytes(_) | Part::File { .. } => self.listed_piece_at(pos, end),
+            Part::Run(r) => match r.piece_at(within, scratch) {
+                RunPiece::File { offset, len } => Piece::File {
+                    offset,
+                    len: len.min(room),
+                },
+                RunPiece::Generated(n) => Piece::Bytes(&scratch[..n.min(room as usize)]),
+            },
+        }
+    }
+
+    /// As `piece_at` for a body of listed parts only (`is_listed`), which
+    /// needs no scratch space.
+    pub fn listed_piece_at(&self, pos: u64, end: u64) -> Piece<'_> {
+        debug_assert!(pos < end && end <= self.len);
+        let i = self.parts.partition_point(|(start, _)| *start <= pos) - 1;
+        let (start, part) = &self.parts[i];
+        let within = pos - start;
+        let room = end - pos;
+        match part {
             Part::Bytes(b) => {
                 let from = within as usize;
                 let to = from + (b.len() - from).min(room as usize);
@@ -135,13 +155,8 @@ impl Body {
                 offset: from + within,
                 len: (to - from - within).min(room),
             },
-            Part::Run(r) => match r.piece_at(within, scratch) {
-                RunPiece::File { offset, len } => Piece::File {
-                    offset,
-                    len: len.min(room),
-                },
-                RunPiece::Generated(n) => Piece::Bytes(&scratch[..n.min(room as usize)]),
-            },
+            // Not listed: nothing to hand out without scratch space.
+            Part::Run(_) => Piece::Bytes(&[]),
         }
     }
 

@@ -548,15 +548,14 @@ fn etag(id: &SourceIdentity, body: &Body, whole_file: bool) -> String {
 
 /// Lower-case hex of `v`, at least `min_digits` long.
 fn push_hex(out: &mut String, v: u64, min_digits: u32) {
-    let digits = (64 - v.leading_zeros()).div_ceil(4).max(min_digits);
-    for i in (0..digits).rev() {
-        let nibble = ((v >> (i * 4)) & 0xf) as u8;
-        out.push(char::from(if nibble < 10 {
-            b'0' + nibble
-        } else {
-            b'a' + nibble - 10
-        }));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(min_digits) as usize;
+    let mut buf = [0u8; 16];
+    for (i, b) in buf[..digits].iter_mut().rev().enumerate() {
+        *b = HEX[((v >> (i * 4)) & 0xf) as usize];
     }
+    // ASCII digits: valid UTF-8.
+    out.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or_default());
 }
 
 #[cfg(test)]
