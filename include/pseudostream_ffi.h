@@ -352,6 +352,17 @@ typedef struct {
 } ps_exchange_info;
 
 /*
+ One response header: name and value, borrowed from the exchange (each
+ also followed by a NUL in memory).
+ */
+typedef struct {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} ps_header;
+
+/*
  One run of body bytes: `length` bytes at `data` (bytes the library
  holds) when `data` is not NULL, otherwise `length` bytes of the file from
  `offset`.
@@ -696,6 +707,17 @@ ps_status ps_exchange_header(const ps_exchange *exchange,
                              size_t *name_len,
                              const char **value,
                              size_t *value_len);
+
+/*
+ Every response header at once, into `headers` (room for `cap`; the
+ answer has `header_count` of them): as ps_exchange_header, in one call.
+ PS_ERR_BUFFER_TOO_SMALL, with the count needed in `*count`, when `cap`
+ is short.
+ */
+ps_status ps_exchange_headers(const ps_exchange *exchange,
+                              ps_header *headers,
+                              size_t cap,
+                              size_t *count);
 
 /*
  Why the answer is what it is, for the host's log: the error of an

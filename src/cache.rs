@@ -2,8 +2,6 @@
 //! A file whose size or modification time changed is indexed again.
 //! Callers that ask for one uncached index at once share a single build.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
-use crate::fnv::Fnv;
+use crate::fnv::FastMap;
 use crate::index::MediaIndex;
 use crate::source::{SourceIdentity, SourceKey};
 
@@ -25,25 +23,6 @@ struct Entry {
     index: Arc<MediaIndex>,
     cost: usize,
     last_used: u64,
-}
-
-/// Keys are small and not chosen by clients: FNV, not the std hasher's
-/// SipHash, which costs more than the rest of a cache hit.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
-
-#[derive(Default)]
-struct FnvHasher(u64);
-
-impl Hasher for FnvHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = Fnv::with(self.0);
-        h.write(bytes);
-        self.0 = h.finish();
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 struct Inner {

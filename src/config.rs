@@ -22,13 +22,43 @@ pub enum Cors {
 }
 
 /// Everything a host configures: how requests are planned and how the
-/// library answers them over HTTP.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// library answers them over HTTP. A configuration changed through its
+/// fields rather than `set` must be `touch`ed: answers are remembered per
+/// configuration (see `exchange`).
+#[derive(Clone, Debug)]
 pub struct Config {
     pub plan: Options,
     pub cors: Cors,
     /// A Cache-Control value for 200, 206 and 304 answers.
     pub cache_control: Option<String>,
+    /// Tells this configuration's versions apart from every other's.
+    generation: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            plan: Options::default(),
+            cors: Cors::default(),
+            cache_control: None,
+            generation: next_generation(),
+        }
+    }
+}
+
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        self.plan == other.plan
+            && self.cors == other.cors
+            && self.cache_control == other.cache_control
+    }
+}
+
+impl Eq for Config {}
+
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// One documented name and what it sets.
@@ -269,7 +299,19 @@ impl Config {
             })?;
         (k.set)(self, value).map_err(|why| {
             Error::InvalidArgument(format!("option '{}' = '{value}': {why}", k.name))
-        })
+        })?;
+        self.touch();
+        Ok(())
+    }
+
+    /// Marks the configuration as changed (after changing its fields
+    /// directly): answers remembered for it are no longer used.
+    pub fn touch(&mut self) {
+        self.generation = next_generation();
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Every key with what it takes, one per line (for `--help` and docs).

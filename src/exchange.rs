@@ -68,6 +68,9 @@ enum Method {
 /// The file behind the request, as far as it was opened.
 enum File {
     NotOpened,
+    /// Read, not yet indexed: `respond` may answer from a remembered answer
+    /// without touching the index.
+    Opened(Arc<dyn ByteSource>),
     /// Read, its index being built elsewhere (`open_fd_async`).
     Building(Arc<dyn ByteSource>),
     Failed(Error),
@@ -165,7 +168,7 @@ fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
 /// The decided answer.
 struct Answer {
     status: u16,
-    headers: Headers,
+    headers: Arc<Headers>,
     /// The Content-Length the headers state (None: no such header).
     content_length: Option<u64>,
     /// The body the host sends (empty for HEAD and bodyless answers).
@@ -280,7 +283,7 @@ impl Exchange {
     pub fn open_path(&mut self, path: &std::path::Path) {
         self.name = Some(path.to_string_lossy().into_owned());
         match FileSource::open(path) {
-            Ok(source) => self.index(Arc::new(source)),
+            Ok(source) => self.file = File::Opened(Arc::new(source)),
             Err(e) => self.file = File::Failed(e),
         }
     }
@@ -295,7 +298,7 @@ impl Exchange {
         self.name = name.map(str::to_string);
         // SAFETY: forwarded to our caller.
         match unsafe { self.lend(fd) } {
-            Ok(source) => self.index(Arc::new(source)),
+            Ok(source) => self.file = File::Opened(Arc::new(source)),
             Err(e) => self.file = File::Failed(e),
         }
     }
@@ -417,7 +420,7 @@ impl Exchange {
     /// Opens any byte source (tests, tools, callback sources).
     pub fn open_source(&mut self, source: Arc<dyn ByteSource>, name: Option<&str>) {
         self.name = name.map(str::to_string);
-        self.index(source);
+        self.file = File::Opened(source);
     }
 
     fn index(&mut self, source: Arc<dyn ByteSource>) {
@@ -437,12 +440,47 @@ impl Exchange {
 
     /// Decides the answer under `config`. Call once, after the file was
     /// opened (when `wants_file`).
+    ///
+    /// A request without Range, validators or CORS headers is answered the
+    /// same way each time for one file version, configuration and query: its
+    /// answer is remembered (per thread, a few dozen, bounded in bytes) and
+    /// served again without parsing, planning or formatting anything.
     pub fn respond(&mut self, config: &Config) {
-        let mut answer = self.decide(config);
+        let key = self.memo_key(config);
+        let remembered = key.as_ref().and_then(memo::get);
+        let mut answer = match (remembered, &self.file) {
+            (Some(prepared), File::Opened(source)) => prepared.answer(Arc::clone(source)),
+            _ => {
+                if let File::Opened(source) = &self.file {
+                    let source = Arc::clone(source);
+                    self.index(source);
+                }
+                let answer = self.decide(config);
+                if let Some(key) = key {
+                    memo::put(key, &answer);
+                }
+                answer
+            }
+        };
         if self.method == Method::Head {
             answer.stream = None;
         }
         self.answer = Some(answer);
+    }
+
+    /// What a remembered answer to this request would be filed under.
+    fn memo_key(&self, config: &Config) -> Option<memo::Key> {
+        if !matches!(self.method, Method::Get | Method::Head)
+            || self.values.iter().any(Option::is_some)
+        {
+            return None;
+        }
+        let identity = match &self.file {
+            File::Opened(source) => source.identity(),
+            _ => return None,
+        };
+        identity.key.as_ref()?;
+        Some(memo::Key::new(identity, config.generation(), &self.query))
     }
 
     fn decide(&self, config: &Config) -> Answer {
@@ -459,7 +497,7 @@ impl Exchange {
                 }
                 return Answer {
                     status: 204,
-                    headers,
+                    headers: Arc::new(headers),
                     content_length: None,
                     stream: None,
                     detail: String::new(),
@@ -475,7 +513,7 @@ impl Exchange {
             }
         }
         let (media, request) = match &self.file {
-            File::NotOpened | File::Building(_) => {
+            File::NotOpened | File::Opened(_) | File::Building(_) => {
                 return self.failure(
                     config,
                     Error::InvalidArgument("no file was opened for this request".into()),
@@ -575,7 +613,7 @@ impl Exchange {
                 match stream {
                     Ok(s) => Answer {
                         status: r.status,
-                        headers: h,
+                        headers: Arc::new(h),
                         content_length: Some(r.len),
                         stream: Some(s),
                         detail,
@@ -592,7 +630,7 @@ impl Exchange {
                 self.cors(config, &mut h);
                 Answer {
                     status: 304,
-                    headers: h,
+                    headers: Arc::new(h),
                     content_length: None,
                     stream: None,
                     detail,
@@ -662,7 +700,7 @@ impl Exchange {
         .ok();
         Answer {
             status,
-            headers: h,
+            headers: Arc::new(h),
             content_length: Some(length),
             stream,
             detail: text,
@@ -771,6 +809,165 @@ impl Exchange {
     }
 }
 
+/// Answers remembered per thread: for a file version, a configuration and
+/// a query (requests with no header the answer depends on), the headers
+/// and the body's parts, shared with the answers made from them.
+mod memo {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use super::{Answer, Headers};
+    use crate::fnv::Fnv;
+    use crate::pacer::Pacer;
+    use crate::plan::Body;
+    use crate::source::{ByteSource, SourceIdentity, SourceKey};
+    use crate::stream::Stream;
+
+    /// Answers kept per thread.
+    const ENTRIES: usize = 64;
+    /// Bytes of bodies' own prefixes kept per thread (an MP4 cut's `moov`
+    /// can be megabytes: such answers are made each time).
+    const BYTES: usize = 4 << 20;
+    const ONE_MAX: usize = 256 << 10;
+
+    #[derive(PartialEq, Eq)]
+    pub(super) struct Key {
+        hash: u64,
+        identity: SourceIdentity,
+        generation: u64,
+        moov_limit: u64,
+        query: Box<[u8]>,
+    }
+
+    impl Key {
+        pub(super) fn new(identity: SourceIdentity, generation: u64, query: &[u8]) -> Key {
+            let mut h = Fnv::new();
+            match &identity.key {
+                Some(SourceKey::File { dev, ino }) => {
+                    h.write(&dev.to_le_bytes());
+                    h.write(&ino.to_le_bytes());
+                }
+                Some(SourceKey::Named(n)) => h.write(n.as_bytes()),
+                None => {}
+            }
+            h.write(&identity.size.to_le_bytes());
+            h.write(&identity.mtime_ns.to_le_bytes());
+            h.write(&generation.to_le_bytes());
+            // The one process-wide setting an answer depends on.
+            h.write(&crate::index::mp4::moov_limit().to_le_bytes());
+            h.write(query);
+            Key {
+                hash: h.finish(),
+                identity,
+                generation,
+                moov_limit: crate::index::mp4::moov_limit(),
+                query: query.into(),
+            }
+        }
+    }
+
+    pub(super) struct Prepared {
+        headers: Arc<Headers>,
+        content_length: Option<u64>,
+        body: Body,
+        first: u64,
+        len: u64,
+        burst: u64,
+        rate: u64,
+        cost: usize,
+    }
+
+    impl Prepared {
+        /// The answer again, its body read from `source` (the same file
+        /// version, opened for this request).
+        pub(super) fn answer(&self, source: Arc<dyn ByteSource>) -> Answer {
+            let stream = Stream::over(
+                source,
+                self.body.clone(),
+                self.first,
+                self.len,
+                Pacer::new(self.burst, self.rate),
+            )
+            .ok();
+            Answer {
+                status: 200,
+                headers: Arc::clone(&self.headers),
+                content_length: self.content_length,
+                stream,
+                detail: String::new(),
+            }
+        }
+    }
+
+    struct Memo {
+        entries: Vec<(Key, Arc<Prepared>, u64)>,
+        bytes: usize,
+        clock: u64,
+    }
+
+    thread_local! {
+        static MEMO: RefCell<Memo> = const {
+            RefCell::new(Memo {
+                entries: Vec::new(),
+                bytes: 0,
+                clock: 0,
+            })
+        };
+    }
+
+    pub(super) fn get(key: &Key) -> Option<Arc<Prepared>> {
+        MEMO.with(|m| {
+            let mut m = m.borrow_mut();
+            m.clock += 1;
+            let now = m.clock;
+            let e = m.entries.iter_mut().find(|e| e.0 == *key)?;
+            e.2 = now;
+            Some(Arc::clone(&e.1))
+        })
+    }
+
+    /// Keeps a plain 200 answer (no detail to log, a body of modest own
+    /// size), pushing out the least recently used ones as needed.
+    pub(super) fn put(key: Key, answer: &Answer) {
+        let Some(stream) = &answer.stream else {
+            return;
+        };
+        if answer.status != 200 || !answer.detail.is_empty() {
+            return;
+        }
+        let body = stream.body().clone();
+        let cost = body.owned_bytes() + answer.headers.text.len() + key.query.len() + 256;
+        if cost > ONE_MAX {
+            return;
+        }
+        let (first, len) = stream.window();
+        let prepared = Prepared {
+            headers: Arc::clone(&answer.headers),
+            content_length: answer.content_length,
+            body,
+            first,
+            len,
+            burst: stream.burst_bytes(),
+            rate: stream.rate(),
+            cost,
+        };
+        MEMO.with(|m| {
+            let mut m = m.borrow_mut();
+            while !m.entries.is_empty() && (m.entries.len() >= ENTRIES || m.bytes + cost > BYTES) {
+                let oldest = (0..m.entries.len())
+                    .min_by_key(|&i| m.entries[i].2)
+                    .unwrap_or(0);
+                let (_, gone, _) = m.entries.swap_remove(oldest);
+                m.bytes -= gone.cost;
+            }
+            m.clock += 1;
+            let now = m.clock;
+            m.bytes += cost;
+            m.entries.push((key, Arc::new(prepared), now));
+        });
+    }
+}
+
 /// The Content-Type of a file served as stored, by its extension.
 fn content_type_by_name(name: Option<&str>) -> &'static str {
     let ext = name
@@ -782,5 +979,74 @@ fn content_type_by_name(name: Option<&str>) -> &'static str {
         Some("m4a") => "audio/mp4",
         Some("mov") => "video/quicktime",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemorySource;
+
+    fn flv(tags: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::format::flv::tag::write_stream_header(&mut out, false, true);
+        for i in 0..tags {
+            crate::format::flv::tag::write_tag(&mut out, 9, i as u32 * 40, &[0x17, 1, 0, 0, 0, 7]);
+        }
+        out
+    }
+
+    fn answer(
+        source: &Arc<dyn ByteSource>,
+        config: &Config,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut x = Exchange::new(b"GET", query.as_bytes());
+        for (n, v) in headers {
+            x.header(n.as_bytes(), v.as_bytes());
+        }
+        x.open_source(Arc::clone(source), Some("a.flv"));
+        x.respond(config);
+        let status = x.info().unwrap().status;
+        let h = x
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let mut body = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Fill::Data(n) = x.fill(&mut buf, 0).unwrap() {
+            body.extend_from_slice(&buf[..n]);
+        }
+        (status, h, body)
+    }
+
+    #[test]
+    fn remembered_answers_are_the_answers_and_follow_changes() {
+        let source: Arc<dyn ByteSource> =
+            Arc::new(MemorySource::named(flv(50), "exchange-memo.flv"));
+        let mut config = Config::default();
+        let first = answer(&source, &config, "start=400", &[]);
+        assert_eq!(first.0, 200);
+        assert_eq!(answer(&source, &config, "start=400", &[]), first);
+        // A Range is answered afresh, from the same plan.
+        let ranged = answer(&source, &config, "start=400", &[("Range", "bytes=1-3")]);
+        assert_eq!((ranged.0, &ranged.2[..]), (206, &first.2[1..4]));
+        // A changed configuration is a new answer.
+        config.set("cache_control", "max-age=9").unwrap();
+        let cached = answer(&source, &config, "start=400", &[]);
+        assert!(cached
+            .1
+            .contains(&("Cache-Control".into(), "max-age=9".into())));
+        assert_eq!(cached.2, first.2);
+        // So is another version of the file under the same name.
+        let shorter = answer(&source, &config, "", &[]);
+        let longer: Arc<dyn ByteSource> =
+            Arc::new(MemorySource::named(flv(60), "exchange-memo.flv"));
+        let other = answer(&longer, &config, "", &[]);
+        assert!(other.2.len() > shorter.2.len());
+        assert!(other.2.ends_with(&flv(60)[flv(50).len()..]));
     }
 }

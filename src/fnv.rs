@@ -41,3 +41,23 @@ pub(crate) fn digest(bytes: &[u8]) -> u64 {
     h.write(bytes);
     h.finish()
 }
+
+/// A map for small keys that clients do not choose: FNV, not the std
+/// hasher's SipHash, which costs more than the rest of a lookup.
+pub(crate) type FastMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
+
+#[derive(Default)]
+pub(crate) struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = Fnv::with(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

@@ -237,8 +237,8 @@ impl ByteSource for FileSource {
 const LENT_MAX: usize = 4096;
 
 thread_local! {
-    static LENT: std::cell::RefCell<std::collections::HashMap<RawFd, FileStat>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static LENT: std::cell::RefCell<crate::fnv::FastMap<RawFd, FileStat>> =
+        std::cell::RefCell::new(crate::fnv::FastMap::default());
 }
 
 /// What `fstat` says of a descriptor that must be a regular file.

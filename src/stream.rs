@@ -98,6 +98,16 @@ impl Stream {
         })
     }
 
+    /// The body the stream sends a window of.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// The window still to come: its first byte in the body and its length.
+    pub fn window(&self) -> (u64, u64) {
+        (self.pos, self.end - self.pos)
+    }
+
     /// Bytes still to come.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos

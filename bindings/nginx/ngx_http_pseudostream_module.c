@@ -27,7 +27,10 @@
 
 
 /* pieces taken from the library at a time */
-#define NGX_HTTP_PSEUDOSTREAM_PIECES  16
+#define NGX_HTTP_PSEUDOSTREAM_PIECES   16
+
+/* more than an answer has */
+#define NGX_HTTP_PSEUDOSTREAM_HEADERS  32
 
 
 typedef struct {
@@ -271,8 +274,10 @@ ngx_http_pseudostream_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the batch arrays at its end are written before they are read */
+
     ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_pseudostream_ctx_t));
+    ngx_memzero(ctx, offsetof(ngx_http_pseudostream_ctx_t, pieces));
 
 #if (NGX_THREADS)
     ctx->index_fd = NGX_INVALID_FILE;
@@ -562,8 +567,8 @@ static ngx_int_t
 ngx_http_pseudostream_headers(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx, ps_exchange_info *info)
 {
-    size_t            nlen, vlen;
-    uint32_t          i;
+    size_t            i, count, nlen, vlen;
+    ps_header         headers[NGX_HTTP_PSEUDOSTREAM_HEADERS];
     ngx_uint_t        error;
     const char       *name, *value;
     ngx_table_elt_t  *h;
@@ -581,13 +586,18 @@ ngx_http_pseudostream_headers(ngx_http_request_t *r,
         r->headers_out.content_length_n = (off_t) info->content_length;
     }
 
-    for (i = 0; i < info->header_count; i++) {
+    if (ps_exchange_headers(ctx->exchange, headers,
+                            NGX_HTTP_PSEUDOSTREAM_HEADERS, &count)
+        != PS_OK)
+    {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_headers");
+    }
 
-        if (ps_exchange_header(ctx->exchange, i, &name, &nlen, &value, &vlen)
-            != PS_OK)
-        {
-            return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_header");
-        }
+    for (i = 0; i < count; i++) {
+        name = headers[i].name;
+        nlen = headers[i].name_len;
+        value = headers[i].value;
+        vlen = headers[i].value_len;
 
         if (nlen == sizeof("Content-Length") - 1
             && ngx_strncasecmp((u_char *) name, (u_char *) "Content-Length",

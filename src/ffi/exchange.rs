@@ -43,6 +43,16 @@ pub struct ps_piece {
     pub length: u64,
 }
 
+/// One response header: name and value, borrowed from the exchange (each
+/// also followed by a NUL in memory).
+#[repr(C)]
+pub struct ps_header {
+    pub name: *const c_char,
+    pub name_len: usize,
+    pub value: *const c_char,
+    pub value_len: usize,
+}
+
 /// An answer's figures.
 #[repr(C)]
 pub struct ps_exchange_info {
@@ -480,6 +490,46 @@ pub extern "C" fn ps_exchange_header(
         put(name_len, n.len());
         put(value, v.as_ptr().cast());
         put(value_len, v.len());
+        Ok(())
+    })
+}
+
+/// Every response header at once, into `headers` (room for `cap`; the
+/// answer has `header_count` of them): as ps_exchange_header, in one call.
+/// PS_ERR_BUFFER_TOO_SMALL, with the count needed in `*count`, when `cap`
+/// is short.
+#[no_mangle]
+pub extern "C" fn ps_exchange_headers(
+    exchange: *const ps_exchange,
+    headers: *mut ps_header,
+    cap: usize,
+    count: *mut usize,
+) -> ps_status {
+    guard(|| {
+        non_null(count, "count")?;
+        let all = ps_exchange::check(exchange)?.inner.exchange.headers()?;
+        if cap < all.len() {
+            put(count, all.len());
+            return Err(Failure::new(
+                ps_status::PS_ERR_BUFFER_TOO_SMALL,
+                format!("room for {cap} headers, {} needed", all.len()),
+            ));
+        }
+        if !all.is_empty() {
+            non_null(headers, "headers")?;
+        }
+        for i in 0..all.len() {
+            let (n, v) = all.get(i).expect("below the count");
+            let h = ps_header {
+                name: n.as_ptr().cast(),
+                name_len: n.len(),
+                value: v.as_ptr().cast(),
+                value_len: v.len(),
+            };
+            // SAFETY: i < cap; the caller promises room for `cap` headers.
+            unsafe { headers.add(i).write(h) };
+        }
+        put(count, all.len());
         Ok(())
     })
 }

@@ -123,7 +123,12 @@ pub(crate) fn options_or_default<'a>(options: *const ps_options) -> FfiResult<&'
 
 /// Runs `f` on the plan options behind `options`.
 fn with_options(options: *mut ps_options, f: impl FnOnce(&mut Options) -> FfiResult) -> ps_status {
-    guard(|| f(&mut ps_options::check_mut(options)?.inner.plan))
+    guard(|| {
+        let config = &mut ps_options::check_mut(options)?.inner;
+        f(&mut config.plan)?;
+        config.touch();
+        Ok(())
+    })
 }
 
 /// Runs `f` on the request behind `request`.

@@ -76,10 +76,11 @@ impl Part {
     }
 }
 
-/// A body: its parts, each with the body position it starts at.
+/// A body: its parts, each with the body position it starts at. Cloning
+/// one shares its parts.
 #[derive(Clone, Debug, Default)]
 pub struct Body {
-    parts: Vec<(u64, Part)>,
+    parts: Arc<Vec<(u64, Part)>>,
     len: u64,
 }
 
@@ -92,7 +93,7 @@ impl Body {
     pub(crate) fn push(&mut self, part: Part) {
         let n = part.len();
         if n > 0 {
-            self.parts.push((self.len, part));
+            Arc::make_mut(&mut self.parts).push((self.len, part));
             self.len += n;
         }
     }
@@ -103,6 +104,17 @@ impl Body {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes the body holds of its own (not shared with an index).
+    pub(crate) fn owned_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|(_, p)| match p {
+                Part::Bytes(b) if b.shared_digest().is_none() => b.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Whether every piece is a listed part (no generated runs): the shape
@@ -163,7 +175,7 @@ impl Body {
     /// Feeds what determines the body's bytes to a validator. A shared head
     /// is represented by its digest, computed once.
     pub(crate) fn digest(&self, h: &mut Fnv) {
-        for (_, part) in &self.parts {
+        for (_, part) in self.parts.iter() {
             match part {
                 Part::Bytes(b) => match b.shared_digest() {
                     Some((digest, skip)) => {

@@ -634,6 +634,19 @@ static void test_exchange(const char *path) {
     v = header_value(x, "Access-Control-Allow-Origin", &len);
     CHECK(v != NULL && len == 1 && v[0] == '*');
     CHECK(header_value(x, "ETag", &len) != NULL && header_value(x, "Last-Modified", &len) != NULL);
+    ps_header all[32];
+    size_t header_count = 0;
+    CHECK_STATUS(ps_exchange_headers(x, all, 2, &header_count), PS_ERR_BUFFER_TOO_SMALL);
+    CHECK(header_count == info.header_count);
+    CHECK_STATUS(ps_exchange_headers(x, all, 32, &header_count), PS_OK);
+    CHECK(header_count == info.header_count);
+    for (size_t i = 0; i < header_count; i++) {
+        const char *n, *hv;
+        size_t nl, vl;
+        CHECK_STATUS(ps_exchange_header(x, i, &n, &nl, &hv, &vl), PS_OK);
+        CHECK(n == all[i].name && nl == all[i].name_len && hv == all[i].value);
+        CHECK(vl == all[i].value_len && all[i].value[vl] == '\0');
+    }
     ps_piece pieces[4];
     size_t count = 0, total = 0;
     uint64_t wait_us = 0;
