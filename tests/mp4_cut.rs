@@ -337,7 +337,8 @@ struct Expect {
     /// earliest decode time in the first fragment, from which the cut's
     /// rewritten decode times count.
     shift: f64,
-    /// plan.start_ms / plan.end_ms.
+    /// plan.start_ms / plan.end_ms: the source's times at the cut's 0 and
+    /// where it ends.
     start_ms: f64,
     end_ms: f64,
     /// Fragmented files: the source bytes whose packets the cut must hold,
@@ -364,13 +365,15 @@ fn expect(src: &Source, case: &Case) -> Result<Expect, String> {
                 .find(|x| x.time_ms.is_some_and(|t| t >= e as f64))
         });
         let e = last.map_or(media_end, |x| x.time_ms.unwrap());
+        // The cut's 0 is the fragment's earliest decode time.
+        let zero = frags[first]
+            .first_dts_ms
+            .ok_or("a fragment without samples")?;
         return Ok(Expect {
             s: f,
             e,
-            shift: -frags[first]
-                .first_dts_ms
-                .ok_or("a fragment without samples")?,
-            start_ms: f,
+            shift: -zero,
+            start_ms: zero,
             end_ms: e,
             fragment_bytes: Some((frags[first].offset, last.map_or(u64::MAX, |x| x.offset))),
         });

@@ -163,8 +163,11 @@ fn check_prefix(plan: &Plan, index: &Mp4Index, data: &[u8]) {
             assert_eq!(mdat.size, mdat.header as u64 + range, "mdat size is not the range's");
         }
         Layout::Fragments { .. } => {
-            assert_eq!(boxes.len(), i + 1, "fragmented prefix is not [ftyp] moov");
-            assert_eq!(moov.at as u64 + moov.size, p.len() as u64);
+            // [ftyp] moov [sidx]
+            let sidx = boxes.get(i + 1).is_some_and(|b| &b.kind == b"sidx");
+            assert_eq!(boxes.len(), i + 1 + usize::from(sidx), "fragmented prefix is not [ftyp] moov [sidx]");
+            let last = &boxes[boxes.len() - 1];
+            assert_eq!(last.at as u64 + last.size, p.len() as u64);
             let from = plan.file_from as usize;
             if plan.file_from < plan.file_to {
                 assert_eq!(data.get(from + 4..from + 8), Some(&b"moof"[..]), "range starts at no moof");

@@ -286,7 +286,9 @@ pub struct Plan {
     /// The bytes to send, as pieces: the prefix, then the file range (as
     /// stored, or with fields replaced).
     pub body: Body,
-    /// Media time the response starts and ends at, milliseconds.
+    /// Media time the response starts and ends at, milliseconds: the
+    /// source's time at the response's 0 (a player adds it to its clock to
+    /// show the source's time), and where the response ends.
     pub start_ms: u64,
     pub end_ms: u64,
     /// Pacing resolved against the media: burst bytes, then bytes per second

@@ -430,9 +430,16 @@ fn cut_fragments(
     let to = to.max(from);
     // The cut's timeline starts at 0: every decode time in it moves back
     // by the earliest first decode time among its tracks, so the tracks
-    // keep their offsets to each other. The length goes into the headers.
+    // keep their offsets to each other. The cut's 0 is that time of the
+    // source (audio often starts a little before the keyframe), and its
+    // length runs from there.
     let rebase = Rebase::new(index, layout.decode_times, from, to);
-    let length = to_movie(end - first_ns, index.movie_timescale);
+    let zero_ns = if rebase.lo < rebase.hi {
+        rebase.base_ns
+    } else {
+        first_ns
+    };
+    let length = to_movie(end - zero_ns, index.movie_timescale);
     let shown = vec![
         TrackCut {
             shown: length,
@@ -443,9 +450,12 @@ fn cut_fragments(
     let no_chunks = vec![Vec::new(); index.tracks.len()];
     let moov = write_moov(index, &shown, &no_chunks, Some(length), (0, false), false)?;
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
-    let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len());
+    let in_cut = &list[first..list.partition_point(|f| f.offset < to)];
+    let sidx = segment_index(index, in_cut, to, end, rebase.base_ns);
+    let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len() + sidx.len());
     prefix.extend_from_slice(ftyp);
     prefix.extend_from_slice(&moov.out);
+    prefix.extend_from_slice(&sidx);
     let run: Arc<dyn PieceRun> = Arc::new(PatchedFile {
         from,
         to,
@@ -456,9 +466,61 @@ fn cut_fragments(
         prefix: prefix.into(),
         from,
         to,
-        start_ms: ms(first_ns),
-        end_ms: ms(end).max(ms(first_ns)),
+        start_ms: ms(zero_ns),
+        end_ms: ms(end).max(ms(zero_ns)),
     })
+}
+
+/// A segment index (`sidx`) of the cut's fragments, placed before the
+/// first: each fragment's bytes and duration on the reference track. A
+/// player that reads it knows the cut's length and where each fragment is
+/// without reading them all (ffmpeg, and so Chromium's own `<video>`, would
+/// otherwise take the duration from the last fragment). Empty when the
+/// fragments cannot be described so (a fragment without a time of the
+/// reference track, more than 65,535 of them, one over 2 GiB).
+fn segment_index(
+    index: &Mp4Index,
+    fragments: &[Fragment],
+    to: u64,
+    end_ns: i128,
+    base_ns: i128,
+) -> Vec<u8> {
+    let reference = &index.tracks[index.reference];
+    let ts = i128::from(reference.timescale.max(1));
+    let Some(first_ns) = fragments.first().and_then(|f| f.time_ns) else {
+        return Vec::new();
+    };
+    let ticks = |ns: i128| ((ns - first_ns) * ts + NS / 2).div_euclid(NS);
+    if fragments.len() > usize::from(u16::MAX) || fragments.iter().any(|f| f.time_ns.is_none()) {
+        return Vec::new();
+    }
+    let mut w = BoxWriter::with_capacity(32 + fragments.len() * 12);
+    let b = w.open_full(*b"sidx", 1, 0);
+    w.u32(reference.id);
+    w.u32(reference.timescale.max(1));
+    let earliest = ((first_ns - base_ns).max(0) * ts + NS / 2).div_euclid(NS);
+    w.u64(u64::try_from(earliest).unwrap_or(0));
+    w.u64(0); // the first fragment follows at once
+    w.u16(0);
+    w.u16(fragments.len() as u16);
+    for (i, f) in fragments.iter().enumerate() {
+        let next = fragments.get(i + 1);
+        let size = next.map_or(to, |n| n.offset) - f.offset;
+        let until = next.and_then(|n| n.time_ns).unwrap_or(end_ns);
+        let duration = ticks(until) - ticks(f.time_ns.unwrap_or(first_ns));
+        let (Ok(size), Ok(duration)) = (u32::try_from(size), u32::try_from(duration.max(0))) else {
+            return Vec::new();
+        };
+        if size >= 1 << 31 {
+            return Vec::new();
+        }
+        w.u32(size);
+        w.u32(duration);
+        // starts with a SAP of type 1 when its first sample is a sync sample
+        w.u32(if f.starts_with_sync { 0x9000_0000 } else { 0 });
+    }
+    w.close(b);
+    w.out
 }
 
 /// The decode times of a fragmented cut, each moved back by its track's
@@ -471,6 +533,8 @@ struct Rebase {
     hi: usize,
     /// What each track's times lose, in its timescale.
     less: Vec<u64>,
+    /// The cut's start on the source's decode timeline, ns.
+    base_ns: i128,
 }
 
 impl Rebase {
@@ -501,6 +565,7 @@ impl Rebase {
             lo,
             hi,
             less,
+            base_ns,
         }
     }
 }
