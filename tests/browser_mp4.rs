@@ -1,7 +1,7 @@
 //! MP4 jump-to-time in a real browser: Debian's Chromium (headless, driven by
 //! playwright-core through `tests/browser/mp4.mjs`) plays cuts
-//! (`movie.mp4?start=S[&end=E]`) with its own `<video>`, the way a page with
-//! `<video src=… autoplay muted>` does, from the example host, the nginx
+//! (`movie.mp4?start=S[&end=E]`) with its own `<video>` (muted, started by
+//! `play()` once it shows its first frame), from the example host, the nginx
 //! module and the lighttpd module, all pacing their responses (so that a
 //! seek inside a cut lands past what is downloaded).
 //!
@@ -33,11 +33,11 @@
 //! And the same movie fragmented by ffmpeg (a fragment per keyframe, no
 //! edit list, so its video is presented 80 ms late): a cut from the
 //! fragment of the keyframe at 60 s, and one from 30 s to 46 s, play from
-//! 0 with the first frame at the fragment's B-frame delay and the right
-//! picture, and last what their samples do (within 0.1 s; the expected
-//! times come from ffprobe's packets of the source and where its `moof`
-//! boxes are). ffprobe reads the library's cuts with a first decode time
-//! of 0 and those times exactly.
+//! 0 with the keyframe's picture first, and `video.duration` is end − start
+//! within a frame. ffprobe reads them starting at 0 and lasting end − start
+//! within a frame, with their packets ending where the source's do, less
+//! the start (known from ffprobe's packets of the source and where its
+//! `moof` boxes are).
 //!
 //! Frames are compared as 6×6-pixel block means (RGB), by mean absolute
 //! difference. The bound is half the difference between the reference
@@ -261,30 +261,31 @@ impl Kind {
             ),
         }
     }
-    /// The faststart movie's time at the cut's 0, to compare frames by.
+    /// The faststart movie's time at the cut's 0, to compare frames by
+    /// (the fragmented movie's keyframe at k + its B-frame delay is the
+    /// faststart movie's at k).
     fn cut_start(self) -> f64 {
         match self {
             Kind::Seek => START_S,
             Kind::End => END_CUT.0,
-            Kind::Keyframe => KEYFRAME_S,
-            // The fragmented movie presents its video a B-frame delay
-            // later than the faststart one (it has no edit list).
-            Kind::FragmentStart | Kind::FragmentEnd => fragmented_cut(self).zero - fragment_delay(),
-        }
-    }
-    /// When the cut presents its first frame.
-    fn first_frame_at(self) -> f64 {
-        match self {
-            Kind::FragmentStart | Kind::FragmentEnd => fragmented_cut(self).first_frame,
-            _ => 0.0,
+            Kind::Keyframe | Kind::FragmentStart => KEYFRAME_S,
+            Kind::FragmentEnd => FRAGMENT_CUT.0,
         }
     }
     fn duration(self) -> f64 {
         match self {
             Kind::Seek => MOVIE_S - START_S,
             Kind::End => END_CUT.1 - END_CUT.0,
-            Kind::Keyframe => MOVIE_S - KEYFRAME_S,
-            Kind::FragmentStart | Kind::FragmentEnd => fragmented_cut(self).duration,
+            Kind::Keyframe | Kind::FragmentStart => MOVIE_S - KEYFRAME_S,
+            Kind::FragmentEnd => FRAGMENT_CUT.1 - FRAGMENT_CUT.0,
+        }
+    }
+    /// How far Chromium's `video.duration` may be from `duration()`: a
+    /// frame for fragmented cuts, whose length the cut states.
+    fn duration_tolerance(self) -> f64 {
+        match self {
+            Kind::FragmentStart | Kind::FragmentEnd => 1.0 / FPS,
+            _ => DURATION_TOLERANCE_S,
         }
     }
 }
@@ -319,15 +320,14 @@ fn fragment_delay() -> f64 {
 /// A fragmented cut's timeline, from ffprobe's packets of the source and
 /// where its `moof` boxes lie: the cut is the fragments from the one that
 /// starts with the keyframe asked for to the one presented from the end
-/// asked for, and its 0 is their earliest decode time.
+/// asked for; its 0 is that keyframe (what other streams present before it
+/// is dropped).
 #[derive(Clone, Copy, Debug)]
 struct FragmentedCut {
-    /// The source's time at the cut's 0.
-    zero: f64,
     /// When the cut presents its first video frame.
     first_frame: f64,
     /// When its last sample (of any track) ends.
-    duration: f64,
+    end: f64,
 }
 
 fn fragmented_cut(kind: Kind) -> FragmentedCut {
@@ -385,12 +385,11 @@ fn fragmented_cut(kind: Kind) -> FragmentedCut {
     let from = fragment_of(start);
     let to = end.map_or(u64::MAX, fragment_of);
     let inside: Vec<_> = packets.iter().filter(|p| p.4 > from && p.4 < to).collect();
-    let zero = inside.iter().map(|p| p.2).fold(f64::INFINITY, f64::min);
+    let zero = start + fragment_delay();
     let first_video = inside.iter().filter(|p| p.0).map(|p| p.1);
     FragmentedCut {
-        zero,
         first_frame: first_video.fold(f64::INFINITY, f64::min) - zero,
-        duration: inside.iter().map(|p| p.3).fold(0.0, f64::max) - zero,
+        end: inside.iter().map(|p| p.3).fold(0.0, f64::max) - zero,
     }
 }
 
@@ -1140,18 +1139,16 @@ fn check_case(
     figures.start_playing_ms = report.get("firstPlayingMs").num();
     figures.duration = report.get("state").get("duration").num();
     let want = case.kind.duration();
+    let tolerance = case.kind.duration_tolerance();
     match figures.duration {
-        Some(d) if (d - want).abs() <= DURATION_TOLERANCE_S => {}
-        d => fail.push(format!(
-            "video.duration {d:?}, not {want} ± {DURATION_TOLERANCE_S} s"
-        )),
+        Some(d) if (d - want).abs() <= tolerance => {}
+        d => fail.push(format!("video.duration {d:?}, not {want} ± {tolerance} s")),
     }
     let first = report.get("frames").get("first");
-    let first_at = case.kind.first_frame_at();
     match first.get("mediaTime").num() {
-        Some(t) if (t - first_at).abs() <= 0.001 => {}
+        Some(t) if t.abs() <= 0.001 => {}
         t => fail.push(format!(
-            "the first frame presented is at media time {t:?}, not {first_at}"
+            "the first frame presented is at media time {t:?}, not 0"
         )),
     }
     figures.first_frame_mad =
@@ -1274,8 +1271,9 @@ fn mp4_cuts_play_and_seek_in_chromium() {
             }
         }
     }
-    // ffprobe's view of the library's fragmented cuts: their packets start
-    // at 0 and end where the source's, less the cut's 0, do.
+    // ffprobe's view of the library's fragmented cuts: they start at 0 and
+    // last end − start (within a frame); their first frame is at 0 and their
+    // packets end where the source's, less the start, do.
     for kind in FRAGMENT_KINDS {
         let movie = movies.join(format!("movie.{FRAGMENTED}.mp4"));
         let cut = Cut::make(&movie, &kind.query(), &dir, "fragment-cut.mp4");
@@ -1284,42 +1282,48 @@ fn mp4_cuts_play_and_seek_in_chromium() {
         let csv = run(
             Command::new("ffprobe")
                 .args(["-v", "error", "-show_entries"])
-                .args(["packet=codec_type,pts_time,dts_time,duration_time"])
+                .args(["packet=codec_type,pts_time,duration_time"])
+                .args(["-show_entries", "format=start_time,duration"])
                 .args(["-of", "csv=p=0"])
                 .arg(&path),
             "ffprobe (a fragmented cut)",
         );
-        let (mut first_dts, mut first_video, mut end) = (f64::INFINITY, f64::INFINITY, 0f64);
+        let (mut first_video, mut end) = (f64::INFINITY, 0f64);
+        let mut format = None;
         for l in String::from_utf8_lossy(&csv).lines() {
             let f: Vec<&str> = l.split(',').collect();
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-            // ffprobe writes its fields in its own order, not the asked one
-            let (Some(pts), Some(dts), Some(dur)) = (num(1), num(2), num(3)) else {
-                continue;
-            };
-            first_dts = first_dts.min(dts);
-            if f[0] == "video" {
-                first_video = first_video.min(pts);
+            match (f[0], num(0), num(1), num(2)) {
+                ("video" | "audio", _, Some(pts), Some(dur)) => {
+                    if f[0] == "video" {
+                        first_video = first_video.min(pts);
+                    }
+                    end = end.max(pts + dur);
+                }
+                (_, Some(start), Some(duration), None) => format = Some((start, duration)),
+                _ => {}
             }
-            end = end.max(pts + dur);
         }
         let want = fragmented_cut(kind);
         eprintln!(
-            "browser-mp4: ffprobe on the fragmented cut {}: first decode {first_dts}, \
-             first frame {first_video}, end {end} (source: 0 at {} s, first frame {}, end {})",
+            "browser-mp4: ffprobe on the fragmented cut {}: start, duration {format:?}, \
+             first frame {first_video}, end {end} (source: first frame {}, end {})",
             kind.query(),
-            want.zero,
             want.first_frame,
-            want.duration
+            want.end
         );
-        let near = |a: f64, b: f64| (a - b).abs() <= 0.001;
+        let near = |a: f64, b: f64, by: f64| (a - b).abs() <= by;
         assert!(
-            near(first_dts, 0.0) && near(first_video, want.first_frame) && near(end, want.duration),
-            "ffprobe on the fragmented cut {}: first decode {first_dts}, first frame \
-             {first_video}, end {end}; want 0, {}, {}",
+            format.is_some_and(|(start, duration)| near(start, 0.0, 0.001)
+                && near(duration, kind.duration(), 1.0 / FPS))
+                && near(first_video, 0.0, 0.001)
+                && near(want.first_frame, 0.0, 0.001)
+                && near(end, want.end, 0.002),
+            "ffprobe on the fragmented cut {}: start, duration {format:?}, first frame \
+             {first_video}, end {end}; want 0, {} ± 1 frame, 0, {}",
             kind.query(),
-            want.first_frame,
-            want.duration
+            kind.duration(),
+            want.end
         );
         let _ = fs::remove_file(&path);
     }

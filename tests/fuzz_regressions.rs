@@ -180,3 +180,47 @@ fn every_saved_crash_input_is_handled() {
     }
     assert!(n >= 2, "no saved inputs in {}", dir.display());
 }
+
+/// A fragmented file whose tracks have different timescales: cuts in
+/// keyframe mode (one base for every track) once began the track that set
+/// the base at 1, its time having gone through nanoseconds and back.
+/// Every track's decode times in a served cut count from 0 in both modes.
+#[test]
+fn fragmented_cuts_count_decode_times_from_0() {
+    use pseudostream::index::mp4::Layout;
+    use pseudostream::index::MediaIndex;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let bytes = std::fs::read(dir.join("mp4-fragment-times-in-two-timescales.mp4")).unwrap();
+    let media = Media::from_source(Arc::new(MemorySource::new(bytes))).unwrap();
+    let keys: Vec<u64> = media.keyframes().iter().map(|k| k.time_ms).collect();
+    assert!(!keys.is_empty());
+    for cut in [CutMode::Exact, CutMode::Keyframe] {
+        let options = Options {
+            cut,
+            ..Options::default()
+        };
+        for &t in &keys {
+            let request = Request {
+                start: Some(Position::Millis(t)),
+                ..Request::default()
+            };
+            let plan = media.plan(&options, &request).unwrap();
+            let mut stream = media.stream(&plan, 0, plan.len()).unwrap();
+            stream.set_pacing(0, 0);
+            let mut body = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            while let pseudostream::Fill::Data(n) = stream.fill(&mut buf, 0).unwrap() {
+                body.extend_from_slice(&buf[..n]);
+            }
+            let again = Media::from_source(Arc::new(MemorySource::new(body))).unwrap();
+            let MediaIndex::Mp4(index) = again.index() else {
+                panic!("not an MP4");
+            };
+            let Layout::Fragments { decode_times, .. } = &index.layout else {
+                panic!("not fragmented");
+            };
+            let min = decode_times.iter().map(|d| d.value).min();
+            assert_eq!(min, Some(0), "{cut:?} cut from {t} ms");
+        }
+    }
+}

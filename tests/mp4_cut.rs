@@ -365,10 +365,15 @@ fn expect(src: &Source, case: &Case) -> Result<Expect, String> {
                 .find(|x| x.time_ms.is_some_and(|t| t >= e as f64))
         });
         let e = last.map_or(media_end, |x| x.time_ms.unwrap());
-        // The cut's 0 is the fragment's earliest decode time.
-        let zero = frags[first]
-            .first_dts_ms
-            .ok_or("a fragment without samples")?;
+        // The cut's 0: the fragment's first frame (exact mode; what other
+        // streams present before it is dropped), or its earliest decode
+        // time (keyframe mode, no edit lists).
+        let zero = match case.mode {
+            CutMode::Exact => f,
+            CutMode::Keyframe => frags[first]
+                .first_dts_ms
+                .ok_or("a fragment without samples")?,
+        };
         return Ok(Expect {
             s: f,
             e,
@@ -582,10 +587,18 @@ fn check_cut(src: &Source, case: &Case) -> Outcome {
         let frame = src.frame_ms[&s];
         let stype = &src.probe.stream(s).unwrap().codec_type;
         if let Some((from, to)) = want.fragment_bytes {
-            // Whole fragments: exactly the source's packets of those bytes.
+            // Whole fragments: exactly the source's packets of those bytes,
+            // less, in exact mode, those of other streams than the
+            // reference presented before the cut's first frame.
+            let dropped = |p: &Mp4Packet| {
+                case.mode == CutMode::Exact
+                    && s != src.reference
+                    && p.pts_ms.is_some_and(|t| t < want.s - 0.001)
+            };
             let want_hashes: Vec<&str> = src_p
                 .iter()
                 .filter(|p| p.pos.is_some_and(|pos| pos >= from && pos < to))
+                .filter(|p| !dropped(p))
                 .map(|p| p.hash.as_str())
                 .collect();
             let got: Vec<&str> = cut_p.iter().map(|p| p.hash.as_str()).collect();

@@ -13,8 +13,9 @@
 //! it, in both cut modes (start/end of 0, inside, at and past the end, and
 //! end at or before start), must either fail with 400/415/416 as the request
 //! deserves, or be deterministic and well formed: a prefix of top-level boxes
-//! (`ftyp`?, `moov`, then an `mdat` header sized for the file range, or
-//! nothing more for fragmented files) that together with the range is an MP4
+//! (`ftyp`?, `moov`, then an `mdat` header sized for the file range; for
+//! fragmented files a `sidx`? and, in exact mode, the first `moof`
+//! rewritten, the same size) that together with the range is an MP4
 //! our own parser opens again, lasting about as long as the plan says.
 //! Raw byte requests (`bstart`/`bend`) are exact slices of the file, and
 //! jump-to-byte (`ib`/`fs`) and byte positions are bad requests.
@@ -163,14 +164,29 @@ fn check_prefix(plan: &Plan, index: &Mp4Index, data: &[u8]) {
             assert_eq!(mdat.size, mdat.header as u64 + range, "mdat size is not the range's");
         }
         Layout::Fragments { .. } => {
-            // [ftyp] moov [sidx]
+            // [ftyp] moov [sidx] [moof]: the first moof, rewritten, in
+            // exact mode; the range goes on right after it
             let sidx = boxes.get(i + 1).is_some_and(|b| &b.kind == b"sidx");
-            assert_eq!(boxes.len(), i + 1 + usize::from(sidx), "fragmented prefix is not [ftyp] moov [sidx]");
+            let j = i + 1 + usize::from(sidx);
+            let moof = boxes.get(j).filter(|b| &b.kind == b"moof");
+            assert_eq!(
+                boxes.len(),
+                j + usize::from(moof.is_some()),
+                "fragmented prefix is not [ftyp] moov [sidx] [moof]"
+            );
             let last = &boxes[boxes.len() - 1];
             assert_eq!(last.at as u64 + last.size, p.len() as u64);
             let from = plan.file_from as usize;
-            if plan.file_from < plan.file_to {
-                assert_eq!(data.get(from + 4..from + 8), Some(&b"moof"[..]), "range starts at no moof");
+            match moof {
+                Some(m) => {
+                    let at = from.checked_sub(m.size as usize).expect("the moof is in the file");
+                    assert_eq!(data.get(at + 4..at + 8), Some(&b"moof"[..]), "the moof is not the file's");
+                    assert_eq!(&data[at..at + 4], &p[m.at..m.at + 4], "the moof changed size");
+                }
+                None if plan.file_from < plan.file_to => {
+                    assert_eq!(data.get(from + 4..from + 8), Some(&b"moof"[..]), "range starts at no moof");
+                }
+                None => {}
             }
         }
     }

@@ -49,7 +49,7 @@ pub fn check_moov_limit(moov_size: u64) -> Result<()> {
 /// Largest `ftyp` kept (real ones are a few dozen bytes).
 const MAX_FTYP: u64 = 4096;
 /// Largest `moof` read; real ones are kilobytes.
-const MAX_MOOF: u64 = 16 * 1024 * 1024;
+pub const MAX_MOOF: u64 = 16 * 1024 * 1024;
 /// Time runs between stored decode-time checkpoints.
 const CHECKPOINT_RUNS: usize = 64;
 /// Tracks without sync tables list a seek point about this often...
@@ -291,6 +291,8 @@ pub enum Layout {
         absolute: bool,
         /// The `moov` describes samples before the first fragment.
         moov_samples: bool,
+        /// The tracks' fragment defaults (`trex`).
+        trex: Vec<TrackExtends>,
     },
 }
 
@@ -438,6 +440,7 @@ impl Mp4Index {
                 end: top.fragments_end,
                 absolute,
                 moov_samples: tracks.iter().any(|t| t.samples > 0),
+                trex: movie.trex.clone(),
             }
         } else {
             if tracks.iter().all(|t| t.samples == 0) {

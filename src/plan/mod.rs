@@ -409,7 +409,7 @@ pub(crate) fn resolve(
         MediaIndex::Flv(flv_index) => {
             flv::resolve(flv_index, src, request, mode, options.metadata)?
         }
-        MediaIndex::Mp4(mp4_index) => mp4::resolve(mp4_index, request, options.cut)?,
+        MediaIndex::Mp4(mp4_index) => mp4::resolve(mp4_index, src, request, options.cut)?,
     };
     let (burst_bytes, rate_bytes_per_s) =
         pacing(options, request, info.bitrate_bps, cut.prefix.len() as u64);

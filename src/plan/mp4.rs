@@ -13,20 +13,27 @@
 use super::{CutMode, Position, Prefix, PrefixMode, Request};
 use crate::error::{Error, Result};
 use crate::fnv::Fnv;
-use crate::format::mp4::boxes::{children, FourCc};
-use crate::format::mp4::moov::entered;
+use crate::format::mp4::boxes::{children, parse_header, FourCc};
+use crate::format::mp4::fragment;
+use crate::format::mp4::moov::{entered, TrackExtends};
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
 use crate::index::mp4::{
-    ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, TrackKind, MAX_SCAN,
+    ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, TrackKind, MAX_MOOF, MAX_SCAN,
 };
 use crate::plan::body::{PatchedFile, Patches, PieceRun, GENERATED_MAX};
+use crate::source::{read_full_at, ByteSource};
 use std::sync::Arc;
 
 const NS: i128 = 1_000_000_000;
 const NS_PER_MS: i128 = 1_000_000;
 
 /// What a format's resolver decides (see `plan::Cut`).
-pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Result<super::Cut> {
+pub(crate) fn resolve(
+    index: &Mp4Index,
+    src: &dyn ByteSource,
+    request: &Request,
+    mode: CutMode,
+) -> Result<super::Cut> {
     if request.initial_bytes.is_some() {
         return Err(Error::bad_request(
             "jump-to-byte (ib/fs) does not apply to MP4: use start/end in seconds",
@@ -83,6 +90,7 @@ pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Res
             end,
             absolute,
             moov_samples,
+            trex,
         } => {
             let layout = FragmentLayout {
                 list,
@@ -90,8 +98,9 @@ pub(crate) fn resolve(index: &Mp4Index, request: &Request, mode: CutMode) -> Res
                 data_end: *end,
                 absolute: *absolute,
                 moov_samples: *moov_samples,
+                trex,
             };
-            cut_fragments(index, &layout, start_ns, end_ns)
+            cut_fragments(index, src, &layout, start_ns, end_ns, mode)
         }
     }
 }
@@ -368,13 +377,23 @@ struct FragmentLayout<'a> {
     data_end: u64,
     absolute: bool,
     moov_samples: bool,
+    trex: &'a [TrackExtends],
 }
 
+/// A cut of a fragmented file: whole fragments, from the one that starts
+/// with the keyframe at or before `start` to the one presented from `end`,
+/// on a timeline that starts at 0. Exact mode presents it from that
+/// keyframe: edit lists hide what comes before it (the B-frame delay, audio
+/// decoded earlier), and the first fragment's leading samples of the other
+/// tracks presented before it are dropped. Keyframe mode hides nothing: the
+/// cut's 0 is its earliest decode time.
 fn cut_fragments(
     index: &Mp4Index,
+    src: &dyn ByteSource,
     layout: &FragmentLayout<'_>,
     start_ns: i128,
     end_ns: Option<i128>,
+    mode: CutMode,
 ) -> Result<super::Cut> {
     let list = layout.list;
     let media_end_ns = i128::from(index.info.duration_ms) * NS_PER_MS;
@@ -428,47 +447,149 @@ fn cut_fragments(
     }
     let (to, end) = end_at(Some(first));
     let to = to.max(from);
-    // The cut's timeline starts at 0: every decode time in it moves back
-    // by the earliest first decode time among its tracks, so the tracks
-    // keep their offsets to each other. The cut's 0 is that time of the
-    // source (audio often starts a little before the keyframe), and its
-    // length runs from there.
-    let rebase = Rebase::new(index, layout.decode_times, from, to);
-    let zero_ns = if rebase.lo < rebase.hi {
+    // Keyframe mode: every decode time in the cut moves back by the
+    // earliest first decode time among its tracks, so the tracks keep their
+    // offsets to each other without edit lists. Exact mode: each track
+    // starts at 0 and its edit list places it.
+    let mut rebase = Rebase::new(index, layout.decode_times, from, to);
+    let decode_zero_ns = if rebase.lo < rebase.hi {
         rebase.base_ns
     } else {
         first_ns
     };
-    let length = to_movie(end - zero_ns, index.movie_timescale);
-    let shown = vec![
-        TrackCut {
-            shown: length,
-            ..TrackCut::default()
-        };
-        index.tracks.len()
-    ];
+    // The source's time at the cut's 0.
+    let zero_ns = match mode {
+        CutMode::Exact => first_ns,
+        CutMode::Keyframe => decode_zero_ns,
+    };
+    let mts = index.movie_timescale;
+    let length = to_movie(end - zero_ns, mts).max(1);
+    let mut first_moof = None;
+    if mode == CutMode::Exact {
+        first_moof = trimmed_moof(index, src, layout, from, to, zero_ns)?;
+        let starts = first_moof.as_ref().map(|(_, starts)| starts);
+        rebase.each_from_zero(|i| starts.and_then(|s: &Vec<Option<u64>>| s[i]));
+    }
+    let cuts: Vec<TrackCut> = index
+        .tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match mode {
+            CutMode::Exact => fragment_edit(t, rebase.less[i], zero_ns, length, mts),
+            CutMode::Keyframe => TrackCut {
+                shown: length,
+                ..TrackCut::default()
+            },
+        })
+        .collect();
     let no_chunks = vec![Vec::new(); index.tracks.len()];
-    let moov = write_moov(index, &shown, &no_chunks, Some(length), (0, false), false)?;
+    let edits = mode == CutMode::Exact;
+    let moov = write_moov(index, &cuts, &no_chunks, Some(length), (0, false), edits)?;
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
     let in_cut = &list[first..list.partition_point(|f| f.offset < to)];
-    let sidx = segment_index(index, in_cut, to, end, rebase.base_ns);
+    let sidx = segment_index(index, in_cut, to, end, zero_ns);
     let mut prefix = Vec::with_capacity(ftyp.len() + moov.out.len() + sidx.len());
     prefix.extend_from_slice(ftyp);
     prefix.extend_from_slice(&moov.out);
     prefix.extend_from_slice(&sidx);
+    // Exact mode: the first moof goes from memory, trimmed and rebased.
+    let mut run_from = from;
+    if let Some((mut moof, _)) = first_moof {
+        rebase.apply(&mut moof, from);
+        run_from = from + moof.len() as u64;
+        prefix.extend_from_slice(&moof);
+    }
     let run: Arc<dyn PieceRun> = Arc::new(PatchedFile {
-        from,
+        from: run_from,
         to,
         patches: rebase,
     });
     Ok(super::Cut {
         patched: Some(run),
         prefix: prefix.into(),
-        from,
+        from: run_from,
         to,
         start_ms: ms(zero_ns),
         end_ms: ms(end).max(ms(zero_ns)),
     })
+}
+
+/// A track's edit list in an exact fragmented cut: presentation starts at
+/// `zero_ns` of the source, given that the track's decode times lose
+/// `less` ticks. The source's own edit (a delayed start, the B-frame delay)
+/// is composed in.
+fn fragment_edit(t: &TrackIndex, less: u64, zero_ns: i128, length: u64, mts: u32) -> TrackCut {
+    let ts = i128::from(t.timescale.max(1));
+    let empty_ns = i128::from(t.edit.empty) * NS / i128::from(mts.max(1));
+    // The cut's composition time c presents at
+    //   empty + (c + less - media_time) / ts - zero.
+    let at_zero_ns =
+        empty_ns + (i128::from(less) - i128::from(t.edit.media_time)) * NS / ts - zero_ns;
+    let (empty, media_time) = if at_zero_ns >= 0 {
+        (to_movie(at_zero_ns, mts), 0)
+    } else {
+        let ticks = ((-at_zero_ns) * ts + NS / 2).div_euclid(NS);
+        (0, i64::try_from(ticks).unwrap_or(i64::MAX))
+    };
+    TrackCut {
+        empty,
+        media_time,
+        shown: length.saturating_sub(empty).max(1),
+        ..TrackCut::default()
+    }
+}
+
+/// The cut's first `moof` in exact mode, with the leading samples of every
+/// track but the reference that are presented before `zero_ns` dropped (an
+/// audio frame or a few, decoded before the keyframe), and each track's
+/// decode time in it afterwards. None when it is not one to read (too
+/// large, not a `moof`).
+#[allow(clippy::type_complexity)]
+fn trimmed_moof(
+    index: &Mp4Index,
+    src: &dyn ByteSource,
+    layout: &FragmentLayout<'_>,
+    from: u64,
+    to: u64,
+    zero_ns: i128,
+) -> Result<Option<(Vec<u8>, Vec<Option<u64>>)>> {
+    let mut head = [0u8; 16];
+    let n = read_full_at(src, from, &mut head)?;
+    let Ok(Some(header)) = parse_header(&head[..n]) else {
+        return Ok(None);
+    };
+    let Some(size) = header
+        .size
+        .filter(|&s| header.kind == *b"moof" && s <= MAX_MOOF && from + s <= to)
+    else {
+        return Ok(None);
+    };
+    let mut moof = vec![0u8; size as usize];
+    if read_full_at(src, from, &mut moof)? != moof.len() {
+        return Err(Error::SourceChanged(format!(
+            "the file ends inside the 'moof' at {from}"
+        )));
+    }
+    for (i, t) in index.tracks.iter().enumerate() {
+        if i != index.reference {
+            fragment::drop_leading_samples(&mut moof, layout.trex, t.id, |s| {
+                let ct = i128::from(s.decode_time) + i128::from(s.composition_offset);
+                t.presentation_ns(ct) < zero_ns
+            });
+        }
+    }
+    let payload = &moof[header.header_len as usize..];
+    let runs = fragment::parse_moof(payload, layout.trex).map_err(Error::from)?;
+    let starts = index
+        .tracks
+        .iter()
+        .map(|t| {
+            runs.iter()
+                .find(|r| r.track_id == t.id)
+                .and_then(|r| r.decode_time)
+        })
+        .collect();
+    Ok(Some((moof, starts)))
 }
 
 /// A segment index (`sidx`) of the cut's fragments, placed before the
@@ -535,6 +656,8 @@ struct Rebase {
     less: Vec<u64>,
     /// The cut's start on the source's decode timeline, ns.
     base_ns: i128,
+    /// Each track's first decode time in the cut, as stored.
+    firsts: Vec<Option<u64>>,
 }
 
 impl Rebase {
@@ -551,12 +674,19 @@ impl Rebase {
         for d in &times[lo..hi] {
             firsts[d.track as usize].get_or_insert(d);
         }
-        let base_ns = firsts.iter().flatten().map(|d| ns(d)).min().unwrap_or(0);
+        let base = firsts.iter().flatten().min_by_key(|d| ns(d)).copied();
+        let base_ns = base.map_or(0, ns);
+        let firsts = firsts.iter().map(|d| d.map(|d| d.value)).collect();
+        // In each track's ticks, rounded down, so no time goes below 0 (and
+        // the base's own track loses exactly its first time).
+        let base_ts = base.map_or(1, |d| index.tracks[d.track as usize].timescale.max(1));
         let less = index
             .tracks
             .iter()
             .map(|t| {
-                let v = base_ns * i128::from(t.timescale) / NS;
+                let v = base.map_or(0, |d| {
+                    i128::from(d.value) * i128::from(t.timescale) / i128::from(base_ts)
+                });
                 u64::try_from(v.max(0)).unwrap_or(u64::MAX)
             })
             .collect();
@@ -566,6 +696,41 @@ impl Rebase {
             hi,
             less,
             base_ns,
+            firsts,
+        }
+    }
+
+    /// Every track's times start at 0 instead: for cuts whose edit lists
+    /// keep the tracks together. `first` overrides where a track starts.
+    fn each_from_zero(&mut self, first: impl Fn(usize) -> Option<u64>) {
+        for (i, less) in self.less.iter_mut().enumerate() {
+            if let Some(v) = first(i).or(self.firsts[i]) {
+                *less = v;
+            }
+        }
+    }
+}
+
+impl Rebase {
+    /// Rebases the decode times inside `bytes`, a copy of the file from
+    /// `from` (its values read from the copy, which may have moved them).
+    fn apply(&self, bytes: &mut [u8], from: u64) {
+        let to = from + bytes.len() as u64;
+        let inside = self.times[self.lo..self.hi]
+            .iter()
+            .filter(|d| d.at >= from && d.at + d.width() <= to);
+        for d in inside {
+            let at = (d.at - from) as usize;
+            let less = self.less[d.track as usize];
+            if d.wide {
+                let field = &mut bytes[at..at + 8];
+                let v = u64::from_be_bytes(field.try_into().expect("8 bytes"));
+                field.copy_from_slice(&v.saturating_sub(less).to_be_bytes());
+            } else {
+                let field = &mut bytes[at..at + 4];
+                let v = u64::from(u32::from_be_bytes(field.try_into().expect("4 bytes")));
+                field.copy_from_slice(&(v.saturating_sub(less) as u32).to_be_bytes());
+            }
         }
     }
 }
@@ -758,7 +923,9 @@ impl<'a> Writer<'a> {
     fn edit_list(&mut self) {
         let (t, c) = self.cut();
         let entries: Vec<(u64, i64)> = if self.edits {
-            if c.is_empty() {
+            // Nothing shown: no samples in a cut of samples (a fragmented
+            // cut's tracks show their fragments' samples).
+            if c.shown == 0 {
                 return;
             }
             let mut e = Vec::new();

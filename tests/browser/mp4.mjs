@@ -1,7 +1,9 @@
 // Plays MP4 cuts (`movie.mp4?start=S[&end=E]`) in Debian's Chromium
-// (headless, through playwright-core) with the browser's own <video>, the
-// way a page with `<video src=… autoplay muted>` does, and prints what
-// happened as JSON on stdout. tests/browser_mp4.rs runs it and judges.
+// (headless, through playwright-core) with the browser's own <video>, muted,
+// and prints what happened as JSON on stdout. tests/browser_mp4.rs runs it
+// and judges. The element loads paused on its first frame, which is drawn
+// then (a playing video may already show a later one when a loaded machine
+// gets to the drawing), and play() starts it at once, as autoplay would.
 //
 //   node tests/browser/mp4.mjs --cases cases.json [--chromium /usr/bin/chromium]
 //
@@ -15,8 +17,8 @@
 // Cases marked `parallel` run together in their own pages first (they only
 // watch), then the others one after another (their latencies are timed).
 //
-// Every case reports the first frame presented (requestVideoFrameCallback:
-// its mediaTime and the frame drawn to a canvas at the video's size,
+// Every case reports the first frame presented (requestVideoFrameCallback,
+// paused: its mediaTime and the frame drawn to a canvas at the video's size,
 // averaged over BLOCK×BLOCK pixel blocks, RGB), the events with their times,
 // the media requests Chromium made (Range header, status), `video.error`
 // and console errors. A 'seek' case also reports `buffered` before the
@@ -70,7 +72,7 @@ function pageHtml(media) {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>MP4 cut</title></head>
 <body>
-<video id="v" muted autoplay playsinline width="426" height="240"></video>
+<video id="v" muted preload="auto" playsinline width="426" height="240"></video>
 <script>
 const BLOCK = ${BLOCK};
 const v = document.getElementById('v');
@@ -129,8 +131,9 @@ function blocks() {
 }
 
 /** Captures the first frame presented whose media time is at least \`from\`
- *  (earlier ones, still on their way to the screen, are listed). */
-probe.grab = (label, from) => {
+ *  (earlier ones, still on their way to the screen, are listed), then runs
+ *  \`then\`. */
+probe.grab = (label, from, then) => {
   const skipped = [];
   const onFrame = (now, meta) => {
     if (meta.mediaTime < from - 0.001) {
@@ -145,10 +148,13 @@ probe.grab = (label, from) => {
       frame = { error: String(e) };
     }
     probe.frames[label] = { atMs: ms(), mediaTime: r3(meta.mediaTime), currentTime: r3(v.currentTime), presentedFrames: meta.presentedFrames, skipped, ...frame };
+    if (then) then();
   };
   v.requestVideoFrameCallback(onFrame);
 };
-probe.grab('first', 0);
+probe.grab('first', 0, () => {
+  v.play().catch((e) => probe.errors.push('play(): ' + e));
+});
 
 probe.state = () => ({
   currentTime: r3(v.currentTime),
@@ -261,7 +267,9 @@ async function runCase(browser, c, opts) {
   try {
     await page.goto(c.page, { waitUntil: 'load' });
     await page.setContent(pageHtml(c.media), { waitUntil: 'domcontentloaded' });
-    await page.waitForFunction(() => window.probe !== undefined, null, { timeout: 10000 });
+    // Polled by time: polling on animation frames stalls in the pages of a
+    // busy browser, which renders them rarely.
+    await page.waitForFunction(() => window.probe !== undefined, null, { timeout: 10000, polling: 100 });
     if (c.kind === 'end') {
       report.end = await page.evaluate(([t]) => window.probe.waitEnded(t), [opts.endTimeoutMs]);
     } else {
@@ -277,7 +285,7 @@ async function runCase(browser, c, opts) {
     // The first frame is captured by the time it plays; give a late
     // requestVideoFrameCallback a moment anyway.
     await page
-      .waitForFunction(() => window.probe.frames.first !== undefined, null, { timeout: 2000 })
+      .waitForFunction(() => window.probe.frames.first !== undefined, null, { timeout: 2000, polling: 100 })
       .catch(() => {});
     const probe = await page.evaluate(() => ({
       state: window.probe.state(),

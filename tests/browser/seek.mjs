@@ -97,7 +97,7 @@ async function main() {
     });
     page.on('pageerror', (e) => report.pageErrors.push(String(e)));
     await page.goto(opts.page, { waitUntil: 'load' });
-    await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 10000 });
+    await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 10000, polling: 100 });
     await page.evaluate((o) => window.harness.start(o), {
       src: opts.media,
       lib: opts.lib,

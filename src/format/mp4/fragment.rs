@@ -207,3 +207,324 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
         first_cts,
     })
 }
+
+/// One sample of a run, as `drop_leading_samples` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunSample {
+    /// Decode time, in the track's timescale.
+    pub decode_time: u64,
+    pub composition_offset: i64,
+    pub duration: u32,
+}
+
+/// Where the fields of a track fragment's first run lie in a `moof`.
+struct FirstRun {
+    /// `tfdt` value: position and width.
+    decode_time_at: usize,
+    decode_time_wide: bool,
+    /// The `trun` box: where it starts, its header length, the position of
+    /// its sample count and data offset, and where its table starts.
+    run_at: usize,
+    run_header: usize,
+    count_at: usize,
+    data_offset_at: usize,
+    table_at: usize,
+    version: u8,
+    flags: u32,
+    default_duration: u32,
+    default_size: u32,
+}
+
+/// Drops the first samples of `track_id`'s first run in `moof` (the whole
+/// box, header included) while `drop` says so, in place, and returns how
+/// many went. The run's sample count, data offset and the `tfdt` move past
+/// them; its table closes up and a `free` box after the run, inside the
+/// `traf`, takes the bytes the table gave up, so no box changes size and
+/// nothing after the run moves. At least one sample stays. Nothing changes
+/// (0) where the track fragment cannot be trimmed so: no `tfdt` or data
+/// offset, sizes or durations unknown, too few bytes freed for a `free` box.
+pub fn drop_leading_samples(
+    moof: &mut [u8],
+    trex: &[TrackExtends],
+    track_id: u32,
+    drop: impl Fn(RunSample) -> bool,
+) -> u32 {
+    let Some(run) = first_run(moof, trex, track_id) else {
+        return 0;
+    };
+    let be32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let Some(count) = be32(moof, run.count_at) else {
+        return 0;
+    };
+    let decode_time = if run.decode_time_wide {
+        moof.get(run.decode_time_at..run.decode_time_at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+    } else {
+        be32(moof, run.decode_time_at).map(u64::from)
+    };
+    let Some(mut decode_time) = decode_time else {
+        return 0;
+    };
+    let has = |bit: u32| run.flags & bit != 0;
+    let entry = [0x100, 0x200, 0x400, 0x800]
+        .iter()
+        .filter(|&&b| has(b))
+        .count()
+        * 4;
+    let (mut dropped, mut bytes, mut ticks) = (0u32, 0u64, 0u64);
+    while dropped + 1 < count {
+        let at = run.table_at + dropped as usize * entry;
+        let mut field = at;
+        let mut next = |present: bool| -> Option<Option<u32>> {
+            if !present {
+                return Some(None);
+            }
+            let v = be32(moof, field)?;
+            field += 4;
+            Some(Some(v))
+        };
+        let (Some(d), Some(s), Some(_), Some(c)) = (
+            next(has(0x100)),
+            next(has(0x200)),
+            next(has(0x400)),
+            next(has(0x800)),
+        ) else {
+            return 0;
+        };
+        let duration = d.unwrap_or(run.default_duration);
+        let size = s.unwrap_or(run.default_size);
+        let composition_offset = match c {
+            Some(v) if run.version == 0 => i64::from(v),
+            Some(v) => i64::from(v as i32),
+            None => 0,
+        };
+        if duration == 0 && !has(0x100) || size == 0 && !has(0x200) {
+            return 0; // no default to go by
+        }
+        let sample = RunSample {
+            decode_time,
+            composition_offset,
+            duration,
+        };
+        if !drop(sample) {
+            break;
+        }
+        dropped += 1;
+        bytes += u64::from(size);
+        ticks += u64::from(duration);
+        decode_time += u64::from(duration);
+    }
+    let freed = dropped as usize * entry;
+    if dropped == 0 || (freed > 0 && freed < 8) {
+        return 0;
+    }
+    let Some(offset) = be32(moof, run.data_offset_at) else {
+        return 0;
+    };
+    let Ok(offset) = i32::try_from(i64::from(offset as i32) + bytes as i64) else {
+        return 0;
+    };
+    let new_decode = if run.decode_time_wide {
+        be_u64(moof, run.decode_time_at).checked_add(ticks)
+    } else {
+        u64::from(be32(moof, run.decode_time_at).unwrap_or(0))
+            .checked_add(ticks)
+            .filter(|&v| v <= u64::from(u32::MAX))
+    };
+    let Some(new_decode) = new_decode else {
+        return 0;
+    };
+    // The run's box size: 32 bits, or 64 after "size 1".
+    let run_size = if run.run_header == 16 {
+        be_u64(moof, run.run_at + 8)
+    } else {
+        u64::from(be32(moof, run.run_at).unwrap_or(0))
+    };
+    let run_end = run.run_at + run_size as usize;
+    let table_end = run.table_at + count as usize * entry;
+    if table_end > run_end || run_end > moof.len() {
+        return 0;
+    }
+    // Close up the table, then hand the freed bytes to a `free` box.
+    moof.copy_within(run.table_at + freed..run_end, run.table_at);
+    let free_at = run_end - freed;
+    if freed > 0 {
+        moof[free_at..free_at + 4].copy_from_slice(&(freed as u32).to_be_bytes());
+        moof[free_at + 4..free_at + 8].copy_from_slice(b"free");
+        moof[free_at + 8..run_end].fill(0);
+        let new_size = run_size - freed as u64;
+        if run.run_header == 16 {
+            moof[run.run_at + 8..run.run_at + 16].copy_from_slice(&new_size.to_be_bytes());
+        } else {
+            moof[run.run_at..run.run_at + 4].copy_from_slice(&(new_size as u32).to_be_bytes());
+        }
+    }
+    moof[run.count_at..run.count_at + 4].copy_from_slice(&(count - dropped).to_be_bytes());
+    moof[run.data_offset_at..run.data_offset_at + 4].copy_from_slice(&offset.to_be_bytes());
+    if run.decode_time_wide {
+        moof[run.decode_time_at..run.decode_time_at + 8].copy_from_slice(&new_decode.to_be_bytes());
+    } else {
+        moof[run.decode_time_at..run.decode_time_at + 4]
+            .copy_from_slice(&(new_decode as u32).to_be_bytes());
+    }
+    dropped
+}
+
+fn be_u64(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// The fields `drop_leading_samples` rewrites, for `track_id`'s first run.
+fn first_run(moof: &[u8], trex: &[TrackExtends], track_id: u32) -> Option<FirstRun> {
+    let header = super::boxes::parse_header(moof).ok()??;
+    if header.kind != *b"moof" {
+        return None;
+    }
+    let payload = moof.get(header.header_len as usize..header.size? as usize)?;
+    for traf_box in children(payload, *b"moof") {
+        let traf_box = traf_box.ok()?;
+        if &traf_box.kind != b"traf" {
+            continue;
+        }
+        let mut tfhd_fields = None;
+        let mut decode = None;
+        for c in children(traf_box.payload, *b"traf") {
+            let c = c.ok()?;
+            match &c.kind {
+                b"tfhd" => {
+                    let mut f = Fields::new(c.payload, *b"tfhd");
+                    let (_, flags) = f.version_flags().ok()?;
+                    let id = f.u32().ok()?;
+                    if id != track_id {
+                        break;
+                    }
+                    if flags & 0x1 != 0 {
+                        return None; // absolute offsets
+                    }
+                    if flags & 0x2 != 0 {
+                        f.u32().ok()?;
+                    }
+                    let defaults = trex.iter().find(|t| t.track_id == id);
+                    let duration = if flags & 0x8 != 0 {
+                        f.u32().ok()?
+                    } else {
+                        defaults.map_or(0, |d| d.default_sample_duration)
+                    };
+                    let size = if flags & 0x10 != 0 {
+                        f.u32().ok()?
+                    } else {
+                        defaults.map_or(0, |d| d.default_sample_size)
+                    };
+                    tfhd_fields = Some((duration, size));
+                }
+                b"tfdt" => {
+                    let version = *c.payload.first()?;
+                    decode = Some((offset_in(moof, c.payload) + 4, version == 1));
+                }
+                b"trun" => {
+                    let (default_duration, default_size) = tfhd_fields?;
+                    let (decode_time_at, decode_time_wide) = decode?;
+                    let mut f = Fields::new(c.payload, *b"trun");
+                    let (version, flags) = f.version_flags().ok()?;
+                    if flags & 0x1 == 0 {
+                        return None; // no data offset to move
+                    }
+                    let payload_at = offset_in(moof, c.payload);
+                    let first_flags = if flags & 0x4 != 0 { 4 } else { 0 };
+                    return Some(FirstRun {
+                        decode_time_at,
+                        decode_time_wide,
+                        run_at: offset_in(moof, c.bytes),
+                        run_header: c.bytes.len() - c.payload.len(),
+                        count_at: payload_at + 4,
+                        data_offset_at: payload_at + 8,
+                        table_at: payload_at + 12 + first_flags,
+                        version,
+                        flags,
+                        default_duration,
+                        default_size,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    /// A moof with one traf of track 2: tfdt 1000, a run of four samples
+    /// (durations 10, sizes 100..=103) at data offset 500.
+    fn moof() -> Vec<u8> {
+        let tfhd = boxed(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 2]);
+        let mut tfdt = vec![1, 0, 0, 0];
+        tfdt.extend_from_slice(&1000u64.to_be_bytes());
+        let mut trun = vec![0, 0, 0x03, 0x01];
+        trun.extend_from_slice(&4u32.to_be_bytes());
+        trun.extend_from_slice(&500i32.to_be_bytes());
+        for size in 100u32..104 {
+            trun.extend_from_slice(&10u32.to_be_bytes());
+            trun.extend_from_slice(&size.to_be_bytes());
+        }
+        let traf = [
+            boxed(b"tfhd", &tfhd[8..]),
+            boxed(b"tfdt", &tfdt),
+            boxed(b"trun", &trun),
+        ]
+        .concat();
+        boxed(b"moof", &boxed(b"traf", &traf))
+    }
+
+    #[test]
+    fn leading_samples_are_dropped_in_place() {
+        let mut m = moof();
+        let before = m.len();
+        let dropped = drop_leading_samples(&mut m, &[], 2, |s| s.decode_time < 1025);
+        assert_eq!(dropped, 3);
+        assert_eq!(m.len(), before);
+        let runs = parse_moof(&m[8..], &[]).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].decode_time, Some(1030));
+        assert_eq!(runs[0].sample_count, 1);
+        assert_eq!(runs[0].duration, Some(10));
+        // the run's data offset moved past 100 + 101 + 102 bytes, its one
+        // entry is the last sample's, and a free box holds the rest
+        let trun_at = m.windows(4).position(|w| w == b"trun").unwrap() - 4;
+        let field = |at: usize| u32::from_be_bytes(m[at..at + 4].try_into().unwrap());
+        assert_eq!(field(trun_at), 8 + 4 + 4 + 4 + 8);
+        assert_eq!(field(trun_at + 16) as i32, 500 + 303);
+        assert_eq!((field(trun_at + 20), field(trun_at + 24)), (10, 103));
+        assert_eq!(&m[trun_at + 32..trun_at + 36], b"free");
+        assert_eq!(field(trun_at + 28), 24);
+    }
+
+    #[test]
+    fn one_sample_always_stays_and_other_tracks_are_untouched() {
+        let mut m = moof();
+        assert_eq!(drop_leading_samples(&mut m, &[], 2, |_| true), 3);
+        let mut m = moof();
+        assert_eq!(drop_leading_samples(&mut m, &[], 7, |_| true), 0);
+        assert_eq!(m, moof());
+        // one sample's entry (8 bytes) is room enough for a free box
+        let mut m = moof();
+        assert_eq!(
+            drop_leading_samples(&mut m, &[], 2, |s| s.decode_time < 1005),
+            1
+        );
+    }
+}

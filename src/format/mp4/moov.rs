@@ -23,6 +23,7 @@ pub struct Movie<'a> {
 pub struct TrackExtends {
     pub track_id: u32,
     pub default_sample_duration: u32,
+    pub default_sample_size: u32,
     pub default_sample_flags: u32,
 }
 
@@ -191,11 +192,12 @@ fn parse_trex(payload: &[u8]) -> Result<TrackExtends, Mp4Error> {
     let track_id = f.u32()?;
     f.u32()?; // default sample description index
     let default_sample_duration = f.u32()?;
-    f.u32()?; // default sample size
+    let default_sample_size = f.u32()?;
     let default_sample_flags = f.u32()?;
     Ok(TrackExtends {
         track_id,
         default_sample_duration,
+        default_sample_size,
         default_sample_flags,
     })
 }
