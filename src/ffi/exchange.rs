@@ -8,13 +8,13 @@ use super::boundary::{
 use super::media::ps_media;
 use super::ps_status;
 use super::request::{config_or_default, ps_options};
-use super::stream::ps_fill_state;
+use super::stream::{fill_buffer, ps_fill_state, put_fill};
 use crate::cache::{IndexCache, Pending};
 use crate::exchange::Exchange;
 use crate::index::MediaIndex;
 use crate::plan::Piece;
 use crate::source::FileSource;
-use crate::stream::{Fill, Take};
+use crate::stream::Take;
 
 /// An exchange and the C form of its detail.
 pub(crate) struct ExchangeCell {
@@ -628,23 +628,9 @@ pub extern "C" fn ps_exchange_fill(
     state: *mut u32,
 ) -> ps_status {
     with_exchange(exchange, |c| {
-        non_null(buf, "buf")?;
-        non_null(written, "written")?;
-        non_null(wait_us, "wait_us")?;
-        non_null(state, "state")?;
-        if cap == 0 {
-            return Err(Failure::invalid("cap is 0"));
-        }
-        // SAFETY: non-null; the caller promises `cap` writable bytes.
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
-        let (n, w, st) = match c.exchange.fill(buf, now_us)? {
-            Fill::Data(n) => (n, 0, ps_fill_state::PS_FILL_DATA),
-            Fill::Wait(us) => (0, us, ps_fill_state::PS_FILL_WAIT),
-            Fill::Done => (0, 0, ps_fill_state::PS_FILL_DONE),
-        };
-        put(written, n);
-        put(wait_us, w);
-        put(state, st as u32);
+        let buf = fill_buffer(buf, cap, written, wait_us, state)?;
+        let fill = c.exchange.fill(buf, now_us)?;
+        put_fill(fill, written, wait_us, state);
         Ok(())
     })
 }

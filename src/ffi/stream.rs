@@ -95,26 +95,44 @@ pub extern "C" fn ps_stream_fill(
     state: *mut u32,
 ) -> ps_status {
     guard(|| {
-        non_null(buf, "buf")?;
-        non_null(written, "written")?;
-        non_null(wait_us, "wait_us")?;
-        non_null(state, "state")?;
-        if cap == 0 {
-            return Err(Failure::invalid("cap is 0"));
-        }
+        let buf = fill_buffer(buf, cap, written, wait_us, state)?;
         let s = ps_stream::check_mut(stream)?;
-        // SAFETY: non-null; the caller promises `cap` writable bytes.
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
-        let (n, wait, st) = match s.inner.fill(buf, now_us)? {
-            Fill::Data(n) => (n, 0, ps_fill_state::PS_FILL_DATA),
-            Fill::Wait(us) => (0, us, ps_fill_state::PS_FILL_WAIT),
-            Fill::Done => (0, 0, ps_fill_state::PS_FILL_DONE),
-        };
-        put(written, n);
-        put(wait_us, wait);
-        put(state, st as u32);
+        let fill = s.inner.fill(buf, now_us)?;
+        put_fill(fill, written, wait_us, state);
         Ok(())
     })
+}
+
+/// The caller's buffer of a fill call, once its out-parameters are checked.
+pub(crate) fn fill_buffer<'a>(
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+    wait_us: *mut u64,
+    state: *mut u32,
+) -> Result<&'a mut [u8], Failure> {
+    non_null(buf, "buf")?;
+    non_null(written, "written")?;
+    non_null(wait_us, "wait_us")?;
+    non_null(state, "state")?;
+    if cap == 0 {
+        return Err(Failure::invalid("cap is 0"));
+    }
+    // SAFETY: non-null; the caller promises `cap` writable bytes for the
+    // call.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap) })
+}
+
+/// A fill's outcome in its out-parameters (the others 0).
+pub(crate) fn put_fill(fill: Fill, written: *mut usize, wait_us: *mut u64, state: *mut u32) {
+    let (n, wait, st) = match fill {
+        Fill::Data(n) => (n, 0, ps_fill_state::PS_FILL_DATA),
+        Fill::Wait(us) => (0, us, ps_fill_state::PS_FILL_WAIT),
+        Fill::Done => (0, 0, ps_fill_state::PS_FILL_DONE),
+    };
+    put(written, n);
+    put(wait_us, wait);
+    put(state, st as u32);
 }
 
 /// Bytes the stream has still to deliver.
