@@ -47,7 +47,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{free_port, http, wait_for_port, NginxMaster, Process};
+use common::host::{free_port, http, wait_until_listening, NginxMaster, Process};
 use common::root;
 use json::Value;
 use support::{
@@ -183,8 +183,8 @@ impl ExampleHost {
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let process = Process(child);
-        wait_for_port(port, "example host");
+        let mut process = Process(child);
+        wait_until_listening(&mut process, port, "example host", Some(log.as_ref()));
         ExampleHost {
             port,
             log,
@@ -259,12 +259,17 @@ fn start_app(dir: &Path, name: &str) -> (Process, u16) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(dir.join(format!("{name}.log"))).unwrap());
-    let process = Process(
+    let mut process = Process(
         command
             .spawn()
             .unwrap_or_else(|e| panic!("{name} host ({e}): run scripts/setup-{name}.sh")),
     );
-    wait_for_port(port, name);
+    wait_until_listening(
+        &mut process,
+        port,
+        name,
+        Some(&dir.join(format!("{name}.log"))),
+    );
     (process, port)
 }
 

@@ -66,7 +66,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{example_exe, free_port, http, wait_for_port, NginxMaster, Process};
+use common::host::{example_exe, free_port, http, wait_until_listening, NginxMaster, Process};
 use common::root;
 use json::Value;
 use support::{
@@ -489,8 +489,8 @@ impl ExampleHost {
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let process = Process(child);
-        wait_for_port(port, "example host");
+        let mut process = Process(child);
+        wait_until_listening(&mut process, port, "example host", Some(log.as_ref()));
         ExampleHost {
             name,
             keyframe,

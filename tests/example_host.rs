@@ -21,8 +21,8 @@ fn example_host_passes_the_host_matrix() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Process(child);
-    wait_for_port(port, "example host");
+    let mut server = Process(child);
+    wait_until_listening(&mut server, port, "example host", None);
     let host = HostUnderTest {
         name: "example host",
         port,
@@ -43,8 +43,8 @@ fn example_host_passes_the_host_matrix() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let paced = Process(child);
-    wait_for_port(port, "paced example host");
+    let mut paced = Process(child);
+    wait_until_listening(&mut paced, port, "paced example host", None);
     let host = HostUnderTest {
         name: "paced example host",
         port,

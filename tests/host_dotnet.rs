@@ -107,10 +107,16 @@ impl DotnetHost {
             ("/paced/", &paced),
             ("/limited/", &limited),
         ];
-        let mono = dotnet::spawn_mono(&dir, &apps, fcgi_port);
-        let nginx = dotnet::spawn_nginx(&dir, &dotnet::nginx_conf(&dir, &apps, port, fcgi_port));
-        wait_for_port(fcgi_port, "fastcgi-mono-server4");
-        wait_for_port(port, "nginx");
+        let mut mono = dotnet::spawn_mono(&dir, &apps, fcgi_port);
+        let mut nginx =
+            dotnet::spawn_nginx(&dir, &dotnet::nginx_conf(&dir, &apps, port, fcgi_port));
+        wait_until_listening(
+            &mut mono,
+            fcgi_port,
+            "fastcgi-mono-server4",
+            Some(&dir.join("mono.log")),
+        );
+        wait_until_listening(&mut nginx, port, "nginx", None);
         DotnetHost {
             port,
             dir,

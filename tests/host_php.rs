@@ -53,8 +53,8 @@ impl PhpHost {
         let child = command
             .spawn()
             .expect("php not found: run scripts/setup-php.sh");
-        let server = Process(child);
-        wait_for_port(port, "php -S");
+        let mut server = Process(child);
+        wait_until_listening(&mut server, port, "php -S", Some(log.as_ref()));
         PhpHost { port, log, server }
     }
 

@@ -48,9 +48,7 @@ fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUn
         .spawn()
         .expect("cannot run puma: run scripts/setup-ruby.sh");
     let mut server = Process(child);
-    if let Err(why) = hosts::ruby::wait_until_serving(&mut server.0, port) {
-        panic!("{name}: puma {why}");
-    }
+    wait_until_listening(&mut server, port, &format!("{name}: puma"), None);
     let host = HostUnderTest {
         name,
         port,

@@ -81,7 +81,7 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("php -S (run scripts/setup-deps.sh)");
-        let backend = Process(backend);
+        let mut backend = Process(backend);
 
         let m = media.display();
         let d = dir.display();
@@ -196,7 +196,7 @@ impl Nginx {
             module = module.display(),
         );
         let master = NginxMaster::start(&dir, &conf, port);
-        wait_for_port(backend_port, "php -S");
+        wait_until_listening(&mut backend, backend_port, "php -S", None);
         Nginx {
             port,
             dir,

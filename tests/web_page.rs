@@ -13,7 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::host::{example_exe, free_port, http, wait_for_port, Process};
+use common::host::{example_exe, free_port, http, wait_until_listening, Process};
 use common::root;
 
 fn write(path: &Path, text: &str) {
@@ -80,8 +80,8 @@ fn serve(dir: &Path, web: Option<&Path>) -> (u16, Process) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let process = Process(child);
-    wait_for_port(port, "example host");
+    let mut process = Process(child);
+    wait_until_listening(&mut process, port, "example host", None);
     (port, process)
 }
 

@@ -135,8 +135,13 @@ pub fn start_lighttpd(dir: &Path, port: u16, conf: &str) -> crate::common::host:
         .stderr(fs::File::create(dir.join("stderr.log")).unwrap())
         .spawn()
         .expect("lighttpd (make lighttpd-module installs it)");
-    let process = crate::common::host::Process(child);
-    crate::common::host::wait_for_port(port, "lighttpd");
+    let mut process = crate::common::host::Process(child);
+    crate::common::host::wait_until_listening(
+        &mut process,
+        port,
+        "lighttpd",
+        Some(&dir.join("stderr.log")),
+    );
     process
 }
 

@@ -14,30 +14,106 @@ use std::time::{Duration, Instant};
 use super::*;
 use pseudostream::{query, Media, Options, PrefixMode, StartUnit};
 
-/// A port nothing listens on right now, never handed out twice in this
-/// process: tests run in parallel, and two servers given one port would
-/// answer each other's requests (or reset them while stopping).
+/// A port for a test server, never handed out twice while this process
+/// lives, nor to another test process at the same time.
+///
+/// Ports come from just below the kernel's ephemeral range: a client's
+/// `connect()` is never given one of them as its own source port, so a
+/// probe can not connect to itself (TCP simultaneous open) while the
+/// server is still starting. Each port is reserved by an exclusive lock on
+/// `$TMPDIR/pseudostream-test-ports/<port>`, held until the process exits
+/// (the kernel drops it even after a crash), so test binaries run in
+/// parallel never share one.
 pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
+    static HELD: std::sync::Mutex<Vec<fs::File>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ports = server_ports();
+    let span = u32::from(ports.end - ports.start);
+    let dir = std::env::temp_dir().join("pseudostream-test-ports");
+    fs::create_dir_all(&dir).unwrap();
+    // Start at a place of this process's own, so parallel binaries seldom
+    // try the same ports, and a port's last user has long let it go.
+    let first = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let at = (first + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % span;
+        let port = ports.start + at as u16;
+        let Ok(lock) = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        // Held by nobody else's lock; skip it if something outside the
+        // tests listens there.
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
             return port;
         }
     }
+    panic!("no free test port in {ports:?}");
 }
 
-/// Waits up to 30 s for something to accept on `port`.
-pub fn wait_for_port(port: u16, what: &str) {
+/// 10,000 ports just below the ephemeral range (or above it, where it
+/// starts too low to leave room).
+fn server_ports() -> std::ops::Range<u16> {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut ends = range.split_whitespace().map(|p| p.parse::<u16>());
+    let (low, high) = match (ends.next(), ends.next()) {
+        (Some(Ok(low)), Some(Ok(high))) => (low, high),
+        _ => (32768, 60999),
+    };
+    if low >= 11_024 {
+        low - 10_000..low
+    } else if high <= 55_535 {
+        high + 1..high + 10_001
+    } else {
+        panic!("the ephemeral port range {low}-{high} leaves no room for test servers")
+    }
+}
+
+/// Waits up to 30 s until `server` accepts connections on `port`. Fails at
+/// once, with its exit status and the end of `log`, if it exits first. A
+/// connection that turns out to be to itself (source port = `port`) does
+/// not count.
+pub fn wait_until_listening(server: &mut Process, port: u16, what: &str, log: Option<&Path>) {
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+    let log_tail = || match log.map(fs::read_to_string) {
+        Some(Ok(text)) => text
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!(
+                "{what} exited ({status}) before listening on port {port}\n{}",
+                log_tail()
+            );
+        }
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            if s.local_addr().ok() != Some(addr) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within 30 s\n{}",
+            log_tail()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -103,11 +179,11 @@ impl NginxMaster {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let master = NginxMaster {
+        let mut master = NginxMaster {
             process: Process(master),
             stopped: false,
         };
-        wait_for_port(port, "nginx");
+        wait_until_listening(&mut master.process, port, "nginx", None);
         master
     }
 

@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::super::host::{
-    free_port, host_media_dir, http, use_library_under_test, wait_for_port, HostUnderTest, Process,
+    free_port, host_media_dir, http, use_library_under_test, wait_until_listening, HostUnderTest,
+    Process,
 };
 use super::super::root;
 use super::{RunningHost, Settings};
@@ -29,10 +30,15 @@ pub fn start(settings: Settings) -> RunningHost {
     set_app_settings(&app.join("web.config"), &all);
 
     let apps = [("/media/", app.as_path())];
-    let mono = spawn_mono(&dir, &apps, fcgi_port);
-    let nginx = spawn_nginx(&dir, &nginx_conf(&dir, &apps, port, fcgi_port));
-    wait_for_port(fcgi_port, "fastcgi-mono-server4");
-    wait_for_port(port, "nginx");
+    let mut mono = spawn_mono(&dir, &apps, fcgi_port);
+    let mut nginx = spawn_nginx(&dir, &nginx_conf(&dir, &apps, port, fcgi_port));
+    wait_until_listening(
+        &mut mono,
+        fcgi_port,
+        "fastcgi-mono-server4",
+        Some(&dir.join("mono.log")),
+    );
+    wait_until_listening(&mut nginx, port, "nginx", None);
     wait_until_serving(port, "/media", &dir);
     RunningHost {
         host: HostUnderTest {

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 
 use super::super::host::{
-    example_exe, free_port, host_media_dir, wait_for_port, HostUnderTest, Process,
+    example_exe, free_port, host_media_dir, wait_until_listening, HostUnderTest, Process,
 };
 use super::{RunningHost, Settings};
 
@@ -22,8 +22,8 @@ pub fn start(settings: Settings) -> RunningHost {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Process(child);
-    wait_for_port(port, "example host");
+    let mut server = Process(child);
+    wait_until_listening(&mut server, port, "example host", None);
     RunningHost {
         host: HostUnderTest {
             name: "example host",

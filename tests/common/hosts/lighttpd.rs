@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::super::host::{free_port, host_media_dir, wait_for_port, HostUnderTest, Process};
+use super::super::host::{free_port, host_media_dir, wait_until_listening, HostUnderTest, Process};
 use super::super::root;
 use super::{RunningHost, Settings};
 
@@ -44,8 +44,8 @@ pub fn run(conf: &Path, port: u16) -> Process {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let process = Process(child);
-    wait_for_port(port, "lighttpd");
+    let mut process = Process(child);
+    wait_until_listening(&mut process, port, "lighttpd", None);
     process
 }
 

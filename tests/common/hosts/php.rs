@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::super::host::{
-    free_port, host_media_dir, use_library_under_test, wait_for_port, HostUnderTest, Process,
+    free_port, host_media_dir, use_library_under_test, wait_until_listening, HostUnderTest, Process,
 };
 use super::super::root;
 use super::{RunningHost, Settings};
@@ -52,12 +52,12 @@ pub fn start(settings: Settings) -> RunningHost {
     for (key, value) in settings {
         command.env(format!("PSEUDOSTREAM_{}", key.to_ascii_uppercase()), value);
     }
-    let server = Process(
+    let mut server = Process(
         command
             .spawn()
             .expect("php not found: run scripts/setup-php.sh"),
     );
-    wait_for_port(port, "php -S");
+    wait_until_listening(&mut server, port, "php -S", Some(log.as_ref()));
     RunningHost {
         host: HostUnderTest {
             name: "php",
