@@ -39,7 +39,7 @@ usage:
       cut-only: --range 'bytes=A-B'  --if-match T  --if-none-match T  --if-range T
                 --paced (honour pacing with real sleeps; default: full speed)
   pseudostream serve DIR [--addr 127.0.0.1:8080] [--threads 16] [OPTIONS]
-      a small HTTP/1.1 server for the .flv files under DIR
+      a small HTTP/1.1 server for the .flv and .mp4 files under DIR
       serve-only: --web WEBDIR  the demo page (WEBDIR/index.html at /, players
                   from WEBDIR/node_modules at /_web/lib/; scripts/setup-web.sh)
 

@@ -29,6 +29,7 @@ fn is_416<T: std::fmt::Debug>(r: &Result<T, Error>) -> bool {
 
 #[test]
 fn start_past_the_end_is_not_satisfiable() {
+    common::needs_ffmpeg!();
     for r in all_references() {
         let media = Media::open(&r.entry.path).unwrap();
         let size = r.size();
@@ -62,6 +63,7 @@ fn start_past_the_end_is_not_satisfiable() {
 
 #[test]
 fn end_before_start_is_not_satisfiable() {
+    common::needs_ffmpeg!();
     for r in all_references() {
         let media = Media::open(&r.entry.path).unwrap();
         let kf = r.seek_points[r.seek_points.len() / 2];
@@ -89,6 +91,7 @@ fn end_before_start_is_not_satisfiable() {
 
 #[test]
 fn garbage_negative_and_duplicate_parameters_are_bad_requests() {
+    common::needs_ffmpeg!();
     let bad = [
         "start=abc",
         "start=-1",
@@ -141,6 +144,7 @@ fn garbage_negative_and_duplicate_parameters_are_bad_requests() {
 
 #[test]
 fn files_that_are_neither_flv_nor_mp4_are_unsupported() {
+    common::needs_ffmpeg!();
     let text = TempFile::with_bytes("notes.txt", b"just some text, not a video\n");
     let e = Media::open(text.path()).err();
     assert!(matches!(e, Some(Error::UnsupportedFormat(_))), "{e:?}");
@@ -256,6 +260,7 @@ fn exercise_truncated(label: &str, media: &Media, cut: u64, seeks: &[(u64, u64)]
 
 #[test]
 fn truncated_flv_opens_or_fails_cleanly_and_never_serves_past_its_end() {
+    common::needs_ffmpeg!();
     let mut opened = 0;
     let mut refused = 0;
     for r in all_references() {

@@ -11,6 +11,7 @@ use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
 
 #[test]
 fn example_host_passes_the_host_matrix() {
+    common::needs_ffmpeg!();
     let exe = example_exe();
     let port = free_port();
     let child = Command::new(&exe)
@@ -59,6 +60,7 @@ fn example_host_passes_the_host_matrix() {
 /// bad values are usage errors before anything is opened.
 #[test]
 fn example_host_mp4_settings() {
+    common::needs_ffmpeg!();
     let exe = example_exe();
     let file = host_media_dir().join("h264_aac.moov_end.mp4");
     let q = "start=5.5";

@@ -33,6 +33,7 @@ fn range(header: &str) -> Conditions<'_> {
 
 #[test]
 fn range_windows_are_exact_slices_of_the_full_response() {
+    common::needs_ffmpeg!();
     let mut windows = 0;
     for file in [
         "h264_aac.yamdi.flv",
@@ -103,6 +104,7 @@ fn range_windows_are_exact_slices_of_the_full_response() {
 
 #[test]
 fn etags_tell_seeks_apart_and_repeat_for_the_same_seek() {
+    common::needs_ffmpeg!();
     let r = reference("h264_aac.flvmeta.flv");
     let media = Media::open(&r.entry.path).unwrap();
     let a = r.seek_points[3];
@@ -173,6 +175,7 @@ fn etags_tell_seeks_apart_and_repeat_for_the_same_seek() {
 
 #[test]
 fn etag_changes_with_the_file_version() {
+    common::needs_ffmpeg!();
     let r = reference("video_only.yamdi.flv");
     let tmp = TempFile::with_bytes("etag.flv", &r.bytes);
     let start = Some(Position::Bytes(r.seek_points[2].1));
@@ -192,6 +195,7 @@ fn etag_changes_with_the_file_version() {
 
 #[test]
 fn one_media_streams_to_many_threads_at_once() {
+    common::needs_ffmpeg!();
     let r = reference("bframes.ffidx.flv");
     let media = Media::open(&r.entry.path).unwrap();
     let plans: Vec<Plan> = r
@@ -230,6 +234,7 @@ fn drain_until_error(media: &Media, plan: &Plan, first: u64, len: u64) -> (u64, 
 
 #[test]
 fn a_file_truncated_while_served_ends_the_stream_with_source_changed() {
+    common::needs_ffmpeg!();
     for file in [
         "h264_aac.plain.flv",
         "audio_only_mp3.yamdi.flv",
@@ -331,6 +336,7 @@ fn check_rate(label: &str, samples: &[(u64, u64)], burst: u64, rate: u64) {
 
 #[test]
 fn paced_stream_sends_the_burst_at_once_then_holds_the_rate() {
+    common::needs_ffmpeg!();
     let r = reference("h264_aac.plain.flv");
     let media = Media::open(&r.entry.path).unwrap();
     let kf = r.seek_points[2];
@@ -368,6 +374,7 @@ fn paced_stream_sends_the_burst_at_once_then_holds_the_rate() {
 
 #[test]
 fn burst_tail_smaller_than_a_send_quantum_still_goes_at_t0() {
+    common::needs_ffmpeg!();
     // A host with 16 KiB buffers: 100 000 = 6 x 16 384 + 1 696 bytes. The
     // burst is all sent at t=0 only if the last 1 696 bytes are not held back.
     let r = reference("h264_aac.plain.flv");
@@ -394,6 +401,7 @@ fn burst_tail_smaller_than_a_send_quantum_still_goes_at_t0() {
 
 #[test]
 fn pacing_from_the_query_and_from_media_bitrate() {
+    common::needs_ffmpeg!();
     let r = reference("bframes.flvmeta.flv");
     let media = Media::open(&r.entry.path).unwrap();
     let bitrate = media.info().bitrate_bps;

@@ -151,6 +151,7 @@ fn check_file(r: &Reference) -> Result<(), String> {
 
 #[test]
 fn keyframe_index_matches_ffprobe_for_every_file() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let failures: Vec<String> = refs.iter().filter_map(|r| check_file(r).err()).collect();
     eprintln!("index checked for {} files", refs.len());
@@ -159,6 +160,7 @@ fn keyframe_index_matches_ffprobe_for_every_file() {
 
 #[test]
 fn manifest_variants_are_what_the_tests_assume() {
+    common::needs_ffmpeg!();
     for e in common::manifest() {
         match e.variant.as_str() {
             "plain" => assert_eq!(e.meta_keyframes, None, "{}", e.file),
@@ -176,6 +178,7 @@ fn same_index(a: &Media, b: &Media) -> bool {
 
 #[test]
 fn second_open_is_a_cache_hit() {
+    common::needs_ffmpeg!();
     let r = reference("h264_aac.yamdi.flv");
     let first = Media::open(&r.entry.path).unwrap();
     let before = IndexCache::global().stats();
@@ -203,6 +206,7 @@ fn set_mtime(path: &std::path::Path, secs_from_now: u64) {
 
 #[test]
 fn touched_appended_or_rewritten_file_is_indexed_again() {
+    common::needs_ffmpeg!();
     let a = reference("h264_aac.plain.flv");
     let b = reference("video_only.plain.flv");
     let tmp = TempFile::with_bytes("reindex.flv", &a.bytes);

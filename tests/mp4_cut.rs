@@ -857,6 +857,7 @@ fn check_cut(src: &Source, case: &Case) -> Outcome {
 
 #[test]
 fn cuts_decode_start_on_time_last_as_asked_and_keep_av_sync() {
+    common::needs_ffmpeg!();
     let t0 = std::time::Instant::now();
     let srcs = sources();
     let mut jobs = Vec::new();
@@ -957,6 +958,7 @@ fn seconds_options(cut: CutMode) -> Options {
 
 #[test]
 fn no_query_and_raw_byte_ranges_send_the_stored_bytes_with_the_content_type() {
+    common::needs_ffmpeg!();
     for e in mp4_manifest() {
         let media = Media::open(&e.path).unwrap();
         let bytes = std::fs::read(&e.path).unwrap();
@@ -991,6 +993,7 @@ fn no_query_and_raw_byte_ranges_send_the_stored_bytes_with_the_content_type() {
 
 #[test]
 fn errors_and_plumbing_of_mp4_requests() {
+    common::needs_ffmpeg!();
     let e = mp4_manifest()
         .iter()
         .find(|e| e.file == "h264_aac.faststart.mp4")

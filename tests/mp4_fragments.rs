@@ -16,6 +16,7 @@ use pseudostream::{query, Error, Media, Options, StartUnit};
 
 #[test]
 fn absolute_offset_fragments_are_served_whole_or_from_the_start() {
+    common::needs_ffmpeg!();
     require_tool("ffmpeg");
     let dir = root().join("target").join("test-media").join("mp4-extra");
     fs::create_dir_all(&dir).unwrap();

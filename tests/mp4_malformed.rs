@@ -167,6 +167,7 @@ fn open_guarded(path: &Path) -> (Outcome, Duration) {
 
 #[test]
 fn malformed_files_are_refused_with_415() {
+    common::needs_ffmpeg!();
     let list = malformed_files();
     let mut failures = Vec::new();
     let mut slowest = (Duration::ZERO, String::new());
@@ -205,6 +206,7 @@ fn malformed_files_are_refused_with_415() {
 
 #[test]
 fn valid_files_open() {
+    common::needs_ffmpeg!();
     let mut failures = Vec::new();
     for v in valid_files() {
         let (outcome, took) = open_guarded(&v.path);

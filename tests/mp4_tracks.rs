@@ -25,6 +25,7 @@ fn cut(file: &Path, q: &str, mode: CutMode) -> Result<Vec<u8>, Error> {
 
 #[test]
 fn a_start_after_a_track_ends_cuts_the_tracks_that_go_on() {
+    common::needs_ffmpeg!();
     let (two_video, short_video) = tracks_ending_apart();
     for (file, start, lasts_ms, streams) in [
         (&two_video, "11", 9000.0, 1),

@@ -375,6 +375,7 @@ fn seek_cases(r: &Reference) -> Vec<Seek> {
 
 #[test]
 fn every_seek_in_every_mode_has_the_exact_bytes() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let results = par_map(refs, |r| {
         let media = open(&r);
@@ -422,6 +423,7 @@ fn mid_gop_byte(r: &Reference, point: usize) -> u64 {
 
 #[test]
 fn init_and_full_seeks_decode_from_a_key_frame_at_the_planned_time() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let mut jobs = Vec::new();
     for r in &refs {
@@ -502,6 +504,7 @@ fn plan_query(media: &Media, o: &Options, q: &str) -> Result<Plan, Error> {
 
 #[test]
 fn time_end_cuts_before_the_first_tag_at_the_end_and_decodes() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
@@ -610,6 +613,7 @@ fn time_end_cuts_before_the_first_tag_at_the_end_and_decodes() {
 
 #[test]
 fn byte_end_ends_on_a_tag_boundary_or_exactly_in_mode_none() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
@@ -686,6 +690,7 @@ fn byte_end_ends_on_a_tag_boundary_or_exactly_in_mode_none() {
 
 #[test]
 fn byte_end_inside_the_head_is_416_except_for_raw_bytes() {
+    common::needs_ffmpeg!();
     for r in all_references() {
         let media = open(&r);
         let e = r.flv.media_start() - 1;
@@ -706,6 +711,7 @@ fn byte_end_inside_the_head_is_416_except_for_raw_bytes() {
 
 #[test]
 fn flvjs_bstart_bend_are_raw_inclusive_ranges() {
+    common::needs_ffmpeg!();
     for r in all_references() {
         let media = open(&r);
         let size = r.size();
@@ -759,6 +765,7 @@ fn time_at_byte(r: &Reference, b: u64) -> u64 {
 
 #[test]
 fn raw_byte_range_end_ms_is_the_time_at_bend() {
+    common::needs_ffmpeg!();
     let mut wrong = Vec::new();
     let mut checked = 0;
     for r in all_references() {
@@ -797,6 +804,7 @@ fn raw_byte_range_end_ms_is_the_time_at_bend() {
 
 #[test]
 fn ib_fs_sends_the_initial_bytes_then_the_file_from_a_keyframe() {
+    common::needs_ffmpeg!();
     let refs = all_references();
     let mut jobs = Vec::new();
     for r in &refs {
@@ -866,6 +874,7 @@ fn ib_fs_sends_the_initial_bytes_then_the_file_from_a_keyframe() {
 
 #[test]
 fn start_zero_and_no_start_send_the_file_unchanged_in_every_mode() {
+    common::needs_ffmpeg!();
     for r in all_references() {
         let media = open(&r);
         for mode in MODES {

@@ -46,6 +46,7 @@ fn listed_keyframes(bytes: &[u8]) -> Vec<(f64, f64)> {
 
 #[test]
 fn files_without_valid_keyframes_are_served_with_them() {
+    common::needs_ffmpeg!();
     let mut rewritten = 0;
     for r in all_references() {
         let file = &r.entry.file;
@@ -131,6 +132,7 @@ fn files_without_valid_keyframes_are_served_with_them() {
 /// file's validator.
 #[test]
 fn requests_address_the_virtual_file() {
+    common::needs_ffmpeg!();
     for file in [
         "h264_aac.plain.flv",
         "bframes.plain.flv",
@@ -235,6 +237,7 @@ fn requests_address_the_virtual_file() {
 /// The validator of a virtual file changes with the file's version.
 #[test]
 fn virtual_file_etag_follows_the_file() {
+    common::needs_ffmpeg!();
     let r = reference("h264_aac.plain.flv");
     let copy = TempFile::with_bytes("versioned.flv", &r.bytes);
     let etag = || {

@@ -23,14 +23,52 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Fails loudly when an external tool the suite depends on is missing.
-pub fn require_tool(name: &str) {
-    let ok = Command::new(name)
+/// Whether the tools a test needs are installed. When one is missing, the
+/// quick loop (`cargo test` on a machine without them) skips the test: this
+/// prints one line naming `script`, which installs them, and returns false.
+/// With `PSEUDOSTREAM_TEST_ALL=1` (set by `scripts/test.sh`) nothing is
+/// skipped: the test goes on and fails on the missing tool.
+pub fn have_tools(tools: &[&str], script: &str) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_works(t)).collect();
+    if missing.is_empty() || std::env::var_os("PSEUDOSTREAM_TEST_ALL").is_some_and(|v| v == "1") {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    // Straight to stderr: the harness captures eprintln! of passing tests.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs {} (run {script})",
+        missing.join(" and ")
+    );
+    false
+}
+
+/// Returns from the calling test, skipping it, when ffmpeg and ffprobe (which
+/// make the test media and decode what is served) are missing; see
+/// [`have_tools`].
+#[allow(unused_macros)]
+macro_rules! needs_ffmpeg {
+    () => {
+        if !$crate::common::have_tools(&["ffmpeg", "ffprobe"], "scripts/setup-deps.sh") {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use needs_ffmpeg;
+
+fn tool_works(name: &str) -> bool {
+    Command::new(name)
         .arg("-version")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
+        .unwrap_or(false)
+}
+
+/// Fails loudly when an external tool the suite depends on is missing.
+pub fn require_tool(name: &str) {
+    if !tool_works(name) {
         panic!("'{name}' is missing or broken: run scripts/setup-deps.sh");
     }
 }

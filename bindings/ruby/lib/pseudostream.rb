@@ -175,8 +175,9 @@ module Pseudostream
   end
 
   # The largest MP4 moov box the library reads, in bytes or a size ("64m");
-  # files with a larger one are refused (415). Process-wide: set it once at
-  # boot, before files are opened (an index already cached is not read again).
+  # files with a larger one are refused (415), an index already cached
+  # included (the limit is checked on every open). Process-wide: set it once
+  # at boot.
   def self.mp4_max_moov_size=(bytes)
     set_option("mp4_max_moov_size", bytes)
   end
