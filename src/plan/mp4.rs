@@ -156,6 +156,12 @@ impl TrackCut {
     fn is_empty(&self) -> bool {
         self.from >= self.to
     }
+
+    /// Where the track's presentation ends in the cut (movie timescale).
+    /// Saturates: an edit that far out in a hostile file must not wrap.
+    fn end(&self) -> u64 {
+        self.empty.saturating_add(self.shown)
+    }
 }
 
 /// The last sync sample presented at or before `ns`; the first sync sample
@@ -311,7 +317,7 @@ fn cut_samples(
     // end asked for, and earlier when what it holds ends earlier.
     let shown_end = cuts
         .iter()
-        .map(|c| shown_start + i128::from(c.empty + c.shown) * NS / i128::from(mts))
+        .map(|c| shown_start + i128::from(c.end()) * NS / i128::from(mts))
         .max()
         .unwrap_or(shown_start)
         .min(shown_end);
@@ -344,7 +350,7 @@ fn cut_samples(
     let ftyp = index.ftyp.as_deref().unwrap_or(&[]);
     let bound = payload + 2 * index.moov_size + ftyp.len() as u64 + (1 << 20);
     let wide = bound > u64::from(u32::MAX);
-    let movie_duration = cuts.iter().map(|c| c.empty + c.shown).max().unwrap_or(0);
+    let movie_duration = cuts.iter().map(TrackCut::end).max().unwrap_or(0);
     let mut moov = write_moov(
         index,
         &cuts,
@@ -525,8 +531,10 @@ fn fragment_edit(t: &TrackIndex, less: u64, zero_ns: i128, length: u64, mts: u32
     //   empty + (c + less - media_time) / ts - zero.
     let at_zero_ns =
         empty_ns + (i128::from(less) - i128::from(t.edit.media_time)) * NS / ts - zero_ns;
+    // A track whose samples in the cut would present only after its end
+    // starts at the end (its fragments are in the range all the same).
     let (empty, media_time) = if at_zero_ns >= 0 {
-        (to_movie(at_zero_ns, mts), 0)
+        (to_movie(at_zero_ns, mts).min(length), 0)
     } else {
         let ticks = ((-at_zero_ns) * ts + NS / 2).div_euclid(NS);
         (0, i64::try_from(ticks).unwrap_or(i64::MAX))
@@ -914,7 +922,7 @@ impl<'a> Writer<'a> {
         }
         let (t, c) = self.cut();
         Some(match &kind {
-            b"tkhd" => c.empty + c.shown,
+            b"tkhd" => c.end(),
             _ if c.is_empty() => 0,
             _ => t.dts(c.to) - t.dts(c.from),
         })
