@@ -5,7 +5,7 @@
 //! Defaults live here and in `plan::Options` only.
 
 use crate::error::{Error, Result};
-use crate::pacer::{Burst, Rate};
+use crate::plan::{Burst, Rate};
 use crate::plan::{CutMode, MetadataMode, Options, PrefixMode, StartUnit};
 
 /// Who may read responses from another origin (CORS).

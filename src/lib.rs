@@ -3,7 +3,9 @@
 //! Layers, each depending only on those before it:
 //! `format` (pure parsers) → `index` (+ `cache`) → `plan` → `stream` and
 //! `pacer` → `exchange` (+ `config`: the whole HTTP answer) → `ffi` (the C
-//! ABI). `source` provides the bytes underneath.
+//! ABI). `source` provides the bytes underneath. The pacing policy (`Burst`,
+//! `Rate`, `Pacing`) is part of the plan; `pacer` is the clock, on plain
+//! numbers.
 
 pub mod cache;
 pub mod config;
@@ -26,10 +28,10 @@ pub use error::{Error, Result};
 pub use exchange::Exchange;
 pub use index::{IndexOrigin, Keyframe, MediaInfo};
 pub use media::Media;
-pub use pacer::{Burst, Pacer, Pacing, Rate};
+pub use pacer::Pacer;
 pub use plan::{
-    Conditions, CutMode, MetadataMode, Options, ParamNames, Plan, Position, Prefix, PrefixMode,
-    RangeOutcome, Request, Response, StartUnit,
+    Burst, Conditions, CutMode, MetadataMode, Options, Pacing, ParamNames, Plan, Position, Prefix,
+    PrefixMode, RangeOutcome, Rate, Request, Response, StartUnit,
 };
 pub use source::{ByteSource, FileSource, FileStat, MemorySource};
 pub use stream::{Fill, Stream, Take};

@@ -8,7 +8,7 @@ use super::boundary::{
 };
 use super::ps_status;
 use crate::config::Config;
-use crate::pacer::{Burst, Rate};
+use crate::plan::{Burst, Rate};
 use crate::plan::{CutMode, MetadataMode, Options, Position, PrefixMode, Request, StartUnit};
 use crate::query;
 

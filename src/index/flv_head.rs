@@ -14,7 +14,7 @@ use crate::format::flv::meta::{self, encode_cut_metadata, CutMetadata, Metadata}
 use crate::format::flv::tag::{write_tag, TAG_HEADER_LEN, TAG_SCRIPT};
 use crate::source::{read_full_at, ByteSource};
 
-use super::flv::{Step, TagWalker};
+use super::flv_walk::{Step, TagWalker};
 
 /// Most seek points listed (18 bytes each in the onMetaData): a 55-hour
 /// file with a keyframe every 2 s. Longer lists are thinned evenly, which

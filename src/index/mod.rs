@@ -3,6 +3,7 @@
 
 pub mod flv;
 pub mod flv_head;
+mod flv_walk;
 pub mod mp4;
 
 use std::fmt::Write as _;

@@ -6,12 +6,14 @@ pub mod body;
 mod flv;
 pub mod http;
 mod mp4;
+mod pacing;
 mod prefix;
 pub mod range;
 
 pub use body::{Body, Piece};
 pub(crate) use body::{Part, PieceRun};
 pub use http::{Conditions, Response};
+pub use pacing::{Burst, Pacing, Rate};
 pub use prefix::Prefix;
 pub use range::RangeOutcome;
 
@@ -21,7 +23,6 @@ use std::sync::Arc;
 use crate::fnv::Fnv;
 use crate::format::Format;
 use crate::index::MediaIndex;
-use crate::pacer::{Burst, Pacing, Rate};
 use crate::source::{ByteSource, SourceIdentity, SourceKey};
 
 /// A point in the media: a byte offset in the file or a time.
