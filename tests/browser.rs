@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use common::host::{free_port, http, wait_until_listening, NginxMaster, Process};
 use common::root;
-use json::Value;
+use json::{Json, Value};
 use support::{
     be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
 };
@@ -547,17 +547,17 @@ fn check_seek(
     seek: &Value,
     fail: &mut Vec<String>,
 ) -> Option<(u64, SeekFigures)> {
-    let target = seek.get("target").num().unwrap_or(f64::NAN);
+    let target = seek.field("target").num().unwrap_or(f64::NAN);
     let at = format!("seek to {target} s");
     let before = fail.len();
-    if seek.get("targetBuffered").bool() != Some(false) {
+    if seek.field("targetBuffered").bool() != Some(false) {
         fail.push(format!(
             "{at}: the target was already buffered ({}): the response was not paced",
-            seek.get("bufferedBefore")
+            seek.field("bufferedBefore")
         ));
     }
     // The first request after the seek: the seek request.
-    let first = seek.get("requests").items().first();
+    let first = seek.field("requests").items().first();
     let offset = match (first, seek_type) {
         (None, _) => {
             fail.push(format!(
@@ -566,7 +566,7 @@ fn check_seek(
             None
         }
         (Some(r), "param") => {
-            let url = r.get("url").str().unwrap_or("");
+            let url = r.field("url").str().unwrap_or("");
             let n = query_param(url, "bstart").and_then(|v| v.parse::<u64>().ok());
             if n.is_none() {
                 fail.push(format!("{at}: first request {url} has no bstart"));
@@ -574,12 +574,12 @@ fn check_seek(
             n
         }
         (Some(r), _) => {
-            let n = r.get("range").str().and_then(range_start);
+            let n = r.field("range").str().and_then(range_start);
             if n.is_none() {
                 fail.push(format!(
                     "{at}: first request {} has no Range bytes=N- (Range: {})",
-                    r.get("url"),
-                    r.get("range")
+                    r.field("url"),
+                    r.field("range")
                 ));
             }
             n
@@ -604,13 +604,13 @@ fn check_seek(
         }
     }
     // What the viewer sees.
-    if seek.get("timedOut").bool() != Some(false) {
+    if seek.field("timedOut").bool() != Some(false) {
         fail.push(format!(
             "{at}: did not play again within {SEEK_TIMEOUT_MS} ms (currentTime {}, buffered {}, \
              last samples [ms, t, readyState, paused, seeking] {:?})",
-            seek.get("currentTime"),
-            seek.get("bufferedAfter"),
-            seek.get("samples")
+            seek.field("currentTime"),
+            seek.field("bufferedAfter"),
+            seek.field("samples")
                 .items()
                 .iter()
                 .rev()
@@ -620,7 +620,7 @@ fn check_seek(
         ));
     }
     let samples: Vec<(f64, f64)> = seek
-        .get("samples")
+        .field("samples")
         .items()
         .iter()
         .filter_map(|s| Some((s.items().first()?.num()?, s.items().get(1)?.num()?)))
@@ -633,7 +633,7 @@ fn check_seek(
             "{at}: currentTime {t} outside [{target}, {target} + {LANDING_WINDOW_S}]"
         ));
     }
-    let moving_ms = seek.get("advanceMs").num();
+    let moving_ms = seek.field("advanceMs").num();
     if let Some(adv) = moving_ms {
         let after: Vec<&(f64, f64)> = samples.iter().filter(|s| s.0 >= adv).collect();
         let (Some(a), Some(b)) = (after.first(), after.last()) else {
@@ -648,10 +648,10 @@ fn check_seek(
             ));
         }
     }
-    if seek.get("ended").bool() != Some(false) {
+    if seek.field("ended").bool() != Some(false) {
         fail.push(format!("{at}: the element has ended"));
     }
-    for e in seek.get("errors").items() {
+    for e in seek.field("errors").items() {
         fail.push(format!("{at}: player error {e}"));
     }
     if fail.len() > before {
@@ -667,7 +667,7 @@ fn check_seek(
     Some((
         offset?,
         SeekFigures {
-            playing_ms: seek.get("playingMs").num()?,
+            playing_ms: seek.field("playingMs").num()?,
             moving_ms: moving_ms?,
         },
     ))
@@ -688,39 +688,39 @@ fn tag_at(v: &Value) -> String {
 /// what it asked for, what came back, the tags it started with, the
 /// keyframes it held and where its tag chain broke.
 fn explain_response(r: &Value) -> String {
-    let asked = match r.get("range").str() {
+    let asked = match r.field("range").str() {
         Some(range) => format!("Range {range}"),
-        None => format!("{} (no Range)", r.get("url").str().unwrap_or("?")),
+        None => format!("{} (no Range)", r.field("url").str().unwrap_or("?")),
     };
-    let flv = r.get("flv");
+    let flv = r.field("flv");
     let first: Vec<String> = flv
-        .get("first")
+        .field("first")
         .items()
         .iter()
         .take(3)
         .map(|t| {
-            let kind = match t.get("type").num().map(|k| k as u32) {
+            let kind = match t.field("type").num().map(|k| k as u32) {
                 Some(8) => "audio".to_string(),
                 Some(9) => format!(
                     "video FrameType {} packet {}",
-                    t.get("frame"),
-                    t.get("packet")
+                    t.field("frame"),
+                    t.field("packet")
                 ),
                 Some(18) => "script".to_string(),
                 _ => "?".to_string(),
             };
-            format!("{kind} {} ms at byte {}", t.get("ts"), t.get("at"))
+            format!("{kind} {} ms at byte {}", t.field("ts"), t.field("at"))
         })
         .collect();
     let keyframes: Vec<String> = flv
-        .get("keyframes")
+        .field("keyframes")
         .items()
         .iter()
         .take(4)
         .map(tag_at)
         .collect();
     let chunks: Vec<String> = r
-        .get("firstChunks")
+        .field("firstChunks")
         .items()
         .iter()
         .take(6)
@@ -735,25 +735,25 @@ fn explain_response(r: &Value) -> String {
     format!(
         "{asked} at {} ms: {} (Content-Range {}), {} bytes in {} reads [{}], ended {}; \
          starts with {}: {}; keyframes {}{}; tag chain {}",
-        r.get("at"),
-        r.get("status"),
-        r.get("contentRange"),
-        r.get("received"),
-        r.get("chunks"),
+        r.field("at"),
+        r.field("status"),
+        r.field("contentRange"),
+        r.field("received"),
+        r.field("chunks"),
         chunks.join(", "),
-        r.get("end"),
-        flv.get("startsWith"),
+        r.field("end"),
+        flv.field("startsWith"),
         first.join(", "),
         keyframes.join(", "),
-        if flv.get("keyframes").items().len() > 4 {
+        if flv.field("keyframes").items().len() > 4 {
             ", …"
         } else {
             ""
         },
-        if flv.get("broken").is_null() {
+        if flv.field("broken").is_null() {
             "whole".to_string()
         } else {
-            format!("broken: {}", flv.get("broken"))
+            format!("broken: {}", flv.field("broken"))
         }
     )
 }
@@ -769,17 +769,17 @@ fn explain_seek(
     offset: Option<u64>,
     seek: &Value,
 ) -> Vec<String> {
-    let d = seek.get("diagnostics");
+    let d = seek.field("diagnostics");
     if d.is_null() {
         return vec!["(no diagnostics from the page)".to_string()];
     }
     let mut out = Vec::new();
-    for r in d.get("responses").items() {
+    for r in d.field("responses").items() {
         out.push(format!("response: {}", explain_response(r)));
     }
-    let held = d.get("heldAtSeek");
+    let held = d.field("heldAtSeek");
     if !held.is_null() {
-        let (a, v) = (held.get("audio"), held.get("video"));
+        let (a, v) = (held.field("audio"), held.field("video"));
         if a.is_null() && v.is_null() {
             out.push("held back at the seek: nothing".to_string());
         } else {
@@ -789,13 +789,13 @@ fn explain_seek(
                  position's media",
                 tag_at(a),
                 tag_at(v),
-                held.get("range")
+                held.field("range")
             ));
         }
     }
     let mut appends = Vec::new();
     let mut others = Vec::new();
-    for e in d.get("mse").items() {
+    for e in d.field("mse").items() {
         let f = e.items();
         let (ms, kind, what) = (
             f.first().map(|v| v.to_string()).unwrap_or_default(),
@@ -818,7 +818,7 @@ fn explain_seek(
     ));
     out.push(format!(
         "SourceBuffers at the end: {}",
-        d.get("sourceBuffers")
+        d.field("sourceBuffers")
     ));
     if let Some(n) = offset {
         let lines: Vec<String> = host
@@ -915,31 +915,31 @@ fn run_case(
     match drive(host, &path, lib, seek_type) {
         Err(e) => fail.push(e),
         Ok(report) => {
-            let start = report.get("start");
-            if start.get("ok").bool() != Some(true) {
+            let start = report.field("start");
+            if start.field("ok").bool() != Some(true) {
                 fail.push(format!("did not start playing: {start}"));
             }
-            let seeks = report.get("seeks").items();
+            let seeks = report.field("seeks").items();
             for seek in seeks {
                 if let Some((_, figures)) = check_seek(host, &path, seek_type, seek, &mut fail) {
                     result.figures.push(figures);
                 }
             }
-            if start.get("ok").bool() == Some(true) && seeks.len() < result.seeks {
+            if start.field("ok").bool() == Some(true) && seeks.len() < result.seeks {
                 fail.push(format!(
                     "only {} of {} seeks were tried (the run stops at the first that fails)",
                     seeks.len(),
                     result.seeks
                 ));
             }
-            let state = report.get("state");
-            for e in state.get("errors").items() {
+            let state = report.field("state");
+            for e in state.field("errors").items() {
                 fail.push(format!("player error: {e}"));
             }
-            for e in report.get("pageErrors").items() {
+            for e in report.field("pageErrors").items() {
                 fail.push(format!("page error: {e}"));
             }
-            if state.get("metadataKeyframes").is_null() {
+            if state.field("metadataKeyframes").is_null() {
                 eprintln!("  (onMetaData as the player saw it has no keyframes)");
             }
         }

@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use common::host::{example_exe, free_port, http, wait_until_listening, NginxMaster, Process};
 use common::root;
-use json::Value;
+use json::{Json, Value};
 use support::{
     be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
 };
@@ -847,18 +847,18 @@ fn check_frame(
         fail.push(format!("{what}: no frame was presented"));
         return None;
     }
-    if let Some(e) = frame.get("error").str() {
+    if let Some(e) = frame.field("error").str() {
         fail.push(format!("{what}: cannot draw the frame: {e}"));
         return None;
     }
-    let media_time = frame.get("mediaTime").num()?;
+    let media_time = frame.field("mediaTime").num()?;
     let shown: Vec<f64> = frame
-        .get("pixels")
+        .field("pixels")
         .items()
         .iter()
         .filter_map(Value::num)
         .collect();
-    let size = (frame.get("width").num(), frame.get("height").num());
+    let size = (frame.field("width").num(), frame.field("height").num());
     if size != (Some(WIDTH as f64), Some(HEIGHT as f64)) {
         fail.push(format!(
             "{what}: the video is {size:?}, not {WIDTH}×{HEIGHT}"
@@ -964,25 +964,30 @@ fn check_seek(
     figures: &mut Figures,
     fail: &mut Vec<String>,
 ) {
-    let seek = report.get("seek");
+    let seek = report.field("seek");
     if seek.is_null() {
         fail.push("no seek was tried (did not start playing)".into());
         return;
     }
     let target = SEEK_TO_S;
     let at = format!("seek to {target} s");
-    if seek.get("targetBuffered").bool() != Some(false) {
+    if seek.field("targetBuffered").bool() != Some(false) {
         fail.push(format!(
             "{at}: the target was already buffered ({}): the response was not paced",
-            seek.get("bufferedBefore")
+            seek.field("bufferedBefore")
         ));
     }
     // Chromium's request for the seek (the page cannot see it; the driver's
     // network log can), and the server's answer to it.
-    let before = report.get("requestsBeforeSeek").num().unwrap_or(0.0) as usize;
-    let after: Vec<&Value> = report.get("requests").items().iter().skip(before).collect();
+    let before = report.field("requestsBeforeSeek").num().unwrap_or(0.0) as usize;
+    let after: Vec<&Value> = report
+        .field("requests")
+        .items()
+        .iter()
+        .skip(before)
+        .collect();
     let asked = after.iter().find_map(|r| {
-        r.get("range")
+        r.field("range")
             .str()
             .and_then(range_start)
             .filter(|&n| n > 0)
@@ -1050,30 +1055,30 @@ fn check_seek(
     }
 
     // What the viewer sees.
-    figures.seeked_ms = seek.get("seekedMs").num();
-    figures.seek_playing_ms = seek.get("playingMs").num();
-    figures.advance_ms = seek.get("advanceMs").num();
-    figures.landed_at = seek.get("seekedAt").num();
-    if seek.get("timedOut").bool() != Some(false) {
+    figures.seeked_ms = seek.field("seekedMs").num();
+    figures.seek_playing_ms = seek.field("playingMs").num();
+    figures.advance_ms = seek.field("advanceMs").num();
+    figures.landed_at = seek.field("seekedAt").num();
+    if seek.field("timedOut").bool() != Some(false) {
         fail.push(format!(
             "{at}: did not play past it (currentTime {}, buffered {}, last samples \
              [ms, t, readyState, paused, seeking] {})",
-            seek.get("samples")
+            seek.field("samples")
                 .items()
                 .last()
                 .map_or(Value::Null, |v| v.clone()),
-            seek.get("bufferedAfter"),
-            seek.get("samples")
+            seek.field("bufferedAfter"),
+            seek.field("samples")
         ));
     }
-    match seek.get("seekedAt").num() {
+    match seek.field("seekedAt").num() {
         Some(t) if t >= target - 0.001 && t <= target + LANDING_WINDOW_S => {}
         t => fail.push(format!(
             "{at}: `seeked` at currentTime {t:?}, not within [{target}, {target} + {LANDING_WINDOW_S}]"
         )),
     }
-    let frame = report.get("frames").get("seek");
-    if let Some(mt) = frame.get("mediaTime").num() {
+    let frame = report.field("frames").field("seek");
+    if let Some(mt) = frame.field("mediaTime").num() {
         if mt < target - 0.001 || mt > target + LANDING_WINDOW_S {
             fail.push(format!(
                 "{at}: the first frame after it is at {mt} s, not within [{target}, {target} + {LANDING_WINDOW_S}]"
@@ -1088,7 +1093,7 @@ fn check_seek(
         fail,
     );
     let samples: Vec<(f64, f64)> = seek
-        .get("samples")
+        .field("samples")
         .items()
         .iter()
         .filter_map(|s| Some((s.items().first()?.num()?, s.items().get(1)?.num()?)))
@@ -1121,31 +1126,31 @@ fn check_case(
 ) -> (Figures, Vec<String>) {
     let mut figures = Figures::default();
     let mut fail = Vec::new();
-    if let Some(e) = report.get("driverError").str() {
+    if let Some(e) = report.field("driverError").str() {
         fail.push(format!("driver: {e}"));
     }
-    for e in report.get("errors").items() {
+    for e in report.field("errors").items() {
         fail.push(format!("<video> error event: {e}"));
     }
-    if let Some(e) = report.get("state").get("error").str() {
+    if let Some(e) = report.field("state").field("error").str() {
         fail.push(format!("video.error: {e}"));
     }
-    for e in report.get("pageErrors").items() {
+    for e in report.field("pageErrors").items() {
         fail.push(format!("page error: {e}"));
     }
-    if report.get("requests").items().is_empty() {
+    if report.field("requests").items().is_empty() {
         fail.push("Chromium made no request for the cut".into());
     }
-    figures.start_playing_ms = report.get("firstPlayingMs").num();
-    figures.duration = report.get("state").get("duration").num();
+    figures.start_playing_ms = report.field("firstPlayingMs").num();
+    figures.duration = report.field("state").field("duration").num();
     let want = case.kind.duration();
     let tolerance = case.kind.duration_tolerance();
     match figures.duration {
         Some(d) if (d - want).abs() <= tolerance => {}
         d => fail.push(format!("video.duration {d:?}, not {want} ± {tolerance} s")),
     }
-    let first = report.get("frames").get("first");
-    match first.get("mediaTime").num() {
+    let first = report.field("frames").field("first");
+    match first.field("mediaTime").num() {
         Some(t) if t.abs() <= 0.001 => {}
         t => fail.push(format!(
             "the first frame presented is at media time {t:?}, not 0"
@@ -1156,12 +1161,12 @@ fn check_case(
 
     match case.kind {
         Kind::End | Kind::FragmentEnd => {
-            let end = report.get("end");
-            figures.ended_ms = end.get("endedMs").num();
-            if end.get("ok").bool() != Some(true) {
+            let end = report.field("end");
+            figures.ended_ms = end.field("endedMs").num();
+            if end.field("ok").bool() != Some(true) {
                 fail.push(format!("no `ended` ({end})"));
             }
-            match end.get("currentTime").num() {
+            match end.field("currentTime").num() {
                 Some(t) if (t - want).abs() <= DURATION_TOLERANCE_S => {}
                 t => fail.push(format!(
                     "ended at currentTime {t:?}, not {want} ± {DURATION_TOLERANCE_S} s"
@@ -1169,11 +1174,11 @@ fn check_case(
             }
         }
         Kind::Seek | Kind::Keyframe | Kind::FragmentStart => {
-            let start = report.get("start");
-            if start.get("ok").bool() != Some(true) {
+            let start = report.field("start");
+            if start.field("ok").bool() != Some(true) {
                 fail.push(format!(
                     "did not play past 1 s with readyState ≥ 3 ({start}; events {})",
-                    report.get("events")
+                    report.field("events")
                 ));
             }
             if case.kind == Kind::Seek {
@@ -1189,8 +1194,8 @@ fn check_case(
             }
         }
     }
-    if !fail.is_empty() && !report.get("console").items().is_empty() {
-        fail.push(format!("(console: {})", report.get("console")));
+    if !fail.is_empty() && !report.field("console").items().is_empty() {
+        fail.push(format!("(console: {})", report.field("console")));
     }
     figures.ok = fail.is_empty();
     (figures, fail)
@@ -1355,13 +1360,13 @@ fn mp4_cuts_play_and_seek_in_chromium() {
         match drive(&batch, &hosts, &dir) {
             Err(e) => failures.push(e),
             Ok(report) => {
-                eprintln!("browser-mp4: {}", report.get("browser"));
+                eprintln!("browser-mp4: {}", report.field("browser"));
                 for case in &batch {
                     let found = report
-                        .get("cases")
+                        .field("cases")
                         .items()
                         .iter()
-                        .find(|r| r.get("id").str() == Some(case.id.as_str()));
+                        .find(|r| r.field("id").str() == Some(case.id.as_str()));
                     let host = *hosts.iter().find(|h| h.name() == case.host).unwrap();
                     let (f, fail) = match found {
                         None => (Figures::default(), vec!["no report".to_string()]),

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 
 use common::host::{example_exe, free_port, http, wait_until_listening, Process};
 use common::root;
+use json::Json;
 
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -160,22 +161,22 @@ fn the_page_its_assets_and_the_media_list() {
     assert_eq!(list.status, 200);
     assert_eq!(list.header("Content-Type"), Some("application/json"));
     let v = json::parse(&String::from_utf8_lossy(&list.body)).unwrap();
-    let files = v.get("files").items();
-    let paths: Vec<&str> = files.iter().filter_map(|f| f.get("path").str()).collect();
+    let files = v.field("files").items();
+    let paths: Vec<&str> = files.iter().filter_map(|f| f.field("path").str()).collect();
     assert_eq!(paths, ["a.flv", "broken.flv", "sub dir/b c.flv"]);
-    let urls: Vec<&str> = files.iter().filter_map(|f| f.get("url").str()).collect();
+    let urls: Vec<&str> = files.iter().filter_map(|f| f.field("url").str()).collect();
     assert_eq!(urls, ["/a.flv", "/broken.flv", "/sub%20dir/b%20c.flv"]);
     let size = fs::metadata(root().join("samples/sample.flv"))
         .unwrap()
         .len();
     for f in [&files[0], &files[2]] {
-        assert_eq!(f.get("type").str(), Some("flv"));
-        assert_eq!(f.get("size").num(), Some(size as f64));
-        assert!(f.get("duration_ms").num().unwrap() > 50_000.0, "{f}");
-        assert!(f.get("keyframes").num().unwrap() > 10.0, "{f}");
-        assert!(f.get("error").is_null());
+        assert_eq!(f.field("type").str(), Some("flv"));
+        assert_eq!(f.field("size").num(), Some(size as f64));
+        assert!(f.field("duration_ms").num().unwrap() > 50_000.0, "{f}");
+        assert!(f.field("keyframes").num().unwrap() > 10.0, "{f}");
+        assert!(f.field("error").is_null());
     }
-    assert!(files[1].get("error").str().is_some(), "{}", files[1]);
+    assert!(files[1].field("error").str().is_some(), "{}", files[1]);
     assert_eq!(get(urls[2]).status, 200);
     let _ = fs::remove_dir_all(&dir);
 }
