@@ -65,7 +65,7 @@ step "Debian packages: make deb, apt-get install, Debian's nginx and lighttpd wi
 
 step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
 ./scripts/setup-web.sh
-cargo test --release --test browser -- --include-ignored --nocapture
+cargo test --release --test browser_flv -- --include-ignored --nocapture
 cargo test --release --test browser_mp4 -- --include-ignored --nocapture
 
 step "C ABI under AddressSanitizer + UBSan"

@@ -1,7 +1,7 @@
 //! `serve --web DIR`: the example host serves the demo page, its assets
 //! and the players from node_modules, lists the media as JSON, and nothing
 //! else of DIR. Runs on a made-up DIR (no npm needed); the real page is
-//! exercised in a browser by tests/browser.rs.
+//! exercised in a browser by tests/browser_flv.rs.
 
 mod common;
 

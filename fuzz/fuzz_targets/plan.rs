@@ -140,7 +140,7 @@ impl<'a> Control<'a> {
             pacing: Pacing { burst, rate },
             client_pacing: self.flags & CLIENT_PACING != 0,
             // The checks below read the stored file's bytes; the virtual file
-            // is checked against its on-disk twin in tests/virtual_file.rs.
+            // is checked against its on-disk twin in tests/flv_virtual_file.rs.
             metadata: MetadataMode::Off,
             ..Options::default()
         }

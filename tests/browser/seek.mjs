@@ -1,6 +1,6 @@
 // Plays one media URL in Debian's Chromium (headless, through
 // playwright-core) with mpegts.js or flv.js, seeks, and prints what
-// happened as JSON on stdout. tests/browser.rs runs it and judges.
+// happened as JSON on stdout. tests/browser_flv.rs runs it and judges.
 //
 //   node tests/browser/seek.mjs --page http://HOST/_web/harness.html \
 //        --media http://HOST/media/long.yamdi.flv --lib mpegts --seek-type range \

@@ -474,7 +474,7 @@ fn init_and_full_seeks_decode_from_a_key_frame_at_the_planned_time() {
     });
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     eprintln!(
-        "decodes checked so far in seek_decode: {} (init/full over {} files)",
+        "decodes checked so far in flv_seeks: {} (init/full over {} files)",
         DECODES.load(Ordering::Relaxed),
         refs.len()
     );
@@ -605,7 +605,7 @@ fn time_end_cuts_before_the_first_tag_at_the_end_and_decodes() {
             .filter_map(Result::err),
     );
     eprintln!(
-        "time-end decodes: {n}; decodes checked so far in seek_decode: {}",
+        "time-end decodes: {n}; decodes checked so far in flv_seeks: {}",
         DECODES.load(Ordering::Relaxed)
     );
     assert_no_failures("time end", &failures);
@@ -682,7 +682,7 @@ fn byte_end_ends_on_a_tag_boundary_or_exactly_in_mode_none() {
             .filter_map(Result::err),
     );
     eprintln!(
-        "byte-end decodes: {n}; decodes checked so far in seek_decode: {}",
+        "byte-end decodes: {n}; decodes checked so far in flv_seeks: {}",
         DECODES.load(Ordering::Relaxed)
     );
     assert_no_failures("byte end", &failures);
@@ -866,7 +866,7 @@ fn ib_fs_sends_the_initial_bytes_then_the_file_from_a_keyframe() {
         .filter_map(Result::err)
         .collect();
     eprintln!(
-        "ib/fs decodes: {n}; decodes checked so far in seek_decode: {}",
+        "ib/fs decodes: {n}; decodes checked so far in flv_seeks: {}",
         DECODES.load(Ordering::Relaxed)
     );
     assert_no_failures("ib/fs decodes", &failures);
