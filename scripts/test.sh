@@ -14,7 +14,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # as in the quick loop (plain `cargo test`).
 export PSEUDOSTREAM_TEST_ALL=1
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's heading; the time the one before it took, so a slow step
+# shows in the log (CI's budget is 20 minutes).
+step_name="" step_start=$SECONDS
+step() {
+    [[ -z $step_name ]] || printf -- '-- %s: %d s\n' "$step_name" $((SECONDS - step_start))
+    step_name=${1%%:*} step_start=$SECONDS
+    printf '\n== %s\n' "$*"
+}
 
 step "dependencies"
 ./scripts/setup-deps.sh
@@ -74,4 +81,5 @@ make --no-print-directory c-test
 step "PHP FFI loads the header"
 php -d ffi.enable=1 tests/php/load_header.php target/release/libpseudostream.so samples/sample.flv
 
-printf '\nall tests passed\n'
+step "done"
+printf '\nall tests passed in %d s\n' "$SECONDS"
