@@ -38,6 +38,8 @@ mod common;
 
 #[path = "browser/json.rs"]
 mod json;
+#[path = "browser/servers.rs"]
+mod servers;
 #[path = "browser/support.rs"]
 mod support;
 
@@ -47,12 +49,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{free_port, http, wait_until_listening, NginxMaster, Process};
+use common::host::{free_port, http, wait_until_listening, Process};
 use common::root;
 use json::{Json, Value};
-use support::{
-    be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
-};
+use servers::{Logged, Server};
+use support::{be, check_prerequisites, make_public, range_start, run_driver};
 
 /// Player library and seekType of each case, per host and file.
 const PLAYERS: [(&str, &str); 3] = [("mpegts", "range"), ("mpegts", "param"), ("flvjs", "range")];
@@ -130,17 +131,6 @@ fn served_dir(media: &Path) -> PathBuf {
 
 // ------------------------------------------------------------- hosts --
 
-/// One request as the server logged it.
-#[derive(Debug)]
-struct Logged {
-    /// Path and query as requested.
-    target: String,
-    status: u16,
-    range: Option<String>,
-    /// The line as logged, for failure reports.
-    line: String,
-}
-
 trait Host {
     fn name(&self) -> &'static str;
     fn port(&self) -> u16;
@@ -153,79 +143,36 @@ trait Host {
     }
 }
 
-/// `pseudostream serve DIR/media --rate auto:1.25 --web web`, its request
-/// log (stderr) in DIR/example.log.
-struct ExampleHost {
-    port: u16,
-    log: PathBuf,
-    _process: Process,
-}
-
-impl ExampleHost {
-    fn start(dir: &Path) -> ExampleHost {
-        let exe = root().join("target/release/examples/pseudostream");
-        assert!(
-            exe.exists(),
-            "{} missing: cargo test --release builds it",
-            exe.display()
-        );
-        let port = free_port();
-        let log = dir.join("example.log");
-        let metadata = metadata_mode().map(|m| vec!["--metadata".to_string(), m]);
-        let child = Command::new(&exe)
-            .arg("serve")
-            .arg(dir.join("media"))
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--rate", "auto:1.25", "--web"])
-            .arg(root().join("web"))
-            .args(metadata.unwrap_or_default())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut process = Process(child);
-        wait_until_listening(&mut process, port, "example host", Some(log.as_ref()));
-        ExampleHost {
-            port,
-            log,
-            _process: process,
-        }
-    }
-}
-
-impl Host for ExampleHost {
+impl Host for Server {
     fn name(&self) -> &'static str {
-        "example"
+        self.name
     }
     fn port(&self) -> u16 {
         self.port
     }
+    /// The example host serves the media at its root, the others below
+    /// `/media/`.
     fn media_path(&self, file: &str) -> String {
-        format!("/{file}")
+        if self.is_example() {
+            format!("/{file}")
+        } else {
+            format!("/media/{file}")
+        }
     }
-    /// `PEER METHOD TARGET STATUS BYTES MSms [Range: R] (note)`.
     fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.splitn(7, ' ').collect();
-                if f.len() < 6 || !f[0].contains(':') || !f[5].ends_with("ms") {
-                    return None;
-                }
-                let rest = f.get(6).copied().unwrap_or("");
-                let range = rest.strip_prefix("[Range: ").and_then(|r| {
-                    let end = r.find(']')?;
-                    Some(r[..end].to_string())
-                });
-                Some(Logged {
-                    target: f[2].to_string(),
-                    status: f[3].parse().ok()?,
-                    range,
-                    line: line.to_string(),
-                })
-            })
-            .collect()
+        self.requests()
     }
+}
+
+/// `pseudostream serve DIR/media --rate auto:1.25 --web web`.
+fn start_example(dir: &Path) -> Server {
+    let web = root().join("web");
+    let mut args = vec!["--rate", "auto:1.25", "--web", web.to_str().unwrap()];
+    let metadata = metadata_mode();
+    if let Some(m) = &metadata {
+        args.extend(["--metadata", m]);
+    }
+    Server::example(dir, "example", &args)
 }
 
 /// An application host (PHP FFI under `php -S`, or the Rack app under
@@ -273,17 +220,6 @@ fn start_app(dir: &Path, name: &str) -> (Process, u16) {
     (process, port)
 }
 
-/// nginx serving the page and the players statically from web/, and
-/// `/media/` either with the module (paced by `pseudostream_rate auto 1.25`)
-/// or by proxying to an application host that paces itself; its access log
-/// records what was answered either way.
-struct Nginx {
-    name: &'static str,
-    port: u16,
-    dir: PathBuf,
-    _master: NginxMaster,
-}
-
 /// What serves `/media/` behind nginx.
 enum MediaBy {
     Module,
@@ -291,132 +227,59 @@ enum MediaBy {
     Proxy(u16),
 }
 
-impl Nginx {
-    fn start(dir: &Path, name: &'static str, media_by: MediaBy) -> Nginx {
-        let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
-        assert!(
-            module.exists(),
-            "{} missing: run `make nginx-module`",
-            module.display()
-        );
-        let port = free_port();
-        let web = root().join("web");
-        let media = dir.join("media");
-        let dir = dir.join(format!("nginx-{name}"));
-        let (w, d) = (web.display(), dir.display());
-        let location = match media_by {
-            MediaBy::Module => {
-                let metadata = metadata_mode()
-                    .map(|m| format!(" pseudostream_metadata {m};"))
-                    .unwrap_or_default();
-                format!(
-                    "alias {}/; pseudostream; pseudostream_rate auto 1.25;{metadata}",
-                    media.display()
-                )
-            }
-            MediaBy::Proxy(app) => format!(
-                "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
-                 proxy_read_timeout 300s;"
-            ),
-        };
-        fs::create_dir_all(dir.join("tmp")).unwrap();
-        make_public(&dir);
-        let conf = format!(
-            "load_module {module};\n\
-             worker_processes 1;\n\
-             daemon off;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\" \
-             sent $bytes_sent in ${{request_time}}s c$connection \"$sent_http_content_range\"';\n\
-             access_log {d}/access.log ps;\n\
-             client_body_temp_path {d}/tmp/body;\n\
-             proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi;\n\
-             uwsgi_temp_path {d}/tmp/uwsgi;\n\
-             scgi_temp_path {d}/tmp/scgi;\n\
-             types {{ video/x-flv flv; text/html html; text/javascript js; text/css css; }}\n\
-             default_type application/octet-stream;\n\
-             sendfile on;\n\
-             server {{\n\
-             listen 127.0.0.1:{port};\n\
-             location = /_web/lib/mpegts.js {{ alias {w}/node_modules/mpegts.js/dist/mpegts.js; }}\n\
-             location = /_web/lib/flv.js {{ alias {w}/node_modules/flv.js/dist/flv.js; }}\n\
-             location ~ ^/_web/([A-Za-z0-9_-]+\\.(?:html|js|css))$ {{ alias {w}/$1; }}\n\
-             location /media/ {{ {location} }}\n\
-             }}\n\
-             }}\n",
-            module = module.display(),
-        );
-        let master = NginxMaster::start(&dir, &conf, port);
-        Nginx {
-            name,
-            port,
-            dir,
-            _master: master,
+/// nginx serving the page and the players statically from web/, and
+/// `/media/` either with the module (paced by `pseudostream_rate auto 1.25`)
+/// or by proxying to an application host that paces itself; its access log
+/// records what was answered either way.
+fn start_nginx(dir: &Path, name: &'static str, media_by: MediaBy) -> Server {
+    let web = root().join("web");
+    let media = dir.join("media");
+    let w = web.display();
+    let location = match media_by {
+        MediaBy::Module => {
+            let metadata = metadata_mode()
+                .map(|m| format!(" pseudostream_metadata {m};"))
+                .unwrap_or_default();
+            format!(
+                "alias {}/; pseudostream; pseudostream_rate auto 1.25;{metadata}",
+                media.display()
+            )
         }
-    }
-}
-
-impl Host for Nginx {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn media_path(&self, file: &str) -> String {
-        format!("/media/{file}")
-    }
-    /// `METHOD URI STATUS BODY_BYTES "RANGE" sent BYTES in Ts cCONN
-    /// "CONTENT-RANGE"` (`"-"` for a header that is not there).
-    fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.splitn(5, ' ').collect();
-                if f.len() < 5 {
-                    return None;
-                }
-                let rest = f[4].strip_prefix('"')?;
-                let range = &rest[..rest.find('"')?];
-                Some(Logged {
-                    target: f[1].to_string(),
-                    status: f[2].parse().ok()?,
-                    range: (range != "-").then(|| range.to_string()),
-                    line: line.to_string(),
-                })
-            })
-            .collect()
-    }
+        MediaBy::Proxy(app) => format!(
+            "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
+             proxy_read_timeout 300s;"
+        ),
+    };
+    let locations = format!(
+        "location = /_web/lib/mpegts.js {{ alias {w}/node_modules/mpegts.js/dist/mpegts.js; }}\n\
+         location = /_web/lib/flv.js {{ alias {w}/node_modules/flv.js/dist/flv.js; }}\n\
+         location ~ ^/_web/([A-Za-z0-9_-]+\\.(?:html|js|css))$ {{ alias {w}/$1; }}\n\
+         location /media/ {{ {location} }}"
+    );
+    Server::nginx(
+        dir,
+        name,
+        "video/x-flv flv; text/html html; text/javascript js; text/css css;",
+        &locations,
+    )
 }
 
 /// lighttpd with mod_pseudostream serving `/media/` (paced by
 /// `pseudostream.rate = "auto 1.25"`) and the page and the players from
 /// web/; mod_accesslog records what was answered.
-struct Lighttpd {
-    port: u16,
-    dir: PathBuf,
-    _process: Process,
-}
-
-impl Lighttpd {
-    fn start(dir: &Path) -> Lighttpd {
-        let port = free_port();
-        let web = root().join("web");
-        let media = dir.join("media");
-        let dir = dir.join("lighttpd");
-        fs::create_dir_all(&dir).unwrap();
-        let metadata = metadata_mode()
-            .map(|m| format!("pseudostream.metadata = \"{m}\""))
-            .unwrap_or_default();
-        let (w, m, d) = (web.display(), media.display(), dir.display());
-        let conf = format!(
-            r#"server.document-root = "{d}"
-server.bind = "127.0.0.1"
-server.port = {port}
+fn start_lighttpd(dir: &Path) -> Server {
+    let web = root().join("web");
+    let media = dir.join("media");
+    let metadata = metadata_mode()
+        .map(|m| format!("pseudostream.metadata = \"{m}\""))
+        .unwrap_or_default();
+    let (w, m, d) = (
+        web.display(),
+        media.display(),
+        dir.join("lighttpd").display().to_string(),
+    );
+    let conf = format!(
+        r#"server.document-root = "{d}"
 mimetype.assign = (".flv" => "video/x-flv", ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css")
 alias.url = (
     "/_web/lib/mpegts.js" => "{w}/node_modules/mpegts.js/dist/mpegts.js",
@@ -430,40 +293,8 @@ $HTTP["url"] =^ "/media/" {{
     {metadata}
 }}
 "#
-        );
-        let process = start_lighttpd(&dir, port, &conf);
-        Lighttpd {
-            port,
-            dir,
-            _process: process,
-        }
-    }
-}
-
-impl Host for Lighttpd {
-    fn name(&self) -> &'static str {
-        "lighttpd"
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn media_path(&self, file: &str) -> String {
-        format!("/media/{file}")
-    }
-    fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let (target, status, _, range) = lighttpd_access(line)?;
-                Some(Logged {
-                    target,
-                    status,
-                    range,
-                    line: line.to_string(),
-                })
-            })
-            .collect()
-    }
+    );
+    Server::lighttpd(dir, "lighttpd", &conf)
 }
 
 // ------------------------------------------------------------ checks --
@@ -1011,13 +842,13 @@ fn players_seek_past_the_download_in_chromium() {
     ]);
     let media = browser_media();
     let dir = served_dir(&media);
-    let example = ExampleHost::start(&dir);
-    let nginx = Nginx::start(&dir, "nginx", MediaBy::Module);
-    let lighttpd = Lighttpd::start(&dir);
+    let example = start_example(&dir);
+    let nginx = start_nginx(&dir, "nginx", MediaBy::Module);
+    let lighttpd = start_lighttpd(&dir);
     let (_php, php_port) = start_app(&dir, "php");
-    let php = Nginx::start(&dir, "php", MediaBy::Proxy(php_port));
+    let php = start_nginx(&dir, "php", MediaBy::Proxy(php_port));
     let (_ruby, ruby_port) = start_app(&dir, "ruby");
-    let ruby = Nginx::start(&dir, "ruby", MediaBy::Proxy(ruby_port));
+    let ruby = start_nginx(&dir, "ruby", MediaBy::Proxy(ruby_port));
 
     let started = Instant::now();
     let mut failures = Vec::new();

@@ -56,22 +56,23 @@ mod common;
 
 #[path = "browser/json.rs"]
 mod json;
+#[path = "browser/servers.rs"]
+mod servers;
 #[path = "browser/support.rs"]
 mod support;
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{example_exe, free_port, http, wait_until_listening, NginxMaster, Process};
+use common::host::{example_exe, http};
 use common::root;
 use json::{Json, Value};
-use support::{
-    be, check_prerequisites, lighttpd_access, make_public, range_start, run_driver, start_lighttpd,
-};
+use servers::{Logged, Server};
+use support::{be, check_prerequisites, make_public, range_start, run_driver};
 
 const MOVIE_S: f64 = 180.0;
 const FPS: f64 = 25.0;
@@ -435,15 +436,9 @@ fn served_dir(movies: &Path) -> PathBuf {
 
 // ------------------------------------------------------------- hosts --
 
-/// One request as the server logged it.
-#[derive(Debug)]
-struct Logged {
-    /// Path and query as requested.
-    target: String,
-    status: u16,
-    bytes: u64,
-    range: Option<String>,
-}
+/// The example host that cuts at keyframes (`--cut keyframe`); it serves
+/// only the keyframe cases, and the other example host only the others.
+const KEYFRAME_EXAMPLE: &str = "example-kf";
 
 trait Host {
     fn name(&self) -> &'static str;
@@ -459,210 +454,77 @@ trait Host {
     }
 }
 
-/// `pseudostream serve DIR/media --rate auto:1.25 [--cut keyframe]`, its
-/// request log (stderr) in DIR/NAME.log; `/` is its HTML listing.
-struct ExampleHost {
-    name: &'static str,
-    /// Serves with `--cut keyframe` (and only the keyframe cases).
-    keyframe: bool,
-    port: u16,
-    log: PathBuf,
-    _process: Process,
-}
-
-impl ExampleHost {
-    fn start(dir: &Path, keyframe: bool) -> ExampleHost {
-        let name = if keyframe { "example-kf" } else { "example" };
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(example_exe())
-            .arg("serve")
-            .arg(dir.join("media"))
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--rate", "auto:1.25"])
-            .args(if keyframe {
-                &["--cut", "keyframe"][..]
-            } else {
-                &[]
-            })
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut process = Process(child);
-        wait_until_listening(&mut process, port, "example host", Some(log.as_ref()));
-        ExampleHost {
-            name,
-            keyframe,
-            port,
-            log,
-            _process: process,
-        }
-    }
-}
-
-impl Host for ExampleHost {
+impl Host for Server {
     fn name(&self) -> &'static str {
         self.name
     }
     fn port(&self) -> u16 {
         self.port
     }
+    /// The example hosts serve at their root; the server modules cut at
+    /// keyframes below `/kf/` and exactly below `/media/`.
     fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        ((kind == Kind::Keyframe) == self.keyframe).then(|| format!("/{file}?{}", kind.query()))
+        let query = kind.query();
+        if self.is_example() {
+            let keyframe_host = self.name == KEYFRAME_EXAMPLE;
+            return ((kind == Kind::Keyframe) == keyframe_host).then(|| format!("/{file}?{query}"));
+        }
+        let location = if kind == Kind::Keyframe {
+            "kf"
+        } else {
+            "media"
+        };
+        Some(format!("/{location}/{file}?{query}"))
     }
-    /// `PEER METHOD TARGET STATUS BYTES MSms [Range: R] (note)`.
     fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.splitn(7, ' ').collect();
-                if f.len() < 6 || !f[0].contains(':') || !f[5].ends_with("ms") {
-                    return None;
-                }
-                let rest = f.get(6).copied().unwrap_or("");
-                let range = rest.strip_prefix("[Range: ").and_then(|r| {
-                    let end = r.find(']')?;
-                    Some(r[..end].to_string())
-                });
-                Some(Logged {
-                    target: f[2].to_string(),
-                    status: f[3].parse().ok()?,
-                    bytes: f[4].parse().ok()?,
-                    range,
-                })
-            })
-            .collect()
+        self.requests()
+    }
+}
+
+/// `pseudostream serve DIR/media --rate auto:1.25 [--cut keyframe]`; `/`
+/// is its HTML listing.
+fn start_example(dir: &Path, keyframe: bool) -> Server {
+    if keyframe {
+        Server::example(
+            dir,
+            KEYFRAME_EXAMPLE,
+            &["--rate", "auto:1.25", "--cut", "keyframe"],
+        )
+    } else {
+        Server::example(dir, "example", &["--rate", "auto:1.25"])
     }
 }
 
 /// nginx with the module: `/media/` cuts exactly (the default), `/kf/` at
 /// keyframes, both paced by `pseudostream_rate auto 1.25`; `/` is a tiny
-/// page; the access log records the Range of every request.
-struct Nginx {
-    port: u16,
-    dir: PathBuf,
-    _master: NginxMaster,
-}
-
-impl Nginx {
-    fn start(dir: &Path) -> Nginx {
-        let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
-        assert!(
-            module.exists(),
-            "{} missing: run `make nginx-module`",
-            module.display()
-        );
-        let port = free_port();
-        let media = dir.join("media");
-        let dir = dir.join("nginx");
-        let (m, d) = (media.display(), dir.display());
-        fs::create_dir_all(dir.join("tmp")).unwrap();
-        make_public(&dir);
-        let conf = format!(
-            "load_module {module};\n\
-             worker_processes 1;\n\
-             daemon off;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\"';\n\
-             access_log {d}/access.log ps;\n\
-             client_body_temp_path {d}/tmp/body;\n\
-             proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi;\n\
-             uwsgi_temp_path {d}/tmp/uwsgi;\n\
-             scgi_temp_path {d}/tmp/scgi;\n\
-             types {{ video/mp4 mp4; text/html html; }}\n\
-             default_type application/octet-stream;\n\
-             sendfile on;\n\
-             server {{\n\
-             listen 127.0.0.1:{port};\n\
-             location = / {{ default_type text/html; return 200 '<!doctype html><title>MP4 cuts</title>'; }}\n\
-             location /media/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; }}\n\
-             location /kf/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; \
-             pseudostream_mp4_cut keyframe; }}\n\
-             }}\n\
-             }}\n",
-            module = module.display(),
-        );
-        let master = NginxMaster::start(&dir, &conf, port);
-        Nginx {
-            port,
-            dir,
-            _master: master,
-        }
-    }
-}
-
-/// Where the server modules serve a case: `/kf/` cuts at keyframes,
-/// `/media/` exactly.
-fn server_cut_target(file: &str, kind: Kind) -> String {
-    let location = if kind == Kind::Keyframe {
-        "kf"
-    } else {
-        "media"
-    };
-    format!("/{location}/{file}?{}", kind.query())
-}
-
-impl Host for Nginx {
-    fn name(&self) -> &'static str {
-        "nginx"
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        Some(server_cut_target(file, kind))
-    }
-    /// `METHOD URI STATUS BYTES "RANGE"` (`"-"` without a Range header).
-    fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let f: Vec<&str> = line.splitn(5, ' ').collect();
-                if f.len() < 5 {
-                    return None;
-                }
-                let range = f[4].trim_matches('"');
-                Some(Logged {
-                    target: f[1].to_string(),
-                    status: f[2].parse().ok()?,
-                    bytes: f[3].parse().ok()?,
-                    range: (range != "-").then(|| range.to_string()),
-                })
-            })
-            .collect()
-    }
+/// page.
+fn start_nginx(dir: &Path) -> Server {
+    let m = dir.join("media");
+    let m = m.display();
+    let locations = format!(
+        "location = / {{ default_type text/html; return 200 '<!doctype html><title>MP4 cuts</title>'; }}\n\
+         location /media/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; }}\n\
+         location /kf/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; \
+         pseudostream_mp4_cut keyframe; }}"
+    );
+    Server::nginx(dir, "nginx", "video/mp4 mp4; text/html html;", &locations)
 }
 
 /// lighttpd with the module: `/media/` cuts exactly (the default), `/kf/` at
 /// keyframes, both paced by `pseudostream.rate = "auto 1.25"`; `/` is a
-/// tiny page; the access log records the Range of every request.
-struct Lighttpd {
-    port: u16,
-    dir: PathBuf,
-    _process: Process,
-}
-
-impl Lighttpd {
-    fn start(dir: &Path) -> Lighttpd {
-        let port = free_port();
-        let media = dir.join("media");
-        let dir = dir.join("lighttpd");
-        fs::create_dir_all(dir.join("root")).unwrap();
-        fs::write(
-            dir.join("root/index.html"),
-            "<!doctype html><title>MP4 cuts</title>",
-        )
-        .unwrap();
-        let (m, d) = (media.display(), dir.display());
-        let conf = format!(
-            r#"server.document-root = "{d}/root"
-server.bind = "127.0.0.1"
-server.port = {port}
+/// tiny page.
+fn start_lighttpd(dir: &Path) -> Server {
+    let root_dir = dir.join("lighttpd-root");
+    fs::create_dir_all(&root_dir).unwrap();
+    fs::write(
+        root_dir.join("index.html"),
+        "<!doctype html><title>MP4 cuts</title>",
+    )
+    .unwrap();
+    let (m, r) = (dir.join("media"), root_dir.display());
+    let m = m.display();
+    let conf = format!(
+        r#"server.document-root = "{r}"
 index-file.names = ("index.html")
 mimetype.assign = (".mp4" => "video/mp4", ".html" => "text/html")
 alias.url = ("/media/" => "{m}/", "/kf/" => "{m}/")
@@ -672,40 +534,8 @@ $HTTP["url"] =^ "/kf/" {{
     pseudostream.mp4-cut = "keyframe"
 }}
 "#
-        );
-        let process = start_lighttpd(&dir, port, &conf);
-        Lighttpd {
-            port,
-            dir,
-            _process: process,
-        }
-    }
-}
-
-impl Host for Lighttpd {
-    fn name(&self) -> &'static str {
-        "lighttpd"
-    }
-    fn port(&self) -> u16 {
-        self.port
-    }
-    fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        Some(server_cut_target(file, kind))
-    }
-    fn logged(&self) -> Vec<Logged> {
-        let text = fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let (target, status, bytes, range) = lighttpd_access(line)?;
-                Some(Logged {
-                    target,
-                    status,
-                    bytes,
-                    range,
-                })
-            })
-            .collect()
-    }
+    );
+    Server::lighttpd(dir, "lighttpd", &conf)
 }
 
 // ---------------------------------------------------------- the cuts --
@@ -1244,15 +1074,15 @@ fn mp4_cuts_play_and_seek_in_chromium() {
     let movies = movies();
     let made = started.elapsed();
     let dir = served_dir(&movies);
-    let example = ExampleHost::start(&dir, false);
+    let example = start_example(&dir, false);
     // The keyframe mode is a host option: a second example host, when this
     // build has it.
-    let example_kf = Some(ExampleHost::start(&dir, true));
+    let example_kf = Some(start_example(&dir, true));
     if example_kf.is_none() {
         eprintln!("browser-mp4: the example host has no --cut option: its keyframe cases skipped");
     }
-    let nginx = Nginx::start(&dir);
-    let lighttpd = Lighttpd::start(&dir);
+    let nginx = start_nginx(&dir);
+    let lighttpd = start_lighttpd(&dir);
     let mut hosts: Vec<&dyn Host> = vec![&example];
     if let Some(kf) = &example_kf {
         hosts.push(kf);
