@@ -1083,7 +1083,15 @@ impl TrackIndex {
                     if out.last().map_or(true, |k| k.offset != self.offset_of(s)) {
                         out.push(point(s));
                     }
-                    t += step;
+                    // The sample changes only once the next one's decode
+                    // time is reached: skip the grid points before it (a
+                    // few samples spread over a long span would otherwise
+                    // cost a walk of MAX_SEEK_POINTS steps).
+                    if s + 1 >= self.samples {
+                        break;
+                    }
+                    let next = self.presentation_ns(i128::from(self.dts(s + 1)));
+                    t = (t + step).max(first + (next - first).div_euclid(step) * step);
                 }
                 out
             }
