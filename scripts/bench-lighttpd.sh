@@ -18,13 +18,12 @@
 # prints figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 secs=${1:-10}
 rounds=${2:-3}
 
 ./scripts/build-lighttpd-module.sh >/dev/null
-command -v wrk >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
+need_wrk
 cargo build -q --release --example pseudostream
 
 work=$(pwd)/target/bench-lighttpd
@@ -66,13 +65,8 @@ PY
 
 # With two or more cores, lighttpd and wrk get a core each, so they do not
 # steal each other's time slices.
-pin_server=()
-pin_client=()
-if (($(nproc) >= 2)); then
-    pin_server=(taskset -c 1)
-    pin_client=(taskset -c 0)
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_pinning
+reserve_port port
 cat >"$work/lighttpd.conf" <<EOF
 server.document-root = "$work/media"
 server.bind = "127.0.0.1"
@@ -102,8 +96,7 @@ lighttpd -tt -m "$work/modules" -f "$work/lighttpd.conf" >"$work/check.out" 2>&1
 "${pin_server[@]}" lighttpd -D -m "$work/modules" -f "$work/lighttpd.conf" >"$work/lighttpd.out" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (: >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-kill -0 "$server" 2>/dev/null && (: >/dev/tcp/127.0.0.1/"$port") 2>/dev/null || {
+wait_listening "$port" lighttpd "$server" || {
     echo "bench-lighttpd: lighttpd did not start:" >&2
     cat "$work/lighttpd.out" "$work/error.log" >&2 2>/dev/null || true
     exit 1
@@ -145,7 +138,6 @@ run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
          if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
          END {printf "%s %.0f\n", r, v}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # per-round ratios of column $3 of file $1 over file $2, one a line
 ratios() { paste -d' ' "$1" "$2" | awk -v c="$3" '{print $c / $(c + 2)}'; }
 

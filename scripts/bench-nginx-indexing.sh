@@ -16,6 +16,7 @@
 # header: count, p50, p99, max. Not a test: it prints figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 rounds=${1:-3}
 
 make --no-print-directory nginx-module >/dev/null
@@ -93,7 +94,7 @@ fi
 size=$(stat -c %s "$media")
 echo "media: $media ($size bytes)"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reserve_port port
 module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 write_conf() { # name, extra directives of the media location
     cat >"$work/$1.conf" <<CONF
@@ -104,8 +105,7 @@ error_log $work/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-    fastcgi_temp_path $work/tmp/fastcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+    $(nginx_temp_paths "$work/tmp")
     types { video/x-flv flv; text/plain txt; }
     sendfile on;
     keepalive_requests 1000000;
@@ -134,7 +134,7 @@ trap stop_nginx EXIT
 # cache, then the seek and the small requests. Prints one JSON line.
 run() { # config
     nginx -p "$work" -c "$work/$1.conf"
-    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
+    wait_listening "$port" nginx
     python3 - "$media" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)

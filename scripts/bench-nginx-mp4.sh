@@ -28,6 +28,7 @@
 # the cut (bytes=0-) from each shows both answer Range on their output.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 secs=${1:-10}
 rounds=${2:-3}
 cold_runs=${3:-7}
@@ -35,9 +36,7 @@ cold_runs=${3:-7}
 die() { echo "bench-nginx-mp4: $*" >&2; exit 1; }
 
 make --no-print-directory nginx-module >/dev/null
-command -v wrk >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
+need_wrk
 for tool in ffmpeg ffprobe curl python3; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup-deps.sh)"
 done
@@ -126,13 +125,8 @@ PY
 
 # ---------------------------------------------------------------- nginx --
 # With two or more cores, nginx's worker and wrk get a core each.
-affinity=""
-pin=()
-if (($(nproc) >= 2)); then
-    affinity="worker_cpu_affinity 10;"
-    pin=(taskset -c 0)
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_pinning
+reserve_port port
 base=http://127.0.0.1:$port
 module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 # mp4_start_key_frame on: nginx starts from the keyframe before `start` and
@@ -140,14 +134,13 @@ module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
 load_module $module;
 worker_processes 1;
-$affinity
+$nginx_affinity
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-    fastcgi_temp_path $work/tmp/fastcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+    $(nginx_temp_paths "$work/tmp")
     types { video/mp4 mp4; }
     sendfile on;
     open_file_cache max=100 inactive=60s;
@@ -158,17 +151,8 @@ http {
     }
 }
 EOF
-nginx_up() {
-    nginx -p "$work" -c "$work/nginx.conf"
-    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
-    die "nginx did not come up (see $work/error.log)"
-}
-nginx_down() {
-    [[ -s $work/nginx.pid ]] || return 0
-    nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
-    for _ in $(seq 200); do [[ -e $work/nginx.pid ]] || return 0; sleep 0.05; done
-    die "nginx did not stop"
-}
+nginx_up() { nginx_start "$work" "$work/nginx.conf" "$port" || die "nginx did not come up"; }
+nginx_down() { nginx_stop "$work" "$work/nginx.conf" || die "nginx did not stop"; }
 nginx_up
 trap 'nginx_down' EXIT
 
@@ -203,7 +187,7 @@ done
 # ------------------------------------------------------------ throughput --
 run() { # path -> "req/s bytes/s"; stops on wrk errors and non-2xx answers
     local out
-    out=$("${pin[@]}" wrk -t2 -c16 -d"${secs}s" "$base$1" 2>&1)
+    out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" "$base$1" 2>&1)
     if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
         echo "bench-nginx-mp4: wrk run of $1 failed:" >&2
         echo "$out" >&2
@@ -213,12 +197,11 @@ run() { # path -> "req/s bytes/s"; stops on wrk errors and non-2xx answers
          if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
          END {printf "%s %.0f\n", r, v}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Warm the index cache and the page cache.
 for q in "$cut_q" "$short_q"; do
     for loc in ps mp4; do
-        "${pin[@]}" wrk -t1 -c2 -d1s "$base/$loc/$q" >/dev/null 2>&1
+        "${pin_client[@]}" wrk -t1 -c2 -d1s "$base/$loc/$q" >/dev/null 2>&1
     done
 done
 
@@ -240,7 +223,7 @@ for mix in cut short; do
         printf "%-8s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
             m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
 done
-echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin[*]:+ on core 0}; one nginx worker${affinity:+ on core 1}; $(nproc) cores)"
+echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin_client[*]:+ on core 0}; one nginx worker${nginx_affinity:+ on core 1}; $(nproc) cores)"
 echo "(cut = /LOC/$cut_q, short = /LOC/$short_q)"
 
 # ----------------------------------------------------------------- cold --
@@ -254,7 +237,7 @@ ms() { curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "$1" |
        awk -v u="$1" '$1 != 200 {print "bench-nginx-mp4: " u " answered " $1 > "/dev/stderr"; exit 1}
                       {printf "%.3f\n", $2 * 1000}'; }
 p50() { # path -> median latency in ms of one connection's requests for ~2 s
-    "${pin[@]}" wrk -t1 -c1 -d2s --latency "$base$1" 2>&1 |
+    "${pin_client[@]}" wrk -t1 -c1 -d2s --latency "$base$1" 2>&1 |
         awk '/^ +50%/ {v=$2+0; u=$2; sub(/^[0-9.]+/,"",u); if (u=="us") v/=1000; else if (u=="s") v*=1000;
                        printf "%.3f\n", v; found=1} END {exit !found}'
 }

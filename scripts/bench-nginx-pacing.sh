@@ -22,6 +22,7 @@
 # 127.0.0.1 only and is stopped on exit. Not a test: it prints figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 secs=${1:-12}
 rounds=${2:-3}
 conns=${3:-8000}
@@ -37,10 +38,7 @@ case $rate in
 esac
 
 make --no-print-directory nginx-module >/dev/null
-command -v wrk >/dev/null || {
-    apt-get -o DPkg::Lock::Timeout=600 update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null
-}
+need_wrk
 
 # nginx starts closing idle connections (those still waiting for their
 # request) when fewer than 1/16 of worker_connections are free: keep well
@@ -73,26 +71,20 @@ size=$(stat -c %s "$media")
 ((size > min_size)) || die "$media has $size bytes; a run needs more than $min_size"
 cat "$media" >/dev/null   # into the page cache
 
-affinity=""
-pin=()
-if (($(nproc) >= 2)); then
-    affinity="worker_cpu_affinity 10;"
-    pin=(taskset -c 0)
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_pinning
+reserve_port port
 module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
 load_module $module;
 worker_processes 1;
-$affinity
+$nginx_affinity
 worker_rlimit_nofile $need_fd;
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections $worker_conns; multi_accept on; }
 http {
     access_log off;
-    client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-    fastcgi_temp_path $work/tmp/fastcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+    $(nginx_temp_paths "$work/tmp")
     types { video/x-flv flv; }
     sendfile on;
     open_file_cache max=100 inactive=60s;
@@ -105,9 +97,8 @@ http {
     }
 }
 EOF
-nginx -p "$work" -c "$work/nginx.conf"
-trap 'nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+nginx_start "$work" "$work/nginx.conf" "$port"
+trap 'nginx_stop "$work" "$work/nginx.conf"' EXIT
 master=$(cat "$work/nginx.pid")
 worker=$(pgrep -P "$master" | head -n 1)
 [[ -n $worker ]] || die "no nginx worker"
@@ -130,7 +121,7 @@ run() { # location -> "cpu_s wrk_MiB/s steady_MiB/s"
         sleep 0.1
     done
     c0=$(cpu_ticks)
-    timeout $((secs + 60)) "${pin[@]}" wrk -t2 -c"$conns" -d"${secs}s" --timeout 120s \
+    timeout $((secs + 60)) "${pin_client[@]}" wrk -t2 -c"$conns" -d"${secs}s" --timeout 120s \
         "http://127.0.0.1:$port/$loc/bench.flv" >"$work/wrk.txt" 2>&1 &
     pid=$!
     sleep 3
@@ -155,7 +146,6 @@ run() { # location -> "cpu_s wrk_MiB/s steady_MiB/s"
             if (u=="KB") v/=1024; else if (u=="GB") v*=1024; else if (u=="B") v/=1048576}
         END {printf "%.2f %.2f %.2f\n", (c1-c0)/hz, v, (w1-w0)/(t1-t0)/1048576}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 target=$(awk -v r="$rate_bytes" -v c="$conns" 'BEGIN {printf "%.2f", r*c/1048576}')
 echo "pacing $conns connections at $rate ($rate_bytes B/s each, $target MiB/s in all), ${secs} s runs, $rounds rounds"
@@ -180,4 +170,4 @@ awk -v t="$target" -v lc="$lc" -v lm="$lm" -v ls="$ls_" -v pc="$pc" -v pm="$pm" 
     printf "%-13s %9.2f %12.2f %9.1f%% %14.2f %9.1f%%\n", "limit_rate", lc, lm, 100*lm/t, ls, 100*ls/t
     printf "%-13s %9.2f %12.2f %9.1f%% %14.2f %9.1f%%\n", "pseudostream", pc, pm, 100*pm/t, ps, 100*ps/t
     printf "ratio pseudostream / limit_rate: CPU %.2fx, throughput %.3fx\n", pc/lc, pm/lm }'
-echo "(one nginx worker${affinity:+ on core 1}, wrk -t2 -c$conns${pin[*]:+ on core 0}; $(nproc) cores; $(nginx -v 2>&1 | sed 's/.*\///'))"
+echo "(one nginx worker${nginx_affinity:+ on core 1}, wrk -t2 -c$conns${pin_client[*]:+ on core 0}; $(nproc) cores; $(nginx -v 2>&1 | sed 's/.*\///'))"

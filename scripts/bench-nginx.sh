@@ -12,13 +12,12 @@
 # time seeks). Not a test: it prints figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 secs=${1:-10}
 rounds=${2:-3}
 
 make --no-print-directory nginx-module >/dev/null
-command -v wrk >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
+need_wrk
 cargo build -q --release --example pseudostream
 
 work=$(pwd)/target/bench-nginx
@@ -58,25 +57,19 @@ PY
 
 # With two or more cores, nginx's worker and wrk get a core each, so they do
 # not steal each other's time slices.
-affinity=""
-pin=()
-if (($(nproc) >= 2)); then
-    affinity="worker_cpu_affinity 10;"
-    pin=(taskset -c 0)
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bench_pinning
+reserve_port port
 module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
 load_module $module;
 worker_processes 1;
-$affinity
+$nginx_affinity
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-    fastcgi_temp_path $work/tmp/fastcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+    $(nginx_temp_paths "$work/tmp")
     types { video/x-flv flv; }
     sendfile on;
     open_file_cache max=100 inactive=60s;
@@ -88,13 +81,12 @@ http {
     }
 }
 EOF
-nginx -p "$work" -c "$work/nginx.conf"
-trap 'nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+nginx_start "$work" "$work/nginx.conf" "$port"
+trap 'nginx_stop "$work" "$work/nginx.conf"' EXIT
 
 run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
     local out
-    out=$(wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "http://127.0.0.1:$port" 2>&1)
+    out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "http://127.0.0.1:$port" 2>&1)
     if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
         echo "bench-nginx: wrk run of $1 failed:" >&2
         echo "$out" >&2
@@ -104,11 +96,10 @@ run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
          if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
          END {printf "%s %.0f\n", r, v}' <<<"$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Warm the index cache and the page cache.
 for m in small_ps large_ps time_ps small_flv; do
-    wrk -t1 -c2 -d1s -s "$work/$m.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+    "${pin_client[@]}" wrk -t1 -c2 -d1s -s "$work/$m.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
 done
 
 printf '%-12s %12s %12s %8s %14s %14s %8s\n' mix "flv req/s" "ours req/s" ratio "flv MB/s" "ours MB/s" ratio
@@ -127,4 +118,4 @@ for mix in small large time; do
         printf "%-12s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
             m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
 done
-echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin[*]:+ on core 0}; one nginx worker${affinity:+ on core 1}; $(nproc) cores)"
+echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin_client[*]:+ on core 0}; one nginx worker${nginx_affinity:+ on core 1}; $(nproc) cores)"

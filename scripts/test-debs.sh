@@ -23,6 +23,7 @@
 # Installs and removes the packages for real: run it on a test machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/servers.sh
 root=$(pwd)
 
 die() { echo "test-debs: error: $*" >&2; exit 1; }
@@ -99,7 +100,7 @@ fi
 note "C (pkg-config), PHP and Ruby use the packaged libpseudostream.so.0"
 
 # ------------------------------------------------------ Debian's nginx --
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reserve_port port
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF
 include /etc/nginx/modules-enabled/*.conf;
@@ -128,10 +129,7 @@ EOF
 nginx -t -q -c "$work/nginx/nginx.conf" || die "nginx -t refused the site"
 nginx -c "$work/nginx/nginx.conf" &
 nginx_pid=$!
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-  sleep 0.1
-done
+wait_listening "$port" nginx "$nginx_pid" || die "$(tail -n 3 "$work/nginx/error.log")"
 status=$(curl -s -o "$work/served.flv" -w '%{http_code}' "http://127.0.0.1:$port/video/sample.flv?start=40")
 [[ $status == 200 ]] || die "nginx answered $status: $(tail -n 3 "$work/nginx/error.log")"
 cmp -s "$work/want.flv" "$work/served.flv" || die "nginx's seek differs from the library's"
@@ -146,7 +144,7 @@ note "Debian's nginx with the packaged module: seek of $(stat -c %s "$work/serve
 lighty-enable-mod pseudostream >/dev/null
 [[ $(readlink -f "$lighttpd_conf") == /etc/lighttpd/conf-available/20-pseudostream.conf ]] \
   || die "lighty-enable-mod did not enable the module"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reserve_port port
 mkdir -p "$work/lighttpd"
 cat >"$work/lighttpd/lighttpd.conf" <<EOF
 server.document-root = "$work"
@@ -159,10 +157,7 @@ EOF
 lighttpd -tt -f "$work/lighttpd/lighttpd.conf" || die "lighttpd -tt refused the packaged module"
 lighttpd -D -f "$work/lighttpd/lighttpd.conf" &
 lighttpd_pid=$!
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-  sleep 0.1
-done
+wait_listening "$port" lighttpd "$lighttpd_pid" || die "$(tail -n 3 "$work/lighttpd/error.log")"
 status=$(curl -s -o "$work/lighttpd.flv" -w '%{http_code}' "http://127.0.0.1:$port/sample.flv?start=40")
 [[ $status == 200 ]] || die "lighttpd answered $status: $(tail -n 3 "$work/lighttpd/error.log")"
 cmp -s "$work/want.flv" "$work/lighttpd.flv" || die "lighttpd's seek differs from the library's"
