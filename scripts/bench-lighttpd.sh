@@ -33,7 +33,7 @@ mkdir -p "$work/media" "$work/modules" "$work/body"
 ln -s "$(pwd)/target/lighttpd-build/mod_pseudostream.so" "$work/modules/mod_pseudostream.so"
 # A longer file than the sample: 10 minutes, keyframe every 2 s (kept between runs).
 media=$work/media/bench.flv
-[[ -s $media ]] || SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
+bench_flv "$media"
 
 # One Lua script per mix and variant, and offsets.txt ("small N" and
 # "large N" lines, the first of each) for the check below.

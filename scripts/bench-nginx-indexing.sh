@@ -95,13 +95,9 @@ size=$(stat -c %s "$media")
 echo "media: $media ($size bytes)"
 
 reserve_port port
-module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 write_conf() { # name, extra directives of the media location
     cat >"$work/$1.conf" <<CONF
-load_module $module;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
+$(nginx_conf_head "$work")
 events { worker_connections 1024; }
 http {
     access_log off;

@@ -128,15 +128,10 @@ PY
 bench_pinning
 reserve_port port
 base=http://127.0.0.1:$port
-module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 # mp4_start_key_frame on: nginx starts from the keyframe before `start` and
 # hides the frames up to it with an edit list, as our default (exact) cut does.
 cat >"$work/nginx.conf" <<EOF
-load_module $module;
-worker_processes 1;
-$nginx_affinity
-pid $work/nginx.pid;
-error_log $work/error.log warn;
+$(nginx_conf_head "$work")
 events { worker_connections 1024; }
 http {
     access_log off;
@@ -215,10 +210,7 @@ for mix in cut short; do
         run "/mp4/${!q}" >>"$work/$mix.mp4.txt"
         run "/ps/${!q}" >>"$work/$mix.ps.txt"
     done
-    fr=$(cut -d' ' -f1 "$work/$mix.mp4.txt" | median)
-    pr=$(cut -d' ' -f1 "$work/$mix.ps.txt" | median)
-    ft=$(cut -d' ' -f2 "$work/$mix.mp4.txt" | median)
-    pt=$(cut -d' ' -f2 "$work/$mix.ps.txt" | median)
+    read -r fr pr ft pt < <(round_medians "$work/$mix.mp4.txt" "$work/$mix.ps.txt")
     awk -v m="$mix" -v fr="$fr" -v pr="$pr" -v ft="$ft" -v pt="$pt" 'BEGIN {
         printf "%-8s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
             m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'

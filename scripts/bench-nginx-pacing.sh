@@ -73,14 +73,9 @@ cat "$media" >/dev/null   # into the page cache
 
 bench_pinning
 reserve_port port
-module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
-load_module $module;
-worker_processes 1;
-$nginx_affinity
+$(nginx_conf_head "$work")
 worker_rlimit_nofile $need_fd;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
 events { worker_connections $worker_conns; multi_accept on; }
 http {
     access_log off;

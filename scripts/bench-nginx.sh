@@ -25,7 +25,7 @@ rm -rf "$work/tmp" "$work"/*.lua "$work"/*.txt "$work"/*.log
 mkdir -p "$work/media" "$work/tmp"
 # A longer file than the sample: 10 minutes, keyframe every 2 s (kept between runs).
 media=$work/media/bench.flv
-[[ -s $media ]] || SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
+bench_flv "$media"
 
 python3 - "$media" "$work" <<'PY'
 import json, subprocess, sys
@@ -59,13 +59,8 @@ PY
 # not steal each other's time slices.
 bench_pinning
 reserve_port port
-module=$(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so
 cat >"$work/nginx.conf" <<EOF
-load_module $module;
-worker_processes 1;
-$nginx_affinity
-pid $work/nginx.pid;
-error_log $work/error.log warn;
+$(nginx_conf_head "$work")
 events { worker_connections 1024; }
 http {
     access_log off;
@@ -110,10 +105,7 @@ for mix in small large time; do
         run "${mix}_flv" >>"$work/$mix.flv.txt"
         run "${mix}_ps" >>"$work/$mix.ps.txt"
     done
-    fr=$(cut -d' ' -f1 "$work/$mix.flv.txt" | median)
-    pr=$(cut -d' ' -f1 "$work/$mix.ps.txt" | median)
-    ft=$(cut -d' ' -f2 "$work/$mix.flv.txt" | median)
-    pt=$(cut -d' ' -f2 "$work/$mix.ps.txt" | median)
+    read -r fr pr ft pt < <(round_medians "$work/$mix.flv.txt" "$work/$mix.ps.txt")
     awk -v m="$mix" -v fr="$fr" -v pr="$pr" -v ft="$ft" -v pt="$pt" 'BEGIN {
         printf "%-12s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
             m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'

@@ -112,3 +112,28 @@ bench_pinning() {
 
 # median: the median of the numbers on stdin, one a line.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# round_medians PEER_FILE OURS_FILE: both files hold "req/s bytes/s" lines,
+# one a round; prints the four medians: peer req/s, ours req/s, peer
+# bytes/s, ours bytes/s.
+round_medians() {
+  echo "$(cut -d' ' -f1 "$1" | median) $(cut -d' ' -f1 "$2" | median)" \
+    "$(cut -d' ' -f2 "$1" | median) $(cut -d' ' -f2 "$2" | median)"
+}
+
+# nginx_conf_head PREFIX: the first lines of a benchmark's nginx.conf: the
+# module, one worker (pinned when bench_pinning pinned), pid and error log
+# under PREFIX.
+nginx_conf_head() {
+  echo "load_module $(pwd)/target/nginx-build/objs/ngx_http_pseudostream_module.so;"
+  echo "worker_processes 1;"
+  echo "${nginx_affinity:-}"
+  echo "pid $1/nginx.pid;"
+  echo "error_log $1/error.log warn;"
+}
+
+# bench_flv PATH: a 10-minute FLV with a keyframe every 2 s at PATH, made
+# once and kept between runs.
+bench_flv() {
+  [[ -s $1 ]] || SAMPLE_DURATION=600 ./scripts/make-sample.sh "$1" >/dev/null
+}
