@@ -275,7 +275,35 @@ pub fn drop_leading_samples(
         .count()
         * 4;
     let (mut dropped, mut bytes, mut ticks) = (0u32, 0u64, 0u64);
-    while dropped + 1 < count {
+    if entry == 0 {
+        // No table: every sample has the defaults, so the times only grow
+        // and the samples to drop are a prefix. Its end is found by
+        // bisection: a run may claim four billion samples.
+        let (duration, size) = (run.default_duration, run.default_size);
+        if duration == 0 || size == 0 || count == 0 {
+            return 0;
+        }
+        let nth = |k: u32| {
+            Some(RunSample {
+                decode_time: decode_time.checked_add(u64::from(k) * u64::from(duration))?,
+                composition_offset: 0,
+                duration,
+            })
+        };
+        let (mut lo, mut hi) = (0u32, count - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match nth(mid) {
+                Some(sample) if drop(sample) => lo = mid + 1,
+                Some(_) => hi = mid,
+                None => return 0,
+            }
+        }
+        dropped = lo;
+        bytes = u64::from(lo) * u64::from(size);
+        ticks = u64::from(lo) * u64::from(duration);
+    }
+    while entry > 0 && dropped + 1 < count {
         let at = run.table_at + dropped as usize * entry;
         let mut field = at;
         let mut next = |present: bool| -> Option<Option<u32>> {
@@ -315,7 +343,10 @@ pub fn drop_leading_samples(
         dropped += 1;
         bytes += u64::from(size);
         ticks += u64::from(duration);
-        decode_time += u64::from(duration);
+        let Some(next) = decode_time.checked_add(u64::from(duration)) else {
+            return 0;
+        };
+        decode_time = next;
     }
     let freed = dropped as usize * entry;
     if dropped == 0 || (freed > 0 && freed < 8) {
@@ -324,7 +355,10 @@ pub fn drop_leading_samples(
     let Some(offset) = be32(moof, run.data_offset_at) else {
         return 0;
     };
-    let Ok(offset) = i32::try_from(i64::from(offset as i32) + bytes as i64) else {
+    let Some(offset) = i64::try_from(bytes)
+        .ok()
+        .and_then(|b| i32::try_from(i64::from(offset as i32) + b).ok())
+    else {
         return 0;
     };
     let new_decode = if run.decode_time_wide {
@@ -511,6 +545,44 @@ mod tests {
         assert_eq!((field(trun_at + 20), field(trun_at + 24)), (10, 103));
         assert_eq!(&m[trun_at + 32..trun_at + 36], b"free");
         assert_eq!(field(trun_at + 28), 24);
+    }
+
+    /// A run without a table: four billion samples of the `tfhd`'s
+    /// defaults (duration 10, size 1).
+    fn tableless_moof() -> Vec<u8> {
+        let mut tfhd = vec![0, 0x02, 0x00, 0x18, 0, 0, 0, 2];
+        tfhd.extend_from_slice(&10u32.to_be_bytes());
+        tfhd.extend_from_slice(&1u32.to_be_bytes());
+        let mut tfdt = vec![1, 0, 0, 0];
+        tfdt.extend_from_slice(&1000u64.to_be_bytes());
+        let mut trun = vec![0, 0, 0, 0x01];
+        trun.extend_from_slice(&4_000_000_000u32.to_be_bytes());
+        trun.extend_from_slice(&500i32.to_be_bytes());
+        let traf = [
+            boxed(b"tfhd", &tfhd),
+            boxed(b"tfdt", &tfdt),
+            boxed(b"trun", &trun),
+        ]
+        .concat();
+        boxed(b"moof", &boxed(b"traf", &traf))
+    }
+
+    #[test]
+    fn a_run_without_a_table_drops_its_prefix_at_once() {
+        let mut m = tableless_moof();
+        let dropped = drop_leading_samples(&mut m, &[], 2, |s| s.decode_time < 1000 + 10_000_000);
+        assert_eq!(dropped, 1_000_000);
+        let runs = parse_moof(&m[8..], &[]).unwrap();
+        assert_eq!(runs[0].decode_time, Some(1000 + 10_000_000));
+        assert_eq!(runs[0].sample_count, 3_999_000_000);
+        let trun_at = m.windows(4).position(|w| w == b"trun").unwrap() - 4;
+        let offset = i32::from_be_bytes(m[trun_at + 16..trun_at + 20].try_into().unwrap());
+        assert_eq!(offset, 500 + 1_000_000);
+        // Dropping all but one would move the data offset past 2^31:
+        // nothing changes.
+        let mut m = tableless_moof();
+        assert_eq!(drop_leading_samples(&mut m, &[], 2, |_| true), 0);
+        assert_eq!(m, tableless_moof());
     }
 
     #[test]
