@@ -173,18 +173,11 @@ impl Nginx {
         let conf = format!(
             "load_module {module};\n\
              worker_processes 1;\n\
-             daemon off;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log info;\n\
+             {main}\
              thread_pool pseudostream_index threads=2;\n\
-             events {{ worker_connections 256; }}\n\
              http {{\n\
              access_log {d}/access.log;\n\
-             client_body_temp_path {d}/tmp/body;\n\
-             proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi;\n\
-             uwsgi_temp_path {d}/tmp/uwsgi;\n\
-             scgi_temp_path {d}/tmp/scgi;\n\
+             {temps}\
              types {{ video/x-flv flv; }}\n\
              default_type application/octet-stream;\n\
              sendfile on;\n\
@@ -194,6 +187,8 @@ impl Nginx {
              }}\n\
              }}\n",
             module = module.display(),
+            main = nginx_main(&dir),
+            temps = nginx_temp_paths(&dir),
         );
         let master = NginxMaster::start(&dir, &conf, port);
         wait_until_listening(&mut backend, backend_port, "php -S", None);

@@ -8,7 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::host::{example_exe, free_port, wait_until_listening, NginxMaster, Process};
+use crate::common::host::{
+    example_exe, free_port, nginx_main, nginx_temp_paths, wait_until_listening, NginxMaster,
+    Process,
+};
 use crate::common::root;
 use crate::support::make_public;
 
@@ -81,19 +84,12 @@ impl Server {
         let conf = format!(
             "load_module {module};\n\
              worker_processes 1;\n\
-             daemon off;\n\
-             pid {d}/nginx.pid;\n\
-             error_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
+             {main}\
              http {{\n\
              log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\" \
              sent $bytes_sent in ${{request_time}}s c$connection \"$sent_http_content_range\"';\n\
              access_log {d}/access.log ps;\n\
-             client_body_temp_path {d}/tmp/body;\n\
-             proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi;\n\
-             uwsgi_temp_path {d}/tmp/uwsgi;\n\
-             scgi_temp_path {d}/tmp/scgi;\n\
+             {temps}\
              types {{ {types} }}\n\
              default_type application/octet-stream;\n\
              sendfile on;\n\
@@ -103,6 +99,8 @@ impl Server {
              }}\n\
              }}\n",
             module = module.display(),
+            main = nginx_main(&dir),
+            temps = nginx_temp_paths(&dir),
         );
         let master = NginxMaster::start(&dir, &conf, port);
         Server {

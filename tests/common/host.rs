@@ -155,6 +155,31 @@ pub struct NginxMaster {
     stopped: bool,
 }
 
+/// The main-context lines every test nginx shares: in the foreground, its
+/// pid file and error log (level info) under `dir`, 256 connections.
+pub fn nginx_main(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\n\
+         events {{ worker_connections 256; }}\n"
+    )
+}
+
+/// The http-context temp paths of a test nginx, all under `dir`/tmp.
+pub fn nginx_temp_paths(dir: &Path) -> String {
+    let t = dir.join("tmp");
+    let t = t.display();
+    format!(
+        "client_body_temp_path {t}/body;\n\
+         proxy_temp_path {t}/proxy;\n\
+         fastcgi_temp_path {t}/fastcgi;\n\
+         uwsgi_temp_path {t}/uwsgi;\n\
+         scgi_temp_path {t}/scgi;\n"
+    )
+}
+
 impl NginxMaster {
     /// Writes `conf` to `dir/nginx.conf`, checks it, starts nginx with `dir`
     /// as its prefix and waits for `port`.

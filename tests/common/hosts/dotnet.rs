@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::super::host::{
-    free_port, host_media_dir, http, use_library_under_test, wait_until_listening, HostUnderTest,
-    Process,
+    free_port, host_media_dir, http, nginx_main, nginx_temp_paths, use_library_under_test,
+    wait_until_listening, HostUnderTest, Process,
 };
 use super::super::root;
 use super::{RunningHost, Settings};
@@ -175,8 +175,9 @@ pub fn spawn_nginx(dir: &Path, conf: &str) -> Process {
 /// over FastCGI, unbuffered, adding only its own Date, Server and
 /// Connection.
 pub fn nginx_conf(dir: &Path, apps: &[(&str, &Path)], port: u16, fcgi_port: u16) -> String {
-    let d = dir.join("nginx");
-    let d = d.display();
+    let prefix = dir.join("nginx");
+    let (main, temps) = (nginx_main(&prefix), nginx_temp_paths(&prefix));
+    let d = prefix.display();
     let locations: String = apps
         .iter()
         .map(|(path, app)| {
@@ -209,18 +210,11 @@ pub fn nginx_conf(dir: &Path, apps: &[(&str, &Path)], port: u16, fcgi_port: u16)
         })
         .collect();
     format!(
-        "daemon off;\n\
+        "{main}\
          master_process off;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
          http {{\n\
          access_log off;\n\
-         client_body_temp_path {d}/tmp/body;\n\
-         proxy_temp_path {d}/tmp/proxy;\n\
-         fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         scgi_temp_path {d}/tmp/scgi;\n\
+         {temps}\
          server {{\n\
          listen 127.0.0.1:{port};\n\
          root {d}/empty;\n\

@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::PathBuf;
 
-use super::super::host::{free_port, host_media_dir, HostUnderTest, NginxMaster};
+use super::super::host::{
+    free_port, host_media_dir, nginx_main, nginx_temp_paths, HostUnderTest, NginxMaster,
+};
 use super::super::root;
 use super::{RunningHost, Settings};
 
@@ -37,21 +39,13 @@ pub fn start(settings: Settings) -> RunningHost {
     for (key, value) in settings {
         directives += &format!("pseudostream_{key} \"{value}\"; ");
     }
-    let d = dir.display();
     let conf = format!(
         "load_module {module};\n\
          worker_processes 1;\n\
-         daemon off;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
+         {main}\
          http {{\n\
          access_log off;\n\
-         client_body_temp_path {d}/tmp/body;\n\
-         proxy_temp_path {d}/tmp/proxy;\n\
-         fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         scgi_temp_path {d}/tmp/scgi;\n\
+         {temps}\
          sendfile on;\n\
          server {{\n\
          listen 127.0.0.1:{port};\n\
@@ -60,6 +54,8 @@ pub fn start(settings: Settings) -> RunningHost {
          }}\n",
         module = module.display(),
         m = media.display(),
+        main = nginx_main(&dir),
+        temps = nginx_temp_paths(&dir),
     );
     let master = NginxMaster::start(&dir, &conf, port);
     RunningHost {
