@@ -34,7 +34,7 @@ tool=$work/flvtool.py
 
 # ---------------------------------------------------------------- helpers --
 cat >"$tool" <<'PY'
-import struct, sys
+import os, struct, sys
 
 def read_tags(data):
     if data[:3] != b"FLV":
@@ -162,10 +162,10 @@ def summary(outdir, manifest, entries):
                  i["last"], i["vkeys"], i["meta_kf"], i["kf_at_tags"], i["cts"]))
         rows.append("%s %s %s %d %d %s" % (fname, kind, variant, i["audio"],
                                            i["video"], i["meta_kf"]))
-    with open(manifest + ".tmp", "w") as f:
+    tmp = "%s.tmp.%d" % (manifest, os.getpid())
+    with open(tmp, "w") as f:
         f.write("\n".join(rows) + "\n")
-    import os
-    os.replace(manifest + ".tmp", manifest)
+    os.replace(tmp, manifest)
 
 def stale(src, dst, pad):
     data = open(src, "rb").read()

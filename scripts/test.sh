@@ -7,9 +7,12 @@
 # with the library's status and headers), `make install` used from outside the tree, the
 # Debian packages installed, used and purged (this installs packages), the
 # players in Chromium (mpegts.js, flv.js, native MP4 cuts), the C ABI test under sanitizers,
-# and the PHP FFI header check.
+# and the PHP FFI header check. The host and browser tests wait on real time
+# (paced bodies, playback), so they run in lanes side by side.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=lib/lanes.sh
+. scripts/lib/lanes.sh
 # Every test runs: one whose tools are missing fails instead of being skipped
 # as in the quick loop (plain `cargo test`).
 export PSEUDOSTREAM_TEST_ALL=1
@@ -55,25 +58,41 @@ step "test media"
 step "unit and integration tests"
 cargo test --release
 
-step "hosts run for real: nginx and lighttpd modules, PHP FFI, ASP.NET on Mono, Ruby Rack; every host answers as the library decides"
+step "hosts and players, built and set up: nginx and lighttpd modules, PHP FFI, ASP.NET on Mono, Ruby Rack, mpegts.js and flv.js"
 make --no-print-directory nginx-module
 make --no-print-directory lighttpd-module
 ./scripts/setup-php.sh
 ./scripts/setup-dotnet.sh
 ./scripts/setup-ruby.sh
-cargo test --release --test nginx --test lighttpd --test host_php --test host_dotnet \
-    --test host_ruby --test parity -- --include-ignored
-
-step "installed like a C library: make install, pkg-config from outside the tree, the hosts on it"
-./scripts/test-install.sh
-
-step "Debian packages: make deb, apt-get install, Debian's nginx and lighttpd with the packaged modules, purge"
-./scripts/test-debs.sh
-
-step "players in a browser: mpegts.js and flv.js in Chromium, native MP4 cuts; example host, nginx and lighttpd modules"
 ./scripts/setup-web.sh
-cargo test --release --test browser_flv -- --include-ignored --nocapture
-cargo test --release --test browser_mp4 -- --include-ignored --nocapture
+cargo test --release --no-run --quiet
+
+# The lanes below run side by side (scripts/lib/lanes.sh); each test binary
+# takes its own ports and scratch directories.
+lane_servers() {
+    cargo test --release --test nginx --test lighttpd --test parity -- --include-ignored
+    # make deb, apt-get install, Debian's nginx and lighttpd with the
+    # packaged modules, purge.
+    ./scripts/test-debs.sh
+}
+lane_apps() {
+    cargo test --release --test host_dotnet --test host_php --test host_ruby -- --include-ignored
+}
+lane_installed() {
+    # make install, pkg-config from outside the tree, the app hosts on it.
+    ./scripts/test-install.sh
+}
+step "hosts run for real (every host answers as the library decides), installed like a C library, Debian packages"
+run_lanes lane_servers lane_apps lane_installed
+
+lane_browser_flv() {
+    cargo test --release --test browser_flv -- --include-ignored --nocapture
+}
+lane_browser_mp4() {
+    cargo test --release --test browser_mp4 -- --include-ignored --nocapture
+}
+step "players in Chromium: mpegts.js and flv.js seek, native MP4 cuts; example host, nginx and lighttpd modules, PHP and Ruby behind nginx"
+run_lanes lane_browser_flv lane_browser_mp4
 
 step "C ABI under AddressSanitizer + UBSan"
 make --no-print-directory c-test

@@ -262,6 +262,12 @@ impl Reply {
 /// bodies are decoded). A Content-Length must match the body received.
 pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
     let started = Instant::now();
+    let s = send_request(port, method, target, headers);
+    read_reply(s, method, target, started)
+}
+
+/// Sends one HTTP/1.1 request (`Connection: close`) on a new connection.
+pub fn send_request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -270,6 +276,11 @@ pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> 
     }
     req += "\r\n";
     s.write_all(req.as_bytes()).unwrap();
+    s
+}
+
+/// Reads the reply to the request sent on `s` to its end, as `http` does.
+pub fn read_reply(mut s: TcpStream, method: &str, target: &str, started: Instant) -> Reply {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let elapsed = started.elapsed();
@@ -383,23 +394,40 @@ pub fn host_media_dir() -> &'static Path {
         for (src, name) in sources {
             // Hard links (or copies): hosts rightly refuse symlinks that
             // lead out of their root.
-            let link = dir.join(name);
+            let link = dir.join(&name);
             let fresh = fs::metadata(&link)
                 .and_then(|l| Ok((l, fs::metadata(&src)?)))
                 .is_ok_and(|(l, s)| l.len() == s.len() && l.modified().ok() == s.modified().ok());
             if !fresh {
-                let _ = fs::remove_file(&link);
-                if fs::hard_link(&src, &link).is_err() {
-                    fs::copy(&src, &link).unwrap();
+                // Made aside and renamed over: test binaries run in
+                // parallel, and another one's host may be serving the file.
+                let aside = dir.join(format!(".{name}.{}", std::process::id()));
+                let _ = fs::remove_file(&aside);
+                if fs::hard_link(&src, &aside).is_err() {
+                    fs::copy(&src, &aside).unwrap();
                 }
+                fs::rename(&aside, &link).unwrap();
+                // Still there when `link` was already the same file.
+                let _ = fs::remove_file(&aside);
             }
         }
-        fs::write(dir.join("not-video.flv"), b"this is not an FLV file\n").unwrap();
+        write_if_changed(&dir.join("not-video.flv"), b"this is not an FLV file\n");
         // An MP4 whose moov is cut short.
         let whole = fs::read(mp4.join("h264_aac.faststart.mp4")).unwrap();
-        fs::write(dir.join("broken.mp4"), &whole[..2000]).unwrap();
+        write_if_changed(&dir.join("broken.mp4"), &whole[..2000]);
         dir
     })
+}
+
+/// Writes `bytes` to `path` unless it holds them already, through a file
+/// aside and a rename, so a host reading it meanwhile sees old or new.
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if fs::read(path).is_ok_and(|b| b == bytes) {
+        return;
+    }
+    let aside = path.with_extension(format!("new.{}", std::process::id()));
+    fs::write(&aside, bytes).unwrap();
+    fs::rename(&aside, path).unwrap();
 }
 
 /// MP4 files every host serves, from the MP4 media, under these names.
@@ -1036,14 +1064,57 @@ pub fn new_cold_version(file: &Path) {
 /// for `waiter` from a client that goes away before it is answered.
 /// Returns the builder's reply.
 pub fn seek_while_a_waiter_leaves(port: u16, builder: &str, waiter: &str) -> Reply {
-    std::thread::scope(|s| {
-        let first = s.spawn(|| http(port, "GET", builder, &[]));
-        std::thread::sleep(Duration::from_millis(50));
-        let mut gone = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(gone, "GET {waiter} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        drop(gone);
-        first.join().unwrap()
+    let started = Instant::now();
+    let building = send_request(port, "GET", builder, &[]);
+    // Read by the host: the index build has begun (a cold one takes seconds).
+    wait_until_read_by_server(port, &building);
+    let gone = send_request(port, "GET", waiter, &[]);
+    wait_until_read_by_server(port, &gone);
+    drop(gone);
+    read_reply(building, "GET", builder, started)
+}
+
+/// Waits until the server on `port` has read all that was sent on `client`:
+/// the kernel's table of TCP sockets (/proc/net/tcp) shows the client's
+/// bytes acknowledged and nothing left to read in the server's end of the
+/// connection. A request read is a request the host has begun to handle.
+pub fn wait_until_read_by_server(port: u16, client: &TcpStream) {
+    let client_port = client.local_addr().unwrap().port();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = fs::read_to_string("/proc/net/tcp").unwrap();
+        let queues = |local: u16, remote: u16| tcp_queues(&table, local, remote);
+        let unacked = queues(client_port, port).map(|(tx, _)| tx);
+        let unread = queues(port, client_port).map(|(_, rx)| rx);
+        if unacked == Some(0) && unread == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} has not read the request from port {client_port} \
+             (unacknowledged {unacked:?}, unread {unread:?})"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// (send queue, receive queue) of the IPv4 connection from `local` to
+/// `remote` in a /proc/net/tcp table.
+fn tcp_queues(table: &str, local: u16, remote: u16) -> Option<(u64, u64)> {
+    let port_of = |address: &str| {
+        let hex = address.rsplit(':').next()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 5 || port_of(fields[1])? != local || port_of(fields[2])? != remote {
+            return None;
+        }
+        let (tx, rx) = fields[4].split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
     })
 }
 
@@ -1066,15 +1137,9 @@ pub fn check_cold_index_builds(what: &str, port: u16) -> String {
 
     new_cold_version(&long);
     let gone_q = format!("start={}", size - 400_000);
-    {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "GET /long/long.flv?{gone_q} HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        )
-        .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let gone = send_request(port, "GET", &format!("/long/long.flv?{gone_q}"), &[]);
+    wait_until_read_by_server(port, &gone);
+    drop(gone);
     assert_eq!(http(port, "GET", "/tiny/ok.txt", &[]).status, 200, "{what}");
     let again = http(port, "GET", &targets[0], &[]);
     assert_eq!(again.status, 200, "{what}");
