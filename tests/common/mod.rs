@@ -73,30 +73,52 @@ pub fn require_tool(name: &str) {
     }
 }
 
-/// `target/test-media`, generated once per test binary.
+/// `target/test-media`, made by scripts/make-test-media.sh.
 pub fn media_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         require_tool("ffmpeg");
         require_tool("ffprobe");
         let dir = root().join("target").join("test-media");
-        let out = Command::new("bash")
-            .arg(root().join("scripts").join("make-test-media.sh"))
-            .arg(&dir)
-            .current_dir(root())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run make-test-media.sh ({e}): run scripts/setup-deps.sh")
-            });
-        if !out.status.success() {
-            panic!(
-                "make-test-media.sh failed (run scripts/setup-deps.sh):\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        make_media("make-test-media.sh", &[], &dir);
         dir
     })
+}
+
+/// Runs `scripts/<script> DIR` unless the media it makes is there already:
+/// DIR/manifest.txt newer than the script and the `helpers` it runs, and
+/// every file it lists present. scripts/test.sh makes the media once; each
+/// test binary then only looks.
+pub fn make_media(script: &str, helpers: &[&str], dir: &Path) {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let scripts = root().join("scripts");
+    let made = modified(&dir.join("manifest.txt"));
+    let current = made.is_some()
+        && std::iter::once(script)
+            .chain(helpers.iter().copied())
+            .all(|s| modified(&scripts.join(s)) < made)
+        && fs::read_to_string(dir.join("manifest.txt")).is_ok_and(|m| {
+            m.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_whitespace().next())
+                .all(|file| dir.join(file).is_file())
+        });
+    if current {
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(scripts.join(script))
+        .arg(dir)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script} ({e}): run scripts/setup-deps.sh"));
+    if !out.status.success() {
+        panic!(
+            "{script} failed (run scripts/setup-deps.sh):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// One line of `manifest.txt`.

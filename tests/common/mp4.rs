@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{require_tool, root};
+use super::{make_media, require_tool, root};
 
 // ------------------------------------------------------------------ media --
 
-/// `target/test-media/mp4`, generated once per test binary by
+/// `target/test-media/mp4`, made by
 /// `scripts/make-mp4-media.sh`. `PSEUDOSTREAM_MP4_MEDIA=DIR` points at an
 /// already generated directory instead (it must hold `manifest.txt`).
 pub fn mp4_media_dir() -> &'static Path {
@@ -32,28 +32,8 @@ pub fn mp4_media_dir() -> &'static Path {
             );
             return dir;
         }
-        let script = root().join("scripts").join("make-mp4-media.sh");
-        assert!(
-            script.is_file(),
-            "{} is missing: the MP4 test media cannot be made",
-            script.display()
-        );
         let dir = root().join("target").join("test-media").join("mp4");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .current_dir(root())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run make-mp4-media.sh ({e}): run scripts/setup-deps.sh")
-            });
-        if !out.status.success() {
-            panic!(
-                "make-mp4-media.sh failed (run scripts/setup-deps.sh):\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        make_media("make-mp4-media.sh", &["mp4craft.py"], &dir);
         dir
     })
 }
