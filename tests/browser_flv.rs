@@ -247,7 +247,7 @@ fn start_nginx(dir: &Path, name: &'static str, media_by: MediaBy) -> Server {
         }
         MediaBy::Proxy(app) => format!(
             "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
-             proxy_buffer_size 64k; proxy_read_timeout 300s;"
+             proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_read_timeout 300s;"
         ),
     };
     let locations = format!(
