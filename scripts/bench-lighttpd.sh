@@ -19,8 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/servers.sh
-secs=${1:-10}
-rounds=${2:-3}
+bench_args secs=10 rounds=3 -- "$@"
 
 ./scripts/build-lighttpd-module.sh >/dev/null
 need_wrk
@@ -37,30 +36,21 @@ bench_flv "$media"
 
 # One Lua script per mix and variant, and offsets.txt ("small N" and
 # "large N" lines, the first of each) for the check below.
-python3 - "$media" "$work" <<'PY'
-import json, subprocess, sys
+PYTHONPATH=scripts/lib python3 - "$media" "$work" <<'PY'
+import sys
+from bench_mixes import keyframe_tails, write_wrk_script
 media, work = sys.argv[1], sys.argv[2]
-info = json.loads(subprocess.check_output(
-    ["target/release/examples/pseudostream", "info", media]))
-kf = info["keyframes"]
-n = len(kf)
-points = {
-    "small": [k["offset"] for k in kf[n - 10:n - 1]],   # the last ~20 s: small tails
-    "large": [k["offset"] for k in kf[1:10]],           # the first ~20 s: large tails
+requests = {
+    "ps": 'wrk.format("GET", "/ps/bench.flv?start=" .. v)',
+    "init": 'wrk.format("GET", "/ps-init/bench.flv?start=" .. v)',
+    "static": 'wrk.format("GET", "/static/bench.flv", {["Range"] = "bytes=" .. v .. "-"})',
 }
-def write(name, offsets, request):
-    with open("%s/%s.lua" % (work, name), "w") as f:
-        f.write("local offsets = {%s}\n" % ", ".join(str(o) for o in offsets))
-        f.write("local i = 0\n")
-        f.write("request = function()\n  i = i + 1\n"
-                "  local n = offsets[(i %% #offsets) + 1]\n  return %s\nend\n" % request)
 with open("%s/offsets.txt" % work, "w") as f:
-    for mix, offsets in points.items():
+    for mix, points in zip(("small", "large"), keyframe_tails(media)):
+        offsets = [k["offset"] for k in points]
         f.write("%s %d\n" % (mix, offsets[0]))
-        write(mix + "_ps", offsets, 'wrk.format("GET", "/ps/bench.flv?start=" .. n)')
-        write(mix + "_init", offsets, 'wrk.format("GET", "/ps-init/bench.flv?start=" .. n)')
-        write(mix + "_static", offsets,
-              'wrk.format("GET", "/static/bench.flv", {["Range"] = "bytes=" .. n .. "-"})')
+        for variant, request in requests.items():
+            write_wrk_script("%s/%s_%s.lua" % (work, mix, variant), offsets, request)
 PY
 
 # With two or more cores, lighttpd and wrk get a core each, so they do not
@@ -123,20 +113,12 @@ done <"$work/offsets.txt"
 rm -rf "$work/body"
 
 run() { # mix -> "req/s bytes/s"; stops on script errors and non-2xx answers
-    local out
-    out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" -s "$work/$1.lua" "$url" 2>&1)
-    if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
-        echo "bench-lighttpd: wrk run of $1 failed:" >&2
-        echo "$out" >&2
-        kill -0 "$server" 2>/dev/null || {
-            echo "bench-lighttpd: lighttpd (pid $server) is gone; its error.log ends:" >&2
-            tail -n 5 "$work/error.log" >&2
-        }
-        exit 1
-    fi
-    awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
-         if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
-         END {printf "%s %.0f\n", r, v}' <<<"$out"
+    wrk_rate "$url" "$work/$1.lua" && return
+    kill -0 "$server" 2>/dev/null || {
+        echo "bench-lighttpd: lighttpd (pid $server) is gone; its error.log ends:" >&2
+        tail -n 5 "$work/error.log" >&2
+    }
+    exit 1
 }
 # per-round ratios of column $3 of file $1 over file $2, one a line
 ratios() { paste -d' ' "$1" "$2" | awk -v c="$3" '{print $c / $(c + 2)}'; }

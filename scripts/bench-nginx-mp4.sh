@@ -29,11 +29,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/servers.sh
-secs=${1:-10}
-rounds=${2:-3}
-cold_runs=${3:-7}
-
-die() { echo "bench-nginx-mp4: $*" >&2; exit 1; }
+bench_args secs=10 rounds=3 cold_runs=7 -- "$@"
 
 make --no-print-directory nginx-module >/dev/null
 need_wrk
@@ -130,22 +126,9 @@ reserve_port port
 base=http://127.0.0.1:$port
 # mp4_start_key_frame on: nginx starts from the keyframe before `start` and
 # hides the frames up to it with an edit list, as our default (exact) cut does.
-cat >"$work/nginx.conf" <<EOF
-$(nginx_conf_head "$work")
-events { worker_connections 1024; }
-http {
-    access_log off;
-    $(nginx_temp_paths "$work/tmp")
-    types { video/mp4 mp4; }
-    sendfile on;
-    open_file_cache max=100 inactive=60s;
-    server {
-        listen 127.0.0.1:$port backlog=1024;
-        location /mp4/ { alias $work/media/; mp4; mp4_max_buffer_size 64m; mp4_start_key_frame on; }
-        location /ps/ { alias $work/media/; pseudostream; }
-    }
-}
-EOF
+nginx_bench_conf "$work" "$port" "video/mp4 mp4;" \
+    "location /mp4/ { alias $work/media/; mp4; mp4_max_buffer_size 64m; mp4_start_key_frame on; }" \
+    "location /ps/ { alias $work/media/; pseudostream; }"
 nginx_up() { nginx_start "$work" "$work/nginx.conf" "$port" || die "nginx did not come up"; }
 nginx_down() { nginx_stop "$work" "$work/nginx.conf" || die "nginx did not stop"; }
 nginx_up
@@ -180,17 +163,9 @@ done
 ((bad == 0)) || die "a check failed (bodies in $work/body, log in $work/error.log)"
 
 # ------------------------------------------------------------ throughput --
-run() { # path -> "req/s bytes/s"; stops on wrk errors and non-2xx answers
-    local out
-    out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" "$base$1" 2>&1)
-    if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
-        echo "bench-nginx-mp4: wrk run of $1 failed:" >&2
-        echo "$out" >&2
-        exit 1
-    fi
-    awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
-         if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
-         END {printf "%s %.0f\n", r, v}' <<<"$out"
+run() { # mix location -> "req/s bytes/s" of the mix's request (cut_q, short_q) to the location
+    local q=${1}_q
+    wrk_rate "$base/$2/${!q}"
 }
 
 # Warm the index cache and the page cache.
@@ -201,21 +176,7 @@ for q in "$cut_q" "$short_q"; do
 done
 
 echo
-printf '%-8s %12s %12s %8s %14s %14s %8s\n' mix "mp4 req/s" "ours req/s" ratio "mp4 MB/s" "ours MB/s" ratio
-for mix in cut short; do
-    q=${mix}_q
-    : >"$work/$mix.mp4.txt"
-    : >"$work/$mix.ps.txt"
-    for _ in $(seq "$rounds"); do
-        run "/mp4/${!q}" >>"$work/$mix.mp4.txt"
-        run "/ps/${!q}" >>"$work/$mix.ps.txt"
-    done
-    read -r fr pr ft pt < <(round_medians "$work/$mix.mp4.txt" "$work/$mix.ps.txt")
-    awk -v m="$mix" -v fr="$fr" -v pr="$pr" -v ft="$ft" -v pt="$pt" 'BEGIN {
-        printf "%-8s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
-            m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
-done
-echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin_client[*]:+ on core 0}; one nginx worker${nginx_affinity:+ on core 1}; $(nproc) cores)"
+paired_table mp4 cut short
 echo "(cut = /LOC/$cut_q, short = /LOC/$short_q)"
 
 # ----------------------------------------------------------------- cold --

@@ -23,12 +23,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/servers.sh
-secs=${1:-12}
-rounds=${2:-3}
-conns=${3:-8000}
-rate=${4:-10k}
+bench_args secs=12 rounds=3 conns=8000 rate=10k -- "$@"
 
-die() { echo "bench-nginx-pacing: $*" >&2; exit 1; }
 ((secs >= 6)) || die "runs need at least 6 s (the steady window starts 3 s in)"
 
 case $rate in
@@ -60,13 +56,9 @@ mkdir -p "$work/media" "$work/tmp"
 min_size=$((rate_bytes * (secs + 10)))
 media=$work/media/bench.flv
 shared=target/bench-nginx/media/bench.flv
-if [[ ! -s $media ]]; then
-    if [[ -s $shared ]]; then
-        cp "$shared" "$media"
-    else
-        SAMPLE_DURATION=600 ./scripts/make-sample.sh "$media" >/dev/null
-    fi
-fi
+# bench-nginx.sh's FLV, when that has made one.
+[[ -s $media || ! -s $shared ]] || cp "$shared" "$media"
+bench_flv "$media"
 size=$(stat -c %s "$media")
 ((size > min_size)) || die "$media has $size bytes; a run needs more than $min_size"
 cat "$media" >/dev/null   # into the page cache
@@ -78,11 +70,8 @@ $(nginx_conf_head "$work")
 worker_rlimit_nofile $need_fd;
 events { worker_connections $worker_conns; multi_accept on; }
 http {
-    access_log off;
-    $(nginx_temp_paths "$work/tmp")
+    $(nginx_http_head "$work")
     types { video/x-flv flv; }
-    sendfile on;
-    open_file_cache max=100 inactive=60s;
     keepalive_timeout 0;
     send_timeout 60s;
     server {

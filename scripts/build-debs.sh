@@ -24,21 +24,15 @@
 # Maintainer: DEBFULLNAME and DEBEMAIL, as dch and debmake take them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$(pwd)
-
-die() { echo "build-debs: error: $*" >&2; exit 1; }
-note() { echo "build-debs: $*"; }
-
-# shellcheck source=lib/apt.sh
-. scripts/lib/apt.sh
-mapfile -t missing < <(apt_missing dpkg-dev binutils fakeroot)
-apt_install build-debs "${missing[@]}"
+# shellcheck source=lib/build.sh
+. scripts/lib/build.sh
+need_packages dpkg-dev binutils fakeroot
 
 make --no-print-directory nginx-module >/dev/null
 make --no-print-directory lighttpd-module >/dev/null
 cargo build --release --quiet
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(crate_version)
 major=${version%%.*}
 debversion=$version-1
 arch=$(dpkg --print-architecture)

@@ -18,31 +18,21 @@
 # then compiles the module with the library linked in and its symbols
 # hidden (lighttpd dlopens modules with RTLD_GLOBAL).
 set -euo pipefail
+# shellcheck source=lib/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/build.sh"
 
-die() { echo "build-lighttpd-module: error: $*" >&2; exit 1; }
-note() { echo "build-lighttpd-module: $*"; }
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$root/target/lighttpd-build
 module=mod_pseudostream
 
 # ------------------------------------------------------------ packages --
-# shellcheck source=lib/apt.sh
-. "$root/scripts/lib/apt.sh"
-mapfile -t missing < <(apt_missing lighttpd dpkg-dev xz-utils gcc make libc6-dev \
-  libpcre2-dev pkg-config)
-apt_install build-lighttpd-module "${missing[@]}"
+need_packages lighttpd dpkg-dev xz-utils gcc make libc6-dev libpcre2-dev pkg-config
 
 version=$(dpkg-query -W -f='${Version}' lighttpd)
 upstream=${version%%-*}
 upstream=${upstream#*:}
 
 # ------------------------------------------------------------- library --
-command -v cargo >/dev/null 2>&1 || die "cargo not found (install stable Rust)"
-note "cargo build --release"
-(cd "$root" && cargo build --release --quiet)
-lib=$root/target/release/libpseudostream.a
-[[ -f $lib ]] || die "$lib was not built"
+build_library
 
 # ----------------------------------------------------- lighttpd source --
 apt_dir=$out/apt

@@ -11,19 +11,14 @@
 # it once with the flags nginx was built with (its conf_flags file), then
 # runs `make -f objs/Makefile modules`. Reruns only rebuild what changed.
 set -euo pipefail
+# shellcheck source=lib/build.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/build.sh"
 
-die() { echo "build-nginx-module: error: $*" >&2; exit 1; }
-note() { echo "build-nginx-module: $*"; }
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/target/nginx-build
 module=ngx_http_pseudostream_module
 
 # ------------------------------------------------------------ packages --
-# shellcheck source=lib/apt.sh
-. "$root/scripts/lib/apt.sh"
-mapfile -t missing < <(apt_missing nginx nginx-dev gcc make libc6-dev libpcre2-dev libssl-dev zlib1g-dev)
-apt_install build-nginx-module "${missing[@]}"
+need_packages nginx nginx-dev gcc make libc6-dev libpcre2-dev libssl-dev zlib1g-dev
 
 # The tree nginx-dev installs (headers, auto/, configure, conf_flags).
 flags_file=$(dpkg -L nginx-dev | grep '/conf_flags$' | head -n 1) \
@@ -33,11 +28,7 @@ src=$(dirname "$flags_file")
 nginx_version=$(dpkg-query -W -f='${Version}' nginx-dev)
 
 # ------------------------------------------------------------- library --
-command -v cargo >/dev/null 2>&1 || die "cargo not found (install stable Rust)"
-note "cargo build --release"
-(cd "$root" && cargo build --release --quiet)
-lib=$root/target/release/libpseudostream.a
-[[ -f $lib ]] || die "$lib was not built"
+build_library
 
 # -------------------------------------------------------- nginx source --
 # A new nginx-dev version, or a changed module config, means a fresh tree.

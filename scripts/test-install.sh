@@ -19,17 +19,11 @@
 # ffmpeg, the hosts' runtimes).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$(pwd)
+# shellcheck source=lib/build.sh
+. scripts/lib/build.sh
+need_packages pkg-config binutils
 
-die() { echo "test-install: error: $*" >&2; exit 1; }
-note() { echo "test-install: $*"; }
-
-# shellcheck source=lib/apt.sh
-. scripts/lib/apt.sh
-mapfile -t missing < <(apt_missing pkg-config binutils)
-apt_install test-install "${missing[@]}"
-
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(crate_version)
 major=${version%%.*}
 work=$(mktemp -d "$root/target/test-install.XXXXXX")
 trap 'rm -rf "$work"' EXIT

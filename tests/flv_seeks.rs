@@ -459,7 +459,7 @@ fn init_and_full_seeks_decode_from_a_key_frame_at_the_planned_time() {
             jobs.push((Arc::clone(r), mode, seek));
         }
     }
-    let results = par_map(jobs, |(r, mode, seek)| {
+    check_all("init/full decodes", Vec::new(), jobs, |(r, mode, seek)| {
         let media = open(&r);
         let plan = plan_seek(&media, mode, seek).map_err(|e| e.to_string())?;
         let out = body(&media, &plan);
@@ -472,13 +472,23 @@ fn init_and_full_seeks_decode_from_a_key_frame_at_the_planned_time() {
             end_before: None,
         })
     });
-    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+}
+
+/// Runs `check` (a decode at its end) over `jobs` on a few threads, says
+/// how many ran, then fails the test with `failures` and theirs, if any.
+fn check_all<T: Send>(
+    what: &str,
+    mut failures: Vec<String>,
+    jobs: Vec<T>,
+    check: impl Fn(T) -> Result<(), String> + Sync,
+) {
+    let n = jobs.len();
+    failures.extend(par_map(jobs, check).into_iter().filter_map(Result::err));
     eprintln!(
-        "decodes checked so far in flv_seeks: {} (init/full over {} files)",
-        DECODES.load(Ordering::Relaxed),
-        refs.len()
+        "{what}: {n}; decodes checked so far in flv_seeks: {}",
+        DECODES.load(Ordering::Relaxed)
     );
-    assert_no_failures("init/full decodes", &failures);
+    assert_no_failures(what, &failures);
 }
 
 /// First audio/video tag at or after `from` stamped at or after `end`.
@@ -598,17 +608,7 @@ fn time_end_cuts_before_the_first_tag_at_the_end_and_decodes() {
             }
         }
     }
-    let n = jobs.len();
-    failures.extend(
-        par_map(jobs, run_decode)
-            .into_iter()
-            .filter_map(Result::err),
-    );
-    eprintln!(
-        "time-end decodes: {n}; decodes checked so far in flv_seeks: {}",
-        DECODES.load(Ordering::Relaxed)
-    );
-    assert_no_failures("time end", &failures);
+    check_all("time-end decodes", failures, jobs, run_decode);
 }
 
 #[test]
@@ -675,17 +675,7 @@ fn byte_end_ends_on_a_tag_boundary_or_exactly_in_mode_none() {
             }
         }
     }
-    let n = jobs.len();
-    failures.extend(
-        par_map(jobs, run_decode)
-            .into_iter()
-            .filter_map(Result::err),
-    );
-    eprintln!(
-        "byte-end decodes: {n}; decodes checked so far in flv_seeks: {}",
-        DECODES.load(Ordering::Relaxed)
-    );
-    assert_no_failures("byte end", &failures);
+    check_all("byte-end decodes", failures, jobs, run_decode);
 }
 
 #[test]
@@ -860,16 +850,7 @@ fn ib_fs_sends_the_initial_bytes_then_the_file_from_a_keyframe() {
             Err(Error::BadRequest(_))
         ));
     }
-    let n = jobs.len();
-    let failures: Vec<String> = par_map(jobs, run_decode)
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    eprintln!(
-        "ib/fs decodes: {n}; decodes checked so far in flv_seeks: {}",
-        DECODES.load(Ordering::Relaxed)
-    );
-    assert_no_failures("ib/fs decodes", &failures);
+    check_all("ib/fs decodes", Vec::new(), jobs, run_decode);
 }
 
 #[test]

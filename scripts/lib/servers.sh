@@ -1,6 +1,30 @@
 # Sourced by the test and benchmark scripts that run servers: a port for a
 # server, waiting for it, nginx started and stopped under a prefix, wrk,
-# CPU pinning and medians. Needs `set -euo pipefail` in the caller.
+# CPU pinning and medians, and what the benchmarks share (their arguments,
+# nginx.conf, wrk runs and the table of a peer module against ours). Needs
+# `set -euo pipefail` in the caller.
+
+# die MESSAGE: MESSAGE on stderr, after the script's name; exits 1.
+die() { echo "$(basename "$0" .sh): $*" >&2; exit 1; }
+
+# bench_args NAME=DEFAULT... -- ARG...: sets each NAME to the ARG in its
+# place, or to DEFAULT when that ARG is missing or empty. More ARGs than
+# NAMEs is a usage error (the script's head tells its arguments).
+bench_args() {
+  # Locals carry a prefix, so that no NAME is one of them.
+  local _ba_names=() _ba_defaults=() _ba_i _ba_value
+  while [[ $1 != -- ]]; do
+    _ba_names+=("${1%%=*}")
+    _ba_defaults+=("${1#*=}")
+    shift
+  done
+  shift
+  (($# <= ${#_ba_names[@]})) || die "at most ${#_ba_names[@]} arguments (${_ba_names[*]}), not $#"
+  for _ba_i in "${!_ba_names[@]}"; do
+    _ba_value=${*:_ba_i+1:1}
+    printf -v "${_ba_names[_ba_i]}" '%s' "${_ba_value:-${_ba_defaults[_ba_i]}}"
+  done
+}
 
 # reserve_port VAR: sets VAR to a TCP port for a server, from just below the
 # kernel's ephemeral range (no client socket is ever given one of them as
@@ -130,6 +154,80 @@ nginx_conf_head() {
   echo "${nginx_affinity:-}"
   echo "pid $1/nginx.pid;"
   echo "error_log $1/error.log warn;"
+}
+
+# nginx_http_head PREFIX: the first lines of a benchmark's http block: no
+# access log, the temp paths under PREFIX/tmp, sendfile and an open-file
+# cache.
+nginx_http_head() {
+  echo "access_log off;"
+  nginx_temp_paths "$1/tmp"
+  echo "sendfile on;"
+  echo "open_file_cache max=100 inactive=60s;"
+}
+
+# nginx_bench_conf PREFIX PORT TYPES LOCATION...: writes PREFIX/nginx.conf
+# for a peer module against ours: nginx_conf_head's lines, nginx_http_head's,
+# the `types` block's TYPES ("video/x-flv flv;") and one server on
+# 127.0.0.1:PORT with the LOCATION blocks.
+nginx_bench_conf() {
+  local prefix=$1 port=$2 types=$3
+  shift 3
+  cat >"$prefix/nginx.conf" <<EOF
+$(nginx_conf_head "$prefix")
+events { worker_connections 1024; }
+http {
+    $(nginx_http_head "$prefix")
+    types { $types }
+    server {
+        listen 127.0.0.1:$port backlog=1024;
+$(printf '        %s\n' "$@")
+    }
+}
+EOF
+}
+
+# wrk_rate URL [LUA]: a run of wrk -t2 -c16 for $secs s at URL (through the
+# LUA script, if given) on pin_client's core; prints "req/s bytes/s". Fails
+# with wrk's output on a script error or a non-2xx answer.
+wrk_rate() {
+  local out script=()
+  [[ -z ${2:-} ]] || script=(-s "$2")
+  out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" "${script[@]}" "$1" 2>&1) || true
+  if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
+    echo "$(basename "$0" .sh): wrk run of $1${2:+ with $2} failed:" >&2
+    echo "$out" >&2
+    return 1
+  fi
+  awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2; u=t; sub(/[0-9.]+/,"",u); v=t+0;
+       if (u=="KB") v*=1024; else if (u=="MB") v*=1048576; else if (u=="GB") v*=1073741824}
+       END {printf "%s %.0f\n", r, v}' <<<"$out"
+}
+
+# paired_table PEER MIX...: a peer module (PEER, its location) against ours
+# (location ps) in one nginx. For each MIX, $rounds rounds of `run MIX PEER`
+# then `run MIX ps` (the caller's run prints wrk_rate's "req/s bytes/s"),
+# kept in $work/MIX.PEER.txt and $work/MIX.ps.txt; a row of the medians of
+# each and the ratios ours / PEER; last, how the runs ran.
+paired_table() {
+  local peer=$1 mix fr pr ft pt
+  shift
+  printf '%-8s %12s %12s %8s %14s %14s %8s\n' \
+    mix "$peer req/s" "ours req/s" ratio "$peer MB/s" "ours MB/s" ratio
+  for mix in "$@"; do
+    : >"$work/$mix.$peer.txt"
+    : >"$work/$mix.ps.txt"
+    for _ in $(seq "$rounds"); do
+      run "$mix" "$peer" >>"$work/$mix.$peer.txt"
+      run "$mix" ps >>"$work/$mix.ps.txt"
+    done
+    read -r fr pr ft pt < <(round_medians "$work/$mix.$peer.txt" "$work/$mix.ps.txt")
+    awk -v m="$mix" -v fr="$fr" -v pr="$pr" -v ft="$ft" -v pt="$pt" 'BEGIN {
+      printf "%-8s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
+        m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
+  done
+  echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin_client[*]:+ on core 0};" \
+    "one nginx worker${nginx_affinity:+ on core 1}; $(nproc) cores)"
 }
 
 # bench_flv PATH: a 10-minute FLV with a keyframe every 2 s at PATH, made

@@ -29,7 +29,7 @@
 // errors, 1 when the browser could not be driven at all.
 
 import { readFileSync } from 'node:fs';
-import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { collectConsole, drive } from './chromium.mjs';
 
 /** Side of the pixel blocks frames are averaged over (tests/browser_mp4.rs
  *  averages the reference frames the same way). */
@@ -260,10 +260,7 @@ async function runCase(browser, c, opts) {
     const e = byRequest.get(r);
     if (e) e.failure = r.failure() ? r.failure().errorText : 'failed';
   });
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') report.console.push(`${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => report.pageErrors.push(String(e)));
+  collectConsole(page, report);
   try {
     await page.goto(c.page, { waitUntil: 'load' });
     await page.setContent(pageHtml(c.media), { waitUntil: 'domcontentloaded' });
@@ -303,37 +300,12 @@ async function runCase(browser, c, opts) {
   return report;
 }
 
-async function main() {
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`mp4.mjs: ${e.message}\n`);
-    process.exit(2);
-  }
-  const browser = await chromium.launch({
-    executablePath: opts.chromium,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+async function runCases(browser, opts) {
   const out = { browser: browser.version(), cases: [] };
-  try {
-    const together = opts.cases.filter((c) => c.parallel);
-    out.cases.push(...(await Promise.all(together.map((c) => runCase(browser, c, opts)))));
-    for (const c of opts.cases.filter((c) => !c.parallel)) out.cases.push(await runCase(browser, c, opts));
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(JSON.stringify(out) + '\n');
+  const together = opts.cases.filter((c) => c.parallel);
+  out.cases.push(...(await Promise.all(together.map((c) => runCase(browser, c, opts)))));
+  for (const c of opts.cases.filter((c) => !c.parallel)) out.cases.push(await runCase(browser, c, opts));
+  return out;
 }
 
-main().catch((e) => {
-  process.stderr.write(`mp4.mjs: ${e && e.stack ? e.stack : e}\n`);
-  process.exit(1);
-});
+drive('mp4.mjs', parseArgs, runCases);

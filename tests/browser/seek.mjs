@@ -18,7 +18,7 @@
 // Exit status: 0 when a report was printed (whatever it says), 2 on usage
 // errors, 1 when the browser or page could not be driven at all.
 
-import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { collectConsole, drive } from './chromium.mjs';
 
 function parseArgs(argv) {
   const opts = {
@@ -58,26 +58,7 @@ function parseArgs(argv) {
   return opts;
 }
 
-async function main() {
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`seek.mjs: ${e.message}\n`);
-    process.exit(2);
-  }
-
-  const browser = await chromium.launch({
-    executablePath: opts.chromium,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+async function playAndSeek(browser, opts) {
   const report = {
     media: opts.media,
     lib: opts.lib,
@@ -90,43 +71,33 @@ async function main() {
     console: [],
     pageErrors: [],
   };
-  try {
-    const page = await browser.newPage({ viewport: { width: 480, height: 320 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') report.console.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => report.pageErrors.push(String(e)));
-    await page.goto(opts.page, { waitUntil: 'load' });
-    await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 10000, polling: 100 });
-    await page.evaluate((o) => window.harness.start(o), {
-      src: opts.media,
-      lib: opts.lib,
-      seekType: opts.seekType,
-      stashBuffer: opts.stash,
-    });
-    report.start = await page.evaluate(([t]) => window.harness.waitPlaying(1.0, t), [opts.startTimeoutMs]);
-    if (report.start.ok) {
-      report.duration = await page.evaluate(() => window.harness.duration());
-      for (const fraction of opts.seeks) {
-        const target = Math.round(fraction * report.duration * 10) / 10;
-        const result = await page.evaluate(
-          ([t, o]) => window.harness.seekAndWatch(t, o),
-          [target, { timeoutMs: opts.timeoutMs, watchMs: opts.watchMs }]
-        );
-        result.fraction = fraction;
-        report.seeks.push(result);
-        if (result.timedOut || result.errors.length) break;
-      }
+  const page = await browser.newPage({ viewport: { width: 480, height: 320 } });
+  collectConsole(page, report);
+  await page.goto(opts.page, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.harness !== undefined, null, { timeout: 10000, polling: 100 });
+  await page.evaluate((o) => window.harness.start(o), {
+    src: opts.media,
+    lib: opts.lib,
+    seekType: opts.seekType,
+    stashBuffer: opts.stash,
+  });
+  report.start = await page.evaluate(([t]) => window.harness.waitPlaying(1.0, t), [opts.startTimeoutMs]);
+  if (report.start.ok) {
+    report.duration = await page.evaluate(() => window.harness.duration());
+    for (const fraction of opts.seeks) {
+      const target = Math.round(fraction * report.duration * 10) / 10;
+      const result = await page.evaluate(
+        ([t, o]) => window.harness.seekAndWatch(t, o),
+        [target, { timeoutMs: opts.timeoutMs, watchMs: opts.watchMs }]
+      );
+      result.fraction = fraction;
+      report.seeks.push(result);
+      if (result.timedOut || result.errors.length) break;
     }
-    report.state = await page.evaluate(() => window.harness.state());
-    if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
-  } finally {
-    await browser.close();
   }
-  process.stdout.write(JSON.stringify(report) + '\n');
+  report.state = await page.evaluate(() => window.harness.state());
+  if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
+  return report;
 }
 
-main().catch((e) => {
-  process.stderr.write(`seek.mjs: ${e && e.stack ? e.stack : e}\n`);
-  process.exit(1);
-});
+drive('seek.mjs', parseArgs, playAndSeek);

@@ -1,5 +1,5 @@
 //! What the browser tests share: the prerequisites, the Node.js driver run
-//! under a time limit, and small byte and header helpers.
+//! under a time limit, how a test ends, and small byte and header helpers.
 
 use std::fs;
 use std::io::Read;
@@ -51,6 +51,29 @@ pub fn range_start(range: &str) -> Option<u64> {
     let spec = range.trim().strip_prefix("bytes=")?;
     let (first, _) = spec.split_once('-')?;
     first.parse().ok()
+}
+
+#[test]
+fn range_start_is_the_first_position_asked_for() {
+    assert_eq!(range_start("bytes=8912634-"), Some(8912634));
+    assert_eq!(range_start("bytes=10-20"), Some(10));
+    assert_eq!(range_start("bytes=4685824-6239806"), Some(4685824));
+    assert_eq!(range_start("bytes=-20"), None);
+}
+
+/// The end of a browser test, its servers stopped: the served directory
+/// goes when every case passed (it stays to look into otherwise), then the
+/// test fails with every problem found.
+pub fn finish(dir: &Path, failures: &[String]) {
+    if failures.is_empty() {
+        let _ = fs::remove_dir_all(dir);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Runs a driver script (tests/browser/SCRIPT with `args`, Chromium added)

@@ -244,23 +244,36 @@ pub fn probe_packets(path: &Path) -> Result<PacketProbe, String> {
 /// from its first packet on (`-advanced_editlist 0`: none is dropped). For
 /// PCM that is the samples as stored.
 pub fn stream_payload(path: &Path, stream: &str) -> Result<Vec<u8>, String> {
+    ffmpeg_stream(
+        path,
+        stream,
+        &["-advanced_editlist", "0"],
+        &["-c", "copy", "-f", "data"],
+    )
+}
+
+/// What ffmpeg writes to stdout for one stream (`v:0`, `a:1`...) of `path`,
+/// with `input` options before `-i` and `output` options after the `-map`.
+fn ffmpeg_stream(
+    path: &Path,
+    stream: &str,
+    input: &[&str],
+    output: &[&str],
+) -> Result<Vec<u8>, String> {
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-advanced_editlist", "0", "-i"])
+        .args(["-nostdin", "-v", "error"])
+        .args(input)
+        .arg("-i")
         .arg(path)
-        .args([
-            "-map",
-            &format!("0:{stream}"),
-            "-c",
-            "copy",
-            "-f",
-            "data",
-            "-",
-        ])
+        .args(["-map", &format!("0:{stream}")])
+        .args(output)
+        .arg("-")
         .output()
         .map_err(|e| format!("cannot run ffmpeg ({e})"))?;
     if !out.status.success() {
         return Err(format!(
-            "ffmpeg could not copy {stream} of {}: {}",
+            "ffmpeg {} on {stream} of {}: {}",
+            output.join(" "),
             path.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
@@ -286,30 +299,20 @@ pub struct FrameSum {
 /// demuxer's timestamps; `-enc_time_base -1` keeps the stream's time base,
 /// so they are exact; `-fps_mode passthrough` neither drops nor duplicates.
 pub fn frame_md5(path: &Path, stream: &str) -> Result<Vec<FrameSum>, String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-threads", "1", "-copyts", "-i"])
-        .arg(path)
-        .args([
-            "-map",
-            &format!("0:{stream}"),
+    let out = ffmpeg_stream(
+        path,
+        stream,
+        &["-threads", "1", "-copyts"],
+        &[
             "-fps_mode",
             "passthrough",
             "-enc_time_base",
             "-1",
             "-f",
             "framemd5",
-            "-",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run ffmpeg ({e})"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ffmpeg framemd5 of {} {stream}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out);
     let mut tb: Option<(f64, f64)> = None;
     let mut frames = Vec::new();
     for line in text.lines() {
@@ -453,7 +456,8 @@ pub fn tracks_ending_apart() -> (PathBuf, PathBuf) {
         require_tool("ffmpeg");
         let dir = root().join("target/test-media/mp4-tracks");
         fs::create_dir_all(&dir).unwrap();
-        let make = |name: &str, inputs: &[&str], codecs: &[&str]| {
+        // Each source a lavfi filter graph; `output` maps and encodes.
+        let make = |name: &str, sources: &[&str], output: &[&str]| {
             let out = dir.join(name);
             if out.exists() {
                 return;
@@ -461,9 +465,9 @@ pub fn tracks_ending_apart() -> (PathBuf, PathBuf) {
             let part = dir.join(format!("{name}.part.mp4"));
             let status = Command::new("ffmpeg")
                 .args(["-nostdin", "-v", "error", "-y"])
-                .args(inputs)
+                .args(sources.iter().flat_map(|s| ["-f", "lavfi", "-i", s]))
                 .args(["-pix_fmt", "yuv420p", "-g", "15"])
-                .args(codecs)
+                .args(output)
                 .args(["-movflags", "+faststart"])
                 .arg(&part)
                 .status()
@@ -474,31 +478,15 @@ pub fn tracks_ending_apart() -> (PathBuf, PathBuf) {
         make(
             "two_video.mp4",
             &[
-                "-f",
-                "lavfi",
-                "-i",
                 "testsrc=duration=10:size=320x200:rate=15",
-                "-f",
-                "lavfi",
-                "-i",
                 "testsrc=duration=20:size=320x200:rate=15",
-                "-map",
-                "0:0",
-                "-map",
-                "1:0",
             ],
-            &["-c:v", "libx264"],
+            &["-map", "0:0", "-map", "1:0", "-c:v", "libx264"],
         );
         make(
             "short_video.mp4",
             &[
-                "-f",
-                "lavfi",
-                "-i",
                 "testsrc=duration=10:size=320x200:rate=15",
-                "-f",
-                "lavfi",
-                "-i",
                 "sine=duration=10.5",
             ],
             &["-c:v", "libx264", "-c:a", "aac"],
