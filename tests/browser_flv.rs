@@ -227,9 +227,11 @@ fn start_nginx(dir: &Path, name: &'static str, media_by: MediaBy) -> Server {
                 media.display()
             )
         }
+        // proxy_buffers go unused with buffering off, but nginx refuses a
+        // proxy_buffer_size larger than they leave for its busy buffers.
         MediaBy::Proxy(app) => format!(
             "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
-             proxy_buffer_size 64k; proxy_read_timeout 300s;"
+             proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_read_timeout 300s;"
         ),
     };
     let locations = format!(
