@@ -45,11 +45,12 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::host::{free_port, http, wait_until_listening, Process};
+use common::host::http;
+use common::hosts::{php, ruby, Launch, Started};
 use common::root;
 use json::{Json, Value};
 use servers::{Logged, Server};
@@ -177,47 +178,28 @@ fn start_example(dir: &Path) -> Server {
 
 /// An application host (PHP FFI under `php -S`, or the Rack app under
 /// puma) serving DIR/media paced at `auto:1.25`, behind nginx.
-fn start_app(dir: &Path, name: &str) -> (Process, u16) {
-    let port = free_port();
-    let lib = root().join("target/release/libpseudostream.so");
-    let mut command = match name {
-        "php" => {
-            let mut c = Command::new("php");
-            c.args(["-d", "ffi.enable=1", "-S", &format!("127.0.0.1:{port}")])
-                .arg(root().join("bindings/php/examples/router.php"))
-                // A player drops a paced response when it seeks: room for both.
-                .env("PHP_CLI_SERVER_WORKERS", "4");
-            c
-        }
-        _ => {
-            let mut c = Command::new("puma");
-            c.args(["-b", &format!("tcp://127.0.0.1:{port}")])
-                .args(["-t", "4:4", "-e", "production"])
-                .arg(root().join("bindings/ruby/config.ru"));
-            c
-        }
+fn start_app(dir: &Path, name: &'static str) -> (Started, u16) {
+    let media = dir.join("media");
+    let log = dir.join(format!("{name}.log"));
+    let metadata = metadata_mode().unwrap_or_default();
+    let settings = [("rate", "auto:1.25"), ("metadata", metadata.as_str())];
+    let launch = Launch {
+        name: Some(name),
+        media: Some(&media),
+        settings: &settings,
+        log: Some(&log),
+        ..Launch::default()
     };
-    command
-        .current_dir(root())
-        .env("PSEUDOSTREAM_LIB", &lib)
-        .env("PSEUDOSTREAM_MEDIA", dir.join("media"))
-        .env("PSEUDOSTREAM_RATE", "auto:1.25")
-        .env("PSEUDOSTREAM_METADATA", metadata_mode().unwrap_or_default())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join(format!("{name}.log"))).unwrap());
-    let mut process = Process(
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name} host ({e}): run scripts/setup-{name}.sh")),
-    );
-    wait_until_listening(
-        &mut process,
-        port,
-        name,
-        Some(&dir.join(format!("{name}.log"))),
-    );
-    (process, port)
+    let app = match name {
+        "php" => php::launch(Launch {
+            // A player drops a paced response when it seeks: room for both.
+            env: &[("PHP_CLI_SERVER_WORKERS", "4")],
+            ..launch
+        }),
+        _ => ruby::launch(launch),
+    };
+    let port = app.port;
+    (app, port)
 }
 
 /// What serves `/media/` behind nginx.
@@ -245,6 +227,8 @@ fn start_nginx(dir: &Path, name: &'static str, media_by: MediaBy) -> Server {
                 media.display()
             )
         }
+        // proxy_buffers go unused with buffering off, but nginx refuses a
+        // proxy_buffer_size larger than they leave for its busy buffers.
         MediaBy::Proxy(app) => format!(
             "proxy_pass http://127.0.0.1:{app}/; proxy_buffering off; \
              proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_read_timeout 300s;"

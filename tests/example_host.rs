@@ -6,53 +6,27 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::host::*;
+use common::hosts::{example, Launch};
 use common::*;
-use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
 
 #[test]
 fn example_host_passes_the_host_matrix() {
     common::needs_ffmpeg!();
-    let exe = example_exe();
-    let port = free_port();
-    let child = Command::new(&exe)
-        .arg("serve")
-        .arg(host_media_dir())
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--unit", "seconds"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Process(child);
-    wait_until_listening(&mut server, port, "example host", None);
-    let host = HostUnderTest {
-        name: "example host",
-        port,
-        base: String::new(),
-        pid: server.0.id(),
-    };
+    let server = example::launch(Launch {
+        settings: &[("unit", "seconds")],
+        ..Launch::default()
+    });
+    let host = server.host("");
     assert_no_failures("example host matrix", &run_matrix(&host));
     check_no_leak(&host, 4096);
 
     // Configured pacing applies to every body, Range included.
-    let port = free_port();
-    let child = Command::new(&exe)
-        .arg("serve")
-        .arg(host_media_dir())
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--unit", "seconds"])
-        .args(["--rate", "100000", "--burst", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut paced = Process(child);
-    wait_until_listening(&mut paced, port, "paced example host", None);
-    let host = HostUnderTest {
-        name: "paced example host",
-        port,
-        base: String::new(),
-        pid: paced.0.id(),
-    };
-    assert_no_failures("paced example host", &run_paced_location(&host));
+    let paced = example::launch(Launch {
+        name: Some("paced example host"),
+        settings: &[("unit", "seconds"), ("rate", "100000"), ("burst", "0")],
+        ..Launch::default()
+    });
+    assert_no_failures("paced example host", &run_paced_location(&paced.host("")));
 }
 
 /// `--cut` and `--mp4-max-moov-size` reach the library: a keyframe cut is
@@ -62,19 +36,9 @@ fn example_host_passes_the_host_matrix() {
 fn example_host_mp4_settings() {
     common::needs_ffmpeg!();
     let exe = example_exe();
-    let file = host_media_dir().join("h264_aac.moov_end.mp4");
-    let q = "start=5.5";
-    let keyframe_options = Options {
-        start_unit: StartUnit::Seconds,
-        cut: CutMode::Keyframe,
-        ..Options::default()
-    };
-    let keyframe = served_bytes(&file, q, &keyframe_options);
-    assert_ne!(
-        keyframe,
-        expected(&file, q, PrefixMode::Init, StartUnit::Seconds),
-        "{q} is on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
-    );
+    let (name, q) = ("h264_aac.moov_end.mp4", "start=5.5");
+    let keyframe = keyframe_cut(name, q);
+    let file = host_media_dir().join(name);
     let cut = |extra: &[&str]| {
         Command::new(&exe)
             .arg("cut")

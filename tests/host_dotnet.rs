@@ -13,12 +13,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::*;
-use common::hosts::dotnet::{self, build_into, require};
+use common::hosts::dotnet::{build_into, require, Dotnet, RunningDotnet};
+use common::hosts::Settings;
 use common::*;
 use pseudostream::{query, CutMode, Media, Options, PrefixMode, StartUnit};
 
@@ -44,118 +44,62 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// fastcgi-mono-server4 with the application, nginx in front of it.
-struct DotnetHost {
-    port: u16,
-    dir: PathBuf,
-    // Dropped in this order: nginx first, then Mono.
-    _nginx: Process,
-    mono: Process,
-}
-
-impl DotnetHost {
-    fn start() -> DotnetHost {
-        dotnet::require_tools();
-        let port = free_port();
-        let fcgi_port = free_port();
-        let dir = dotnet::scratch_dir("dotnet-it", port);
-        let app = dir.join("app");
-
-        build_into(&app);
-        write_settings(&app.join("web.config"), host_media_dir(), &[]);
-        // The same application under /paced, configured to pace and to cut
-        // MP4 at keyframes.
-        let paced = dir.join("paced");
-        build_into(&paced);
-        write_settings(
-            &paced.join("web.config"),
-            host_media_dir(),
-            &[("rate", "100000"), ("burstBytes", "0"), ("cut", "keyframe")],
-        );
-        // And under /limited with a tiny MP4 moov limit. The limit is the
-        // process's, set when /limited loads its settings: the test asks it
-        // last. It applies when a file is indexed, and the other applications
-        // have the host media's indexes cached, so /limited serves a copy.
-        let limited = dir.join("limited");
-        let limited_media = dir.join("limited-media");
-        build_into(&limited);
-        fs::create_dir_all(&limited_media).unwrap();
-        for name in ["sample.flv", "h264_aac.moov_end.mp4"] {
-            fs::copy(host_media_dir().join(name), limited_media.join(name)).unwrap();
-        }
-        write_settings(
-            &limited.join("web.config"),
-            &limited_media,
-            &[("mp4MaxMoovSize", "1000")],
-        );
-        // /limited registers the handler by its old name, as a web.config
-        // written before the rename does.
-        let config = fs::read_to_string(limited.join("web.config")).unwrap();
-        assert!(config.contains("Pseudostream.Web.PseudostreamHandler,"));
-        fs::write(
-            limited.join("web.config"),
-            config.replace(
-                "Pseudostream.Web.PseudostreamHandler,",
-                "Pseudostream.Web.FlvStreamingHandler,",
-            ),
-        )
-        .unwrap();
-
-        // The ASP.NET applications on a FastCGI TCP socket, nginx in front.
-        let apps: [(&str, &Path); 3] = [
-            ("/media/", &app),
-            ("/paced/", &paced),
-            ("/limited/", &limited),
-        ];
-        let mut mono = dotnet::spawn_mono(&dir, &apps, fcgi_port);
-        let mut nginx =
-            dotnet::spawn_nginx(&dir, &dotnet::nginx_conf(&dir, &apps, port, fcgi_port));
-        wait_until_listening(
-            &mut mono,
-            fcgi_port,
-            "fastcgi-mono-server4",
-            Some(&dir.join("mono.log")),
-        );
-        wait_until_listening(&mut nginx, port, "nginx", None);
-        DotnetHost {
-            port,
-            dir,
-            _nginx: nginx,
-            mono,
-        }
-    }
-
-    fn host(&self) -> HostUnderTest {
-        HostUnderTest {
-            name: "dotnet host",
-            port: self.port,
-            base: "/media".into(),
-            pid: self.mono.0.id(),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        dotnet::log_tail(&self.dir)
-    }
-}
-
-/// Replaces the shipped web.config's appSettings with the test's: seconds,
-/// prefix init, client pacing allowed, the host media directory.
-fn write_settings(web_config: &Path, media: &Path, extra: &[(&str, &str)]) {
-    let media = media.canonicalize().unwrap();
+/// The test's settings, then `extra`: seconds, prefix init, client pacing
+/// allowed.
+fn app_settings<'a>(extra: Settings<'a>) -> Vec<(&'a str, &'a str)> {
     let mut settings = vec![
-        ("mediaRoot", media.to_str().unwrap()),
         ("prefix", "init"),
         ("startUnit", "seconds"),
         ("clientPacing", "true"),
     ];
     settings.extend_from_slice(extra);
-    dotnet::set_app_settings(web_config, &settings);
+    settings
+}
+
+/// The application under /media, /paced and /limited, in one Mono behind
+/// nginx.
+fn start_dotnet() -> RunningDotnet {
+    let mut dotnet = Dotnet::new("dotnet-it");
+    dotnet.app("media", host_media_dir(), &app_settings(&[]));
+    // The same application under /paced, configured to pace and to cut MP4
+    // at keyframes.
+    dotnet.app(
+        "paced",
+        host_media_dir(),
+        &app_settings(&[("rate", "100000"), ("burstBytes", "0"), ("cut", "keyframe")]),
+    );
+    // And under /limited with a tiny MP4 moov limit. The limit is the
+    // process's, set when /limited loads its settings: the test asks it
+    // last. It applies when a file is indexed, and the other applications
+    // have the host media's indexes cached, so /limited serves a copy.
+    let limited_media = dotnet.dir().join("limited-media");
+    fs::create_dir_all(&limited_media).unwrap();
+    for name in ["sample.flv", "h264_aac.moov_end.mp4"] {
+        fs::copy(host_media_dir().join(name), limited_media.join(name)).unwrap();
+    }
+    let limited = dotnet.app(
+        "limited",
+        &limited_media,
+        &app_settings(&[("mp4MaxMoovSize", "1000")]),
+    );
+    // /limited registers the handler by its old name, as a web.config
+    // written before the rename does.
+    let config = fs::read_to_string(limited.join("web.config")).unwrap();
+    assert!(config.contains("Pseudostream.Web.PseudostreamHandler,"));
+    fs::write(
+        limited.join("web.config"),
+        config.replace(
+            "Pseudostream.Web.PseudostreamHandler,",
+            "Pseudostream.Web.FlvStreamingHandler,",
+        ),
+    )
+    .unwrap();
+    dotnet.start()
 }
 
 /// The first requests start ASP.NET and JIT the handler: wait for them,
 /// then touch every code path once.
-fn warm_up(host: &HostUnderTest, server: &DotnetHost) {
+fn warm_up(host: &HostUnderTest, server: &RunningDotnet) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let reply = host.get("sample.flv?start=1&end=2");
@@ -187,8 +131,8 @@ fn warm_up(host: &HostUnderTest, server: &DotnetHost) {
 fn dotnet_host_passes_the_host_matrix() {
     let _serial = serial();
     let started = Instant::now();
-    let server = DotnetHost::start();
-    let host = server.host();
+    let server = start_dotnet();
+    let host = server.host("dotnet host", "/media");
     warm_up(&host, &server);
     eprintln!(
         "dotnet host: up and warm after {:.1} s",
@@ -205,11 +149,7 @@ fn dotnet_host_passes_the_host_matrix() {
         "dotnet host: RSS +{} kB over 1000 requests (slack {SLACK_KB} kB)",
         end.saturating_sub(warm)
     );
-    let paced = HostUnderTest {
-        name: "paced dotnet host",
-        base: "/paced".into(),
-        ..server.host()
-    };
+    let paced = server.host("paced dotnet host", "/paced");
     warm_up(&paced, &server);
     assert_no_failures("paced dotnet host", &run_paced_location(&paced));
 
@@ -240,11 +180,7 @@ fn dotnet_host_passes_the_host_matrix() {
         r.header("X-Pseudostream-Start-Ms")
     );
     // pseudostream:mp4MaxMoovSize reaches the library: 1000 bytes refuse the file.
-    let limited = HostUnderTest {
-        name: "limited dotnet host",
-        base: "/limited".into(),
-        ..server.host()
-    };
+    let limited = server.host("limited dotnet host", "/limited");
     warm_up(&limited, &server);
     let r = limited.get(&format!("{file}?{q}"));
     assert_eq!(
@@ -259,10 +195,6 @@ fn dotnet_host_passes_the_host_matrix() {
         r.body == expected(&flv, "start=20", PrefixMode::Init, StartUnit::Seconds),
         "FlvStreamingHandler: sample.flv?start=20 differs from the library's"
     );
-
-    let dir = server.dir.clone();
-    drop(server);
-    let _ = fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -13,87 +13,41 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::hosts::{php, Launch, Settings, Started};
 use common::*;
-use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
+use pseudostream::{PrefixMode, StartUnit};
 
 /// PHP's memory stays flat request after request (each request starts from
 /// a clean heap); the slack covers allocator noise in PHP and the library.
 const SLACK_KB: u64 = 4096;
 
 /// `php -S` serving `media` through the router: one process, no workers.
-struct PhpHost {
-    port: u16,
-    log: PathBuf,
-    server: Process,
-}
-
-impl PhpHost {
-    fn start(media: &Path, env: &[(&str, &str)]) -> PhpHost {
-        let port = free_port();
-        let log = root().join("target").join(format!("php-host-{port}.log"));
-        let mut command = Command::new("php");
-        command
-            .args(["-d", "ffi.enable=1", "-S", &format!("127.0.0.1:{port}")])
-            .arg(root().join("bindings/php/examples/router.php"))
-            .current_dir(root())
-            // One process: the memory check needs the pid that runs the binding.
-            .env_remove("PHP_CLI_SERVER_WORKERS")
-            .env("PSEUDOSTREAM_MEDIA", media)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap());
-        use_library_under_test(&mut command);
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command
-            .spawn()
-            .expect("php not found: run scripts/setup-php.sh");
-        let mut server = Process(child);
-        wait_until_listening(&mut server, port, "php -S", Some(log.as_ref()));
-        PhpHost { port, log, server }
-    }
-
-    fn under_test(&self, name: &'static str) -> HostUnderTest {
-        HostUnderTest {
-            name,
-            port: self.port,
-            base: String::new(),
-            pid: self.server.0.id(),
-        }
-    }
-}
-
-impl Drop for PhpHost {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let text = fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| !l.ends_with(" Accepted")).collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            eprintln!("php -S log ({}):\n{tail}", self.log.display());
-        } else {
-            let _ = fs::remove_file(&self.log);
-        }
-    }
+fn start_php(name: &'static str, media: &Path, settings: Settings) -> Started {
+    php::launch(Launch {
+        name: Some(name),
+        media: Some(media),
+        settings,
+        ..Launch::default()
+    })
 }
 
 #[test]
 #[ignore = "needs php host packages: scripts/setup-php.sh"]
 fn php_host_passes_the_host_matrix() {
     let started = Instant::now();
-    let php = PhpHost::start(
+    let php = start_php(
+        "php host",
         host_media_dir(),
         &[
-            ("PSEUDOSTREAM_START_UNIT", "seconds"),
-            ("PSEUDOSTREAM_PREFIX", "init"),
-            ("PSEUDOSTREAM_CLIENT_PACING", "1"),
+            ("start_unit", "seconds"),
+            ("prefix", "init"),
+            ("client_pacing", "1"),
         ],
     );
-    let host = php.under_test("php host");
+    let host = php.host("");
     assert_no_failures("php host matrix", &run_matrix(&host));
     assert_library_under_test(host.pid);
     let (warm, end) = check_no_leak(&host, SLACK_KB);
@@ -102,15 +56,16 @@ fn php_host_passes_the_host_matrix() {
         started.elapsed().as_secs_f64()
     );
     drop(php);
-    let paced = PhpHost::start(
+    let paced = start_php(
+        "paced php host",
         host_media_dir(),
         &[
-            ("PSEUDOSTREAM_START_UNIT", "seconds"),
-            ("PSEUDOSTREAM_RATE", "100000"),
-            ("PSEUDOSTREAM_BURST", "0"),
+            ("start_unit", "seconds"),
+            ("rate", "100000"),
+            ("burst", "0"),
         ],
     );
-    let host = paced.under_test("paced php host");
+    let host = paced.host("");
     assert_no_failures("paced php host", &run_paced_location(&host));
 }
 
@@ -136,14 +91,12 @@ fn paths_media_dir() -> PathBuf {
 #[ignore = "needs php host packages: scripts/setup-php.sh"]
 fn php_router_configuration_paths_and_aborts() {
     let media = paths_media_dir();
-    let php = PhpHost::start(
+    let php = start_php(
+        "php router",
         &media,
-        &[
-            ("PSEUDOSTREAM_PREFIX", "header"),
-            ("PSEUDOSTREAM_PARAMS", "start=t"),
-        ],
+        &[("prefix", "header"), ("params", "start=t")],
     );
-    let host = php.under_test("php router");
+    let host = php.host("");
     let sample = media.join("sample.flv");
     let whole = fs::read(&sample).unwrap();
     let mut failures = Vec::new();
@@ -239,22 +192,12 @@ fn php_router_mp4_settings() {
     let media = host_media_dir();
     let (file, q) = ("h264_aac.moov_end.mp4", "start=5.5");
     let target = format!("{file}?{q}");
-    let keyframe_options = Options {
-        start_unit: StartUnit::Seconds,
-        cut: CutMode::Keyframe,
-        ..Options::default()
-    };
-    let keyframe = served_bytes(&media.join(file), q, &keyframe_options);
-    assert_ne!(
-        keyframe,
-        expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds),
-        "{target} starts on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
-    );
-    let seconds = ("PSEUDOSTREAM_START_UNIT", "seconds");
+    let keyframe = keyframe_cut(file, q);
+    let seconds = ("start_unit", "seconds");
     let mut failures = Vec::new();
 
-    let php = PhpHost::start(media, &[seconds, ("PSEUDOSTREAM_CUT", "keyframe")]);
-    let r = php.under_test("php cut keyframe").get(&target);
+    let php = start_php("php cut keyframe", media, &[seconds, ("cut", "keyframe")]);
+    let r = php.host("").get(&target);
     if r.status != 200 || r.body != keyframe {
         failures.push(format!(
             "cut keyframe: {target}: status {}, not the keyframe cut",
@@ -263,11 +206,12 @@ fn php_router_mp4_settings() {
     }
     drop(php);
 
-    let php = PhpHost::start(
+    let php = start_php(
+        "php moov limit",
         media,
-        &[seconds, ("PSEUDOSTREAM_MP4_MAX_MOOV_SIZE", "1000")],
+        &[seconds, ("mp4_max_moov_size", "1000")],
     );
-    let r = php.under_test("php moov limit").get(&target);
+    let r = php.host("").get(&target);
     if r.status != 415 {
         failures.push(format!(
             "moov limit 1000: {target}: status {} (want 415)",
@@ -276,9 +220,9 @@ fn php_router_mp4_settings() {
     }
     drop(php);
 
-    let php = PhpHost::start(media, &[seconds, ("PSEUDOSTREAM_CUT", "sideways")]);
-    let r = php.under_test("php bad cut").get(&target);
-    let log = fs::read_to_string(&php.log).unwrap_or_default();
+    let php = start_php("php bad cut", media, &[seconds, ("cut", "sideways")]);
+    let r = php.host("").get(&target);
+    let log = php.log.text();
     if r.status != 500 || !log.contains("option 'cut' = 'sideways'") {
         failures.push(format!(
             "cut sideways: status {} (want 500 and the reason logged)",

@@ -11,57 +11,33 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::host::*;
-use common::hosts;
+use common::hosts::{ruby, Launch, Settings, Started};
 use common::*;
-use pseudostream::{CutMode, Options, PrefixMode, StartUnit};
 
-/// puma in single mode (one process, so its pid is the one whose memory is
-/// measured) with 4 threads, serving `host_media_dir()` at the root path.
-fn start_puma(name: &'static str) -> (Process, HostUnderTest) {
-    start_puma_with(name, &[])
-}
-
-fn start_puma_with(name: &'static str, env: &[(&str, &str)]) -> (Process, HostUnderTest) {
-    let port = free_port();
-    let mut cmd = Command::new("puma");
-    // The app reads PSEUDOSTREAM_<KEY> for every library key: none of the
-    // caller's may change what is tested.
-    hosts::ruby::clear_settings(&mut cmd);
-    use_library_under_test(&mut cmd);
-    let child = cmd
-        .args(["-b", &format!("tcp://127.0.0.1:{port}")])
-        .args(["-t", "4:4", "-e", "production"])
-        .arg(root().join("bindings/ruby/config.ru"))
-        .current_dir(root())
-        .env("PSEUDOSTREAM_MEDIA", host_media_dir())
-        .env("PSEUDOSTREAM_START_UNIT", "seconds")
-        .env("PSEUDOSTREAM_PREFIX", "init")
-        .env("PSEUDOSTREAM_CLIENT_PACING", "1")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cannot run puma: run scripts/setup-ruby.sh");
-    let mut server = Process(child);
-    wait_until_listening(&mut server, port, &format!("{name}: puma"), None);
-    let host = HostUnderTest {
-        name,
-        port,
-        base: String::new(),
-        pid: server.0.id(),
-    };
-    (server, host)
+/// puma serving `host_media_dir()` at the root path: start in seconds,
+/// prefix init, client pacing allowed, then `settings`.
+fn start_puma(name: &'static str, settings: Settings) -> Started {
+    let mut all = vec![
+        ("start_unit", "seconds"),
+        ("prefix", "init"),
+        ("client_pacing", "1"),
+    ];
+    all.extend_from_slice(settings);
+    ruby::launch(Launch {
+        name: Some(name),
+        settings: &all,
+        ..Launch::default()
+    })
 }
 
 #[test]
 #[ignore = "needs ruby host packages: scripts/setup-ruby.sh"]
 fn ruby_host_passes_the_host_matrix() {
-    let (_server, host) = start_puma("ruby host");
+    let puma = start_puma("ruby host", &[]);
+    let host = puma.host("");
     assert_no_failures("ruby host matrix", &run_matrix(&host));
     assert_library_under_test(host.pid);
     // Ruby's heap, malloc arenas of puma's 4 threads and the 64 KiB strings
@@ -73,11 +49,8 @@ fn ruby_host_passes_the_host_matrix() {
         "ruby host: RSS grew by {} kB over 1000 requests (slack 8192 kB)",
         end.saturating_sub(warm)
     );
-    let (_paced, host) = start_puma_with(
-        "paced ruby host",
-        &[("PSEUDOSTREAM_RATE", "100000"), ("PSEUDOSTREAM_BURST", "0")],
-    );
-    assert_no_failures("paced ruby host", &run_paced_location(&host));
+    let paced = start_puma("paced ruby host", &[("rate", "100000"), ("burst", "0")]);
+    assert_no_failures("paced ruby host", &run_paced_location(&paced.host("")));
 }
 
 /// A client that reads part of a paced response and hangs up must not keep
@@ -86,7 +59,8 @@ fn ruby_host_passes_the_host_matrix() {
 #[test]
 #[ignore = "needs ruby host packages: scripts/setup-ruby.sh"]
 fn ruby_host_survives_clients_that_hang_up() {
-    let (_server, host) = start_puma("ruby host (hang-ups)");
+    let puma = start_puma("ruby host (hang-ups)", &[]);
+    let host = puma.host("");
     let started = Instant::now();
     for i in 0..12 {
         // 800 kbit/s: the whole response would take over 4 s.
@@ -128,63 +102,31 @@ fn ruby_host_survives_clients_that_hang_up() {
 #[test]
 #[ignore = "needs ruby host packages: scripts/setup-ruby.sh"]
 fn ruby_host_mp4_settings() {
-    let media = host_media_dir();
     let (file, q) = ("h264_aac.moov_end.mp4", "start=5.5");
     let target = format!("{file}?{q}");
-    let keyframe_options = Options {
-        start_unit: StartUnit::Seconds,
-        cut: CutMode::Keyframe,
-        ..Options::default()
-    };
-    let keyframe = served_bytes(&media.join(file), q, &keyframe_options);
-    assert_ne!(
-        keyframe,
-        expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds),
-        "{target} starts on a keyframe: exact and keyframe cuts agree, nothing to tell apart"
-    );
+    let keyframe = keyframe_cut(file, q);
 
-    let (server, host) = start_puma_with("ruby cut keyframe", &[("PSEUDOSTREAM_CUT", "keyframe")]);
-    let r = host.get(&target);
+    let puma = start_puma("ruby cut keyframe", &[("cut", "keyframe")]);
+    let r = puma.host("").get(&target);
     assert!(
         r.status == 200 && r.body == keyframe,
         "cut keyframe: {target}: status {}, not the keyframe cut",
         r.status
     );
-    drop(server);
+    drop(puma);
 
-    let (server, host) = start_puma_with(
-        "ruby moov limit",
-        &[("PSEUDOSTREAM_MP4_MAX_MOOV_SIZE", "1000")],
-    );
-    let r = host.get(&target);
+    let puma = start_puma("ruby moov limit", &[("mp4_max_moov_size", "1000")]);
+    let r = puma.host("").get(&target);
     assert_eq!(r.status, 415, "moov limit 1000: {target}");
-    drop(server);
+    drop(puma);
 
-    let mut cmd = Command::new("puma");
-    // The app reads PSEUDOSTREAM_<KEY> for every library key: none of the
-    // caller's may change what is tested.
-    hosts::ruby::clear_settings(&mut cmd);
-    use_library_under_test(&mut cmd);
-    let child = cmd
-        .args([
-            "-b",
-            &format!("tcp://127.0.0.1:{}", free_port()),
-            "-e",
-            "production",
-        ])
-        .arg(root().join("bindings/ruby/config.ru"))
-        .current_dir(root())
-        .env("PSEUDOSTREAM_MEDIA", media)
-        .env("PSEUDOSTREAM_CUT", "sideways")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run puma: run scripts/setup-ruby.sh");
-    let mut puma = Process(child);
+    let mut puma = ruby::spawn(Launch {
+        settings: &[("cut", "sideways")],
+        ..Launch::default()
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = puma.0.try_wait().unwrap() {
+        if let Some(status) = puma.process.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -193,20 +135,7 @@ fn ruby_host_mp4_settings() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Its output is a few kB: the pipes never filled while it ran.
-    let mut output = String::new();
-    puma.0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
-    puma.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
+    let output = puma.log.text();
     assert!(
         !status.success() && output.contains("option 'cut' = 'sideways'"),
         "puma with PSEUDOSTREAM_CUT=sideways: {status}\n{output}"

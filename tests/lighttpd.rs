@@ -12,31 +12,28 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::host::*;
-use common::hosts::lighttpd::{module_dir, run};
+use common::hosts::lighttpd::{self, check_config};
+use common::hosts::{ScratchDir, Started};
 use common::*;
 use pseudostream::{PrefixMode, StartUnit};
 
 /// One lighttpd process (no workers forked) with the test configuration.
 struct Lighttpd {
     port: u16,
-    dir: PathBuf,
-    process: Process,
+    // Stopped before its directory goes.
+    server: Started,
+    dir: ScratchDir,
 }
 
 impl Lighttpd {
     fn start() -> Lighttpd {
-        let port = free_port();
-        let dir = root()
-            .join("target")
-            .join(format!("lighttpd-it-{}-{port}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = ScratchDir::new("lighttpd-it");
         fs::create_dir_all(dir.join("swap")).unwrap();
         fs::create_dir_all(dir.join("tiny")).unwrap();
         fs::write(dir.join("tiny/ok.txt"), b"ok\n").unwrap();
@@ -54,10 +51,6 @@ impl Lighttpd {
         let extensions = r#"pseudostream.extensions = (".flv", ".mp4", ".m4v", ".m4a", ".mov")"#;
         let conf = format!(
             r#"server.document-root = "{d}"
-server.bind = "127.0.0.1"
-server.port = {port}
-server.modules = ("mod_alias", "mod_pseudostream")
-server.errorlog = "{d}/error.log"
 server.max-keep-alive-requests = 1000
 mimetype.assign = (".flv" => "video/x-flv", ".mp4" => "video/mp4", ".txt" => "text/plain")
 alias.url = (
@@ -115,14 +108,21 @@ $HTTP["url"] =^ "/long/" {{
 }}
 "#
         );
-        let conf_path = dir.join("lighttpd.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let process = run(&conf_path, port);
-        Lighttpd { port, dir, process }
+        let server = lighttpd::Lighttpd {
+            dir: &dir,
+            conf: &conf,
+            access_log: false,
+        }
+        .start();
+        Lighttpd {
+            port: server.port,
+            server,
+            dir,
+        }
     }
 
     fn pid(&self) -> u32 {
-        self.process.0.id()
+        self.server.pid()
     }
 
     fn host(&self, base: &str) -> HostUnderTest {
@@ -160,10 +160,23 @@ $HTTP["url"] =^ "/long/" {{
             })
             .map(str::to_string)
             .collect();
-        if let Ok(Some(status)) = self.process.0.try_wait() {
+        if let Ok(Some(status)) = self.server.process.0.try_wait() {
             problems.push(format!("lighttpd exited: {status}"));
         }
         problems
+    }
+
+    /// No failures of the test, then none of lighttpd's own.
+    fn assert_passes(&mut self, what: &str, failures: &[String]) {
+        assert_no_failures(what, failures);
+        assert_no_failures("lighttpd", &self.problems());
+    }
+
+    /// Passes a check every host passes (`run_matrix`,
+    /// `run_paced_location`) below `base`, and logs no problem.
+    fn passes_a_shared_check(&mut self, what: &str, base: &str, check: SharedCheck) {
+        let failures = check(&self.host(base));
+        self.assert_passes(what, &failures);
     }
 
     fn open_fds(&self) -> usize {
@@ -207,26 +220,6 @@ $HTTP["url"] =^ "/long/" {{
             }
         }
         last
-    }
-}
-
-impl Drop for Lighttpd {
-    fn drop(&mut self) {
-        // SIGINT: lighttpd stops at once; the Process drop reaps it.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.process.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Kept when the test failed, for its logs.
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -286,12 +279,7 @@ fn curl_h2(urls: &[String]) -> Vec<CurlReply> {
 #[test]
 #[ignore = "needs lighttpd and the module: make lighttpd-module"]
 fn lighttpd_passes_the_host_matrix() {
-    let mut lighttpd = Lighttpd::start();
-    assert_no_failures(
-        "lighttpd host matrix",
-        &run_matrix(&lighttpd.host("/media")),
-    );
-    assert_no_failures("lighttpd", &lighttpd.problems());
+    Lighttpd::start().passes_a_shared_check("lighttpd host matrix", "/media", run_matrix);
 }
 
 #[test]
@@ -359,8 +347,7 @@ fn byte_seeks_equal_the_library_and_decode() {
     let file = "h264_aac.plain.flv";
     let reply = lighttpd.get(&format!("/bytes/{file}"));
     assert_eq!(reply.body, fs::read(media_dir().join(file)).unwrap());
-    assert_no_failures("byte seeks", &failures);
-    assert_no_failures("lighttpd", &lighttpd.problems());
+    lighttpd.assert_passes("byte seeks", &failures);
 }
 
 #[test]
@@ -423,12 +410,11 @@ fn validators_dates_and_if_range_on_a_seek() {
 #[test]
 #[ignore = "needs lighttpd and the module: make lighttpd-module"]
 fn a_pacing_location_paces_plain_gets_and_ranges() {
-    let mut lighttpd = Lighttpd::start();
-    assert_no_failures(
+    Lighttpd::start().passes_a_shared_check(
         "lighttpd paced location",
-        &run_paced_location(&lighttpd.host("/media-paced")),
+        "/media-paced",
+        run_paced_location,
     );
-    assert_no_failures("lighttpd", &lighttpd.problems());
 }
 
 #[test]
@@ -558,19 +544,7 @@ fn memory_stays_flat_over_a_thousand_requests() {
 
 /// Sends a GET and reads the response header, then `body_bytes` of body.
 fn start_download(port: u16, target: &str, body_bytes: usize) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
+    let (mut s, head) = get_head(port, target);
     assert!(
         head.starts_with(b"HTTP/1.1 200"),
         "{target}: {}",
@@ -734,14 +708,7 @@ fn bad_settings_are_refused_at_startup() {
             ),
         )
         .unwrap();
-        let out = Command::new("lighttpd")
-            .arg("-tt")
-            .arg("-m")
-            .arg(module_dir())
-            .arg("-f")
-            .arg(&conf)
-            .output()
-            .unwrap();
+        let out = check_config(&conf);
         let text = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{setting}: accepted");

@@ -16,72 +16,39 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::path::Path;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::host::*;
+use common::hosts::{self, php, ScratchDir, Started};
 use common::mp4::{probe_packets, tracks_ending_apart};
 use common::*;
 use pseudostream::{MetadataMode, Options, PrefixMode, StartUnit};
 
-fn module_path() -> PathBuf {
-    let p = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
-    assert!(
-        p.exists(),
-        "{} missing: run `make nginx-module`",
-        p.display()
-    );
-    p
-}
-
 /// An nginx master + one worker with the test configuration.
 struct Nginx {
     port: u16,
-    dir: PathBuf,
-    _backend: Process,
-    master: NginxMaster,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.master.stop();
-        // Kept when the test failed, for its logs.
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
+    // Dropped in this order: nginx, its backend, then the directory.
+    server: Started,
+    _backend: Started,
+    dir: ScratchDir,
 }
 
 impl Nginx {
     fn start() -> Nginx {
-        let module = module_path();
         let media = media_dir().canonicalize().unwrap();
         let sample_dir = root().join("samples").canonicalize().unwrap();
-        let port = free_port();
-        let backend_port = free_port();
-        let dir = root()
-            .join("target")
-            .join(format!("nginx-it-{}-{port}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("tmp")).unwrap();
+        let dir = ScratchDir::new("nginx-it");
         fs::create_dir_all(dir.join("junk")).unwrap();
         fs::write(dir.join("junk/not-video.flv"), b"this is not an FLV file\n").unwrap();
         fs::create_dir_all(dir.join("tiny")).unwrap();
         fs::write(dir.join("tiny/ok.txt"), b"ok\n").unwrap();
         fs::create_dir_all(dir.join("ssi")).unwrap();
 
-        let backend = Command::new("php")
-            .args(["-S", &format!("127.0.0.1:{backend_port}")])
-            .arg(root().join("tests/nginx/backend.php"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("php -S (run scripts/setup-deps.sh)");
-        let mut backend = Process(backend);
+        let backend = php::launch_script(&root().join("tests/nginx/backend.php"));
+        let backend_port = backend.port;
 
         let m = media.display();
         let d = dir.display();
@@ -170,33 +137,25 @@ impl Nginx {
             "location /ps-tracks/ {{ alias {tracks}/; pseudostream; \
              pseudostream_start_unit seconds; }}\n"
         );
-        let conf = format!(
-            "load_module {module};\n\
-             worker_processes 1;\n\
-             {main}\
-             thread_pool pseudostream_index threads=2;\n\
-             http {{\n\
-             access_log {d}/access.log;\n\
-             {temps}\
+        let http = format!(
+            "access_log {d}/access.log;\n\
              types {{ video/x-flv flv; }}\n\
              default_type application/octet-stream;\n\
-             sendfile on;\n\
-             server {{\n\
-             listen 127.0.0.1:{port};\n\
-             {locations}\
-             }}\n\
-             }}\n",
-            module = module.display(),
-            main = nginx_main(&dir),
-            temps = nginx_temp_paths(&dir),
+             sendfile on;\n"
         );
-        let master = NginxMaster::start(&dir, &conf, port);
-        wait_until_listening(&mut backend, backend_port, "php -S", None);
+        let server = hosts::nginx::Nginx {
+            dir: &dir,
+            module: true,
+            main: "thread_pool pseudostream_index threads=2;\n",
+            http: &http,
+            server: &locations,
+        }
+        .start();
         Nginx {
-            port,
-            dir,
+            port: server.port,
+            server,
             _backend: backend,
-            master,
+            dir,
         }
     }
 
@@ -206,16 +165,41 @@ impl Nginx {
 
     /// The shared host matrix's view of this nginx below `base`.
     fn host(&self, base: &str) -> HostUnderTest {
-        HostUnderTest {
-            name: "nginx",
-            port: self.port,
-            base: base.to_string(),
-            pid: self.master.pid(),
-        }
+        self.server.host(base)
     }
 
     fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
         http(self.port, method, target, headers)
+    }
+
+    /// Waits up to 30 s for the access log to show the GET of `target` as
+    /// closed by its client (499).
+    fn wait_until_logged_gone(&self, target: &str) {
+        let gone = format!("GET {target} HTTP/1.1\" 499 ");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .contains(&gone)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no 499 logged for {target}, whose client went away"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// No failures of the test, then no worker crash or alert logged.
+    fn assert_passes(&self, what: &str, failures: &[String]) {
+        assert_no_failures(what, failures);
+        assert_no_failures("nginx error.log", &self.log_problems());
+    }
+
+    /// Passes a check every host passes (`run_matrix`,
+    /// `run_paced_location`) below `base`, and logs no problem.
+    fn passes_a_shared_check(&self, what: &str, base: &str, check: SharedCheck) {
+        let failures = check(&self.host(base));
+        self.assert_passes(what, &failures);
     }
 
     /// Worker crashes and alerts logged so far.
@@ -313,8 +297,7 @@ fn seeks_through_nginx_match_the_library_and_decode() {
     });
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     eprintln!("nginx: {} seek responses checked", refs.len() * 4);
-    assert_no_failures("nginx seeks", &failures);
-    assert_no_failures("nginx error.log", &nginx.log_problems());
+    nginx.assert_passes("nginx seeks", &failures);
 }
 
 #[test]
@@ -560,20 +543,17 @@ fn served(file: &Path, query_str: &str, metadata: MetadataMode) -> Vec<u8> {
 #[test]
 #[ignore = "needs nginx and the module: make nginx-module"]
 fn nginx_passes_the_host_matrix() {
-    let nginx = Nginx::start();
-    assert_no_failures("nginx host matrix", &run_matrix(&nginx.host("/media")));
-    assert_no_failures("nginx error.log", &nginx.log_problems());
+    Nginx::start().passes_a_shared_check("nginx host matrix", "/media", run_matrix);
 }
 
 #[test]
 #[ignore = "needs nginx and the module: make nginx-module"]
 fn a_pacing_location_paces_plain_gets_and_ranges() {
-    let nginx = Nginx::start();
-    assert_no_failures(
+    Nginx::start().passes_a_shared_check(
         "nginx paced location",
-        &run_paced_location(&nginx.host("/media-paced")),
+        "/media-paced",
+        run_paced_location,
     );
-    assert_no_failures("nginx error.log", &nginx.log_problems());
 }
 
 #[test]
@@ -769,20 +749,9 @@ fn pacing_covers_bodies_and_answers_bodyless_requests_at_once() {
     // the body (64k at 100000 B/s, sent when the schedule reaches its
     // middle) follows at 0.33 s.
     let started = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", nginx.port)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
+    let (mut s, _) = get_head(nginx.port, &target);
     let header_after = started.elapsed();
-    s.read_exact(&mut byte).unwrap();
+    s.read_exact(&mut [0u8; 1]).unwrap();
     let body_after = started.elapsed();
     assert!(
         header_after < Duration::from_millis(200) && body_after > Duration::from_millis(300),
@@ -834,8 +803,7 @@ fn pacing_covers_bodies_and_answers_bodyless_requests_at_once() {
         Ok(())
     });
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-    assert_no_failures("paced bodies", &failures);
-    assert_no_failures("nginx error.log", &nginx.log_problems());
+    nginx.assert_passes("paced bodies", &failures);
 }
 
 #[test]
@@ -906,8 +874,7 @@ fn seeks_indexed_in_the_thread_pool_match_the_library_and_decode() {
     });
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     eprintln!("nginx aio threads: {count} cold seek responses checked");
-    assert_no_failures("seeks indexed in the thread pool", &failures);
-    assert_no_failures("nginx error.log", &nginx.log_problems());
+    nginx.assert_passes("seeks indexed in the thread pool", &failures);
 }
 
 #[test]
@@ -1033,18 +1000,7 @@ fn requests_waiting_for_a_build_leave_the_pool_its_other_threads() {
         reply.body == seeks[0].body,
         "{builder}: differs after the new version"
     );
-    let left = format!("GET {waiter} HTTP/1.1\" 499 ");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !fs::read_to_string(nginx.dir.join("access.log"))
-        .unwrap_or_default()
-        .contains(&left)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no 499 logged for the waiting request whose client went away"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    nginx.wait_until_logged_gone(waiter);
     assert_eq!(http(nginx.port, "GET", &targets[2], &[]).status, 200);
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }
@@ -1058,18 +1014,7 @@ fn a_cold_index_build_in_the_thread_pool_leaves_the_worker_serving() {
     // file meanwhile. The request whose client went away during the next
     // build is logged as closed.
     let gone_q = check_cold_index_builds("nginx aio threads", nginx.port);
-    let left = format!("GET /long/long.flv?{gone_q} HTTP/1.1\" 499 ");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !fs::read_to_string(nginx.dir.join("access.log"))
-        .unwrap_or_default()
-        .contains(&left)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no 499 logged for the request whose client went away"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    nginx.wait_until_logged_gone(&format!("/long/long.flv?{gone_q}"));
     assert_no_failures("nginx error.log", &nginx.log_problems());
 }
 

@@ -11,9 +11,10 @@ mod json;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::host::{example_exe, free_port, http, wait_until_listening, Process};
+use common::host::{example_exe, free_port, http};
+use common::hosts::{example, Launch, Started};
 use common::root;
 use json::Json;
 
@@ -67,30 +68,22 @@ fn fixture(name: &str) -> PathBuf {
     dir
 }
 
-fn serve(dir: &Path, web: Option<&Path>) -> (u16, Process) {
-    let port = free_port();
-    let mut cmd = Command::new(example_exe());
-    cmd.arg("serve")
-        .arg(dir.join("media"))
-        .args(["--addr", &format!("127.0.0.1:{port}")]);
-    if let Some(web) = web {
-        cmd.arg("--web").arg(web);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut process = Process(child);
-    wait_until_listening(&mut process, port, "example host", None);
-    (port, process)
+/// The example host serving DIR/media, with `--web WEB` if given.
+fn serve(dir: &Path, web: Option<&Path>) -> Started {
+    let web = web.map(|w| ["--web", w.to_str().unwrap()]);
+    example::launch(Launch {
+        media: Some(&dir.join("media")),
+        args: web.as_ref().map_or(&[], |args| args),
+        ..Launch::default()
+    })
 }
 
 #[test]
 fn the_page_its_assets_and_the_media_list() {
     let dir = fixture("page");
     let web = dir.join("web");
-    let (port, _server) = serve(&dir, Some(&web));
+    let server = serve(&dir, Some(&web));
+    let port = server.port;
     let get = |target: &str| http(port, "GET", target, &[]);
 
     for (target, file, content_type) in [
@@ -184,7 +177,8 @@ fn the_page_its_assets_and_the_media_list() {
 #[test]
 fn without_web_the_root_is_the_listing_and_web_needs_the_players() {
     let dir = fixture("plain");
-    let (port, server) = serve(&dir, None);
+    let server = serve(&dir, None);
+    let port = server.port;
     let root_page = http(port, "GET", "/", &[]);
     assert_eq!(root_page.status, 200);
     assert!(String::from_utf8_lossy(&root_page.body).contains("Seek points"));

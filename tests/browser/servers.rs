@@ -6,13 +6,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use crate::common::host::{
-    example_exe, free_port, nginx_main, nginx_temp_paths, wait_until_listening, NginxMaster,
-    Process,
-};
-use crate::common::root;
+use crate::common::hosts::lighttpd::Lighttpd;
+use crate::common::hosts::nginx::Nginx;
+use crate::common::hosts::{example, Launch, Started};
 use crate::support::make_public;
 
 /// One request as a server logged it.
@@ -40,91 +37,70 @@ pub struct Server {
     pub name: &'static str,
     pub port: u16,
     log: AccessLog,
-    _running: Box<dyn std::any::Any>,
+    _running: Started,
 }
 
 impl Server {
-    /// `pseudostream serve DIR/media ARGS…`, its request log in DIR/NAME.log.
-    pub fn example(dir: &Path, name: &'static str, args: &[&str]) -> Server {
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(example_exe())
-            .arg("serve")
-            .arg(dir.join("media"))
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut process = Process(child);
-        wait_until_listening(&mut process, port, name, Some(&log));
+    fn new(name: &'static str, log: AccessLog, running: Started) -> Server {
         Server {
             name,
-            port,
-            log: AccessLog::Example(log),
-            _running: Box::new(process),
+            port: running.port,
+            log,
+            _running: running,
         }
+    }
+
+    /// `pseudostream serve DIR/media ARGS…`, its request log in DIR/NAME.log.
+    pub fn example(dir: &Path, name: &'static str, args: &[&str]) -> Server {
+        let log = dir.join(format!("{name}.log"));
+        let running = example::launch(Launch {
+            name: Some(name),
+            media: Some(&dir.join("media")),
+            args,
+            log: Some(&log),
+            ..Launch::default()
+        });
+        Server::new(name, AccessLog::Example(log), running)
     }
 
     /// nginx with the module loaded, one worker, `types` and then
     /// `locations` in its one server, under DIR/nginx-NAME.
     pub fn nginx(dir: &Path, name: &'static str, types: &str, locations: &str) -> Server {
-        let module = root().join("target/nginx-build/objs/ngx_http_pseudostream_module.so");
-        assert!(
-            module.exists(),
-            "{} missing: run `make nginx-module`",
-            module.display()
-        );
-        let port = free_port();
         let dir = dir.join(format!("nginx-{name}"));
-        fs::create_dir_all(dir.join("tmp")).unwrap();
+        fs::create_dir_all(&dir).unwrap();
         make_public(&dir);
         let d = dir.display();
-        let conf = format!(
-            "load_module {module};\n\
-             worker_processes 1;\n\
-             {main}\
-             http {{\n\
-             log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\" \
+        let http = format!(
+            "log_format ps '$request_method $request_uri $status $body_bytes_sent \"$http_range\" \
              sent $bytes_sent in ${{request_time}}s c$connection \"$sent_http_content_range\"';\n\
              access_log {d}/access.log ps;\n\
-             {temps}\
              types {{ {types} }}\n\
              default_type application/octet-stream;\n\
-             sendfile on;\n\
-             server {{\n\
-             listen 127.0.0.1:{port};\n\
-             {locations}\n\
-             }}\n\
-             }}\n",
-            module = module.display(),
-            main = nginx_main(&dir),
-            temps = nginx_temp_paths(&dir),
+             sendfile on;\n"
         );
-        let master = NginxMaster::start(&dir, &conf, port);
-        Server {
-            name,
-            port,
-            log: AccessLog::Nginx(dir.join("access.log")),
-            _running: Box::new(master),
+        let running = Nginx {
+            dir: &dir,
+            module: true,
+            main: "",
+            http: &http,
+            server: locations,
         }
+        .start();
+        Server::new(name, AccessLog::Nginx(dir.join("access.log")), running)
     }
 
-    /// lighttpd with mod_pseudostream on 127.0.0.1, `conf` the rest of its
-    /// configuration (document root, aliases, blocks), under DIR/NAME.
+    /// lighttpd with mod_pseudostream and its access log, `conf` the rest of
+    /// its configuration (document root, aliases, blocks), under DIR/NAME.
     pub fn lighttpd(dir: &Path, name: &'static str, conf: &str) -> Server {
-        let port = free_port();
         let dir = dir.join(name);
         fs::create_dir_all(&dir).unwrap();
-        let conf = format!("server.bind = \"127.0.0.1\"\nserver.port = {port}\n{conf}");
-        let process = start_lighttpd(&dir, port, &conf);
-        Server {
-            name,
-            port,
-            log: AccessLog::Lighttpd(dir.join("access.log")),
-            _running: Box::new(process),
+        let running = Lighttpd {
+            dir: &dir,
+            conf,
+            access_log: true,
         }
+        .start();
+        Server::new(name, AccessLog::Lighttpd(dir.join("access.log")), running)
     }
 
     pub fn is_example(&self) -> bool {
@@ -184,7 +160,8 @@ fn nginx_line(line: &str) -> Option<Logged> {
     })
 }
 
-/// `"REQUEST LINE" STATUS BYTES "RANGE"`, as `start_lighttpd` logs.
+/// `"REQUEST LINE" STATUS BYTES "RANGE"`, as `Lighttpd` with `access_log`
+/// logs.
 fn lighttpd_line(line: &str) -> Option<Logged> {
     let (request, rest) = line.strip_prefix('"')?.split_once("\" ")?;
     let target = request.split(' ').nth(1)?;
@@ -200,59 +177,6 @@ fn lighttpd_line(line: &str) -> Option<Logged> {
         range: (range != "-").then(|| range.to_string()),
         line: line.to_string(),
     })
-}
-
-/// A lighttpd logging every request as `"REQUEST LINE" STATUS BYTES
-/// "RANGE"` to DIR/access.log: `conf` is the rest of its configuration,
-/// DIR holds its modules (mod_pseudostream and Debian's mod_accesslog) and
-/// logs.
-fn start_lighttpd(dir: &Path, port: u16, conf: &str) -> Process {
-    let module = root().join("target/lighttpd-build/mod_pseudostream.so");
-    assert!(
-        module.exists(),
-        "{} missing: run `make lighttpd-module`",
-        module.display()
-    );
-    let modules = dir.join("modules");
-    fs::create_dir_all(&modules).unwrap();
-    for (link, to) in [
-        ("mod_pseudostream.so", module.as_path()),
-        (
-            "mod_accesslog.so",
-            Path::new("/usr/lib/lighttpd/mod_accesslog.so"),
-        ),
-    ] {
-        let _ = fs::remove_file(modules.join(link));
-        std::os::unix::fs::symlink(to, modules.join(link)).unwrap();
-    }
-    let d = dir.display();
-    let conf = format!(
-        "server.modules = (\"mod_alias\", \"mod_accesslog\", \"mod_pseudostream\")\n\
-         server.errorlog = \"{d}/error.log\"\n\
-         accesslog.filename = \"{d}/access.log\"\n\
-         accesslog.format = \"\\\"%r\\\" %>s %b \\\"%{{Range}}i\\\"\"\n\
-         {conf}"
-    );
-    let conf_path = dir.join("lighttpd.conf");
-    fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("lighttpd")
-        .arg("-D")
-        .arg("-m")
-        .arg(&modules)
-        .arg("-f")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("stderr.log")).unwrap())
-        .spawn()
-        .expect("lighttpd (make lighttpd-module installs it)");
-    let mut process = Process(child);
-    wait_until_listening(
-        &mut process,
-        port,
-        "lighttpd",
-        Some(&dir.join("stderr.log")),
-    );
-    process
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::*;
-use pseudostream::{query, Media, Options, PrefixMode, StartUnit};
+use pseudostream::{query, CutMode, Media, Options, PrefixMode, StartUnit};
 
 /// A port for a test server, never handed out twice while this process
 /// lives, nor to another test process at the same time.
@@ -130,104 +130,33 @@ pub fn example_exe() -> PathBuf {
         .join(profile)
         .join("examples")
         .join("pseudostream");
-    assert!(
-        exe.exists(),
-        "{} missing: cargo builds examples with the tests",
-        exe.display()
-    );
-    exe
+    built(exe, "cargo builds examples with the tests")
+}
+
+/// `path`, a build output the tests need; fails saying `how` to make it
+/// when it is missing.
+pub fn built(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.exists(), "{} missing: {how}", path.display());
+    path
 }
 
 /// A child process killed and reaped when dropped.
 pub struct Process(pub Child);
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// An nginx master run with a test's configuration under its own prefix,
-/// checked with `nginx -t` first; stopped gracefully (SIGQUIT) when dropped.
-pub struct NginxMaster {
-    process: Process,
-    stopped: bool,
-}
-
-/// The main-context lines every test nginx shares: in the foreground, its
-/// pid file and error log (level info) under `dir`, 256 connections.
-pub fn nginx_main(dir: &Path) -> String {
-    let d = dir.display();
-    format!(
-        "daemon off;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n"
-    )
-}
-
-/// The http-context temp paths of a test nginx, all under `dir`/tmp.
-pub fn nginx_temp_paths(dir: &Path) -> String {
-    let t = dir.join("tmp");
-    let t = t.display();
-    format!(
-        "client_body_temp_path {t}/body;\n\
-         proxy_temp_path {t}/proxy;\n\
-         fastcgi_temp_path {t}/fastcgi;\n\
-         uwsgi_temp_path {t}/uwsgi;\n\
-         scgi_temp_path {t}/scgi;\n"
-    )
-}
-
-impl NginxMaster {
-    /// Writes `conf` to `dir/nginx.conf`, checks it, starts nginx with `dir`
-    /// as its prefix and waits for `port`.
-    pub fn start(dir: &Path, conf: &str, port: u16) -> NginxMaster {
-        let conf_path = dir.join("nginx.conf");
-        fs::write(&conf_path, conf).unwrap();
-        let nginx = |args: &[&str]| {
-            let mut c = std::process::Command::new("nginx");
-            c.args(args).arg("-p").arg(dir).arg("-c").arg(&conf_path);
-            c
-        };
-        let test = nginx(&["-t", "-q"])
-            .output()
-            .expect("nginx (run scripts/setup-deps.sh / make nginx-module)");
-        assert!(
-            test.status.success(),
-            "nginx -t failed: {}",
-            String::from_utf8_lossy(&test.stderr)
-        );
-        let master = nginx(&[])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut master = NginxMaster {
-            process: Process(master),
-            stopped: false,
-        };
-        wait_until_listening(&mut master.process, port, "nginx", None);
-        master
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.0.id()
-    }
-
-    /// SIGQUIT, nginx's graceful stop, and up to 5 s for it; the Process
-    /// drop kills what is left. Done once.
-    pub fn stop(&mut self) {
-        if std::mem::replace(&mut self.stopped, true) {
+impl Process {
+    /// Sends `signal` (a graceful stop: nginx's SIGQUIT, lighttpd's SIGINT)
+    /// and waits up to 5 s for the process to end; the drop kills what is
+    /// left.
+    pub fn stop(&mut self, signal: libc::c_int) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
             return;
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-QUIT", &self.pid().to_string()])
-            .status();
+        // SAFETY: kill(2) on our own child, not yet reaped, so its pid is
+        // still its own.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, signal) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.process.0.try_wait() {
+            if let Ok(Some(_)) = self.0.try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -235,9 +164,10 @@ impl NginxMaster {
     }
 }
 
-impl Drop for NginxMaster {
+impl Drop for Process {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -362,6 +292,27 @@ pub fn served_bytes(file: &Path, query_str: &str, options: &Options) -> Vec<u8> 
     body(&media, &plan)
 }
 
+/// The library's keyframe cut of `file` (in `host_media_dir()`) for
+/// `query_str` (start in seconds): what a host set to cut MP4 at keyframes
+/// serves. Fails when the start is on a keyframe, where the exact cut is the
+/// same and the setting could not be told apart.
+pub fn keyframe_cut(file: &str, query_str: &str) -> Vec<u8> {
+    let path = host_media_dir().join(file);
+    let options = Options {
+        start_unit: StartUnit::Seconds,
+        cut: CutMode::Keyframe,
+        ..Options::default()
+    };
+    let keyframe = served_bytes(&path, query_str, &options);
+    assert_ne!(
+        keyframe,
+        expected(&path, query_str, PrefixMode::Init, StartUnit::Seconds),
+        "{file}?{query_str} starts on a keyframe: exact and keyframe cuts agree, \
+         nothing to tell apart"
+    );
+    keyframe
+}
+
 /// ffmpeg decodes the bytes cleanly and the first video frame is a key frame.
 pub fn decode_bytes(bytes: &[u8], what: &str) -> Result<(), String> {
     let t = TempFile::with_bytes("host.flv", bytes);
@@ -474,6 +425,10 @@ pub fn rss_kb(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A check every host passes below a base path, such as [`run_matrix`]:
+/// the failures.
+pub type SharedCheck = fn(&HostUnderTest) -> Vec<String>;
 
 /// The request matrix: time, byte (fs), end, bstart/bend, ib/fs seeks equal
 /// the library's bytes and decode; Range, HEAD, If-None-Match; bad inputs get
@@ -838,12 +793,7 @@ pub fn check_no_leak(host: &HostUnderTest, slack_kb: u64) -> (u64, u64) {
 /// The build tree's shared library.
 pub fn build_tree_library() -> PathBuf {
     let lib = root().join("target/release/libpseudostream.so");
-    assert!(
-        lib.exists(),
-        "{} missing: run `cargo build --release`",
-        lib.display()
-    );
-    lib
+    built(lib, "run `cargo build --release`")
 }
 
 /// The prefix of an installed library the hosts must use instead of the
@@ -935,6 +885,26 @@ pub fn get_timed(port: u16, target: &str) -> (Reply, Instant, Instant) {
         elapsed: first_byte - sent,
     };
     (reply, sent, first_byte)
+}
+
+/// Sends a GET of `target` on a new connection and reads the response
+/// header, byte by byte so that nothing of the body is read: the connection
+/// and the header.
+pub fn get_head(port: u16, target: &str) -> (TcpStream, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (s, head)
 }
 
 /// Sends `seeks` at once (cold seeks into a long file whose index the

@@ -1,36 +1,35 @@
 //! The example host (`examples/pseudostream.rs serve`): `--<key> <value>`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::super::host::{
-    example_exe, free_port, host_media_dir, wait_until_listening, HostUnderTest, Process,
-};
-use super::{RunningHost, Settings};
+use super::super::host::{example_exe, free_port};
+use super::{spawn_server, Launch, RunningHost, Settings, Started};
 
-pub fn start(settings: Settings) -> RunningHost {
+/// `pseudostream serve MEDIA`, each setting as `--KEY VALUE`, then the
+/// launch's arguments; its request log (stderr) to the launch's log.
+pub fn launch(launch: Launch) -> Started {
     let port = free_port();
     let mut command = Command::new(example_exe());
     command
         .arg("serve")
-        .arg(host_media_dir())
+        .arg(launch.media())
         .args(["--addr", &format!("127.0.0.1:{port}")]);
-    for (key, value) in settings {
+    for (key, value) in launch.settings {
         command.arg(format!("--{key}")).arg(value);
     }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Process(child);
-    wait_until_listening(&mut server, port, "example host", None);
-    RunningHost {
-        host: HostUnderTest {
-            name: "example host",
-            port,
-            base: String::new(),
-            pid: server.0.id(),
-        },
-        keep: vec![Box::new(server)],
-    }
+    command.args(launch.args).envs(launch.env.iter().copied());
+    let log = launch.log_or("example-host.log");
+    let name = launch.name.unwrap_or("example host");
+    spawn_server(
+        name,
+        &mut command,
+        port,
+        log,
+        "cargo builds it with the tests",
+    )
+    .listening()
+}
+
+pub fn start(settings: Settings) -> RunningHost {
+    RunningHost::launched(launch, settings)
 }
