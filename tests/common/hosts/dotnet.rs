@@ -97,6 +97,8 @@ fn fastcgi_location(path: &str, app: &Path, fcgi_port: u16) -> String {
         "location {path} {{\n\
          fastcgi_pass 127.0.0.1:{fcgi_port};\n\
          fastcgi_buffering off;\n\
+         fastcgi_buffer_size 64k;\n\
+         fastcgi_buffers 4 64k;\n\
          fastcgi_read_timeout 300s;\n\
          fastcgi_param QUERY_STRING $query_string;\n\
          fastcgi_param REQUEST_METHOD $request_method;\n\

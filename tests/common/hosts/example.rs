@@ -27,6 +27,7 @@ pub fn launch(launch: Launch) -> Started {
         log,
         "cargo builds it with the tests",
     )
+    .ready_when_logged(format!("on http://127.0.0.1:{port}/"))
     .listening()
 }
 

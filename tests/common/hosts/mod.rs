@@ -125,6 +125,9 @@ pub struct Started {
     pub log: ServerLog,
     /// Sent first when it stops, for a graceful end (nginx, lighttpd).
     graceful: Option<libc::c_int>,
+    /// The line it logs once it has bound its port and is ready to serve
+    /// (PHP, puma and the example host have one).
+    ready_line: Option<String>,
 }
 
 impl Started {
@@ -143,10 +146,19 @@ impl Started {
         }
     }
 
-    /// Waits until it listens: fails when it exits first, with the end of
-    /// its log.
+    /// Says that it logs a line containing `line` when it is ready.
+    fn ready_when_logged(mut self, line: String) -> Started {
+        self.ready_line = Some(line);
+        self
+    }
+
+    /// Waits until it has logged its ready line, if it has one, and accepts
+    /// connections: fails when it exits first, with the end of its log.
     pub fn listening(mut self) -> Started {
         let log = self.log.path.clone();
+        if let Some(line) = &self.ready_line {
+            wait_until_logged(&mut self.process, &log, line, self.name);
+        }
         wait_until_listening(&mut self.process, self.port, self.name, Some(&log));
         self
     }
@@ -186,6 +198,27 @@ fn spawn_server(
         process: Process(child),
         log,
         graceful: None,
+        ready_line: None,
+    }
+}
+
+/// Waits up to 30 s until `log` holds `line`; fails at once if `server`
+/// exits first.
+fn wait_until_logged(server: &mut Process, log: &Path, line: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if text.contains(line) {
+            return;
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("{what} exited ({status}) before it was ready:\n{text}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not log {line:?} within 30 s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

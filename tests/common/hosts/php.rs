@@ -24,7 +24,14 @@ pub fn launch(launch: Launch) -> Started {
         .arg(root().join("bindings/php/examples/router.php"));
     let log = launch.log_or("php.log");
     let name = launch.name.unwrap_or("php");
-    spawn_server(name, &mut command, port, log, "run scripts/setup-php.sh").listening()
+    spawn_server(name, &mut command, port, log, "run scripts/setup-php.sh")
+        .ready_when_logged(ready_line(port))
+        .listening()
+}
+
+/// What `php -S` logs once it has bound its port.
+fn ready_line(port: u16) -> String {
+    format!("Development Server (http://127.0.0.1:{port}) started")
 }
 
 /// `php -S` running a test's own `script`, without the binding (the
@@ -43,6 +50,7 @@ pub fn launch_script(script: &Path) -> Started {
         log,
         "run scripts/setup-deps.sh",
     )
+    .ready_when_logged(ready_line(port))
     .listening()
 }
 

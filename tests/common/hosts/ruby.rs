@@ -8,7 +8,10 @@ use super::{app_command, spawn_server, Launch, RunningHost, Settings, Started};
 /// puma serving the launch's media through the Rack app: single mode (one
 /// process, so its pid is the one whose memory is measured), 4 threads.
 pub fn launch(launch: Launch) -> Started {
-    spawn(launch).listening()
+    // Logged once the app is loaded and the port bound.
+    spawn(launch)
+        .ready_when_logged("Use Ctrl-C to stop".into())
+        .listening()
 }
 
 /// puma as [`launch`] starts it, not waited for: for a test that expects it
