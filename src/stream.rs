@@ -154,7 +154,7 @@ impl Stream {
         if now_us == NOW_UNPACED {
             return Ok(want);
         }
-        match self.pacer.allow(now_us, want) {
+        match self.pacer.allow_within(now_us, remaining, cap) {
             Allowance::Send(n) => Ok(n.min(want)),
             Allowance::Wait(us) => Err(Fill::Wait(us)),
         }
