@@ -176,7 +176,11 @@ impl Pacer {
         if available >= need {
             let n = available.min(left);
             let n = if n < left { self.page_aligned(n) } else { n };
-            self.released = sent + n;
+            // Only a buffer smaller than the piece leaves some of it for the
+            // next call. A host that sends less than it was allowed for
+            // another reason (a batch cut at a page) sends the rest with
+            // the next piece, not on its own right after.
+            self.released = if n > cap { sent + n } else { 0 };
             return Allowance::Send(n.min(cap));
         }
         // The time at which burst + rate × t + lead reaches sent + need.
@@ -356,6 +360,35 @@ mod tests {
                 assert_eq!(by_then, pieces_due * rate, "cap {cap}: by {second} s");
             }
         }
+    }
+
+    #[test]
+    fn what_a_host_leaves_of_a_piece_waits_for_the_next() {
+        // nginx cuts a batch at a file page and sends less than allowed:
+        // the rest goes with the next piece, never as a small send of its
+        // own (a lone FLV tag in a read of its own spoils mpegts.js seeks).
+        let mut p = Pacer::new(0, 100_000);
+        let total = 10_000_000;
+        p.allow_within(0, total, u64::MAX); // starts the clock
+        let Allowance::Send(n) = p.allow_within(2_000_000, total, u64::MAX) else {
+            panic!("a piece is due");
+        };
+        p.consume(n - 121);
+        assert!(matches!(
+            p.allow_within(2_000_000, total - n + 121, u64::MAX),
+            Allowance::Wait(_)
+        ));
+        // A buffer smaller than the piece gets the rest of it at once.
+        let mut p = Pacer::new(0, 100_000);
+        p.allow_within(0, total, 16_384);
+        let Allowance::Send(first) = p.allow_within(2_000_000, total, 16_384) else {
+            panic!("a piece is due");
+        };
+        p.consume(first);
+        assert_eq!(
+            p.allow_within(2_000_000, total - first, 16_384),
+            Allowance::Send(16_384)
+        );
     }
 
     #[test]
