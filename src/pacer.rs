@@ -174,7 +174,14 @@ impl Pacer {
         };
         let available = scheduled.saturating_add(lead).saturating_sub(sent);
         if available >= need {
-            let n = available.min(left);
+            let mut n = available.min(left);
+            // The lead is for pieces before the last: a host that wakes a
+            // little late must not take the body's end half a piece early
+            // with the piece before it, nor leave a sliver to go alone.
+            let end_due = scheduled >= sent.saturating_add(left);
+            if !end_due && left - n < lead {
+                n = left - lead;
+            }
             let n = if n < left { self.page_aligned(n) } else { n };
             // Only a buffer smaller than the piece leaves some of it for the
             // next call. A host that sends less than it was allowed for
@@ -406,6 +413,50 @@ mod tests {
             assert_eq!(sent, total);
             let due = ((total - burst) as u128 * 1_000_000).div_ceil(rate as u128) as u64;
             assert_eq!(t_end, due, "burst {burst} rate {rate} total {total}");
+        }
+    }
+
+    #[test]
+    fn a_host_that_wakes_late_still_ends_on_schedule() {
+        // Mono's Thread.Sleep wakes tens of milliseconds late under load:
+        // the piece before the last must not take the last with it.
+        for &(rate, total, late_us) in &[
+            (100_000u64, 460_739u64, 30_000u64),
+            (100_000, 460_739, 1_000),
+            (100_000, 307_160, 200_000),
+            (10_240, 95_000, 700_000),
+        ] {
+            for cap in [u64::MAX, 64 * 1024, 16 * 1024] {
+                let mut p = Pacer::new(0, rate);
+                let half = p.piece() / 2;
+                let (mut now, mut sent) = (0u64, 0u64);
+                // Bytes sent at each wake-up.
+                let mut sends: Vec<u64> = vec![0];
+                while sent < total {
+                    match p.allow_within(now, total - sent, cap) {
+                        Allowance::Send(n) => {
+                            p.consume(n);
+                            sent += n;
+                            *sends.last_mut().unwrap() += n;
+                        }
+                        Allowance::Wait(us) => {
+                            now += us + late_us;
+                            sends.push(0);
+                        }
+                    }
+                }
+                let due = (total as u128 * 1_000_000).div_ceil(rate as u128) as u64;
+                assert!(
+                    now >= due,
+                    "rate {rate} late {late_us} cap {cap}: ended at {now} us, due {due}"
+                );
+                // No sliver goes on its own at the end.
+                let last = *sends.last().unwrap();
+                assert!(
+                    last >= half,
+                    "rate {rate} late {late_us} cap {cap}: last wake-up sent {last} bytes"
+                );
+            }
         }
     }
 
