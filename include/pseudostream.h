@@ -510,7 +510,11 @@ typedef struct {
    1 when seek points are audio tags (no video in the file).
    */
   uint32_t seek_points_from_audio;
-  uint32_t reserved;
+  /*
+   Samples the file flags as keyframes that are not seek points: their
+   first picture depends on earlier ones (a non-IDR H.264 I picture).
+   */
+  uint32_t keyframe_flags_overruled;
 } ps_media_info;
 
 /*

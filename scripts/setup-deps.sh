@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the external tools used by libpseudostream's sample/test-media
-# scripts and header checks on a Debian 12 machine (run as root).
+# scripts and header checks on a Debian 12 machine (run as root), and the
+# other muxers the corpus of scripts/make-muxer-corpus.sh comes from
+# (GStreamer, the x264 CLI, AtomicParsley).
 # Idempotent: does nothing when everything is already present.
 # Only the stable Rust toolchain is needed; this script never installs Rust.
 set -euo pipefail
@@ -17,6 +19,20 @@ declare -A pkg_for=(
   [php]=php-cli
   [make]=make
   [curl]=curl
+  [gst-launch-1.0]=gstreamer1.0-tools
+  [gst-inspect-1.0]=gstreamer1.0-tools
+  [x264]=x264
+  [AtomicParsley]=atomicparsley
+)
+tools=(ffmpeg ffprobe yamdi flvmeta cc php make curl gst-launch-1.0 gst-inspect-1.0 x264 AtomicParsley)
+# GStreamer elements the corpus uses -> the plugin package holding them.
+declare -A gst_pkg_for=(
+  [flvmux]=gstreamer1.0-plugins-good
+  [flvdemux]=gstreamer1.0-plugins-good
+  [qtmux]=gstreamer1.0-plugins-good
+  [mp4mux]=gstreamer1.0-plugins-good
+  [aacparse]=gstreamer1.0-plugins-good
+  [h264parse]=gstreamer1.0-plugins-bad
 )
 
 missing=()
@@ -27,8 +43,17 @@ add_pkg() {
   done
 }
 
-for cmd in ffmpeg ffprobe yamdi flvmeta cc php make curl; do
+for cmd in "${tools[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || add_pkg "${pkg_for[$cmd]}"
+done
+gst_elements() {
+  local e
+  for e in "${!gst_pkg_for[@]}"; do
+    command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "$e" || echo "$e"
+  done
+}
+for e in $(gst_elements); do
+  add_pkg "${gst_pkg_for[$e]}"
 done
 # A C compiler without libc headers cannot build the header check.
 if [[ ! -e /usr/include/stdio.h ]]; then
@@ -46,9 +71,11 @@ fi
 apt_install setup-deps "${missing[@]}"
 
 # Verify the result.
-for cmd in ffmpeg ffprobe yamdi flvmeta cc php make curl; do
+for cmd in "${tools[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after install"
 done
+missing_elements=$(gst_elements)
+[[ -z $missing_elements ]] || die "GStreamer elements still missing after install: $missing_elements"
 encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null) || die "ffmpeg -encoders failed"
 for enc in libx264 aac libmp3lame flv; do
   grep -qE "^ [A-Z.]{6} $enc " <<<"$encoders" \

@@ -110,7 +110,8 @@ impl Media {
             "{{\"format\":\"{}\",\"size\":{},\"start_ms\":{},\"duration_ms\":{},\
              \"has_audio\":{},\"has_video\":{},\"video_codec\":{},\"audio_codec\":{},\
              \"width\":{},\"height\":{},\"bitrate_bps\":{},\"index_origin\":\"{}\",\
-             \"seek_points_from_audio\":{},\"keyframe_count\":{},",
+             \"seek_points_from_audio\":{},\"keyframe_count\":{},\
+             \"keyframe_flags_overruled\":{},",
             i.format.name(),
             i.size,
             i.start_ms,
@@ -125,6 +126,7 @@ impl Media {
             i.origin.name(),
             i.seek_points_from_audio,
             i.keyframe_count,
+            i.keyframe_flags_overruled,
         );
         match self.index.virtual_head() {
             Some(h) => {

@@ -63,7 +63,9 @@ pub struct ps_media_info {
     pub height: u32,
     /// 1 when seek points are audio tags (no video in the file).
     pub seek_points_from_audio: u32,
-    pub reserved: u32,
+    /// Samples the file flags as keyframes that are not seek points: their
+    /// first picture depends on earlier ones (a non-IDR H.264 I picture).
+    pub keyframe_flags_overruled: u32,
 }
 
 /// A container the library serves.
@@ -253,7 +255,8 @@ pub extern "C" fn ps_media_get_info(media: *const ps_media, out: *mut ps_media_i
                 width: i.width.unwrap_or(0),
                 height: i.height.unwrap_or(0),
                 seek_points_from_audio: u32::from(i.seek_points_from_audio),
-                reserved: 0,
+                keyframe_flags_overruled: u32::try_from(i.keyframe_flags_overruled)
+                    .unwrap_or(u32::MAX),
             },
         );
         Ok(())

@@ -4,6 +4,7 @@
 
 pub mod flv;
 pub mod mp4;
+pub mod nal;
 
 /// A container this library can serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,13 +8,14 @@ use byteorder::{BigEndian, ByteOrder};
 
 use super::flv_head::{self, HeadParts, VirtualHead};
 use super::flv_walk::{Step, TagWalker, PEEK};
-use super::{IndexOrigin, Keyframe, MediaInfo};
+use super::{flagged_sample_decodes, IndexOrigin, Keyframe, MediaInfo};
 use crate::error::{Error, Result};
 use crate::format::flv::meta::{self, Metadata};
 use crate::format::flv::tag::{
     self, audio_role, parse_file_header, parse_tag_header, video_role, TagError, TagHeader,
     VideoRole, PREV_SIZE_LEN, TAG_AUDIO, TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
 };
+use crate::format::nal::{self, NalFraming, VideoCoding};
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
 
@@ -124,8 +125,10 @@ impl FlvIndex {
             Some(list) => check_metadata_keyframes(src, &mut walker, &seen, list, data_start)?,
             None => None,
         };
-        let (keyframes, origin, last_ts) = match checked {
-            Some((keyframes, last_ts)) => (keyframes, IndexOrigin::Metadata, last_ts),
+        let (keyframes, origin, last_ts, overruled) = match checked {
+            Some((keyframes, last_ts, overruled)) => {
+                (keyframes, IndexOrigin::Metadata, last_ts, overruled)
+            }
             None => {
                 if let Some(resume) = head_end.resume_at {
                     walker.walk(resume, |pos, h, peek| seen.visit(pos, h, peek, false))?;
@@ -135,7 +138,12 @@ impl FlvIndex {
                 } else {
                     IndexOrigin::Scanned
                 };
-                (std::mem::take(&mut seen.keyframes), origin, seen.last_ts)
+                (
+                    std::mem::take(&mut seen.keyframes),
+                    origin,
+                    seen.last_ts,
+                    seen.overruled,
+                )
             }
         };
 
@@ -184,6 +192,7 @@ impl FlvIndex {
             keyframe_count: keyframes.len(),
             seek_points_from_audio,
             origin,
+            keyframe_flags_overruled: overruled,
         };
         let virtual_head = flv_head::build(
             src,
@@ -259,15 +268,18 @@ impl FlvIndex {
 /// up to one constant offset (ffmpeg writes times relative to the first
 /// packet), the head must hold no earlier keyframe and the tail no later one.
 /// Entries on sequence headers or end-of-sequence tags (yamdi and flvmeta list
-/// them) move to the next picture keyframe, or drop out. Returns the keyframes
-/// with the tags' own times, and the last timestamp in the file.
+/// them) move to the next picture keyframe, or drop out; so do entries on
+/// pictures that depend on earlier ones. Returns the keyframes with the
+/// tags' own times, the last timestamp in the file and how many keyframe
+/// flags were overruled.
 fn check_metadata_keyframes(
     src: &dyn ByteSource,
     walker: &mut TagWalker,
     head: &Collector,
     list: &[(f64, f64)],
     data_start: u64,
-) -> Result<Option<(Vec<Keyframe>, u64)>> {
+) -> Result<Option<(Vec<Keyframe>, u64, usize)>> {
+    let mut overruled = 0;
     let size = src.size();
     if let Some(declared) = head.metadata.as_ref().and_then(|m| m.filesize) {
         if declared > 0.0 && declared != size as f64 {
@@ -311,12 +323,16 @@ fn check_metadata_keyframes(
             return Ok(None);
         }
         let picture = match video_role(body) {
-            Some((_, VideoRole::Keyframe)) => Some((pos, u64::from(h.timestamp))),
+            Some((_, VideoRole::Keyframe)) => Some((pos, u64::from(h.timestamp), h, body.to_vec())),
             _ => next_picture_keyframe(walker, pos)?,
         };
-        let Some((pos, tag_ms)) = picture else {
+        let Some((pos, tag_ms, h, peek)) = picture else {
             continue;
         };
+        if !keyframe_decodes(src, head.framing, pos, &h, &peek) {
+            overruled += 1;
+            continue;
+        }
         if keyframes.last().is_some_and(|k| pos <= k.offset) {
             continue;
         }
@@ -343,17 +359,27 @@ fn check_metadata_keyframes(
         let keyframe =
             h.tag_type == TAG_VIDEO && matches!(video_role(peek), Some((_, VideoRole::Keyframe)));
         if keyframe && pos != last.offset {
+            if !keyframe_decodes(src, head.framing, pos, h, peek) {
+                // Listed ones were counted with the list.
+                if previous_pos.is_some_and(|listed| pos > listed) {
+                    overruled += 1;
+                }
+                return Step::Go;
+            }
             unlisted = true;
             return Step::Stop;
         }
         Step::Go
     })?;
-    Ok((!unlisted).then_some((keyframes, last_ts)))
+    Ok((!unlisted).then_some((keyframes, last_ts, overruled)))
 }
+
+/// A keyframe tag: offset, timestamp, header and first body bytes.
+type FoundKeyframe = (u64, u64, TagHeader, Vec<u8>);
 
 /// The picture keyframe that follows a configuration or end-of-sequence tag,
 /// if the next video tag is one.
-fn next_picture_keyframe(walker: &mut TagWalker, from: u64) -> Result<Option<(u64, u64)>> {
+fn next_picture_keyframe(walker: &mut TagWalker, from: u64) -> Result<Option<FoundKeyframe>> {
     let mut found = None;
     let mut video_tags = 0;
     walker.walk(from, |pos, h, peek| {
@@ -363,7 +389,7 @@ fn next_picture_keyframe(walker: &mut TagWalker, from: u64) -> Result<Option<(u6
         video_tags += 1;
         match video_role(peek) {
             Some((_, VideoRole::Keyframe)) => {
-                found = Some((pos, u64::from(h.timestamp)));
+                found = Some((pos, u64::from(h.timestamp), *h, peek.to_vec()));
                 Step::Stop
             }
             Some((_, VideoRole::SequenceHeader)) if video_tags < 4 => Step::Go,
@@ -400,6 +426,45 @@ fn previous_tag_leads_back(
     Ok(h.is_plausible() && u64::from(h.expected_prev_size()) == prev_size)
 }
 
+/// The NAL framing a video sequence header tag at `pos` declares.
+fn read_framing(src: &dyn ByteSource, pos: u64, h: &TagHeader) -> Option<NalFraming> {
+    // The record's length-size byte: 5 body bytes before the record, then
+    // 22 bytes into an hvcC (5 into an avcC).
+    let mut body = [0u8; 5 + 23];
+    let want = body.len().min(h.data_size as usize);
+    let n = read_full_at(src, pos + TAG_HEADER_LEN as u64, &mut body[..want]).ok()?;
+    let (coding, record) = tag::video_config_record(&body[..n])?;
+    let length_size = match coding {
+        VideoCoding::H264 => nal::avcc_length_size(record)?,
+        VideoCoding::Hevc => nal::hvcc_length_size(record)?,
+    };
+    Some(NalFraming {
+        coding,
+        length_size,
+    })
+}
+
+/// Whether a video tag flagged as a keyframe (FrameType 1) holds a picture a
+/// decoder can start from; `peek` is its first body bytes. Tags of other
+/// codecs, or before any sequence header, keep their flag.
+fn keyframe_decodes(
+    src: &dyn ByteSource,
+    framing: Option<NalFraming>,
+    pos: u64,
+    h: &TagHeader,
+    peek: &[u8],
+) -> bool {
+    let (Some(framing), Some((coding, at))) = (framing, tag::video_nal_units_at(peek)) else {
+        return true;
+    };
+    let at = at as u64;
+    if coding != framing.coding || u64::from(h.data_size) <= at {
+        return true;
+    }
+    let body = pos + TAG_HEADER_LEN as u64;
+    flagged_sample_decodes(src, body + at, u64::from(h.data_size) - at, framing).unwrap_or(true)
+}
+
 /// Gathers what the walk sees.
 struct Collector<'a> {
     src: &'a dyn ByteSource,
@@ -408,6 +473,10 @@ struct Collector<'a> {
     keyframes: Vec<Keyframe>,
     audio_points: Vec<Keyframe>,
     configs: Vec<ConfigTag>,
+    /// NAL framing of the latest H.264/HEVC sequence header.
+    framing: Option<NalFraming>,
+    /// Keyframe flags on pictures that depend on earlier ones.
+    overruled: usize,
     metadata: Option<Metadata>,
     media_start: Option<u64>,
     has_audio: bool,
@@ -429,6 +498,8 @@ impl<'a> Collector<'a> {
             keyframes: Vec::new(),
             audio_points: Vec::new(),
             configs: Vec::new(),
+            framing: None,
+            overruled: 0,
             metadata: None,
             media_start: None,
             has_audio: false,
@@ -457,7 +528,13 @@ impl<'a> Collector<'a> {
                 if let Some((codec, role)) = role {
                     self.video_codec.get_or_insert(codec);
                     match role {
-                        VideoRole::Keyframe => self.push_keyframe(ts, pos),
+                        VideoRole::Keyframe => {
+                            if keyframe_decodes(self.src, self.framing, pos, h, peek) {
+                                self.push_keyframe(ts, pos);
+                            } else {
+                                self.overruled += 1;
+                            }
+                        }
                         VideoRole::SequenceHeader => self.config(pos, h, true),
                         _ => {}
                     }
@@ -525,6 +602,9 @@ impl<'a> Collector<'a> {
     }
 
     fn config(&mut self, pos: u64, h: &TagHeader, is_video: bool) {
+        if is_video {
+            self.framing = read_framing(self.src, pos, h).or(self.framing);
+        }
         if h.data_size > MAX_CONFIG_TAG || self.configs.len() >= MAX_CONFIG_TAGS {
             return;
         }

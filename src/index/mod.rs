@@ -9,6 +9,7 @@ pub mod mp4;
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
+use crate::format::nal::{self, NalFraming, StartVerdict};
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
 
@@ -64,6 +65,9 @@ pub struct MediaInfo {
     /// Seek points are audio tags about a second apart (no video).
     pub seek_points_from_audio: bool,
     pub origin: IndexOrigin,
+    /// Samples the file flags as keyframes whose first picture depends on
+    /// earlier ones (a non-IDR I picture): not seek points.
+    pub keyframe_flags_overruled: usize,
 }
 
 /// The index of one file, whatever its format.
@@ -152,6 +156,38 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(_) => "video/x-flv",
             MediaIndex::Mp4(i) => i.content_type(),
+        }
+    }
+}
+
+/// First read of a flagged sample: enough for the parameter sets and the
+/// first slice header of nearly every sample.
+const FLAGGED_FIRST_READ: usize = 512;
+
+/// Whether a sample the file flags as a keyframe (`len` bytes at `offset`)
+/// is one a decoder can start from. A sample whose bytes do not parse as
+/// NAL units keeps its flag: only a picture shown to depend on earlier ones
+/// is overruled.
+pub(crate) fn flagged_sample_decodes(
+    src: &dyn ByteSource,
+    offset: u64,
+    len: u64,
+    framing: NalFraming,
+) -> Result<bool> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut want = FLAGGED_FIRST_READ.min(len);
+    loop {
+        let mut buf = vec![0; want];
+        let got = read_full_at(src, offset, &mut buf)?;
+        buf.truncate(got);
+        match nal::start_verdict(framing, &buf, len) {
+            StartVerdict::Dependent => return Ok(false),
+            StartVerdict::NeedBytes(n)
+                if got == want && n > want && n <= nal::MAX_SEI_BYTES + FLAGGED_FIRST_READ =>
+            {
+                want = n.max(want * 2).min(len);
+            }
+            _ => return Ok(true),
         }
     }
 }

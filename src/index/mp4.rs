@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::{IndexOrigin, Keyframe, MediaInfo};
+use super::{flagged_sample_decodes, IndexOrigin, Keyframe, MediaInfo};
 use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, fourcc_str, parse_header, FourCc};
 use crate::format::mp4::fragment::{self, TrackRun};
 use crate::format::mp4::moov::{self, entered, TrackBoxes, TrackExtends, SAMPLE_TABLES};
 use crate::format::mp4::tables::{self, SampleSizes, SampleToGroup, StscEntry};
+use crate::format::nal::NalFraming;
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
 
@@ -227,7 +228,11 @@ pub struct TrackIndex {
     timing: Timing,
     cts: Option<CompositionOffsets>,
     /// 0-based sync sample numbers; None: every sample is a sync sample.
+    /// Samples the file flags whose first picture depends on earlier ones
+    /// are left out.
     sync: Option<Vec<u32>>,
+    /// How the first sample entry frames H.264/HEVC NAL units.
+    nal_framing: Option<NalFraming>,
     sizes: Sizes,
     chunk_runs: Vec<ChunkRun>,
     offsets: ChunkOffsets,
@@ -414,11 +419,12 @@ impl Mp4Index {
         let movie_timescale = movie.timescale;
 
         let mut tracks = Vec::with_capacity(movie.tracks.len());
+        let mut overruled = 0;
         for t in &movie.tracks {
-            tracks.push(
-                TrackIndex::build(t, movie_timescale, size, movie.fragmented)
-                    .map_err(|e| prefix_error(e, t.id))?,
-            );
+            let mut track = TrackIndex::build(t, movie_timescale, size, movie.fragmented)
+                .map_err(|e| prefix_error(e, t.id))?;
+            overruled += track.drop_dependent_sync_samples(src)?;
+            tracks.push(track);
         }
         let reference = tracks
             .iter()
@@ -432,8 +438,14 @@ impl Mp4Index {
             .unwrap_or(0);
 
         let layout = if movie.fragmented && !top.moofs.is_empty() {
-            let (list, decode_times, absolute) =
-                fragments(src, &top.moofs, &movie.trex, &tracks, reference)?;
+            let (list, decode_times, absolute) = fragments(
+                src,
+                &top.moofs,
+                &movie.trex,
+                &tracks,
+                reference,
+                &mut overruled,
+            )?;
             Layout::Fragments {
                 list,
                 decode_times: decode_times.into(),
@@ -468,6 +480,7 @@ impl Mp4Index {
                 keyframe_count: 0,
                 seek_points_from_audio: false,
                 origin: IndexOrigin::Metadata,
+                keyframe_flags_overruled: overruled,
             },
             keyframes: Vec::new(),
             ftyp: top.ftyp,
@@ -625,12 +638,17 @@ fn skeleton(moov_payload: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The fragments' list and decode times, and whether some fragment uses
+/// absolute data offsets. A fragment whose first sample is flagged as a
+/// sync sample but depends on earlier pictures does not start with one; it
+/// counts in `overruled`.
 fn fragments(
     src: &dyn ByteSource,
     moofs: &[(u64, u64, u64)],
     trex: &[TrackExtends],
     tracks: &[TrackIndex],
     reference: usize,
+    overruled: &mut usize,
 ) -> Result<(Vec<Fragment>, Vec<DecodeTime>, bool)> {
     let reference = &tracks[reference];
     let mut list = Vec::with_capacity(moofs.len());
@@ -666,13 +684,28 @@ fn fragments(
                 let decode = r.decode_time.unwrap_or(next_decode);
                 next_decode = decode.saturating_add(r.duration.unwrap_or(0));
                 let ct = i128::from(decode) + i128::from(r.first_cts);
+                let flagged = r.first_is_sync && reference.kind == TrackKind::Video;
+                let decodes = match (flagged, reference.nal_framing, r.first_sample) {
+                    (true, Some(framing), Some((offset, size))) => {
+                        let base = if r.absolute_base { 0 } else { i128::from(at) };
+                        match u64::try_from(base + offset) {
+                            Ok(pos) => flagged_sample_decodes(src, pos, u64::from(size), framing)?,
+                            Err(_) => true,
+                        }
+                    }
+                    _ => true,
+                };
+                if flagged && !decodes {
+                    *overruled += 1;
+                }
                 Fragment {
                     offset: at,
                     time_ns: Some(reference.presentation_ns(ct)),
                     end_ns: r
                         .duration
                         .map(|d| reference.presentation_ns(ct + i128::from(d))),
-                    starts_with_sync: r.first_is_sync || reference.kind != TrackKind::Video,
+                    starts_with_sync: (r.first_is_sync && decodes)
+                        || reference.kind != TrackKind::Video,
                 }
             }
             None => Fragment {
@@ -777,6 +810,7 @@ impl TrackIndex {
             timing,
             cts,
             sync,
+            nal_framing: t.nal_framing,
             sizes: Sizes::from_table(sizes),
             chunk_runs,
             offsets,
@@ -788,6 +822,40 @@ impl TrackIndex {
         track.check_chunks(file_size)?;
         track.end_ns = track.presentation_end_ns();
         Ok(track)
+    }
+
+    /// Leaves out of the sync samples those whose first picture depends on
+    /// earlier ones (GStreamer flags every H.264 I picture), and returns how
+    /// many. Only samples of the first sample entry, whose framing is known,
+    /// are read; if none of the flagged samples proves decodable the flags
+    /// stand, as a reading that rejects every one is more likely wrong.
+    fn drop_dependent_sync_samples(&mut self, src: &dyn ByteSource) -> Result<usize> {
+        let (Some(framing), Some(sync), TrackKind::Video) =
+            (self.nal_framing, &self.sync, self.kind)
+        else {
+            return Ok(0);
+        };
+        let mut keep = Vec::with_capacity(sync.len());
+        for &s in sync {
+            let (_, _, run) = self.chunk_of(s);
+            let first_entry = self.chunk_runs[run].description == 1;
+            if !first_entry
+                || flagged_sample_decodes(
+                    src,
+                    self.offset_of(s),
+                    u64::from(self.size_of(s)),
+                    framing,
+                )?
+            {
+                keep.push(s);
+            }
+        }
+        let overruled = sync.len() - keep.len();
+        if keep.is_empty() || overruled == 0 {
+            return Ok(0);
+        }
+        self.sync = Some(keep);
+        Ok(overruled)
     }
 
     /// Every chunk's data lies inside the file.

@@ -41,7 +41,8 @@ final class Media
     /**
      * The fields of ps_media_info: format, index_origin, size, start_ms,
      * duration_ms, bitrate_bps, keyframe_count, has_audio, has_video,
-     * video_codec, audio_codec, width, height, seek_points_from_audio.
+     * video_codec, audio_codec, width, height, seek_points_from_audio,
+     * keyframe_flags_overruled.
      *
      * @return array<string, int>
      */
@@ -53,7 +54,7 @@ final class Media
         $fields = [
             'format', 'index_origin', 'size', 'start_ms', 'duration_ms', 'bitrate_bps',
             'keyframe_count', 'has_audio', 'has_video', 'video_codec', 'audio_codec',
-            'width', 'height', 'seek_points_from_audio',
+            'width', 'height', 'seek_points_from_audio', 'keyframe_flags_overruled',
         ];
         $out = [];
         foreach ($fields as $field) {

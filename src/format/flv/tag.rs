@@ -3,6 +3,8 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
+use crate::format::nal::VideoCoding;
+
 /// Bytes of the FLV file header proper.
 pub const FILE_HEADER_LEN: usize = 9;
 /// Bytes of a tag header (type, size, timestamp, extended timestamp, stream id).
@@ -191,6 +193,48 @@ pub fn video_role(body: &[u8]) -> Option<(u32, VideoRole)> {
     Some((u32::from(codec), role))
 }
 
+/// The NAL-unit coding of a legacy CodecID or an enhanced FourCC.
+fn nal_coding(codec: u32) -> Option<VideoCoding> {
+    match codec {
+        c if c == u32::from(CODEC_AVC) => Some(VideoCoding::H264),
+        c if c == u32::from(CODEC_HEVC_LEGACY) => Some(VideoCoding::Hevc),
+        c if c == u32::from_be_bytes(*b"avc1") => Some(VideoCoding::H264),
+        c if c == u32::from_be_bytes(*b"hvc1") => Some(VideoCoding::Hevc),
+        _ => None,
+    }
+}
+
+/// The decoder configuration record (`avcC`/`hvcC` layout) of an H.264 or
+/// HEVC sequence header body, and its coding.
+pub fn video_config_record(body: &[u8]) -> Option<(VideoCoding, &[u8])> {
+    let (codec, role) = video_role(body)?;
+    if role != VideoRole::SequenceHeader {
+        return None;
+    }
+    // Legacy: codec byte, packet type, composition time (3); enhanced:
+    // header byte, FourCC (4).
+    Some((nal_coding(codec)?, body.get(5..)?))
+}
+
+/// Where the NAL units of an H.264 or HEVC coded-frame body start, and its
+/// coding (the first 2 bytes of the body tell; it may be shorter than that).
+pub fn video_nal_units_at(body: &[u8]) -> Option<(VideoCoding, usize)> {
+    let (codec, _) = video_role(body)?;
+    let coding = nal_coding(codec)?;
+    let first = body[0];
+    let at = if first & EX_HEADER == 0 {
+        5
+    } else {
+        // CodedFrames carries a composition time; CodedFramesX does not.
+        match first & 0x0f {
+            1 => 8,
+            3 => 5,
+            _ => return None,
+        }
+    };
+    Some((coding, at))
+}
+
 /// Sound format of an audio tag body and whether it is an AAC
 /// AudioSpecificConfig (re-sent after a seek).
 pub fn audio_role(body: &[u8]) -> Option<(u32, bool)> {
@@ -268,6 +312,32 @@ mod tests {
             video_role(&[0x90, b'h', b'v', b'c', b'1']).unwrap().1,
             VideoRole::SequenceHeader
         );
+    }
+
+    #[test]
+    fn nal_unit_positions() {
+        let record = [1u8, 0x64, 0, 0x1f, 0xff];
+        let mut legacy = vec![0x17, 0, 0, 0, 0];
+        legacy.extend_from_slice(&record);
+        assert_eq!(
+            video_config_record(&legacy),
+            Some((VideoCoding::H264, &record[..]))
+        );
+        assert_eq!(
+            video_nal_units_at(&[0x17, 1, 0, 0, 0, 0, 0, 0, 2]),
+            Some((VideoCoding::H264, 5))
+        );
+        assert_eq!(
+            video_nal_units_at(&[0x91, b'h', b'v', b'c', b'1', 0, 0, 0]),
+            Some((VideoCoding::Hevc, 8))
+        );
+        assert_eq!(
+            video_nal_units_at(&[0x93, b'h', b'v', b'c', b'1']),
+            Some((VideoCoding::Hevc, 5))
+        );
+        // Sorenson H.263 has no NAL units.
+        assert_eq!(video_nal_units_at(&[0x12, 0]), None);
+        assert_eq!(video_config_record(&[0x17, 1, 0, 0, 0, 1]), None);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct TrackRun {
     /// Data offsets are absolute file positions (`base-data-offset`), so the
     /// fragment cannot move.
     pub absolute_base: bool,
+    /// The first sample's data, when its place is known: offset (from the
+    /// `moof`'s first byte, or absolute with `absolute_base`) and size.
+    pub first_sample: Option<(i128, u32)>,
 }
 
 /// Parses a `moof` payload; `trex` gives the per-track defaults.
@@ -35,7 +38,7 @@ pub fn parse_moof(payload: &[u8], trex: &[TrackExtends]) -> Result<Vec<TrackRun>
     for c in children(payload, *b"moof") {
         let c = c?;
         if &c.kind == b"traf" {
-            runs.push(traf(payload, c.payload, trex)?);
+            runs.push(traf(payload, c.payload, trex, runs.is_empty())?);
         }
     }
     Ok(runs)
@@ -46,13 +49,21 @@ fn offset_in(whole: &[u8], part: &[u8]) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
-fn traf(moof: &[u8], payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, Mp4Error> {
+/// `first_traf`: a base offset that is not given is the `moof`'s start
+/// (later ones follow the previous track fragment's data, not known here).
+fn traf(
+    moof: &[u8],
+    payload: &[u8],
+    trex: &[TrackExtends],
+    first_traf: bool,
+) -> Result<TrackRun, Mp4Error> {
     let mut header = None;
     let mut decode_time = None;
     let mut decode_time_at = None;
     let mut sample_count: u64 = 0;
     let mut duration = Some(0u64);
     let mut first: Option<(u32, i64)> = None;
+    let mut first_sample = None;
     // trun boxes come after tfhd, which they need.
     for c in children(payload, *b"traf") {
         let c = c?;
@@ -76,6 +87,15 @@ fn traf(moof: &[u8], payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, 
                 duration = duration.zip(run.duration).map(|(a, b)| a.saturating_add(b));
                 if first.is_none() && run.count > 0 {
                     first = Some((run.first_flags, run.first_cts));
+                    let base = match h.base_data_offset {
+                        Some(b) => Some(i128::from(b)),
+                        None if h.base_is_moof || first_traf => Some(0),
+                        None => None,
+                    };
+                    first_sample = base
+                        .zip(run.data_offset)
+                        .zip(run.first_size)
+                        .map(|((b, o), size)| (b + i128::from(o), size));
                 }
             }
             _ => {}
@@ -92,6 +112,7 @@ fn traf(moof: &[u8], payload: &[u8], trex: &[TrackExtends]) -> Result<TrackRun, 
         first_is_sync: flags & NON_SYNC == 0,
         first_cts,
         absolute_base: h.absolute_base,
+        first_sample,
     })
 }
 
@@ -100,7 +121,11 @@ struct Tfhd {
     track_id: u32,
     default_duration: Option<u32>,
     default_flags: u32,
+    default_size: Option<u32>,
     absolute_base: bool,
+    base_data_offset: Option<u64>,
+    /// `default-base-is-moof`.
+    base_is_moof: bool,
 }
 
 fn tfhd(payload: &[u8], trex: &[TrackExtends]) -> Result<Tfhd, Mp4Error> {
@@ -109,9 +134,7 @@ fn tfhd(payload: &[u8], trex: &[TrackExtends]) -> Result<Tfhd, Mp4Error> {
     let track_id = f.u32()?;
     let defaults = trex.iter().find(|t| t.track_id == track_id);
     let absolute_base = flags & 0x1 != 0;
-    if absolute_base {
-        f.u64()?;
-    }
+    let base_data_offset = if absolute_base { Some(f.u64()?) } else { None };
     if flags & 0x2 != 0 {
         f.u32()?; // sample description index
     }
@@ -120,9 +143,11 @@ fn tfhd(payload: &[u8], trex: &[TrackExtends]) -> Result<Tfhd, Mp4Error> {
     } else {
         defaults.map(|d| d.default_sample_duration)
     };
-    if flags & 0x10 != 0 {
-        f.u32()?; // default sample size
-    }
+    let default_size = if flags & 0x10 != 0 {
+        Some(f.u32()?)
+    } else {
+        defaults.map(|d| d.default_sample_size)
+    };
     let default_flags = if flags & 0x20 != 0 {
         f.u32()?
     } else {
@@ -132,7 +157,10 @@ fn tfhd(payload: &[u8], trex: &[TrackExtends]) -> Result<Tfhd, Mp4Error> {
         track_id,
         default_duration,
         default_flags,
+        default_size,
         absolute_base,
+        base_data_offset,
+        base_is_moof: flags & 0x2_0000 != 0,
     })
 }
 
@@ -141,15 +169,19 @@ struct Trun {
     duration: Option<u64>,
     first_flags: u32,
     first_cts: i64,
+    data_offset: Option<i32>,
+    first_size: Option<u32>,
 }
 
 fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
     let mut f = Fields::new(payload, *b"trun");
     let (version, flags) = f.version_flags()?;
     let count = f.u32()?;
-    if flags & 0x1 != 0 {
-        f.u32()?; // data offset
-    }
+    let data_offset = if flags & 0x1 != 0 {
+        Some(f.u32()? as i32)
+    } else {
+        None
+    };
     let first_sample_flags = if flags & 0x4 != 0 {
         Some(f.u32()?)
     } else {
@@ -165,6 +197,7 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
     let mut duration = Some(0u64);
     let mut first_flags = first_sample_flags.unwrap_or(h.default_flags);
     let mut first_cts = 0;
+    let mut first_size = h.default_size;
     for (i, e) in table.chunks_exact(per_sample.max(1)).enumerate() {
         if per_sample == 0 {
             break;
@@ -176,9 +209,7 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
             h.default_duration
         };
         duration = duration.zip(d).map(|(a, b)| a + u64::from(b));
-        if has(0x200) {
-            s.u32()?;
-        }
+        let size = if has(0x200) { Some(s.u32()?) } else { None };
         let sample_flags = if has(0x400) { Some(s.u32()?) } else { None };
         let cts = if has(0x800) {
             let v = s.u32()?;
@@ -195,6 +226,7 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
                 first_flags = sample_flags.unwrap_or(h.default_flags);
             }
             first_cts = cts;
+            first_size = size.or(h.default_size);
         }
     }
     if per_sample == 0 {
@@ -205,6 +237,8 @@ fn trun(payload: &[u8], h: &Tfhd) -> Result<Trun, Mp4Error> {
         duration,
         first_flags,
         first_cts,
+        data_offset,
+        first_size,
     })
 }
 

@@ -6,6 +6,7 @@
 use super::boxes::{children, fourcc_str, Child, Fields, FourCc};
 use super::tables::{self, Edit};
 use super::Mp4Error;
+use crate::format::nal::NalFraming;
 
 /// What the `moov` says, borrowing the table payloads.
 #[derive(Debug)]
@@ -40,6 +41,8 @@ pub struct TrackBoxes<'a> {
     pub sample_entry: FourCc,
     pub entry_count: u32,
     pub dims: Option<(u16, u16)>,
+    /// How the first entry's H.264/HEVC samples frame their NAL units.
+    pub nal_framing: Option<NalFraming>,
     pub stbl: StblBoxes<'a>,
 }
 
@@ -242,6 +245,7 @@ fn trak(payload: &[u8]) -> Result<TrackBoxes<'_>, Mp4Error> {
         sample_entry: descriptions.format,
         entry_count: descriptions.count,
         dims: descriptions.dims,
+        nal_framing: descriptions.nal_framing,
         stbl,
     })
 }

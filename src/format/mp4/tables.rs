@@ -3,8 +3,9 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::boxes::{fourcc_str, Fields, FourCc};
+use super::boxes::{children, fourcc_str, Fields, FourCc};
 use super::Mp4Error;
+use crate::format::nal::{self, NalFraming, VideoCoding};
 
 fn entries(payload: &[u8], kind: FourCc, entry_len: usize) -> Result<(u8, &[u8]), Mp4Error> {
     let mut f = Fields::new(payload, kind);
@@ -230,6 +231,8 @@ pub struct SampleDescriptions {
     pub format: FourCc,
     /// The first entry's coded width and height, for visual entries.
     pub dims: Option<(u16, u16)>,
+    /// How H.264/HEVC samples frame their NAL units (from `avcC`/`hvcC`).
+    pub nal_framing: Option<NalFraming>,
 }
 
 pub fn stsd_first_entry(payload: &[u8]) -> Result<SampleDescriptions, Mp4Error> {
@@ -258,9 +261,36 @@ pub fn stsd_first_entry(payload: &[u8]) -> Result<SampleDescriptions, Mp4Error> 
     } else {
         None
     };
+    let nal_framing = nal_framing(format, &rest[..size as usize]);
     Ok(SampleDescriptions {
         count,
         format,
         dims,
+        nal_framing,
+    })
+}
+
+/// Bytes of a VisualSampleEntry before its child boxes, header included.
+const VISUAL_ENTRY_LEN: usize = 8 + 78;
+
+/// The NAL framing an H.264/HEVC sample entry declares; None for other
+/// entries or a malformed configuration (its samples keep their flags).
+fn nal_framing(format: FourCc, entry: &[u8]) -> Option<NalFraming> {
+    let (coding, config) = match &format {
+        b"avc1" | b"avc3" => (VideoCoding::H264, *b"avcC"),
+        b"hvc1" | b"hev1" => (VideoCoding::Hevc, *b"hvcC"),
+        _ => return None,
+    };
+    let record = children(entry.get(VISUAL_ENTRY_LEN..)?, format)
+        .map_while(|c| c.ok())
+        .find(|c| c.kind == config)?
+        .payload;
+    let length_size = match coding {
+        VideoCoding::H264 => nal::avcc_length_size(record)?,
+        VideoCoding::Hevc => nal::hvcc_length_size(record)?,
+    };
+    Some(NalFraming {
+        coding,
+        length_size,
     })
 }

@@ -66,7 +66,7 @@ module Pseudostream
              :width, :uint32,
              :height, :uint32,
              :seek_points_from_audio, :uint32,
-             :reserved, :uint32
+             :keyframe_flags_overruled, :uint32
     end
 
     # ps_exchange_info
