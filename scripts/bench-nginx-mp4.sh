@@ -46,39 +46,11 @@ long=$work/media/long.mp4
 short=$work/media/short.mp4
 
 # ---------------------------------------------------------------- media --
-# Cheap to make: a tiny picture at ultrafast. The 2-hour file is a
-# ten-minute piece twelve times: raw H.264 and ADTS AAC streams joined byte
-# for byte (concat: protocol) and muxed with -c copy, moov first. Joining raw
-# streams keeps the timeline clean (video from 0, no edit lists); joining MP4
-# pieces would give the video a 21 ms empty edit (the AAC priming), which our
-# cut honours and nginx mp4 ignores, so the two would cut different samples.
-# Its sample tables (180000 video, ~337700 audio samples) make a ~4 MB moov.
-encode() { # seconds out.mp4|out.h264+out.aac
-    local src=(-f lavfi -t "$1" -i "testsrc2=size=160x90:rate=25"
-               -f lavfi -t "$1" -i "sine=frequency=440:beep_factor=4:sample_rate=48000")
-    local v=(-map 0:v -map_metadata -1 -c:v libx264 -preset ultrafast -crf 32 -pix_fmt yuv420p
-             -x264-params keyint=50:min-keyint=50:scenecut=0)
-    local a=(-map 1:a -c:a aac -ac 1 -b:a 24k)
-    if [[ $2 == *.mp4 ]]; then
-        ffmpeg -nostdin -v error -y "${src[@]}" "${v[@]}" "${a[@]}" -movflags +faststart "$2"
-    else
-        ffmpeg -nostdin -v error -y "${src[@]}" "${v[@]}" -f h264 "$2.h264" "${a[@]}" -f adts "$2.aac"
-    fi
-}
-if [[ ! -s $long ]]; then
-    echo "bench-nginx-mp4: making $long (2 hours; once)" >&2
-    encode 600 "$work/tmp/piece"
-    vlist="concat:" alist="concat:"
-    for _ in $(seq 12); do
-        vlist+="$work/tmp/piece.h264|"; alist+="$work/tmp/piece.aac|"
-    done
-    ffmpeg -nostdin -v error -y -framerate 25 -i "${vlist%|}" -i "${alist%|}" \
-        -map 0:v -map 1:a -c copy -movflags +faststart "$work/tmp/long.mp4"
-    mv "$work/tmp/long.mp4" "$long"
-    rm -f "$work/tmp/piece.h264" "$work/tmp/piece.aac"
-fi
+# shellcheck source=lib/bench_media.sh
+source scripts/lib/bench_media.sh
+bench_long_mp4 "$long"
 if [[ ! -s $short ]]; then
-    encode 60 "$work/tmp/short.mp4"
+    bench_encode 60 "$work/tmp/short.mp4"
     mv "$work/tmp/short.mp4" "$short"
 fi
 

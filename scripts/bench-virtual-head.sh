@@ -11,18 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${1:-5}
 dir=target/bench-media
 mkdir -p "$dir"
-ten=$dir/ten-minutes.flv
 big=$dir/seven-hours.flv
-if [[ ! -s $ten ]]; then
-  ffmpeg -v error -y -f lavfi -i "testsrc2=size=320x180:rate=25" \
-    -f lavfi -i "sine=frequency=440:sample_rate=44100" -t 600 \
-    -c:v libx264 -preset ultrafast -b:v 420k -g 50 -c:a aac -b:a 48k "$ten.tmp.flv"
-  mv "$ten.tmp.flv" "$ten"
-fi
-if [[ ! -s $big ]]; then
-  ffmpeg -v error -y -stream_loop 41 -i "$ten" -c copy "$big.tmp.flv"
-  mv "$big.tmp.flv" "$big"
-fi
+# shellcheck source=lib/bench_media.sh
+source scripts/lib/bench_media.sh
+bench_long_flv "$big"
 cargo build --release --example pseudostream >/dev/null 2>&1
 exe=target/release/examples/pseudostream
 info=$("$exe" info "$big")

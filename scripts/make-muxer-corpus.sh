@@ -12,6 +12,13 @@
 #
 #   x264.flv          the x264 CLI's own FLV writer (video only; flags only
 #                     its IDR pictures)
+#   x264.intra-refresh.flv
+#                     the x264 CLI with --intra-refresh: no IDR after the
+#                     first picture; it flags its recovery points (SEI
+#                     recovery_frame_cnt 21), the stream's only random
+#                     access points
+#   ffmpeg.intra-refresh.mp4
+#                     ffmpeg's remux of it: the flags become its stss
 #   gst.flv           GStreamer flvmux (its keyframe index points at audio)
 #   gst.yamdi.flv     yamdi on gst.flv: onMetaData keyframes list all twelve
 #   gst.flvmeta.flv   flvmeta --update on gst.flv: the same, as flvmeta does it
@@ -24,7 +31,8 @@
 #                     only IDR pictures): the control
 #   tail.mp4          ffmpeg: the video + 16 s of audio, which outlasts it
 #
-# OUTDIR/manifest.txt lists: file muxer flagged_non_idr has_audio
+# OUTDIR/manifest.txt lists: file muxer flagged_non_idr has_audio refresh
+# (refresh: idr, or gradual for the intra-refresh files)
 set -euo pipefail
 
 die() { echo "make-muxer-corpus: error: $*" >&2; exit 1; }
@@ -43,6 +51,8 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=320x180:rate=25:duration=12 \
 for frame in $(seq 25 50 299); do echo "$frame i"; done >"$work/qpfile"
 x264 --quiet --keyint 50 --min-keyint 50 --scenecut 0 --qpfile "$work/qpfile" \
   --fps 25 -o "$work/x264.flv" "$work/video.y4m" 2>/dev/null
+x264 --quiet --keyint 50 --intra-refresh --fps 25 -o "$work/x264.intra-refresh.flv" \
+  "$work/video.y4m" 2>/dev/null
 for secs in 12 16; do
   ffmpeg -nostdin -v error -f lavfi -i "sine=f=440:beep_factor=4:d=$secs" -ac 1 \
     -c:a aac -b:a 64k -f adts "$work/audio$secs.aac"
@@ -70,18 +80,22 @@ ffmpeg -nostdin -v error -i "$work/x264.flv" -i "$work/audio12.aac" -map 0:v -ma
   -c copy "$work/ffmpeg.mp4"
 ffmpeg -nostdin -v error -i "$work/x264.flv" -i "$work/audio16.aac" -map 0:v -map 1:a \
   -c copy "$work/tail.mp4"
+ffmpeg -nostdin -v error -i "$work/x264.intra-refresh.flv" -i "$work/audio12.aac" \
+  -map 0:v -map 1:a -c copy "$work/ffmpeg.intra-refresh.mp4"
 
-# file muxer flagged_non_idr has_audio
-manifest="x264.flv x264-cli 0 0
-gst.flv gstreamer-flvmux 6 1
-gst.yamdi.flv gstreamer-flvmux+yamdi 6 1
-gst.flvmeta.flv gstreamer-flvmux+flvmeta 6 1
-gst.mov gstreamer-qtmux 6 1
-gst.mp4 gstreamer-mp4mux 6 1
-gst.frag.mp4 gstreamer-mp4mux-fragmented 6 1
-gst.ap.mp4 gstreamer-mp4mux+atomicparsley 6 1
-ffmpeg.mp4 ffmpeg 0 1
-tail.mp4 ffmpeg-audio-outlasts-video 0 1"
+# file muxer flagged_non_idr has_audio refresh
+manifest="x264.flv x264-cli 0 0 idr
+x264.intra-refresh.flv x264-cli 0 0 gradual
+ffmpeg.intra-refresh.mp4 ffmpeg 0 1 gradual
+gst.flv gstreamer-flvmux 6 1 idr
+gst.yamdi.flv gstreamer-flvmux+yamdi 6 1 idr
+gst.flvmeta.flv gstreamer-flvmux+flvmeta 6 1 idr
+gst.mov gstreamer-qtmux 6 1 idr
+gst.mp4 gstreamer-mp4mux 6 1 idr
+gst.frag.mp4 gstreamer-mp4mux-fragmented 6 1 idr
+gst.ap.mp4 gstreamer-mp4mux+atomicparsley 6 1 idr
+ffmpeg.mp4 ffmpeg 0 1 idr
+tail.mp4 ffmpeg-audio-outlasts-video 0 1 idr"
 
 # Every file must decode cleanly as a whole: a fault found later is ours.
 while read -r file _; do
@@ -93,7 +107,7 @@ while read -r file _; do
   mv -f "$work/$file" "$outdir/$file"
 done <<<"$manifest"
 {
-  echo "# file muxer flagged_non_idr has_audio (scripts/make-muxer-corpus.sh)"
+  echo "# file muxer flagged_non_idr has_audio refresh (scripts/make-muxer-corpus.sh)"
   echo "$manifest"
 } >"$outdir/manifest.txt.tmp.$$"
 mv -f "$outdir/manifest.txt.tmp.$$" "$outdir/manifest.txt"

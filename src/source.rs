@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::{FromRawFd, RawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -39,6 +39,10 @@ pub trait ByteSource: Send + Sync {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// Identity used by the index cache and the ETag.
     fn identity(&self) -> SourceIdentity;
+    /// A hint that `(offset, len)` ranges are about to be read, one small
+    /// read each: a file asks the kernel for them all at once, so a cold
+    /// disk serves them in parallel instead of one seek per read.
+    fn prefetch(&self, _ranges: &[(u64, u64)]) {}
 }
 
 /// Reads as many bytes as exist at `offset`, up to `buf.len()`, retrying short
@@ -229,6 +233,22 @@ impl ByteSource for FileSource {
 
     fn identity(&self) -> SourceIdentity {
         self.identity.clone()
+    }
+
+    fn prefetch(&self, ranges: &[(u64, u64)]) {
+        let fd = match &self.descriptor {
+            Descriptor::Owned(file) => file.as_raw_fd(),
+            Descriptor::Borrowed(fd) => *fd,
+        };
+        for &(offset, len) in ranges {
+            let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
+            else {
+                continue;
+            };
+            // SAFETY: posix_fadvise only advises the kernel about `fd`; an
+            // error (a descriptor that is not a file) changes nothing.
+            unsafe { libc::posix_fadvise(fd, offset, len, libc::POSIX_FADV_WILLNEED) };
+        }
     }
 }
 

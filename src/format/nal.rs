@@ -24,8 +24,14 @@ pub struct NalFraming {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartVerdict {
     /// An IDR picture, an H.264 picture after a recovery point SEI with
-    /// recovery_frame_cnt 0, or an HEVC IRAP picture.
+    /// recovery_frame_cnt 0 (open GOPs), or an HEVC IRAP picture.
     Decodable,
+    /// An H.264 picture after a recovery point with recovery_frame_cnt
+    /// above 0 (gradual decoding refresh, periodic intra refresh): pictures
+    /// are exact only that many frames later, and a decoder may complain
+    /// before. The only random access points of a stream that refreshes
+    /// this way (no IDR follows its first picture).
+    Gradual,
     /// Its first picture depends on pictures before it.
     Dependent,
     /// The first `n` bytes of the sample are needed to tell.
@@ -74,7 +80,7 @@ fn walk_length_prefixed(
     head: &[u8],
     sample_len: usize,
 ) -> StartVerdict {
-    let mut recovery_point = false;
+    let mut recovery_point = None;
     let mut pos = 0usize;
     while pos + l <= sample_len {
         let header_len = match coding {
@@ -119,7 +125,13 @@ enum Step {
 }
 
 /// One NAL unit whose first bytes are `unit` and whose length is `len`.
-fn classify(coding: VideoCoding, unit: &[u8], len: usize, recovery_point: &mut bool) -> Step {
+/// `recovery_point`: the recovery_frame_cnt of an earlier SEI of the sample.
+fn classify(
+    coding: VideoCoding,
+    unit: &[u8],
+    len: usize,
+    recovery_point: &mut Option<u32>,
+) -> Step {
     let first = unit[0];
     if first & 0x80 != 0 {
         // forbidden_zero_bit: not a NAL unit.
@@ -128,13 +140,18 @@ fn classify(coding: VideoCoding, unit: &[u8], len: usize, recovery_point: &mut b
     match coding {
         VideoCoding::H264 => match first & 0x1f {
             H264_IDR => Step::Done(StartVerdict::Decodable),
-            H264_NON_IDR..=4 if *recovery_point => Step::Done(StartVerdict::Decodable),
-            H264_NON_IDR..=4 => Step::Done(StartVerdict::Dependent),
+            H264_NON_IDR..=4 => Step::Done(match *recovery_point {
+                Some(0) => StartVerdict::Decodable,
+                Some(_) => StartVerdict::Gradual,
+                None => StartVerdict::Dependent,
+            }),
             H264_SEI if len <= MAX_SEI_BYTES => {
                 if unit.len() < len {
                     return Step::NeedWhole;
                 }
-                *recovery_point |= sei_has_recovery_point_at_zero(&unit[1..len]);
+                if let Some(count) = sei_recovery_frame_count(&unit[1..len]) {
+                    *recovery_point = Some(count);
+                }
                 Step::Next
             }
             _ => Step::Next,
@@ -154,7 +171,7 @@ fn starts_with_start_code(b: &[u8]) -> bool {
 /// Annex B byte stream (start codes), as some FLV writers store it. Only
 /// what `head` holds is looked at.
 fn walk_annex_b(coding: VideoCoding, head: &[u8]) -> StartVerdict {
-    let mut recovery_point = false;
+    let mut recovery_point = None;
     let mut starts = Vec::new();
     let mut i = 0;
     while i + 3 <= head.len() {
@@ -180,29 +197,25 @@ fn walk_annex_b(coding: VideoCoding, head: &[u8]) -> StartVerdict {
 }
 
 /// Whether an H.264 SEI payload (after the NAL header, with emulation
-/// prevention bytes) holds a recovery point with recovery_frame_cnt 0.
-fn sei_has_recovery_point_at_zero(escaped: &[u8]) -> bool {
+/// prevention bytes) holds a recovery point: its recovery_frame_cnt.
+fn sei_recovery_frame_count(escaped: &[u8]) -> Option<u32> {
     let rbsp = unescape(escaped);
     let mut i = 0;
     // Each message: payloadType and payloadSize as runs of 0xFF plus a last
     // byte; the RBSP ends with a stop bit (0x80).
     while i < rbsp.len() && !(rbsp[i] == 0x80 && i + 1 == rbsp.len()) {
-        let Some((kind, after)) = ff_coded(&rbsp, i) else {
-            return false;
-        };
-        let Some((size, body)) = ff_coded(&rbsp, after) else {
-            return false;
-        };
+        let (kind, after) = ff_coded(&rbsp, i)?;
+        let (size, body) = ff_coded(&rbsp, after)?;
         let end = body.saturating_add(size as usize);
         if end > rbsp.len() {
-            return false;
+            return None;
         }
         if kind == SEI_RECOVERY_POINT {
-            return BitReader::new(&rbsp[body..end]).ue() == Some(0);
+            return BitReader::new(&rbsp[body..end]).ue();
         }
         i = end;
     }
-    false
+    None
 }
 
 /// A value written as 0xFF bytes plus a final byte, and where it ends.
@@ -331,8 +344,15 @@ mod tests {
             verdict(AVC4, &sample(&[sei_zero, i_slice])),
             StartVerdict::Decodable
         );
+        // Periodic intra refresh: exact after four frames.
         assert_eq!(
             verdict(AVC4, &sample(&[sei_four, i_slice])),
+            StartVerdict::Gradual
+        );
+        // No recovery point: a picture that depends on earlier ones.
+        let sei_user_data: &[u8] = &[0x06, 0x05, 0x01, 0x41, 0x80];
+        assert_eq!(
+            verdict(AVC4, &sample(&[sei_user_data, i_slice])),
             StartVerdict::Dependent
         );
         // A user-data SEI before it (x264's options string), with an

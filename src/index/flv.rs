@@ -8,7 +8,7 @@ use byteorder::{BigEndian, ByteOrder};
 
 use super::flv_head::{self, HeadParts, VirtualHead};
 use super::flv_walk::{Step, TagWalker, PEEK};
-use super::{flagged_sample_decodes, IndexOrigin, Keyframe, MediaInfo};
+use super::{check_flagged_sample, settle_flags, Flagged, IndexOrigin, Keyframe, MediaInfo};
 use crate::error::{Error, Result};
 use crate::format::flv::meta::{self, Metadata};
 use crate::format::flv::tag::{
@@ -125,9 +125,10 @@ impl FlvIndex {
             Some(list) => check_metadata_keyframes(src, &mut walker, &seen, list, data_start)?,
             None => None,
         };
-        let (keyframes, origin, last_ts, overruled) = match checked {
-            Some((keyframes, last_ts, overruled)) => {
-                (keyframes, IndexOrigin::Metadata, last_ts, overruled)
+        let (checked_flags, origin, last_ts) = match checked {
+            Some(c) => {
+                let last_ts = c.last_ts;
+                (c.flags, IndexOrigin::Metadata, last_ts)
             }
             None => {
                 if let Some(resume) = head_end.resume_at {
@@ -138,14 +139,15 @@ impl FlvIndex {
                 } else {
                     IndexOrigin::Scanned
                 };
-                (
-                    std::mem::take(&mut seen.keyframes),
-                    origin,
-                    seen.last_ts,
-                    seen.overruled,
-                )
+                let flags = CheckedFlags {
+                    starts: std::mem::take(&mut seen.keyframes),
+                    gradual: std::mem::take(&mut seen.gradual),
+                    dependent: seen.dependent,
+                };
+                (flags, origin, seen.last_ts)
             }
         };
+        let (keyframes, overruled) = checked_flags.settle();
 
         let seek_points_from_audio = keyframes.is_empty() && !seen.has_video;
         let keyframes = if seek_points_from_audio {
@@ -278,8 +280,8 @@ fn check_metadata_keyframes(
     head: &Collector,
     list: &[(f64, f64)],
     data_start: u64,
-) -> Result<Option<(Vec<Keyframe>, u64, usize)>> {
-    let mut overruled = 0;
+) -> Result<Option<MetadataChecked>> {
+    let mut flags = CheckedFlags::default();
     let size = src.size();
     if let Some(declared) = head.metadata.as_ref().and_then(|m| m.filesize) {
         if declared > 0.0 && declared != size as f64 {
@@ -329,9 +331,19 @@ fn check_metadata_keyframes(
         let Some((pos, tag_ms, h, peek)) = picture else {
             continue;
         };
-        if !keyframe_decodes(src, head.framing, pos, &h, &peek) {
-            overruled += 1;
-            continue;
+        match keyframe_verdict(src, head.framing, pos, &h, &peek) {
+            Flagged::Start => {}
+            Flagged::Gradual => {
+                flags.gradual.push(Keyframe {
+                    time_ms: tag_ms,
+                    offset: pos,
+                });
+                continue;
+            }
+            Flagged::Dependent => {
+                flags.dependent += 1;
+                continue;
+            }
         }
         if keyframes.last().is_some_and(|k| pos <= k.offset) {
             continue;
@@ -359,19 +371,56 @@ fn check_metadata_keyframes(
         let keyframe =
             h.tag_type == TAG_VIDEO && matches!(video_role(peek), Some((_, VideoRole::Keyframe)));
         if keyframe && pos != last.offset {
-            if !keyframe_decodes(src, head.framing, pos, h, peek) {
-                // Listed ones were counted with the list.
-                if previous_pos.is_some_and(|listed| pos > listed) {
-                    overruled += 1;
+            let beyond_list = previous_pos.is_some_and(|listed| pos > listed);
+            match keyframe_verdict(src, head.framing, pos, h, peek) {
+                Flagged::Dependent => {
+                    // Listed ones were counted with the list.
+                    if beyond_list {
+                        flags.dependent += 1;
+                    }
+                    return Step::Go;
                 }
-                return Step::Go;
+                Flagged::Gradual if !beyond_list => return Step::Go,
+                _ => {}
             }
             unlisted = true;
             return Step::Stop;
         }
         Step::Go
     })?;
-    Ok((!unlisted).then_some((keyframes, last_ts, overruled)))
+    flags.starts = keyframes;
+    Ok((!unlisted).then_some(MetadataChecked { flags, last_ts }))
+}
+
+/// Keyframe flags sorted by what the flagged tags turned out to be.
+#[derive(Default)]
+struct CheckedFlags {
+    /// Seek points, in file order.
+    starts: Vec<Keyframe>,
+    /// Gradual decoding refresh points.
+    gradual: Vec<Keyframe>,
+    /// Pictures that depend on earlier ones.
+    dependent: usize,
+}
+
+impl CheckedFlags {
+    /// The seek points (gradual refresh points among them when the stream
+    /// has no other, see `settle_flags`) and how many flags were set aside.
+    fn settle(self) -> (Vec<Keyframe>, usize) {
+        let (mut keyframes, overruled) =
+            settle_flags(self.starts, self.gradual, self.dependent, |k| k.offset);
+        // Times must not run backwards for time lookups.
+        for i in 1..keyframes.len() {
+            keyframes[i].time_ms = keyframes[i].time_ms.max(keyframes[i - 1].time_ms);
+        }
+        (keyframes, overruled)
+    }
+}
+
+/// Metadata keyframes that hold, and the last timestamp in the file.
+struct MetadataChecked {
+    flags: CheckedFlags,
+    last_ts: u64,
 }
 
 /// A keyframe tag: offset, timestamp, header and first body bytes.
@@ -444,25 +493,26 @@ fn read_framing(src: &dyn ByteSource, pos: u64, h: &TagHeader) -> Option<NalFram
     })
 }
 
-/// Whether a video tag flagged as a keyframe (FrameType 1) holds a picture a
-/// decoder can start from; `peek` is its first body bytes. Tags of other
-/// codecs, or before any sequence header, keep their flag.
-fn keyframe_decodes(
+/// What a video tag flagged as a keyframe (FrameType 1) holds; `peek` is
+/// its first body bytes. Tags of other codecs, or before any sequence
+/// header, keep their flag, as do those that cannot be read.
+fn keyframe_verdict(
     src: &dyn ByteSource,
     framing: Option<NalFraming>,
     pos: u64,
     h: &TagHeader,
     peek: &[u8],
-) -> bool {
+) -> Flagged {
     let (Some(framing), Some((coding, at))) = (framing, tag::video_nal_units_at(peek)) else {
-        return true;
+        return Flagged::Start;
     };
     let at = at as u64;
     if coding != framing.coding || u64::from(h.data_size) <= at {
-        return true;
+        return Flagged::Start;
     }
     let body = pos + TAG_HEADER_LEN as u64;
-    flagged_sample_decodes(src, body + at, u64::from(h.data_size) - at, framing).unwrap_or(true)
+    check_flagged_sample(src, body + at, u64::from(h.data_size) - at, framing)
+        .unwrap_or(Flagged::Start)
 }
 
 /// Gathers what the walk sees.
@@ -475,8 +525,10 @@ struct Collector<'a> {
     configs: Vec<ConfigTag>,
     /// NAL framing of the latest H.264/HEVC sequence header.
     framing: Option<NalFraming>,
+    /// Gradual decoding refresh points flagged as keyframes.
+    gradual: Vec<Keyframe>,
     /// Keyframe flags on pictures that depend on earlier ones.
-    overruled: usize,
+    dependent: usize,
     metadata: Option<Metadata>,
     media_start: Option<u64>,
     has_audio: bool,
@@ -499,7 +551,8 @@ impl<'a> Collector<'a> {
             audio_points: Vec::new(),
             configs: Vec::new(),
             framing: None,
-            overruled: 0,
+            gradual: Vec::new(),
+            dependent: 0,
             metadata: None,
             media_start: None,
             has_audio: false,
@@ -529,10 +582,13 @@ impl<'a> Collector<'a> {
                     self.video_codec.get_or_insert(codec);
                     match role {
                         VideoRole::Keyframe => {
-                            if keyframe_decodes(self.src, self.framing, pos, h, peek) {
-                                self.push_keyframe(ts, pos);
-                            } else {
-                                self.overruled += 1;
+                            match keyframe_verdict(self.src, self.framing, pos, h, peek) {
+                                Flagged::Start => self.push_keyframe(ts, pos),
+                                Flagged::Gradual => self.gradual.push(Keyframe {
+                                    time_ms: ts,
+                                    offset: pos,
+                                }),
+                                Flagged::Dependent => self.dependent += 1,
                             }
                         }
                         VideoRole::SequenceHeader => self.config(pos, h, true),

@@ -162,34 +162,67 @@ impl MediaIndex {
 
 /// First read of a flagged sample: enough for the parameter sets and the
 /// first slice header of nearly every sample.
-const FLAGGED_FIRST_READ: usize = 512;
+pub(crate) const FLAGGED_FIRST_READ: u64 = 512;
 
-/// Whether a sample the file flags as a keyframe (`len` bytes at `offset`)
-/// is one a decoder can start from. A sample whose bytes do not parse as
-/// NAL units keeps its flag: only a picture shown to depend on earlier ones
-/// is overruled.
-pub(crate) fn flagged_sample_decodes(
+/// What a sample the file flags as a keyframe turns out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flagged {
+    /// A decoder can start there (or its bytes do not parse as NAL units:
+    /// the flag stands).
+    Start,
+    /// A gradual decoding refresh point: exact pictures some frames later.
+    Gradual,
+    /// Its first picture depends on earlier ones.
+    Dependent,
+}
+
+/// What a sample the file flags as a keyframe (`len` bytes at `offset`) is,
+/// read from its first NAL units. Only a picture shown to depend on earlier
+/// ones loses its flag.
+pub(crate) fn check_flagged_sample(
     src: &dyn ByteSource,
     offset: u64,
     len: u64,
     framing: NalFraming,
-) -> Result<bool> {
+) -> Result<Flagged> {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let mut want = FLAGGED_FIRST_READ.min(len);
+    let mut want = (FLAGGED_FIRST_READ as usize).min(len);
     loop {
         let mut buf = vec![0; want];
         let got = read_full_at(src, offset, &mut buf)?;
         buf.truncate(got);
         match nal::start_verdict(framing, &buf, len) {
-            StartVerdict::Dependent => return Ok(false),
+            StartVerdict::Dependent => return Ok(Flagged::Dependent),
+            StartVerdict::Gradual => return Ok(Flagged::Gradual),
             StartVerdict::NeedBytes(n)
-                if got == want && n > want && n <= nal::MAX_SEI_BYTES + FLAGGED_FIRST_READ =>
+                if got == want
+                    && n > want
+                    && n <= nal::MAX_SEI_BYTES + FLAGGED_FIRST_READ as usize =>
             {
                 want = n.max(want * 2).min(len);
             }
-            _ => return Ok(true),
+            _ => return Ok(Flagged::Start),
         }
     }
+}
+
+/// The seek points of a track once its flagged samples are checked: those
+/// a decoder starts from, and, in a stream that refreshes gradually (one
+/// such point at most, the first picture), its gradual refresh points too:
+/// refusing them would leave every seek the whole file. Returns the points
+/// sorted by `key`, and how many flags were set aside.
+pub(crate) fn settle_flags<T: Copy, K: Ord>(
+    mut starts: Vec<T>,
+    gradual: Vec<T>,
+    dependent: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, usize) {
+    if gradual.is_empty() || starts.len() > 1 {
+        return (starts, dependent + gradual.len());
+    }
+    starts.extend(gradual);
+    starts.sort_by_key(|t| key(t));
+    (starts, dependent)
 }
 
 /// Index of the last keyframe at or before `offset` (None: before the first).
@@ -217,6 +250,16 @@ mod tests {
         list.iter()
             .map(|&(time_ms, offset)| Keyframe { time_ms, offset })
             .collect()
+    }
+
+    #[test]
+    fn gradual_refresh_points_count_only_where_nothing_else_is() {
+        // IDR pictures every GOP: recovery points with a count are set aside.
+        let (kept, overruled) = settle_flags(vec![0, 50, 100], vec![25, 75], 1, |&s| s);
+        assert_eq!((kept, overruled), (vec![0, 50, 100], 3));
+        // Periodic intra refresh: the first picture is the only IDR.
+        let (kept, overruled) = settle_flags(vec![0], vec![75, 25], 0, |&s| s);
+        assert_eq!((kept, overruled), (vec![0, 25, 75], 0));
     }
 
     #[test]

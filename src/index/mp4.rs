@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::{flagged_sample_decodes, IndexOrigin, Keyframe, MediaInfo};
+use super::{
+    check_flagged_sample, settle_flags, Flagged, IndexOrigin, Keyframe, MediaInfo,
+    FLAGGED_FIRST_READ,
+};
 use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, fourcc_str, parse_header, FourCc};
 use crate::format::mp4::fragment::{self, TrackRun};
@@ -654,6 +657,8 @@ fn fragments(
     let mut list = Vec::with_capacity(moofs.len());
     let mut decode_times = Vec::with_capacity(moofs.len() * tracks.len());
     let mut absolute = false;
+    // Fragments whose first sample is flagged sync, by what it turns out to be.
+    let (mut starts, mut gradual, mut dependent) = (Vec::new(), Vec::new(), 0);
     // Fragments without `tfdt` follow the samples the moov describes.
     let mut next_decode: u64 = reference.dts(reference.samples);
     let mut buf = Vec::new();
@@ -685,18 +690,22 @@ fn fragments(
                 next_decode = decode.saturating_add(r.duration.unwrap_or(0));
                 let ct = i128::from(decode) + i128::from(r.first_cts);
                 let flagged = r.first_is_sync && reference.kind == TrackKind::Video;
-                let decodes = match (flagged, reference.nal_framing, r.first_sample) {
+                let verdict = match (flagged, reference.nal_framing, r.first_sample) {
                     (true, Some(framing), Some((offset, size))) => {
                         let base = if r.absolute_base { 0 } else { i128::from(at) };
                         match u64::try_from(base + offset) {
-                            Ok(pos) => flagged_sample_decodes(src, pos, u64::from(size), framing)?,
-                            Err(_) => true,
+                            Ok(pos) => check_flagged_sample(src, pos, u64::from(size), framing)?,
+                            Err(_) => Flagged::Start,
                         }
                     }
-                    _ => true,
+                    _ => Flagged::Start,
                 };
-                if flagged && !decodes {
-                    *overruled += 1;
+                if flagged {
+                    match verdict {
+                        Flagged::Start => starts.push(list.len()),
+                        Flagged::Gradual => gradual.push(list.len()),
+                        Flagged::Dependent => dependent += 1,
+                    }
                 }
                 Fragment {
                     offset: at,
@@ -704,8 +713,7 @@ fn fragments(
                     end_ns: r
                         .duration
                         .map(|d| reference.presentation_ns(ct + i128::from(d))),
-                    starts_with_sync: (r.first_is_sync && decodes)
-                        || reference.kind != TrackKind::Video,
+                    starts_with_sync: reference.kind != TrackKind::Video,
                 }
             }
             None => Fragment {
@@ -716,6 +724,11 @@ fn fragments(
             },
         };
         list.push(fragment);
+    }
+    let (starts, set_aside) = settle_flags(starts, gradual, dependent, |&i| i);
+    *overruled += set_aside;
+    for i in starts {
+        list[i].starts_with_sync = true;
     }
     decode_times.sort_by_key(|d| d.at);
     Ok((list, decode_times, absolute))
@@ -826,8 +839,9 @@ impl TrackIndex {
 
     /// Leaves out of the sync samples those whose first picture depends on
     /// earlier ones (GStreamer flags every H.264 I picture), and returns how
-    /// many. Only samples of the first sample entry, whose framing is known,
-    /// are read; if none of the flagged samples proves decodable the flags
+    /// many (`settle_flags` says what becomes of gradual refresh points).
+    /// Only samples of the first sample entry, whose framing is known, are
+    /// read; if none of the flagged samples proves a seek point the flags
     /// stand, as a reading that rejects every one is more likely wrong.
     fn drop_dependent_sync_samples(&mut self, src: &dyn ByteSource) -> Result<usize> {
         let (Some(framing), Some(sync), TrackKind::Video) =
@@ -835,26 +849,39 @@ impl TrackIndex {
         else {
             return Ok(0);
         };
-        let mut keep = Vec::with_capacity(sync.len());
-        for &s in sync {
-            let (_, _, run) = self.chunk_of(s);
-            let first_entry = self.chunk_runs[run].description == 1;
-            if !first_entry
-                || flagged_sample_decodes(
-                    src,
+        let checked = |s: u32| self.chunk_runs[self.chunk_of(s).2].description == 1;
+        let ranges: Vec<(u64, u64)> = sync
+            .iter()
+            .filter(|&&s| checked(s))
+            .map(|&s| {
+                (
                     self.offset_of(s),
-                    u64::from(self.size_of(s)),
-                    framing,
-                )?
-            {
-                keep.push(s);
+                    u64::from(self.size_of(s)).min(FLAGGED_FIRST_READ),
+                )
+            })
+            .collect();
+        src.prefetch(&ranges);
+        let (mut starts, mut gradual, mut dependent) =
+            (Vec::with_capacity(sync.len()), Vec::new(), 0);
+        for &s in sync {
+            if !checked(s) {
+                starts.push(s);
+                continue;
+            }
+            let len = u64::from(self.size_of(s));
+            match check_flagged_sample(src, self.offset_of(s), len, framing)? {
+                Flagged::Start => starts.push(s),
+                Flagged::Gradual => gradual.push(s),
+                Flagged::Dependent => dependent += 1,
             }
         }
-        let overruled = sync.len() - keep.len();
-        if keep.is_empty() || overruled == 0 {
+        if starts.is_empty() && gradual.is_empty() {
             return Ok(0);
         }
-        self.sync = Some(keep);
+        let (keep, overruled) = settle_flags(starts, gradual, dependent, |&s| s);
+        if overruled > 0 {
+            self.sync = Some(keep);
+        }
         Ok(overruled)
     }
 
