@@ -30,6 +30,14 @@
 #   ffmpeg.mp4        ffmpeg's remux of x264.flv + the audio (ffmpeg flags
 #                     only IDR pictures): the control
 #   tail.mp4          ffmpeg: the video + 16 s of audio, which outlasts it
+#   resolution-change.flv
+#                     a recording whose resolution changes at 6 s: two
+#                     ffmpeg FLVs (320x180, then 640x360) spliced tag by tag,
+#                     the second's AVC and AAC sequence headers right before
+#                     its first keyframe, as recorders write them
+#   resolution-change.yamdi.flv
+#                     yamdi on it: seeks come from metadata, which does not
+#                     say where the configuration changes
 #
 # OUTDIR/manifest.txt lists: file muxer flagged_non_idr has_audio refresh
 # (refresh: idr, or gradual for the intra-refresh files)
@@ -57,6 +65,42 @@ for secs in 12 16; do
   ffmpeg -nostdin -v error -f lavfi -i "sine=f=440:beep_factor=4:d=$secs" -ac 1 \
     -c:a aac -b:a 64k -f adts "$work/audio$secs.aac"
 done
+
+# Two FLVs of different sizes, joined tag by tag (no script tags); the
+# second's timestamps follow the first's last.
+for part in 320x180:440 640x360:660; do
+  ffmpeg -nostdin -v error -f lavfi -i "testsrc2=size=${part%:*}:rate=25:duration=6" \
+    -f lavfi -i "sine=f=${part#*:}:beep_factor=4:d=6" -c:v libx264 -preset veryfast -g 50 \
+    -c:a aac -ac 1 -b:a 64k "$work/part-${part%:*}.flv"
+done
+python3 - "$work/part-320x180.flv" "$work/part-640x360.flv" "$work/resolution-change.flv" <<'PY'
+import struct, sys
+
+def media_tags(path):
+    d = open(path, "rb").read()
+    pos = struct.unpack(">I", d[5:9])[0] + 4
+    while pos + 11 <= len(d):
+        size = int.from_bytes(d[pos + 1:pos + 4], "big")
+        ts = int.from_bytes(d[pos + 4:pos + 7], "big") | (d[pos + 7] << 24)
+        if d[pos] & 0x1F in (8, 9):
+            yield d[pos] & 0x1F, ts, d[pos + 11:pos + 11 + size]
+        pos += 11 + size + 4
+
+def tag(kind, ts, body):
+    return (bytes([kind]) + len(body).to_bytes(3, "big") + (ts & 0xFFFFFF).to_bytes(3, "big")
+            + bytes([ts >> 24]) + b"\0\0\0" + body + struct.pack(">I", len(body) + 11))
+
+first, second, out = sys.argv[1:4]
+data = bytearray(b"FLV\x01\x05" + struct.pack(">I", 9) + b"\0\0\0\0")
+shift = 0
+for kind, ts, body in media_tags(first):
+    data += tag(kind, ts, body)
+    shift = max(shift, ts + 40)
+for kind, ts, body in media_tags(second):
+    data += tag(kind, ts + shift, body)
+open(out, "wb").write(bytes(data))
+PY
+yamdi -i "$work/resolution-change.flv" -o "$work/resolution-change.yamdi.flv"
 
 # GStreamer: the video as the x264 CLI wrote it (flvdemux gives it its
 # timestamps), parsed by h264parse, and the AAC, into MUXER.
@@ -95,7 +139,9 @@ gst.mp4 gstreamer-mp4mux 6 1 idr
 gst.frag.mp4 gstreamer-mp4mux-fragmented 6 1 idr
 gst.ap.mp4 gstreamer-mp4mux+atomicparsley 6 1 idr
 ffmpeg.mp4 ffmpeg 0 1 idr
-tail.mp4 ffmpeg-audio-outlasts-video 0 1 idr"
+tail.mp4 ffmpeg-audio-outlasts-video 0 1 idr
+resolution-change.flv spliced-ffmpeg-flvs 0 1 idr
+resolution-change.yamdi.flv spliced-ffmpeg-flvs+yamdi 0 1 idr"
 
 # Every file must decode cleanly as a whole: a fault found later is ours.
 while read -r file _; do

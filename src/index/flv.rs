@@ -127,8 +127,17 @@ impl FlvIndex {
         };
         let (checked_flags, origin, last_ts) = match checked {
             Some(c) => {
-                let last_ts = c.last_ts;
-                (c.flags, IndexOrigin::Metadata, last_ts)
+                // Configurations past the head that the metadata path did
+                // not walk over.
+                for config in c.configs {
+                    if seen.configs.len() < MAX_CONFIG_TAGS
+                        && !seen.configs.iter().any(|k| k.offset == config.offset)
+                    {
+                        seen.configs.push(config);
+                    }
+                }
+                seen.configs.sort_by_key(|k| k.offset);
+                (c.flags, IndexOrigin::Metadata, c.last_ts)
             }
             None => {
                 if let Some(resume) = head_end.resume_at {
@@ -282,6 +291,7 @@ fn check_metadata_keyframes(
     data_start: u64,
 ) -> Result<Option<MetadataChecked>> {
     let mut flags = CheckedFlags::default();
+    let mut configs = Vec::new();
     let size = src.size();
     if let Some(declared) = head.metadata.as_ref().and_then(|m| m.filesize) {
         if declared > 0.0 && declared != size as f64 {
@@ -348,6 +358,7 @@ fn check_metadata_keyframes(
         if keyframes.last().is_some_and(|k| pos <= k.offset) {
             continue;
         }
+        configs.extend(configs_just_before(src, pos, data_start, head.media_start)?);
         let time_ms = keyframes.last().map_or(tag_ms, |k| tag_ms.max(k.time_ms));
         keyframes.push(Keyframe {
             time_ms,
@@ -389,7 +400,11 @@ fn check_metadata_keyframes(
         Step::Go
     })?;
     flags.starts = keyframes;
-    Ok((!unlisted).then_some(MetadataChecked { flags, last_ts }))
+    Ok((!unlisted).then_some(MetadataChecked {
+        flags,
+        last_ts,
+        configs,
+    }))
 }
 
 /// Keyframe flags sorted by what the flagged tags turned out to be.
@@ -417,10 +432,85 @@ impl CheckedFlags {
     }
 }
 
-/// Metadata keyframes that hold, and the last timestamp in the file.
+/// Metadata keyframes that hold, the last timestamp in the file, and the
+/// codec configurations found just before the keyframes.
 struct MetadataChecked {
     flags: CheckedFlags,
     last_ts: u64,
+    configs: Vec<ConfigTag>,
+}
+
+/// Tags looked at before a keyframe for a new codec configuration.
+const CONFIG_LOOKBACK_TAGS: usize = 16;
+
+/// The codec configurations among the tags just before the keyframe at
+/// `pos`, found by following PreviousTagSize back until a video picture (or
+/// `CONFIG_LOOKBACK_TAGS` tags, or the head). A writer that meets a new
+/// configuration mid-stream (a resolution change: ffmpeg, recorders such as
+/// nginx-rtmp) puts it right before the keyframe that needs it, audio tags
+/// at most in between; the metadata path walks no further, so this is where
+/// it finds them.
+fn configs_just_before(
+    src: &dyn ByteSource,
+    mut pos: u64,
+    data_start: u64,
+    media_start: Option<u64>,
+) -> Result<Vec<ConfigTag>> {
+    let floor = media_start.unwrap_or(data_start).max(data_start);
+    let mut found = Vec::new();
+    for _ in 0..CONFIG_LOOKBACK_TAGS {
+        if pos < floor + (TAG_HEADER_LEN + PREV_SIZE_LEN) as u64 {
+            break;
+        }
+        let mut size = [0u8; PREV_SIZE_LEN];
+        if read_full_at(src, pos - PREV_SIZE_LEN as u64, &mut size)? < PREV_SIZE_LEN {
+            break;
+        }
+        let prev_size = u64::from(BigEndian::read_u32(&size));
+        let Some(prev) = (pos - PREV_SIZE_LEN as u64).checked_sub(prev_size) else {
+            break;
+        };
+        if prev < floor {
+            break;
+        }
+        let mut b = [0u8; PEEK];
+        let n = read_full_at(src, prev, &mut b)?;
+        if n < TAG_HEADER_LEN {
+            break;
+        }
+        let h = parse_tag_header(&b);
+        if !h.is_plausible() || u64::from(h.expected_prev_size()) != prev_size {
+            break;
+        }
+        let body = &b[TAG_HEADER_LEN..n.min(TAG_HEADER_LEN + h.data_size as usize)];
+        let is_video = match h.tag_type {
+            TAG_VIDEO => match video_role(body) {
+                Some((_, VideoRole::SequenceHeader)) => true,
+                Some((_, VideoRole::NoPicture)) => {
+                    pos = prev;
+                    continue;
+                }
+                _ => break,
+            },
+            TAG_AUDIO if audio_role(body).is_some_and(|r| r.1) => false,
+            _ => {
+                pos = prev;
+                continue;
+            }
+        };
+        if h.data_size <= MAX_CONFIG_TAG {
+            let mut bytes = vec![0u8; h.span() as usize];
+            if read_full_at(src, prev, &mut bytes)? == bytes.len() {
+                found.push(ConfigTag {
+                    offset: prev,
+                    is_video,
+                    bytes,
+                });
+            }
+        }
+        pos = prev;
+    }
+    Ok(found)
 }
 
 /// A keyframe tag: offset, timestamp, header and first body bytes.

@@ -299,11 +299,23 @@ pub struct FrameSum {
 /// demuxer's timestamps; `-enc_time_base -1` keeps the stream's time base,
 /// so they are exact; `-fps_mode passthrough` neither drops nor duplicates.
 pub fn frame_md5(path: &Path, stream: &str) -> Result<Vec<FrameSum>, String> {
+    frame_md5_filtered(path, stream, "null")
+}
+
+/// As `frame_md5`, each frame through the video `filter` first: a stream
+/// whose picture size changes is compared at one size (`scale=W:H`).
+pub fn frame_md5_filtered(
+    path: &Path,
+    stream: &str,
+    filter: &str,
+) -> Result<Vec<FrameSum>, String> {
     let out = ffmpeg_stream(
         path,
         stream,
         &["-threads", "1", "-copyts"],
         &[
+            "-vf",
+            filter,
             "-fps_mode",
             "passthrough",
             "-enc_time_base",
