@@ -20,6 +20,10 @@
 #   two_mdat.mp4            mp4craft split-mdat: two mdat boxes, then moov
 #   moov_between.mp4        mp4craft moov-between: mdat, moov, mdat
 #   stz2.mp4                mp4craft to-stz2: the audio stsz as a 16-bit stz2
+#   split_edit.mp4          mp4craft split-edit: the video's edit as two that
+#                           follow on (4 s, then the rest), as editors write
+#   skip_edit.mp4           mp4craft skip-edit: the video shows 0-4 s, then
+#                           6 s on; not in the manifest (its cuts are refused)
 #
 # Every new file must decode without a word from `ffmpeg -v error`, carry the
 # structure it is named for (checked with mp4craft facts), and the remuxed or
@@ -143,6 +147,11 @@ is_co64() { want "$1" stco=0 co64=2 top=ftyp,free,mdat,moov && same_packets "$ba
 is_two_mdat() { want "$1" top=ftyp,free,mdat,mdat,moov && same_packets "$base" "$1"; }
 is_moov_between() { want "$1" top=ftyp,free,mdat,moov,mdat && same_packets "$base" "$1"; }
 is_stz2() { want "$1" stsz=1 stz2=1 && same_packets "$base" "$1"; }
+# ffmpeg's demuxer repeats the GOP before a media edit that starts between
+# keyframes, so the packets differ from the base file's: check the edits.
+is_edited() {
+  mp4craft dump "$1" | grep -q "elst .* entries=2 " || { echo "$1: the video has no two edits" >&2; return 1; }
+}
 
 # ------------------------------------------------------------- generation --
 
@@ -168,6 +177,8 @@ gen_base() { # the moov_end file and everything made from it
   produce "$outdir/two_mdat.mp4" is_two_mdat mp4craft split-mdat "$base" @OUT@
   produce "$outdir/moov_between.mp4" is_moov_between mp4craft moov-between "$base" @OUT@
   produce "$outdir/stz2.mp4" is_stz2 mp4craft to-stz2 "$base" @OUT@
+  produce "$outdir/split_edit.mp4" is_edited mp4craft split-edit "$base" @OUT@
+  produce "$outdir/skip_edit.mp4" is_edited mp4craft skip-edit "$base" @OUT@
 }
 
 gen_all_intra() {
@@ -204,7 +215,7 @@ files=(h264_aac.faststart.mp4:faststart h264_aac.moov_end.mp4:moov_end
        two_audio.mp4:two_audio delayed_audio.mp4:empty_edit
        audio_only.m4a:audio_only pcm.mov:pcm_uniform_stsz fragmented.mp4:fragmented
        co64.mp4:co64 two_mdat.mp4:two_mdat moov_between.mp4:moov_between
-       stz2.mp4:stz2)
+       stz2.mp4:stz2 split_edit.mp4:split_edit)
 rows=("# file has_audio has_video audio_tracks notes")
 for entry in "${files[@]}"; do
   f=${entry%%:*} notes=${entry#*:}

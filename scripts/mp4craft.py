@@ -12,6 +12,11 @@ media, or split an mdat, keep the file playable.
   split-mdat IN OUT      the mdat split in two at a chunk boundary near its middle
   moov-between IN OUT    mdat #1, then the moov, then mdat #2
   to-stz2 IN OUT         one track's stsz as an equivalent stz2 (16-bit fields)
+  split-edit IN OUT      the video's media edit as two that follow on (4 s, then
+                         the rest): what editing applications write; the same
+                         presentation
+  skip-edit IN OUT       the video shows its media up to 4 s, then from 6 s on:
+                         two media edits a cut cannot compose into one
   malformed IN OUTDIR    one broken file per shape + OUTDIR/malformed.txt
 
 Standard library only.
@@ -554,6 +559,50 @@ def moov_between(src, dst):
     save(top, dst)
 
 
+def elst_body(entries):
+    """[(segment_duration, media_time, rate)] as a version 1 elst body."""
+    out = full_header(1) + struct.pack(">I", len(entries))
+    for dur, mt, rate in entries:
+        out += struct.pack(">QqhH", dur, mt, int(rate), 0)
+    return out
+
+
+def _video_media_edit(top):
+    """The video's elst box, its edits, the index of its one media edit,
+    and the movie and media timescales."""
+    t = track(top, b"vide")
+    box = t.find("edts/elst")
+    edits = read_elst(box)
+    media = [i for i, e in enumerate(edits) if e[1] != -1]
+    if len(media) != 1:
+        raise BoxError("the video has %d media edits, not one" % len(media))
+    return (box, edits, media[0], timescale(top_level(top, b"moov").find("mvhd")),
+            timescale(t.find("mdia/mdhd")))
+
+
+def split_edit(src, dst):
+    top = load(src)
+    box, edits, i, movie_ts, media_ts = _video_media_edit(top)
+    dur, mt, rate = edits[i]
+    head = 4 * movie_ts
+    if dur <= head:
+        raise BoxError("the media edit is not longer than 4 s")
+    edits[i:i + 1] = [(head, mt, rate), (dur - head, mt + 4 * media_ts, rate)]
+    box.body = elst_body(edits)
+    save(top, dst)
+
+
+def skip_edit(src, dst):
+    top = load(src)
+    box, edits, i, movie_ts, media_ts = _video_media_edit(top)
+    dur, mt, rate = edits[i]
+    if dur <= 6 * movie_ts:
+        raise BoxError("the media edit is not longer than 6 s")
+    edits[i:i + 1] = [(4 * movie_ts, mt, rate), (dur - 6 * movie_ts, mt + 6 * media_ts, rate)]
+    box.body = elst_body(edits)
+    save(top, dst)
+
+
 def to_stz2(src, dst):
     """stsz -> stz2 (16-bit) on the first track whose sizes all fit, audio
     first (AAC frames are small); uniform-size tracks are skipped."""
@@ -1001,6 +1050,8 @@ COMMANDS = {
     "split-mdat": (split_mdat, 2),
     "moov-between": (moov_between, 2),
     "to-stz2": (to_stz2, 2),
+    "split-edit": (split_edit, 2),
+    "skip-edit": (skip_edit, 2),
     "malformed": (malformed, 2),
 }
 

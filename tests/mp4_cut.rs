@@ -992,6 +992,28 @@ fn no_query_and_raw_byte_ranges_send_the_stored_bytes_with_the_content_type() {
 }
 
 #[test]
+fn media_edits_that_do_not_follow_on_refuse_cuts_and_say_why() {
+    // skip_edit.mp4: the video shows 0-4 s, then 6 s on (mp4craft
+    // skip-edit). One edit cannot say that; a cut is refused, naming the
+    // entry, and the file is served whole. (split_edit.mp4, whose two edits
+    // follow on, is cut in the matrix above like any other.)
+    common::needs_ffmpeg!();
+    let path = common::mp4::mp4_media_dir().join("skip_edit.mp4");
+    let media = Media::open(&path).unwrap();
+    let o = seconds_options(CutMode::Exact);
+    match plan_q(&media, &o, "start=5") {
+        Err(e) => {
+            assert_eq!(e.http_status(), 415, "{e}");
+            let message = e.to_string();
+            assert!(message.contains("edit list entry 2 of 2"), "{message}");
+        }
+        Ok(_) => panic!("skip_edit.mp4 was cut"),
+    }
+    let whole = plan_q(&media, &o, "").unwrap();
+    assert_eq!(body(&media, &whole), std::fs::read(&path).unwrap());
+}
+
+#[test]
 fn errors_and_plumbing_of_mp4_requests() {
     common::needs_ffmpeg!();
     let e = mp4_manifest()

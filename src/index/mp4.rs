@@ -224,6 +224,9 @@ pub struct TrackIndex {
     pub edit: EditSummary,
     /// The track had an edit list.
     pub has_edits: bool,
+    /// Why the edit list cannot be composed into a cut (media edits that
+    /// do not follow on, a dwell or a rate other than 1): cuts are refused.
+    pub edits_refused: Option<String>,
     pub sample_entry: FourCc,
     /// Coded width and height of a visual sample entry.
     pub dims: Option<(u16, u16)>,
@@ -810,13 +813,14 @@ impl TrackIndex {
                 groups.push(g);
             }
         }
-        let edit = edit_summary(t.edits.as_deref(), cts.as_ref())?;
+        let (edit, edits_refused) = edit_summary(t.edits.as_deref(), t.timescale, movie_timescale)?;
         let mut track = TrackIndex {
             id: t.id,
             kind,
             timescale: t.timescale,
             edit,
             has_edits: t.edits.is_some(),
+            edits_refused,
             sample_entry: t.sample_entry,
             dims: t.dims,
             samples,
@@ -1359,47 +1363,126 @@ fn chunk_runs(
     Ok(runs)
 }
 
+/// What a cut composes of a track's edit list: the leading empty edits and
+/// the edit that shows media, with the media edits that follow on from it
+/// (an edit split in two by an editing application) joined to it, and the
+/// empty edits after the last ignored (they only pad the end). Anything else
+/// (media from another place, a dwell of rate 0, another rate) cannot be
+/// composed into one edit: the reason comes back, and cuts of the file are
+/// refused with it; the file as stored is still served.
 fn edit_summary(
     edits: Option<&[tables::Edit]>,
-    cts: Option<&CompositionOffsets>,
-) -> Result<EditSummary> {
+    timescale: u32,
+    movie_timescale: u32,
+) -> Result<(EditSummary, Option<String>)> {
+    // Without an edit list, composition time is presentation time.
     let Some(edits) = edits else {
-        // Without an edit list, composition time is presentation time.
-        let _ = cts;
-        return Ok(EditSummary {
-            empty: 0,
+        return Ok((
+            EditSummary {
+                empty: 0,
+                media_time: 0,
+                duration: None,
+            },
+            None,
+        ));
+    };
+    let first = edits.iter().position(|e| e.media_time != -1);
+    let empty = edits[..first.unwrap_or(edits.len())]
+        .iter()
+        .fold(0u64, |a, e| a.saturating_add(e.duration));
+    let Some(first) = first else {
+        // Only empty edits: nothing of the media is shown after them.
+        let summary = EditSummary {
+            empty,
             media_time: 0,
             duration: None,
-        });
+        };
+        return Ok((summary, None));
     };
-    let mut empty: u64 = 0;
-    for e in edits {
+    let e = &edits[first];
+    if e.media_time < 0 {
+        return Err(malformed(format!("'elst' media time {}", e.media_time)));
+    }
+    let mut summary = EditSummary {
+        empty,
+        media_time: e.media_time,
+        duration: (e.duration != 0).then_some(e.duration),
+    };
+    let why = |i: usize, what: String| {
+        Some(format!(
+            "edit list entry {} of {}: {what}",
+            i + 1,
+            edits.len()
+        ))
+    };
+    match e.rate {
+        1 => {}
+        0 => return Ok((summary, why(first, "a dwell (rate 0)".into()))),
+        r => return Ok((summary, why(first, format!("rate {r}")))),
+    }
+    // A movie-timescale duration in media ticks is exact only to a tick.
+    let slack = i128::from(timescale.div_ceil(movie_timescale.max(1)));
+    let mut padding = false;
+    for (i, e) in edits.iter().enumerate().skip(first + 1) {
         if e.media_time == -1 {
-            empty = empty
-                .checked_add(e.duration)
-                .ok_or_else(|| malformed("'elst' durations overflow"))?;
+            padding = true;
             continue;
         }
-        if e.media_time < 0 {
-            return Err(malformed(format!("'elst' media time {}", e.media_time)));
+        let Some(shown) = summary.duration else {
+            return Ok((
+                summary,
+                why(i, "media after an edit that lasts to the end".into()),
+            ));
+        };
+        let follows = i128::from(summary.media_time)
+            + i128::from(shown) * i128::from(timescale) / i128::from(movie_timescale.max(1));
+        if padding || e.rate != 1 || (i128::from(e.media_time) - follows).abs() > slack {
+            let what = format!(
+                "media from time {} where the edits before end at {follows}, rate {}",
+                e.media_time, e.rate
+            );
+            return Ok((summary, why(i, what)));
         }
-        return Ok(EditSummary {
-            empty,
-            media_time: e.media_time,
-            duration: (e.duration != 0).then_some(e.duration),
-        });
+        summary.duration = (e.duration != 0).then(|| shown.saturating_add(e.duration));
     }
-    // Only empty edits: nothing of the media is shown after them.
-    Ok(EditSummary {
-        empty,
-        media_time: 0,
-        duration: None,
-    })
+    Ok((summary, None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_lists_compose_or_say_why_not() {
+        let e = |duration, media_time, rate| tables::Edit {
+            duration,
+            media_time,
+            rate,
+        };
+        // Movie timescale 1000, media 12800: 4 s of movie are 51200 ticks.
+        let summary = |edits: &[tables::Edit]| edit_summary(Some(edits), 12_800, 1000).unwrap();
+        // An empty edit, then a media edit split in two that follow on, then
+        // padding: one edit of 12 s.
+        let (s, refused) = summary(&[
+            e(1500, -1, 1),
+            e(4000, 1024, 1),
+            e(8000, 1024 + 51_200, 1),
+            e(500, -1, 1),
+        ]);
+        assert_eq!(refused, None);
+        assert_eq!(
+            (s.empty, s.media_time, s.duration),
+            (1500, 1024, Some(12_000))
+        );
+        // Media from elsewhere, a dwell, media after padding: refused.
+        let (_, refused) = summary(&[e(4000, 1024, 1), e(6000, 1024 + 76_800, 1)]);
+        assert!(refused.unwrap().starts_with("edit list entry 2 of 2"));
+        let (_, refused) = summary(&[e(4000, 1024, 0)]);
+        assert!(refused.unwrap().contains("dwell"));
+        let (_, refused) = summary(&[e(4000, 1024, 1), e(10, -1, 1), e(10, 52_224, 1)]);
+        assert!(refused.is_some());
+        assert!(edit_summary(Some(&[e(10, -5, 1)]), 12_800, 1000).is_err());
+    }
 
     #[test]
     fn chunk_runs_checked() {

@@ -65,6 +65,15 @@ pub(crate) fn resolve(
             end_ms: duration_ms,
         });
     }
+    if let Some((id, why)) = index
+        .tracks
+        .iter()
+        .find_map(|t| t.edits_refused.as_ref().map(|why| (t.id, why)))
+    {
+        return Err(Error::UnsupportedFormat(format!(
+            "track {id} cannot be cut: its {why}; the file is served whole without start/end"
+        )));
+    }
     let start = start.unwrap_or(0);
     if let Some(e) = end {
         if e <= start {
