@@ -183,6 +183,22 @@ fn flags_on_pictures_a_decoder_cannot_start_from_are_overruled() {
             "{} ({}): {} keyframes, {} flags overruled; ffmpeg's key pictures at {:?} ms",
             f.file, f.muxer, info.keyframe_count, info.keyframe_flags_overruled, keys
         );
+        // The keyframe list a virtual head gives flv.js and mpegts.js; a
+        // file whose own list names pictures that are no seek points is
+        // served with it.
+        if let Some(head) = media.index().virtual_head() {
+            if head.listed != info.keyframe_count {
+                failures.push(format!(
+                    "{}: the virtual head lists {} keyframes of {}",
+                    f.file, head.listed, info.keyframe_count
+                ));
+            }
+            let o = Options::default();
+            let plain = media.plan(&o, &query::parse(b"", &o).unwrap()).unwrap();
+            if f.flagged_non_idr > 0 && !body(&media, &plain).starts_with(&head.bytes) {
+                failures.push(format!("{}: served without the virtual head", f.file));
+            }
+        }
         if info.keyframe_flags_overruled != f.flagged_non_idr {
             failures.push(format!(
                 "{}: {} keyframe flags overruled, the muxer set {} on non-IDR pictures",

@@ -85,7 +85,14 @@ fn served_head(index: &FlvIndex, mode: MetadataMode) -> Option<&VirtualHead> {
     let head = index.virtual_head.as_ref()?;
     match mode {
         MetadataMode::Off => None,
-        MetadataMode::Missing if index.info.origin == IndexOrigin::Metadata => None,
+        // The file's own list holds, unless it lists pictures a decoder
+        // cannot start from.
+        MetadataMode::Missing
+            if index.info.origin == IndexOrigin::Metadata
+                && index.info.keyframe_flags_overruled == 0 =>
+        {
+            None
+        }
         MetadataMode::Missing | MetadataMode::Always => Some(head),
     }
 }
