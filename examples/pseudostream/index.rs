@@ -307,6 +307,12 @@ fn file_section(h: &mut String, name: &str, url: &str, real: &Path, host: &str, 
         i.keyframe_count,
         i.origin.name()
     ));
+    if i.keyframe_flags_overruled > 0 {
+        facts.push(format!(
+            "{} keyframe flags on pictures a decoder cannot start from, set aside",
+            i.keyframe_flags_overruled
+        ));
+    }
     let _ = writeln!(h, "<p>{}</p>", esc(&facts.join(", ")));
 
     let kfs = media.keyframes();
