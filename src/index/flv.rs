@@ -314,6 +314,15 @@ fn check_metadata_keyframes(
             return Ok(None);
         }
         previous_pos = Some(pos);
+        // One read for the tags just before the keyframe, its header and
+        // its first NAL units; what lies beyond goes to the source.
+        let near = Around::read(
+            src,
+            pos.saturating_sub(AROUND_BEFORE)
+                .max(data_start - PREV_SIZE_LEN as u64),
+            pos + AROUND_AFTER,
+        )?;
+        let src: &dyn ByteSource = &near;
         let n = read_full_at(src, pos - PREV_SIZE_LEN as u64, &mut buf)?;
         if n < PREV_SIZE_LEN + TAG_HEADER_LEN {
             return Ok(None);
@@ -438,6 +447,48 @@ struct MetadataChecked {
     flags: CheckedFlags,
     last_ts: u64,
     configs: Vec<ConfigTag>,
+}
+
+/// Bytes read at once around each metadata keyframe: before it (the tags
+/// `configs_just_before` looks at: audio tags are a few hundred bytes) and
+/// after its start (header and the first NAL units a check reads).
+const AROUND_BEFORE: u64 = 1024;
+const AROUND_AFTER: u64 = 640;
+
+/// A window of a source read at once; reads outside it go to the source.
+struct Around<'a> {
+    src: &'a dyn ByteSource,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl<'a> Around<'a> {
+    fn read(src: &'a dyn ByteSource, start: u64, end: u64) -> Result<Around<'a>> {
+        let mut bytes = vec![0; end.saturating_sub(start) as usize];
+        let n = read_full_at(src, start, &mut bytes)?;
+        bytes.truncate(n);
+        Ok(Around { src, start, bytes })
+    }
+}
+
+impl ByteSource for Around<'_> {
+    fn size(&self) -> u64 {
+        self.src.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let end = self.start + self.bytes.len() as u64;
+        if offset >= self.start && offset + buf.len() as u64 <= end {
+            let at = (offset - self.start) as usize;
+            buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
+            return Ok(buf.len());
+        }
+        self.src.read_at(offset, buf)
+    }
+
+    fn identity(&self) -> crate::source::SourceIdentity {
+        self.src.identity()
+    }
 }
 
 /// Tags looked at before a keyframe for a new codec configuration.
