@@ -150,7 +150,10 @@ is_stz2() { want "$1" stsz=1 stz2=1 && same_packets "$base" "$1"; }
 # ffmpeg's demuxer repeats the GOP before a media edit that starts between
 # keyframes, so the packets differ from the base file's: check the edits.
 is_edited() {
-  mp4craft dump "$1" | grep -q "elst .* entries=2 " || { echo "$1: the video has no two edits" >&2; return 1; }
+  local tree
+  tree=$(mp4craft dump "$1") || return 1
+  # One line per box: an elst with two entries (grep -q would close the pipe early).
+  grep "elst .* entries=2 " <<<"$tree" >/dev/null || { echo "$1: the video has no two edits" >&2; return 1; }
 }
 
 # ------------------------------------------------------------- generation --
