@@ -49,14 +49,31 @@ const H264_IDR: u8 = 5;
 const H264_SEI: u8 = 6;
 const SEI_RECOVERY_POINT: u32 = 6;
 
+impl NalFraming {
+    /// The framing a decoder configuration record declares: an
+    /// AVCDecoderConfigurationRecord (`avcC`) for H.264, an
+    /// HEVCDecoderConfigurationRecord (`hvcC`) for HEVC. None when it is
+    /// malformed.
+    pub fn from_record(coding: VideoCoding, record: &[u8]) -> Option<NalFraming> {
+        let length_size = match coding {
+            VideoCoding::H264 => avcc_length_size(record)?,
+            VideoCoding::Hevc => hvcc_length_size(record)?,
+        };
+        Some(NalFraming {
+            coding,
+            length_size,
+        })
+    }
+}
+
 /// The length prefix size in an AVCDecoderConfigurationRecord (`avcC`).
-pub fn avcc_length_size(record: &[u8]) -> Option<u8> {
+fn avcc_length_size(record: &[u8]) -> Option<u8> {
     let b = *record.get(4)?;
     (record[0] == 1).then_some((b & 3) + 1)
 }
 
 /// The length prefix size in an HEVCDecoderConfigurationRecord (`hvcC`).
-pub fn hvcc_length_size(record: &[u8]) -> Option<u8> {
+fn hvcc_length_size(record: &[u8]) -> Option<u8> {
     let b = *record.get(21)?;
     (record[0] == 1).then_some((b & 3) + 1)
 }

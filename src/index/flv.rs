@@ -15,7 +15,7 @@ use crate::format::flv::tag::{
     self, audio_role, parse_file_header, parse_tag_header, video_role, TagError, TagHeader,
     VideoRole, PREV_SIZE_LEN, TAG_AUDIO, TAG_HEADER_LEN, TAG_SCRIPT, TAG_VIDEO,
 };
-use crate::format::nal::{self, NalFraming, VideoCoding};
+use crate::format::nal::NalFraming;
 use crate::format::Format;
 use crate::source::{read_full_at, ByteSource};
 
@@ -616,22 +616,10 @@ fn previous_tag_leads_back(
     Ok(h.is_plausible() && u64::from(h.expected_prev_size()) == prev_size)
 }
 
-/// The NAL framing a video sequence header tag at `pos` declares.
-fn read_framing(src: &dyn ByteSource, pos: u64, h: &TagHeader) -> Option<NalFraming> {
-    // The record's length-size byte: 5 body bytes before the record, then
-    // 22 bytes into an hvcC (5 into an avcC).
-    let mut body = [0u8; 5 + 23];
-    let want = body.len().min(h.data_size as usize);
-    let n = read_full_at(src, pos + TAG_HEADER_LEN as u64, &mut body[..want]).ok()?;
-    let (coding, record) = tag::video_config_record(&body[..n])?;
-    let length_size = match coding {
-        VideoCoding::H264 => nal::avcc_length_size(record)?,
-        VideoCoding::Hevc => nal::hvcc_length_size(record)?,
-    };
-    Some(NalFraming {
-        coding,
-        length_size,
-    })
+/// The NAL framing a video sequence header tag body declares.
+fn framing_of(body: &[u8]) -> Option<NalFraming> {
+    let (coding, record) = tag::video_config_record(body)?;
+    NalFraming::from_record(coding, record)
 }
 
 /// What a video tag flagged as a keyframe (FrameType 1) holds; `peek` is
@@ -798,15 +786,26 @@ impl<'a> Collector<'a> {
         });
     }
 
+    /// Keeps a configuration tag whole (within the limits) and notes the
+    /// NAL framing a video one declares, from one read.
     fn config(&mut self, pos: u64, h: &TagHeader, is_video: bool) {
-        if is_video {
-            self.framing = read_framing(self.src, pos, h).or(self.framing);
-        }
-        if h.data_size > MAX_CONFIG_TAG || self.configs.len() >= MAX_CONFIG_TAGS {
+        let keep = h.data_size <= MAX_CONFIG_TAG && self.configs.len() < MAX_CONFIG_TAGS;
+        // Enough for the length-size byte: 5 body bytes before the record,
+        // then 22 bytes into an hvcC (5 into an avcC).
+        let len = if keep {
+            h.span()
+        } else {
+            h.span().min((TAG_HEADER_LEN + 5 + 23) as u64)
+        };
+        let mut bytes = vec![0u8; len as usize];
+        let Ok(n) = read_full_at(self.src, pos, &mut bytes) else {
             return;
+        };
+        if is_video {
+            let body = &bytes[TAG_HEADER_LEN.min(n)..n];
+            self.framing = framing_of(body).or(self.framing);
         }
-        let mut bytes = vec![0u8; h.span() as usize];
-        if matches!(read_full_at(self.src, pos, &mut bytes), Ok(n) if n == bytes.len()) {
+        if keep && n == bytes.len() {
             self.configs.push(ConfigTag {
                 offset: pos,
                 is_video,

@@ -5,7 +5,7 @@ use byteorder::{BigEndian, ByteOrder};
 
 use super::boxes::{children, fourcc_str, Fields, FourCc};
 use super::Mp4Error;
-use crate::format::nal::{self, NalFraming, VideoCoding};
+use crate::format::nal::{NalFraming, VideoCoding};
 
 fn entries(payload: &[u8], kind: FourCc, entry_len: usize) -> Result<(u8, &[u8]), Mp4Error> {
     let mut f = Fields::new(payload, kind);
@@ -285,12 +285,5 @@ fn nal_framing(format: FourCc, entry: &[u8]) -> Option<NalFraming> {
         .map_while(|c| c.ok())
         .find(|c| c.kind == config)?
         .payload;
-    let length_size = match coding {
-        VideoCoding::H264 => nal::avcc_length_size(record)?,
-        VideoCoding::Hevc => nal::hvcc_length_size(record)?,
-    };
-    Some(NalFraming {
-        coding,
-        length_size,
-    })
+    NalFraming::from_record(coding, record)
 }
