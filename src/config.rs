@@ -116,6 +116,15 @@ const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "faststart",
+        aliases: &["mp4_faststart"],
+        takes: "on (default) or off",
+        set: |c, v| {
+            c.plan.faststart = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "rate",
         aliases: &[],
         takes: "off (default), bytes per second (100000, 800k, 2m), auto or auto:FACTOR \

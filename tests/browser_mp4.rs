@@ -30,6 +30,11 @@
 //!   `?start=61` starts at the keyframe, duration 180 − 60, first frame the
 //!   one at 60 s, plays past 1 s.
 //!
+//! - the moov-at-end movie with no query (served with its moov first):
+//!   shows its first frame (the movie's at 0 s) and plays past 1 s, and
+//!   neither Chromium's requests nor the server's log hold one for anything
+//!   but byte 0 on: nothing asked the file's tail, where it keeps its moov.
+//!
 //! And the same movie fragmented by ffmpeg (a fragment per keyframe, no
 //! edit list, so its video is presented 80 ms late): a cut from the
 //! fragment of the keyframe at 60 s, and one from 30 s to 46 s, play from
@@ -238,6 +243,9 @@ enum Kind {
     FragmentStart,
     /// A fragmented movie `?start=30&end=46`: plays to the end, 16 s.
     FragmentEnd,
+    /// The moov-at-end movie with no query: served moov-first, it shows its
+    /// first frame and plays past 1 s after one request from byte 0.
+    Whole,
 }
 
 impl Kind {
@@ -248,6 +256,7 @@ impl Kind {
             Kind::Keyframe => "keyframe",
             Kind::FragmentStart => "fragment-start",
             Kind::FragmentEnd => "fragment-end",
+            Kind::Whole => "whole",
         }
     }
     fn query(self) -> String {
@@ -260,6 +269,7 @@ impl Kind {
                 FRAGMENT_CUT.0 + fragment_delay(),
                 FRAGMENT_CUT.1 + fragment_delay()
             ),
+            Kind::Whole => String::new(),
         }
     }
     /// The faststart movie's time at the cut's 0, to compare frames by
@@ -271,6 +281,7 @@ impl Kind {
             Kind::End => END_CUT.0,
             Kind::Keyframe | Kind::FragmentStart => KEYFRAME_S,
             Kind::FragmentEnd => FRAGMENT_CUT.0,
+            Kind::Whole => 0.0,
         }
     }
     fn duration(self) -> f64 {
@@ -279,6 +290,7 @@ impl Kind {
             Kind::End => END_CUT.1 - END_CUT.0,
             Kind::Keyframe | Kind::FragmentStart => MOVIE_S - KEYFRAME_S,
             Kind::FragmentEnd => FRAGMENT_CUT.1 - FRAGMENT_CUT.0,
+            Kind::Whole => MOVIE_S,
         }
     }
     /// How far Chromium's `video.duration` may be from `duration()`: a
@@ -405,6 +417,7 @@ fn variant_kinds() -> Vec<(&'static str, Kind)> {
     for kind in FRAGMENT_KINDS {
         out.push((FRAGMENTED, kind));
     }
+    out.push(("moov-at-end", Kind::Whole));
     out
 }
 
@@ -464,17 +477,20 @@ impl Host for Server {
     /// The example hosts serve at their root; the server modules cut at
     /// keyframes below `/kf/` and exactly below `/media/`.
     fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        let query = kind.query();
+        let query = match kind.query() {
+            q if q.is_empty() => q,
+            q => format!("?{q}"),
+        };
         if self.is_example() {
             let keyframe_host = self.name == KEYFRAME_EXAMPLE;
-            return ((kind == Kind::Keyframe) == keyframe_host).then(|| format!("/{file}?{query}"));
+            return ((kind == Kind::Keyframe) == keyframe_host).then(|| format!("/{file}{query}"));
         }
         let location = if kind == Kind::Keyframe {
             "kf"
         } else {
             "media"
         };
-        Some(format!("/{location}/{file}?{query}"))
+        Some(format!("/{location}/{file}{query}"))
     }
     fn logged(&self) -> Vec<Logged> {
         self.requests()
@@ -743,7 +759,7 @@ fn drive(cases: &[Case], hosts: &[&dyn Host], dir: &Path) -> Result<Value, Strin
         let kind = match c.kind {
             Kind::Seek => "seek",
             Kind::End | Kind::FragmentEnd => "end",
-            Kind::Keyframe | Kind::FragmentStart => "play",
+            Kind::Keyframe | Kind::FragmentStart | Kind::Whole => "play",
         };
         list += &format!(
             "{}{{\"id\":\"{}\",\"page\":\"{}\",\"media\":\"http://127.0.0.1:{}{}\",\
@@ -947,6 +963,54 @@ fn check_seek(
     }
 }
 
+/// The whole moov-at-end file: Chromium asked only from byte 0, and the
+/// server was asked for nothing else (no request for the file's tail,
+/// where the stored file keeps its moov).
+fn check_one_request(case: &Case, host: &dyn Host, report: &Value, fail: &mut Vec<String>) {
+    let asked: Vec<Option<u64>> = report
+        .field("requests")
+        .items()
+        .iter()
+        .map(|r| r.field("range").str().map_or(Some(0), range_start))
+        .collect();
+    if asked.iter().any(|&n| n != Some(0)) {
+        fail.push(format!(
+            "Chromium asked past byte 0 (requests: {})",
+            report.field("requests")
+        ));
+    }
+    // Servers log a response when it ends: Chromium closed it when the
+    // driver closed the browser.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged: Vec<Logged> = host
+            .logged()
+            .into_iter()
+            .filter(|l| l.target == case.target)
+            .collect();
+        if !logged.is_empty() || Instant::now() > deadline {
+            break logged;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let tail: Vec<&Logged> = logged
+        .iter()
+        .filter(|l| {
+            l.range
+                .as_deref()
+                .is_some_and(|r| range_start(r) != Some(0))
+        })
+        .collect();
+    if logged.is_empty() || !tail.is_empty() {
+        fail.push(format!(
+            "the server logged {} request(s) for {}, {} of them past byte 0: {tail:?}",
+            logged.len(),
+            case.target,
+            tail.len()
+        ));
+    }
+}
+
 fn check_case(
     case: &Case,
     host: &dyn Host,
@@ -1003,13 +1067,16 @@ fn check_case(
                 )),
             }
         }
-        Kind::Seek | Kind::Keyframe | Kind::FragmentStart => {
+        Kind::Seek | Kind::Keyframe | Kind::FragmentStart | Kind::Whole => {
             let start = report.field("start");
             if start.field("ok").bool() != Some(true) {
                 fail.push(format!(
                     "did not play past 1 s with readyState ≥ 3 ({start}; events {})",
                     report.field("events")
                 ));
+            }
+            if case.kind == Kind::Whole {
+                check_one_request(case, host, report, &mut fail);
             }
             if case.kind == Kind::Seek {
                 check_seek(

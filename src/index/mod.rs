@@ -139,11 +139,14 @@ impl MediaIndex {
             let bytes = m.cost_bytes();
             let _ = write!(
                 out,
-                "\"mp4\":{{\"moov_bytes\":{},\"moov_first\":{},\"fragmented\":{},\
-                 \"tracks\":{},\"samples\":{samples},\"index_bytes\":{bytes},\
-                 \"index_bytes_per_sample\":{:.2}}},",
+                "\"mp4\":{{\"moov_bytes\":{},\"moov_first\":{},\"faststart_head_bytes\":{},\
+                 \"fragmented\":{},\"tracks\":{},\"samples\":{samples},\
+                 \"index_bytes\":{bytes},\"index_bytes_per_sample\":{:.2}}},",
                 m.moov_size,
                 m.moov_first,
+                m.faststart
+                    .as_ref()
+                    .map_or("null".to_string(), |f| f.head.len().to_string()),
                 matches!(m.layout, mp4::Layout::Fragments { .. }),
                 m.tracks.len(),
                 bytes as f64 / samples.max(1) as f64,

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::mp4::boxes::{children, fourcc_str, parse_header, FourCc};
 use crate::format::mp4::fragment::{self, TrackRun};
 use crate::format::mp4::moov::{self, entered, TrackBoxes, TrackExtends, SAMPLE_TABLES};
+use crate::format::mp4::relocate;
 use crate::format::mp4::tables::{self, SampleSizes, SampleToGroup, StscEntry};
 use crate::format::nal::NalFraming;
 use crate::format::Format;
@@ -325,6 +326,60 @@ pub struct Mp4Index {
     pub moov_size: u64,
     /// Whether the `moov` comes before the first media data.
     pub moov_first: bool,
+    /// The file laid out with its `moov` first, when it is stored after
+    /// its media data.
+    pub faststart: Option<Faststart>,
+}
+
+/// A moov-at-end file laid out as `qt-faststart` writes it: the `ftyp`
+/// (when the file opens with one), the `moov` with its chunk offsets moved,
+/// then every other byte of the file in order.
+#[derive(Debug)]
+pub struct Faststart {
+    /// The `ftyp` and the relocated `moov`.
+    pub head: std::sync::Arc<[u8]>,
+    pub digest: u64,
+    /// The file ranges that follow the head.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl Faststart {
+    /// The layout of a file whose `ftyp` is `ftyp_len` bytes at its start
+    /// (0: none) and whose `moov` box spans `[moov_at, moov_end)`.
+    fn build(
+        moov_payload: &[u8],
+        ftyp: Option<&[u8]>,
+        moov_at: u64,
+        moov_end: u64,
+        size: u64,
+    ) -> Result<Faststart> {
+        let ftyp = ftyp.unwrap_or_default();
+        let data_from = ftyp.len() as u64;
+        let moov_len = moov_end - moov_at;
+        // Offsets as they will be, less the new moov's own length.
+        let moved = |o: u64| {
+            if (data_from..moov_at).contains(&o) {
+                Some(o)
+            } else if (moov_end..size).contains(&o) {
+                Some(o - moov_len)
+            } else {
+                None
+            }
+        };
+        let moov = relocate::relocated_moov(moov_payload, moved)?;
+        let mut head = Vec::with_capacity(ftyp.len() + moov.len());
+        head.extend_from_slice(ftyp);
+        head.extend_from_slice(&moov);
+        let ranges = [(data_from, moov_at), (moov_end, size)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+            .collect();
+        Ok(Faststart {
+            digest: crate::fnv::digest(&head),
+            head: head.into(),
+            ranges,
+        })
+    }
 }
 
 fn malformed(msg: impl Into<String>) -> Error {
@@ -470,6 +525,13 @@ impl Mp4Index {
         let skeleton = skeleton(&moov_bytes)?;
         drop(movie);
         let moov_first = top.first_data.map_or(true, |d| moov_at < d);
+        // A file whose chunk offsets cannot be moved is served as stored.
+        let faststart = match layout {
+            Layout::Samples if !moov_first => {
+                Faststart::build(&moov_bytes, top.ftyp.as_deref(), moov_at, to, size).ok()
+            }
+            _ => None,
+        };
         let mut index = Mp4Index {
             info: MediaInfo {
                 format: Format::Mp4,
@@ -497,6 +559,7 @@ impl Mp4Index {
             layout,
             moov_size,
             moov_first,
+            faststart,
         };
         index.fill_info();
         Ok(index)
@@ -571,6 +634,9 @@ impl Mp4Index {
             + self.keyframes.len() * std::mem::size_of::<Keyframe>()
             + self.skeleton.len()
             + self.ftyp.as_ref().map_or(0, Vec::len)
+            + self.faststart.as_ref().map_or(0, |f| {
+                f.head.len() + f.ranges.len() * std::mem::size_of::<(u64, u64)>()
+            })
             + self
                 .tracks
                 .iter()

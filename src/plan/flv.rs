@@ -231,7 +231,7 @@ pub(super) fn resolve(
         }
     }
     Ok(Cut {
-        patched: None,
+        rest: super::Rest::Stored,
         prefix,
         from: file_from,
         to: file_to.max(file_from),

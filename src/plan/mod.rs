@@ -238,6 +238,9 @@ pub struct Options {
     pub metadata: MetadataMode,
     /// Where MP4 cuts begin to be presented.
     pub cut: CutMode,
+    /// Whether an MP4 stored with its `moov` after the media data is served
+    /// whole with the `moov` first (as `qt-faststart` would lay it out).
+    pub faststart: bool,
 }
 
 impl Default for Options {
@@ -250,6 +253,7 @@ impl Default for Options {
             client_pacing: true,
             metadata: MetadataMode::Missing,
             cut: CutMode::Exact,
+            faststart: true,
         }
     }
 }
@@ -361,10 +365,10 @@ impl Plan {
     /// plans whose body is the prefix and the file range as stored (every
     /// plan but a fragmented MP4 cut, whose pieces only the body lists).
     pub fn slice(&self, first: u64, len: u64) -> Result<Slice> {
-        if !self.body.is_listed() {
+        if !self.body.is_prefix_and_range() {
             return Err(Error::InvalidArgument(
-                "this response replaces bytes inside its file range: take its pieces from \
-                 the body (ps_exchange_pieces, ps_stream_fill)"
+                "this response is not its prefix and one file range as stored: take its \
+                 pieces from the body (ps_exchange_pieces, ps_stream_fill)"
                     .into(),
             ));
         }
@@ -410,20 +414,25 @@ pub(crate) fn resolve(
         MediaIndex::Flv(flv_index) => {
             flv::resolve(flv_index, src, request, mode, options.metadata)?
         }
-        MediaIndex::Mp4(mp4_index) => mp4::resolve(mp4_index, src, request, options.cut)?,
+        MediaIndex::Mp4(mp4_index) => {
+            mp4::resolve(mp4_index, src, request, options.cut, options.faststart)?
+        }
     };
     let (burst_bytes, rate_bytes_per_s) =
         pacing(options, request, info.bitrate_bps, cut.prefix.len() as u64);
-    let whole_file =
-        cut.prefix.is_empty() && cut.from == 0 && cut.to == info.size && cut.patched.is_none();
+    let whole_file = cut.prefix.is_empty()
+        && cut.from == 0
+        && cut.to == info.size
+        && matches!(cut.rest, Rest::Stored);
     let mut body = Body::new();
     body.push(Part::Bytes(cut.prefix.clone()));
-    match cut.patched {
-        Some(run) => body.push(Part::Run(run)),
-        None => body.push(Part::File {
+    match cut.rest {
+        Rest::Stored => body.push(Part::File {
             from: cut.from,
             to: cut.to,
         }),
+        Rest::Patched(run) => body.push(Part::Run(run)),
+        Rest::Laid(parts) => parts.into_iter().for_each(|p| body.push(p)),
     }
     let identity = src.identity();
     let etag = etag(&identity, &body, whole_file);
@@ -492,10 +501,21 @@ pub(crate) struct Cut {
     pub prefix: Prefix,
     pub from: u64,
     pub to: u64,
-    /// `[from, to)` with fields replaced, when the cut changes any.
-    pub patched: Option<Arc<dyn PieceRun>>,
+    /// What follows the prefix.
+    pub rest: Rest,
     pub start_ms: u64,
     pub end_ms: u64,
+}
+
+/// The body of a cut after its prefix.
+pub(crate) enum Rest {
+    /// The file range `[from, to)` as stored.
+    Stored,
+    /// `[from, to)` with fields replaced.
+    Patched(Arc<dyn PieceRun>),
+    /// Parts in an order of the cut's own (a file laid out anew); `from`
+    /// and `to` are the first and last file bytes they send.
+    Laid(Vec<Part>),
 }
 
 /// Burst and rate in bytes for this media: host configuration, overridden by

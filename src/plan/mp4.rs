@@ -18,9 +18,10 @@ use crate::format::mp4::fragment;
 use crate::format::mp4::moov::{entered, TrackExtends};
 use crate::format::mp4::write::{mdat_header, set_header_duration, BoxWriter};
 use crate::index::mp4::{
-    ChunkPart, DecodeTime, Fragment, Layout, Mp4Index, TrackIndex, TrackKind, MAX_MOOF, MAX_SCAN,
+    ChunkPart, DecodeTime, Faststart, Fragment, Layout, Mp4Index, TrackIndex, TrackKind, MAX_MOOF,
+    MAX_SCAN,
 };
-use crate::plan::body::{PatchedFile, Patches, PieceRun, GENERATED_MAX};
+use crate::plan::body::{Part, PatchedFile, Patches, PieceRun, GENERATED_MAX};
 use crate::source::{read_full_at, ByteSource};
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub(crate) fn resolve(
     src: &dyn ByteSource,
     request: &Request,
     mode: CutMode,
+    faststart: bool,
 ) -> Result<super::Cut> {
     if request.initial_bytes.is_some() {
         return Err(Error::bad_request(
@@ -56,8 +58,11 @@ pub(crate) fn resolve(
     let end = millis(request.end, "end")?;
     let duration_ms = index.info.duration_ms;
     if start.is_none() && end.is_none() {
+        if let Some(f) = index.faststart.as_ref().filter(|_| faststart) {
+            return Ok(moov_first(f, duration_ms));
+        }
         return Ok(super::Cut {
-            patched: None,
+            rest: super::Rest::Stored,
             prefix: Prefix::empty(),
             from: 0,
             to: size,
@@ -114,6 +119,23 @@ pub(crate) fn resolve(
     }
 }
 
+/// The whole of a moov-at-end file with its `moov` first.
+fn moov_first(f: &Faststart, duration_ms: u64) -> super::Cut {
+    let parts = f
+        .ranges
+        .iter()
+        .map(|&(from, to)| Part::File { from, to })
+        .collect();
+    super::Cut {
+        prefix: Prefix::shared(&f.head, 0, f.digest),
+        from: f.ranges.first().map_or(0, |r| r.0),
+        to: f.ranges.last().map_or(0, |r| r.1),
+        rest: super::Rest::Laid(parts),
+        start_ms: 0,
+        end_ms: duration_ms,
+    }
+}
+
 /// `bstart`/`bend`: bytes of the stored file, as they are.
 fn raw_bytes(index: &Mp4Index, request: &Request) -> Result<super::Cut> {
     let size = index.info.size;
@@ -136,7 +158,7 @@ fn raw_bytes(index: &Mp4Index, request: &Request) -> Result<super::Cut> {
         return Err(Error::unsatisfiable("end is not after start"));
     }
     Ok(super::Cut {
-        patched: None,
+        rest: super::Rest::Stored,
         prefix: Prefix::empty(),
         from,
         to,
@@ -376,7 +398,7 @@ fn cut_samples(
     prefix.extend_from_slice(&moov.out);
     prefix.extend_from_slice(&mdat);
     Ok(super::Cut {
-        patched: None,
+        rest: super::Rest::Stored,
         prefix: prefix.into(),
         from: lo,
         to: hi,
@@ -433,7 +455,7 @@ fn cut_fragments(
     if layout.moov_samples && start_ns < first_time {
         let (to, end) = end_at(None);
         return Ok(super::Cut {
-            patched: None,
+            rest: super::Rest::Stored,
             prefix: Prefix::empty(),
             from: 0,
             to,
@@ -520,7 +542,7 @@ fn cut_fragments(
         patches: rebase,
     });
     Ok(super::Cut {
-        patched: Some(run),
+        rest: super::Rest::Patched(run),
         prefix: prefix.into(),
         from: run_from,
         to,
