@@ -687,7 +687,7 @@ fn run_mp4_cases(host: &HostUnderTest) -> Vec<String> {
         }
     }
     // Stored with its moov first: the file as it is.
-    let stored = fs::read(media.join("h264_aac.faststart.mp4")).unwrap();
+    let stored = fs::read(media.join("clip.m4v")).unwrap();
     let whole = host.get("clip.m4v");
     if whole.status != 200 || whole.body != stored {
         fail(format!("clip.m4v: whole file, status {}", whole.status));
