@@ -263,6 +263,99 @@ fn unescape(b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Picture width and height (cropping applied) of the first SPS of an
+/// `avcC` record; None when there is none or it does not parse.
+pub fn avcc_dimensions(record: &[u8]) -> Option<(u32, u32)> {
+    if record.len() < 8 || record[5] & 0x1f == 0 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([record[6], record[7]]));
+    let sps = record.get(8..8 + len)?;
+    h264_sps_dimensions(&unescape(sps.get(1..)?))
+}
+
+/// Width and height an H.264 SPS payload (after the NAL header byte,
+/// unescaped) declares (ISO/IEC 14496-10 §7.3.2.1.1).
+fn h264_sps_dimensions(sps: &[u8]) -> Option<(u32, u32)> {
+    let profile = *sps.first()?;
+    let mut r = BitReader::new(sps.get(3..)?);
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma_format = 1;
+    let mut separate_planes = 0;
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format = r.ue()?;
+        if chroma_format == 3 {
+            separate_planes = r.bit()?;
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i32, 8i32);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256).rem_euclid(256);
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            for _ in 0..r.ue()?.min(255) {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_units = r.ue()?.checked_add(1)?;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+    }
+    let field_factor = 2 - frame_mbs_only;
+    let (unit_x, unit_y) = if chroma_format == 0 || separate_planes == 1 {
+        (1, field_factor)
+    } else {
+        let sub_width = if chroma_format == 3 { 1 } else { 2 };
+        let sub_height = if chroma_format == 1 { 2 } else { 1 };
+        (sub_width, sub_height * field_factor)
+    };
+    let width = width_mbs
+        .checked_mul(16)?
+        .checked_sub(unit_x * (left + right))?;
+    let height = (field_factor * height_units)
+        .checked_mul(16)?
+        .checked_sub(unit_y * (top + bottom))?;
+    Some((width, height))
+}
+
 struct BitReader<'a> {
     b: &'a [u8],
     bit: usize,
@@ -294,6 +387,13 @@ impl<'a> BitReader<'a> {
             v = (v << 1) | self.bit()?;
         }
         Some((1u32 << zeros) - 1 + v)
+    }
+
+    /// Signed Exp-Golomb.
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        let magnitude = k.div_ceil(2) as i32;
+        Some(if k % 2 == 1 { magnitude } else { -magnitude })
     }
 }
 
@@ -440,6 +540,19 @@ mod tests {
         assert_eq!(verdict(AVC4, &s), StartVerdict::Decodable);
         let s = [0, 0, 1, 0x41, 0x9a, 0x00];
         assert_eq!(verdict(AVC4, &s), StartVerdict::Dependent);
+    }
+
+    #[test]
+    fn picture_size_from_the_sps_of_an_avcc() {
+        // x264, High profile, 320x180: 12 macroblock rows less 12 cropped lines.
+        let hex =
+            "0164000cffe1001a6764000cacd941419f9f011000000300100000030320f142996001000568ef8472c0";
+        let record: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(avcc_dimensions(&record), Some((320, 180)));
+        assert_eq!(avcc_dimensions(&record[..7]), None);
     }
 
     #[test]

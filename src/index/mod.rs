@@ -3,8 +3,10 @@
 
 pub mod flv;
 pub mod flv_head;
+pub mod flv_samples;
 mod flv_walk;
 pub mod mp4;
+pub mod samples;
 
 use std::fmt::Write as _;
 

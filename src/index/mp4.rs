@@ -67,13 +67,7 @@ pub const MAX_SCAN: u32 = 4096;
 
 const NS: i128 = 1_000_000_000;
 
-/// What kind of media a track carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrackKind {
-    Video,
-    Audio,
-    Other,
-}
+pub use super::samples::TrackKind;
 
 /// The part of a track's edit list a cut composes: leading empty edits and
 /// the first edit that shows media.

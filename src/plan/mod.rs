@@ -8,6 +8,7 @@ pub mod http;
 mod mp4;
 mod pacing;
 mod prefix;
+pub mod progressive;
 pub mod range;
 
 pub use body::{Body, Piece};

@@ -1,0 +1,619 @@
+//! A progressive MP4 written from the neutral sample model: `ftyp`, a
+//! `moov` with sample tables built from the samples, and an `mdat` whose
+//! payload is the samples' file bytes, each a file piece (an FLV's payloads
+//! lie between tag headers). Samples are grouped into chunks of about a
+//! second per track, interleaved by time, as a muxer lays them out.
+
+use std::sync::Arc;
+
+use super::body::{Body, Part, PieceRun, RunPiece, GENERATED_MAX};
+use super::prefix::Prefix;
+use crate::error::{Error, Result};
+use crate::fnv::Fnv;
+use crate::format::mp4::boxes::FourCc;
+use crate::format::mp4::write::{mdat_header, BoxWriter};
+use crate::index::samples::{SampleEntry, SampleMovie, SampleTrack, TrackKind};
+
+/// The movie timescale: ms.
+const MOVIE_TIMESCALE: u32 = 1000;
+const IDENTITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// An MP4 made from a sample movie: its head (`ftyp`, `moov`, `mdat`
+/// header), then the samples' bytes in `mdat` order.
+#[derive(Debug)]
+pub struct ProgressiveMp4 {
+    pub head: Arc<[u8]>,
+    pub head_digest: u64,
+    pub mdat: MdatPieces,
+    pub duration_ms: u64,
+}
+
+/// The `mdat` payload: each sample's file range, in `mdat` order.
+#[derive(Debug)]
+pub struct MdatPieces {
+    /// (file offset, bytes) per sample.
+    pieces: Vec<(u64, u32)>,
+    /// Where each starts in the payload.
+    starts: Vec<u64>,
+    len: u64,
+    digest: u64,
+}
+
+impl MdatPieces {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn cost_bytes(&self) -> usize {
+        self.pieces.len() * (std::mem::size_of::<(u64, u32)>() + 8)
+    }
+}
+
+impl PieceRun for MdatPieces {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn piece_at(&self, pos: u64, _scratch: &mut [u8; GENERATED_MAX]) -> RunPiece {
+        let i = self.starts.partition_point(|&s| s <= pos) - 1;
+        let within = pos - self.starts[i];
+        let (offset, size) = self.pieces[i];
+        RunPiece::File {
+            offset: offset + within,
+            len: u64::from(size) - within,
+        }
+    }
+
+    fn digest(&self, h: &mut Fnv) {
+        h.write(&self.digest.to_le_bytes());
+    }
+}
+
+impl PieceRun for ProgressiveMp4 {
+    fn len(&self) -> u64 {
+        self.mdat.len
+    }
+
+    fn piece_at(&self, pos: u64, scratch: &mut [u8; GENERATED_MAX]) -> RunPiece {
+        self.mdat.piece_at(pos, scratch)
+    }
+
+    fn digest(&self, h: &mut Fnv) {
+        self.mdat.digest(h);
+    }
+}
+
+impl ProgressiveMp4 {
+    pub fn cost_bytes(&self) -> usize {
+        self.head.len() + self.mdat.cost_bytes()
+    }
+
+    /// The whole file as a body: the head, then the samples from the file.
+    pub fn body(self: &Arc<Self>) -> Body {
+        let mut body = Body::new();
+        body.push(Part::Bytes(Prefix::shared(&self.head, 0, self.head_digest)));
+        body.push(Part::Run(Arc::clone(self) as Arc<dyn PieceRun>));
+        body
+    }
+
+    /// Lays the movie out.
+    pub fn build(movie: &SampleMovie) -> Result<ProgressiveMp4> {
+        let tracks: Vec<&SampleTrack> = movie
+            .tracks
+            .iter()
+            .filter(|t| !t.samples.is_empty())
+            .collect();
+        if tracks.is_empty() {
+            return Err(Error::UnsupportedFormat("no samples to write".into()));
+        }
+        let chunks = interleave(&tracks);
+        // Offsets within the mdat payload, in mdat order.
+        let mut pieces = Vec::with_capacity(tracks.iter().map(|t| t.samples.len()).sum());
+        let mut starts = Vec::with_capacity(pieces.capacity());
+        let mut chunk_at = vec![Vec::new(); tracks.len()];
+        let mut at = 0u64;
+        for c in &chunks {
+            chunk_at[c.track].push(at);
+            for s in &tracks[c.track].samples[c.from..c.to] {
+                starts.push(at);
+                pieces.push((s.offset, s.size));
+                at += u64::from(s.size);
+            }
+        }
+        let mdat_len = at;
+        let mut h = Fnv::new();
+        for (o, n) in &pieces {
+            h.write(&o.to_le_bytes());
+            h.write(&n.to_le_bytes());
+        }
+        let timing = Timing::of(&tracks);
+        let ftyp = ftyp();
+        let mdat_head = mdat_header(mdat_len);
+        // The moov's size does not depend on the offsets' values, only on
+        // their width.
+        let mut wide = false;
+        let moov = loop {
+            let probe = moov(&tracks, &chunks, &chunk_at, &timing, 0, wide);
+            let base = (ftyp.len() + probe.len() + mdat_head.len()) as u64;
+            if !wide && base + mdat_len > u64::from(u32::MAX) {
+                wide = true;
+                continue;
+            }
+            break moov(&tracks, &chunks, &chunk_at, &timing, base, wide);
+        };
+        let mut head = ftyp;
+        head.extend_from_slice(&moov);
+        head.extend_from_slice(&mdat_head);
+        Ok(ProgressiveMp4 {
+            head_digest: crate::fnv::digest(&head),
+            head: head.into(),
+            mdat: MdatPieces {
+                pieces,
+                starts,
+                len: mdat_len,
+                digest: h.finish(),
+            },
+            duration_ms: timing.movie_duration,
+        })
+    }
+}
+
+/// Samples `[from, to)` of one track, stored together.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    track: usize,
+    from: usize,
+    to: usize,
+    /// Decode time of the first, seconds (for interleaving).
+    time: f64,
+}
+
+/// Chunks of about a second per track (a new one also where the sample
+/// description changes), in order of time.
+fn interleave(tracks: &[&SampleTrack]) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    for (ti, t) in tracks.iter().enumerate() {
+        let second = u64::from(t.timescale);
+        let mut from = 0;
+        for i in 1..=t.samples.len() {
+            let cut = i == t.samples.len()
+                || t.samples[i].dts - t.samples[from].dts >= second
+                || t.samples[i].entry != t.samples[from].entry;
+            if cut {
+                chunks.push(Chunk {
+                    track: ti,
+                    from,
+                    to: i,
+                    time: t.samples[from].dts as f64 / f64::from(t.timescale),
+                });
+                from = i;
+            }
+        }
+    }
+    chunks.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.track.cmp(&b.track)));
+    chunks
+}
+
+/// Where each track sits on the movie's timeline.
+struct Timing {
+    /// Per track: leading empty time (movie timescale), first media time
+    /// shown and how long it shows (movie timescale).
+    edits: Vec<(u64, i64, u64)>,
+    movie_duration: u64,
+}
+
+impl Timing {
+    fn of(tracks: &[&SampleTrack]) -> Timing {
+        // Rounded: a track's start in ms, through its own timescale and
+        // back, lands where its stamp was.
+        let to_movie = |v: i128, ts: u32| -> i128 {
+            let ts = i128::from(ts);
+            (v * i128::from(MOVIE_TIMESCALE) + ts / 2).div_euclid(ts)
+        };
+        // The movie starts with the earliest presentation of any track.
+        let base = tracks
+            .iter()
+            .map(|t| to_movie(i128::from(t.first_pts()), t.timescale))
+            .min()
+            .unwrap_or(0);
+        let mut edits = Vec::new();
+        let mut movie_duration = 0;
+        for t in tracks {
+            let dts0 = t.samples[0].dts as i64;
+            let first = t.first_pts();
+            let empty = (to_movie(i128::from(first), t.timescale) - base).max(0) as u64;
+            let shown = to_movie(i128::from(t.end_pts() - first), t.timescale).max(0) as u64;
+            edits.push((empty, first - dts0, shown));
+            movie_duration = movie_duration.max(empty + shown);
+        }
+        Timing {
+            edits,
+            movie_duration,
+        }
+    }
+}
+
+fn ftyp() -> Vec<u8> {
+    let mut w = BoxWriter::default();
+    let b = w.open(*b"ftyp");
+    w.bytes(b"isom");
+    w.u32(0x200);
+    for brand in [b"isom", b"iso2", b"avc1", b"mp41"] {
+        w.bytes(brand);
+    }
+    w.close(b);
+    w.out
+}
+
+fn moov(
+    tracks: &[&SampleTrack],
+    chunks: &[Chunk],
+    chunk_at: &[Vec<u64>],
+    timing: &Timing,
+    base: u64,
+    wide: bool,
+) -> Vec<u8> {
+    let mut w = BoxWriter::default();
+    let moov = w.open(*b"moov");
+    let long = timing.movie_duration > u64::from(u32::MAX);
+    let mvhd = w.open_full(*b"mvhd", u8::from(long), 0);
+    times(&mut w, long, MOVIE_TIMESCALE, timing.movie_duration);
+    w.u32(0x0001_0000); // rate 1.0
+    w.u16(0x0100); // volume 1.0
+    w.bytes(&[0; 10]);
+    IDENTITY_MATRIX.iter().for_each(|&m| w.u32(m));
+    w.bytes(&[0; 24]);
+    w.u32(tracks.len() as u32 + 1);
+    w.close(mvhd);
+    for (ti, t) in tracks.iter().enumerate() {
+        let track_chunks: Vec<&Chunk> = chunks.iter().filter(|c| c.track == ti).collect();
+        trak(
+            &mut w,
+            ti,
+            t,
+            &track_chunks,
+            &chunk_at[ti],
+            timing.edits[ti],
+            base,
+            wide,
+        );
+    }
+    w.close(moov);
+    w.out
+}
+
+/// creation and modification (0), timescale, duration.
+fn times(w: &mut BoxWriter, long: bool, timescale: u32, duration: u64) {
+    if long {
+        w.u64(0);
+        w.u64(0);
+        w.u32(timescale);
+        w.u64(duration);
+    } else {
+        w.u32(0);
+        w.u32(0);
+        w.u32(timescale);
+        w.u32(duration as u32);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trak(
+    w: &mut BoxWriter,
+    ti: usize,
+    t: &SampleTrack,
+    chunks: &[&Chunk],
+    chunk_at: &[u64],
+    (empty, media_time, shown): (u64, i64, u64),
+    base: u64,
+    wide: bool,
+) {
+    let video = t.kind == Some(TrackKind::Video);
+    let trak = w.open(*b"trak");
+    let duration = empty + shown;
+    let long = duration > u64::from(u32::MAX);
+    let tkhd = w.open_full(*b"tkhd", u8::from(long), 3);
+    if long {
+        w.u64(0);
+        w.u64(0);
+        w.u32(ti as u32 + 1);
+        w.u32(0);
+        w.u64(duration);
+    } else {
+        w.u32(0);
+        w.u32(0);
+        w.u32(ti as u32 + 1);
+        w.u32(0);
+        w.u32(duration as u32);
+    }
+    w.bytes(&[0; 8]);
+    w.u16(0); // layer
+    w.u16(0); // alternate group
+    w.u16(if video { 0 } else { 0x0100 });
+    w.u16(0);
+    IDENTITY_MATRIX.iter().for_each(|&m| w.u32(m));
+    let (width, height) = match t.entries.first() {
+        Some(SampleEntry::Avc { width, height, .. }) => (*width, *height),
+        _ => (0, 0),
+    };
+    w.u32(u32::from(width) << 16);
+    w.u32(u32::from(height) << 16);
+    w.close(tkhd);
+
+    let edts = w.open(*b"edts");
+    let entries = if empty > 0 { 2 } else { 1 };
+    let wide_edits = duration > u64::from(u32::MAX) || media_time > i64::from(i32::MAX);
+    let elst = w.open_full(*b"elst", u8::from(wide_edits), 0);
+    w.u32(entries);
+    let edit = |w: &mut BoxWriter, length: u64, time: i64| {
+        if wide_edits {
+            w.u64(length);
+            w.i64(time);
+        } else {
+            w.u32(length as u32);
+            w.i32(time as i32);
+        }
+        w.u32(0x0001_0000);
+    };
+    if empty > 0 {
+        edit(w, empty, -1);
+    }
+    edit(w, shown, media_time);
+    w.close(elst);
+    w.close(edts);
+
+    let mdia = w.open(*b"mdia");
+    let media_duration = t.end_dts - t.samples[0].dts;
+    let long = media_duration > u64::from(u32::MAX);
+    let mdhd = w.open_full(*b"mdhd", u8::from(long), 0);
+    times(w, long, t.timescale, media_duration);
+    w.u16(0x55c4); // 'und'
+    w.u16(0);
+    w.close(mdhd);
+    let hdlr = w.open_full(*b"hdlr", 0, 0);
+    w.u32(0);
+    w.bytes(if video { b"vide" } else { b"soun" });
+    w.bytes(&[0; 12]);
+    w.bytes(if video {
+        b"VideoHandler\0"
+    } else {
+        b"SoundHandler\0"
+    });
+    w.close(hdlr);
+    let minf = w.open(*b"minf");
+    if video {
+        let vmhd = w.open_full(*b"vmhd", 0, 1);
+        w.bytes(&[0; 8]);
+        w.close(vmhd);
+    } else {
+        let smhd = w.open_full(*b"smhd", 0, 0);
+        w.u32(0);
+        w.close(smhd);
+    }
+    let dinf = w.open(*b"dinf");
+    let dref = w.open_full(*b"dref", 0, 0);
+    w.u32(1);
+    let url = w.open_full(*b"url ", 0, 1);
+    w.close(url);
+    w.close(dref);
+    w.close(dinf);
+    stbl(w, ti, t, chunks, chunk_at, base, wide);
+    w.close(minf);
+    w.close(mdia);
+    w.close(trak);
+}
+
+fn stbl(
+    w: &mut BoxWriter,
+    ti: usize,
+    t: &SampleTrack,
+    chunks: &[&Chunk],
+    chunk_at: &[u64],
+    base: u64,
+    wide: bool,
+) {
+    let stbl = w.open(*b"stbl");
+    let stsd = w.open_full(*b"stsd", 0, 0);
+    w.u32(t.entries.len() as u32);
+    for e in &t.entries {
+        sample_entry(w, ti, e);
+    }
+    w.close(stsd);
+
+    let n = t.samples.len();
+    let stts_runs = runs((0..n).map(|i| t.duration(i) as u32));
+    let stts = w.open_full(*b"stts", 0, 0);
+    w.u32(stts_runs.len() as u32);
+    for (count, delta) in stts_runs {
+        w.u32(count);
+        w.u32(delta);
+    }
+    w.close(stts);
+
+    if t.samples.iter().any(|s| s.cts != 0) {
+        let negative = t.samples.iter().any(|s| s.cts < 0);
+        let ctts = w.open_full(*b"ctts", u8::from(negative), 0);
+        let list = runs(t.samples.iter().map(|s| s.cts));
+        w.u32(list.len() as u32);
+        for (count, offset) in list {
+            w.u32(count);
+            w.i32(offset);
+        }
+        w.close(ctts);
+    }
+
+    if t.samples.iter().any(|s| !s.sync) {
+        let stss = w.open_full(*b"stss", 0, 0);
+        let sync: Vec<u32> = (0..n)
+            .filter(|&i| t.samples[i].sync)
+            .map(|i| i as u32 + 1)
+            .collect();
+        w.u32(sync.len() as u32);
+        sync.iter().for_each(|&s| w.u32(s));
+        w.close(stss);
+    }
+
+    let stsc = w.open_full(*b"stsc", 0, 0);
+    let mut entries: Vec<(u32, u32, u32)> = Vec::new();
+    for (ci, c) in chunks.iter().enumerate() {
+        let per = (c.to - c.from) as u32;
+        let desc = u32::from(t.samples[c.from].entry) + 1;
+        if entries
+            .last()
+            .map_or(true, |&(_, p, d)| (p, d) != (per, desc))
+        {
+            entries.push((ci as u32 + 1, per, desc));
+        }
+    }
+    w.u32(entries.len() as u32);
+    for (first, per, desc) in entries {
+        w.u32(first);
+        w.u32(per);
+        w.u32(desc);
+    }
+    w.close(stsc);
+
+    let stsz = w.open_full(*b"stsz", 0, 0);
+    let first = t.samples[0].size;
+    if t.samples.iter().all(|s| s.size == first) {
+        w.u32(first);
+        w.u32(n as u32);
+    } else {
+        w.u32(0);
+        w.u32(n as u32);
+        t.samples.iter().for_each(|s| w.u32(s.size));
+    }
+    w.close(stsz);
+
+    let kind: FourCc = if wide { *b"co64" } else { *b"stco" };
+    let stco = w.open_full(kind, 0, 0);
+    w.u32(chunk_at.len() as u32);
+    for &at in chunk_at {
+        if wide {
+            w.u64(base + at);
+        } else {
+            w.u32((base + at) as u32);
+        }
+    }
+    w.close(stco);
+    w.close(stbl);
+}
+
+/// Equal neighbours as (count, value) runs.
+fn runs<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<(u32, T)> {
+    let mut out: Vec<(u32, T)> = Vec::new();
+    for v in values {
+        match out.last_mut() {
+            Some((count, last)) if *last == v => *count += 1,
+            _ => out.push((1, v)),
+        }
+    }
+    out
+}
+
+fn sample_entry(w: &mut BoxWriter, ti: usize, e: &SampleEntry) {
+    match e {
+        SampleEntry::Avc {
+            record,
+            width,
+            height,
+        } => {
+            let b = w.open(*b"avc1");
+            w.bytes(&[0; 6]);
+            w.u16(1); // data reference
+            w.bytes(&[0; 16]);
+            w.u16(*width);
+            w.u16(*height);
+            w.u32(0x0048_0000);
+            w.u32(0x0048_0000);
+            w.u32(0);
+            w.u16(1); // frames per sample
+            w.bytes(&[0; 32]);
+            w.u16(0x0018);
+            w.u16(0xffff);
+            let avcc = w.open(*b"avcC");
+            w.bytes(record);
+            w.close(avcc);
+            w.close(b);
+        }
+        SampleEntry::Aac {
+            config,
+            channels,
+            rate,
+        } => audio_entry(w, ti, 0x40, config, *channels, *rate),
+        SampleEntry::Mp3 { channels, rate } => {
+            // MPEG-1 audio, or MPEG-2's lower rates.
+            let oti = if *rate >= 32000 { 0x6b } else { 0x69 };
+            audio_entry(w, ti, oti, &[], *channels, *rate)
+        }
+    }
+}
+
+fn audio_entry(w: &mut BoxWriter, ti: usize, oti: u8, config: &[u8], channels: u16, rate: u32) {
+    let b = w.open(*b"mp4a");
+    w.bytes(&[0; 6]);
+    w.u16(1);
+    w.bytes(&[0; 8]);
+    w.u16(channels);
+    w.u16(16);
+    w.u32(0);
+    w.u32(if rate <= 0xffff { rate << 16 } else { 0 });
+    let esds = w.open_full(*b"esds", 0, 0);
+    let mut specific = Vec::new();
+    if !config.is_empty() {
+        descriptor(&mut specific, 0x05, config);
+    }
+    let mut decoder = vec![oti, 0x15, 0, 0, 0];
+    decoder.extend_from_slice(&[0; 8]); // max and average bitrate: unknown
+    decoder.extend_from_slice(&specific);
+    let mut es = Vec::new();
+    es.extend_from_slice(&(ti as u16 + 1).to_be_bytes());
+    es.push(0);
+    descriptor(&mut es, 0x04, &decoder);
+    descriptor(&mut es, 0x06, &[0x02]);
+    let mut out = Vec::new();
+    descriptor(&mut out, 0x03, &es);
+    w.bytes(&out);
+    w.close(esds);
+    w.close(b);
+}
+
+/// An MPEG-4 descriptor: tag, length (7 bits a byte), payload.
+fn descriptor(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
+    out.push(tag);
+    let n = payload.len();
+    let mut bytes = vec![(n & 0x7f) as u8];
+    let mut rest = n >> 7;
+    while rest > 0 {
+        bytes.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    bytes.reverse();
+    out.extend_from_slice(&bytes);
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_lengths_take_seven_bits_a_byte() {
+        let mut out = Vec::new();
+        descriptor(&mut out, 5, &[1, 2]);
+        assert_eq!(out, [5, 2, 1, 2]);
+        let mut out = Vec::new();
+        descriptor(&mut out, 3, &[0; 200]);
+        assert_eq!(&out[..3], [3, 0x81, 0x48]);
+        assert_eq!(out.len(), 203);
+    }
+
+    #[test]
+    fn runs_merge_equal_neighbours() {
+        assert_eq!(runs([1, 1, 2, 1].into_iter()), vec![(2, 1), (1, 2), (1, 1)]);
+    }
+}
