@@ -773,6 +773,15 @@ void ps_build_free(ps_build *build);
 ps_status ps_exchange_open_failed(ps_exchange *exchange, int32_t error, const char *name);
 
 /*
+ Tells the exchange the options (NULL: defaults) it will be answered
+ under, before ps_exchange_open_fd_async or ps_exchange_open_fd_cached:
+ some requests need more than the file's index (an FLV asked for as MP4
+ needs its MP4 view, which the build then makes). Hosts that open
+ blocking (ps_exchange_open_path, ps_exchange_open_fd) need not call it.
+ */
+ps_status ps_exchange_configure(ps_exchange *exchange, const ps_options *options);
+
+/*
  Decides the answer under `options` (NULL: defaults): the method, the
  file, the query, the preconditions in RFC 9110 order, Range, CORS and
  pacing. Call once. Afterwards read it with ps_exchange_get_info and

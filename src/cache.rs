@@ -88,6 +88,11 @@ impl Pending<'_> {
         self.lead
     }
 
+    /// What the build indexes: a source, or a source's view.
+    pub fn identity(&self) -> &SourceIdentity {
+        &self.identity
+    }
+
     /// The outcome, once the build has ended.
     pub fn outcome(&self) -> Option<Result<Arc<MediaIndex>>> {
         self.build.state.lock().outcome.as_ref().map(|o| match o {

@@ -72,7 +72,9 @@ struct Key {
 
 /// Query parameters by their default names, as `param_<name>` keys take
 /// them.
-const PARAMS: [&str; 8] = ["start", "end", "ib", "fs", "bstart", "bend", "ri", "rs"];
+const PARAMS: [&str; 9] = [
+    "start", "end", "ib", "fs", "bstart", "bend", "ri", "rs", "format",
+];
 
 const KEYS: &[Key] = &[
     Key {
@@ -265,6 +267,21 @@ const KEYS: &[Key] = &[
         aliases: &[],
         takes: "a query parameter name",
         set: |c, v| param(c, "rs", v),
+    },
+    Key {
+        name: "param_format",
+        aliases: &[],
+        takes: "a query parameter name",
+        set: |c, v| param(c, "format", v),
+    },
+    Key {
+        name: "flv_output",
+        aliases: &["flv_as"],
+        takes: "flv (default) or mp4: what FLV files are served as when a request does not say",
+        set: |c, v| {
+            c.plan.flv_output = one_of(v, &["flv", "mp4"], crate::plan::Output::parse)?;
+            Ok(())
+        },
     },
     Key {
         name: "mp4_max_moov_size",
@@ -522,6 +539,7 @@ fn param(c: &mut Config, which: &str, name: &str) -> std::result::Result<(), Str
         &mut n.byte_end,
         &mut n.burst,
         &mut n.rate,
+        &mut n.format,
     ];
     if !name.is_empty()
         && slots
@@ -533,7 +551,7 @@ fn param(c: &mut Config, which: &str, name: &str) -> std::result::Result<(), Str
             "parameter name '{name}' is already used by another parameter"
         ));
     }
-    *slots.into_iter().nth(slot).expect("eight slots") = name.to_string();
+    *slots.into_iter().nth(slot).expect("a slot per parameter") = name.to_string();
     Ok(())
 }
 

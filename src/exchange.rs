@@ -192,6 +192,9 @@ pub struct Exchange {
     /// What the host's open-file cache knows of a lent descriptor: inode,
     /// size, modification time in seconds (`FileSource::lend_fd_known`).
     known: Option<(u64, u64, i64)>,
+    /// The request wants an FLV as MP4 (`configure`): opening without
+    /// blocking looks for the file's MP4 view.
+    mp4_view: bool,
     answer: Option<Answer>,
 }
 
@@ -225,7 +228,28 @@ impl Exchange {
             file: File::NotOpened,
             name: None,
             known: None,
+            mp4_view: false,
             answer: None,
+        }
+    }
+
+    /// Tells the exchange the configuration it will be answered under,
+    /// before the file is opened without blocking: the request may need
+    /// more than the file's index (an FLV asked for as MP4 needs its MP4
+    /// view), and the build the host runs must make it. Hosts that open
+    /// blocking need not call it.
+    pub fn configure(&mut self, config: &Config) {
+        self.mp4_view =
+            query::parse(&self.query, &config.plan).is_ok_and(|r| r.wants_mp4(&config.plan));
+    }
+
+    /// The identity the file's index is cached under for this request.
+    fn cache_identity(&self, source: &dyn ByteSource) -> crate::source::SourceIdentity {
+        let identity = source.identity();
+        if self.mp4_view {
+            identity.mp4_view()
+        } else {
+            identity
         }
     }
 
@@ -319,13 +343,14 @@ impl Exchange {
                 return true;
             }
         };
-        match Media::from_cache(Arc::clone(&source)) {
-            Ok(Some(media)) => {
+        let cached = IndexCache::global().get(&self.cache_identity(&*source));
+        match cached.map(|index| Media::from_parts(Arc::clone(&source), index)) {
+            Some(Ok(media)) => {
                 self.file = File::Indexed(media);
                 true
             }
-            Ok(None) => false,
-            Err(e) => {
+            None => false,
+            Some(Err(e)) => {
                 self.file = File::Unindexed(source, e);
                 true
             }
@@ -353,7 +378,7 @@ impl Exchange {
                 return None;
             }
         };
-        match IndexCache::global().lookup(&source.identity()) {
+        match IndexCache::global().lookup(&self.cache_identity(&*source)) {
             Lookup::Cached(index) => {
                 self.take_index(source, Ok(index));
                 None
@@ -842,13 +867,21 @@ mod memo {
     impl Key {
         pub(super) fn new(identity: SourceIdentity, generation: u64, query: &[u8]) -> Key {
             let mut h = Fnv::new();
-            match &identity.key {
-                Some(SourceKey::File { dev, ino }) => {
-                    h.write(&dev.to_le_bytes());
-                    h.write(&ino.to_le_bytes());
+            fn key(h: &mut Fnv, k: &SourceKey) {
+                match k {
+                    SourceKey::File { dev, ino } => {
+                        h.write(&dev.to_le_bytes());
+                        h.write(&ino.to_le_bytes());
+                    }
+                    SourceKey::Named(n) => h.write(n.as_bytes()),
+                    SourceKey::Mp4View(k) => {
+                        h.write(b"mp4 view");
+                        key(h, k);
+                    }
                 }
-                Some(SourceKey::Named(n)) => h.write(n.as_bytes()),
-                None => {}
+            }
+            if let Some(k) = &identity.key {
+                key(&mut h, k);
             }
             h.write(&identity.size.to_le_bytes());
             h.write(&identity.mtime_ns.to_le_bytes());

@@ -30,8 +30,8 @@ pub use index::{IndexOrigin, Keyframe, MediaInfo};
 pub use media::Media;
 pub use pacer::Pacer;
 pub use plan::{
-    Burst, Conditions, CutMode, MetadataMode, Options, Pacing, ParamNames, Plan, Position, Prefix,
-    PrefixMode, RangeOutcome, Rate, Request, Response, StartUnit,
+    Burst, Conditions, CutMode, MetadataMode, Options, Output, Pacing, ParamNames, Plan, Position,
+    Prefix, PrefixMode, RangeOutcome, Rate, Request, Response, StartUnit,
 };
 pub use source::{ByteSource, FileSource, FileStat, MemorySource};
 pub use stream::{Fill, Stream, Take};

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::cache::IndexCache;
 use crate::error::Result;
+use crate::index::flv_mp4::Mp4ViewIndex;
 use crate::index::{Keyframe, MediaIndex, MediaInfo};
 use crate::plan::{self, Options, Plan, Request};
-use crate::source::{ByteSource, FileSource, FileStat};
+use crate::source::{ByteSource, FileSource, FileStat, SourceIdentity};
 use crate::stream::Stream;
 
 /// A media file ready to plan requests against.
@@ -89,9 +90,44 @@ impl Media {
         &self.source
     }
 
-    /// Resolves a request into what to send.
+    /// Resolves a request into what to send. An FLV asked for as MP4 is
+    /// planned on its MP4 view, built (blocking) when not cached.
     pub fn plan(&self, options: &Options, request: &Request) -> Result<Plan> {
+        if matches!(*self.index, MediaIndex::Flv(_)) && request.wants_mp4(options) {
+            return self.mp4_view()?.plan(options, request);
+        }
         plan::resolve(&self.index, &*self.source, options, request)
+    }
+
+    /// The file as MP4: for an FLV, its MP4 view from the process-wide
+    /// cache (built when missing); any other file as it is.
+    pub fn mp4_view(&self) -> Result<Media> {
+        if !matches!(*self.index, MediaIndex::Flv(_)) {
+            return Ok(self.clone());
+        }
+        let identity = self.source.identity().mp4_view();
+        let index = IndexCache::global().get_or_build(&identity, || {
+            Mp4ViewIndex::build(Arc::clone(&self.index), &*self.source)
+                .map(|v| MediaIndex::Mp4View(Box::new(v)))
+        })?;
+        Ok(Media {
+            source: Arc::clone(&self.source),
+            index,
+        })
+    }
+
+    /// Builds the index an identity names, reading `source`: the file's
+    /// own, or its MP4 view (on top of its own index, taken from the
+    /// process-wide cache or built). What a host's build thread runs.
+    pub fn build_index(identity: &SourceIdentity, source: &dyn ByteSource) -> Result<MediaIndex> {
+        if !identity.is_mp4_view() {
+            return MediaIndex::build(source);
+        }
+        let base =
+            IndexCache::global().get_or_build(&identity.base(), || MediaIndex::build(source))?;
+        Ok(MediaIndex::Mp4View(Box::new(Mp4ViewIndex::build(
+            base, source,
+        )?)))
     }
 
     /// A stream of `len` bytes from `first` of `plan`'s response.

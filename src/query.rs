@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
-use crate::plan::{Options, Position, PrefixMode, Request, StartUnit};
+use crate::plan::{Options, Output, Position, PrefixMode, Request, StartUnit};
 
 /// Parses a query string (without the leading `?`) under `options`.
 pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
@@ -19,8 +19,9 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         &names.byte_end,
         &names.burst,
         &names.rate,
+        &names.format,
     ];
-    let mut values: [Option<Cow<str>>; 8] = Default::default();
+    let mut values: [Option<Cow<str>>; 9] = Default::default();
     for pair in query.split(|&b| b == b'&' || b == b';') {
         if pair.is_empty() {
             continue;
@@ -38,7 +39,7 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
         }
         values[slot] = Some(percent_decode(value)?);
     }
-    let [start, end, ib, fs, bstart, bend, burst, rate] = values;
+    let [start, end, ib, fs, bstart, bend, burst, rate, format] = values;
     fn field<'a>(v: &'a Option<Cow<str>>, name: &'a str) -> Option<(&'a str, &'a str)> {
         v.as_deref().map(|s| (name, s))
     }
@@ -84,6 +85,18 @@ pub fn parse(query: &[u8], options: &Options) -> Result<Request> {
                 kbps.checked_mul(1000)
                     .map(|b| b / 8)
                     .ok_or_else(|| Error::bad_request("rate overflows"))
+            })
+            .transpose()?,
+        output: format
+            .as_deref()
+            .map(|v| {
+                Output::parse(v).ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "'{}' must be flv or mp4, got '{}'",
+                        wanted[8],
+                        shown(v)
+                    ))
+                })
             })
             .transpose()?,
         ..Request::default()

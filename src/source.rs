@@ -18,6 +18,9 @@ pub enum SourceKey {
     File { dev: u64, ino: u64 },
     /// A caller-named source (object storage key, origin URL).
     Named(String),
+    /// A source's MP4 view (an FLV served as MP4): cached apart from the
+    /// source's own index.
+    Mp4View(Box<SourceKey>),
 }
 
 /// Identity of a source: the cache key plus a version stamp.
@@ -28,6 +31,36 @@ pub struct SourceIdentity {
     /// Size and modification time (ns) at open; a change means re-index.
     pub size: u64,
     pub mtime_ns: i64,
+}
+
+impl SourceIdentity {
+    /// The identity of this source's MP4 view, same version.
+    pub fn mp4_view(&self) -> SourceIdentity {
+        SourceIdentity {
+            key: self
+                .key
+                .as_ref()
+                .map(|k| SourceKey::Mp4View(Box::new(k.clone()))),
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+        }
+    }
+
+    /// The source's own identity, for a view's.
+    pub fn base(&self) -> SourceIdentity {
+        match &self.key {
+            Some(SourceKey::Mp4View(k)) => SourceIdentity {
+                key: Some((**k).clone()),
+                size: self.size,
+                mtime_ns: self.mtime_ns,
+            },
+            _ => self.clone(),
+        }
+    }
+
+    pub fn is_mp4_view(&self) -> bool {
+        matches!(self.key, Some(SourceKey::Mp4View(_)))
+    }
 }
 
 /// Random access to immutable bytes. Implementations must be usable from

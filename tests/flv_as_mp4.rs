@@ -1,5 +1,6 @@
-//! FLV files written as progressive MP4 from the neutral sample model
-//! (`index::flv_samples` → `plan::progressive`), judged by ffmpeg: for
+//! FLV files served as progressive MP4 (`?format=mp4`), made from the
+//! neutral sample model (`index::flv_samples` → `format::mp4::progressive`),
+//! judged by ffmpeg: for
 //! every FLV of the media set (`scripts/make-test-media.sh`: AAC or MP3
 //! audio, video with and without B-frames, audio-only, video-only,
 //! timestamps past 2^24 ms, each as stored and as yamdi, flvmeta and ffmpeg
@@ -9,7 +10,9 @@
 //! - reads and decodes without a word from `ffmpeg -v warning`;
 //! - decodes to the FLV's own video frames and audio samples, frame by
 //!   frame (`-f framemd5` sums, timestamps aside);
-//! - holds each sample once: its `mdat` is the payloads' bytes.
+//! - has its own ETag (not the FLV's), and any window of it (Range) is
+//!   those bytes of the whole;
+//! - cut with `start=3&end=7` lasts 4 s within a frame, decoding cleanly.
 //!
 //! Sorenson H.263 video is refused, naming the codec.
 
@@ -17,48 +20,15 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use common::mp4::{frame_md5_filtered, FrameSum};
-use common::{assert_no_failures, manifest, par_map, root, TempFile};
-use pseudostream::index::{flv_samples, MediaIndex};
-use pseudostream::plan::progressive::ProgressiveMp4;
-use pseudostream::plan::{Body, Piece};
-use pseudostream::{Error, Media};
+use common::mp4::{frame_md5_filtered, FrameSum, SplitMix};
+use common::{assert_no_failures, body, drain, manifest, par_map, root, TempFile};
+use pseudostream::{query, Error, Media, Options, Plan};
 
-/// The MP4 made from `path`, as bytes.
-fn as_mp4(path: &Path) -> Result<Vec<u8>, Error> {
-    let media = Media::open(path)?;
-    let MediaIndex::Flv(index) = media.index() else {
-        panic!("{} is not an FLV", path.display());
-    };
-    let movie = flv_samples::sample_movie(index, &**media.source())?;
-    let samples: u64 = movie
-        .tracks
-        .iter()
-        .flat_map(|t| t.samples.iter().map(|s| u64::from(s.size)))
-        .sum();
-    let mp4 = Arc::new(ProgressiveMp4::build(&movie)?);
-    assert_eq!(mp4.mdat.len(), samples, "{}", path.display());
-    let file = std::fs::read(path).unwrap();
-    Ok(collect(&mp4.body(), &file))
-}
-
-fn collect(body: &Body, file: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() as usize);
-    let mut pos = 0;
-    while pos < body.len() {
-        let mut scratch = [0u8; 16];
-        let piece = body.piece_at(pos, body.len(), &mut scratch);
-        match piece {
-            Piece::Bytes(b) => out.extend_from_slice(b),
-            Piece::File { offset, len } => {
-                out.extend_from_slice(&file[offset as usize..(offset + len) as usize])
-            }
-        }
-        pos += piece.len();
-    }
-    out
+fn plan(media: &Media, q: &str) -> Result<Plan, Error> {
+    let options = Options::default();
+    let request = query::parse(q.as_bytes(), &options)?;
+    media.plan(&options, &request)
 }
 
 fn warnings(path: &Path) -> Result<(), String> {
@@ -79,9 +49,41 @@ fn sums(f: &[FrameSum]) -> Vec<&str> {
     f.iter().map(|x| x.md5.as_str()).collect()
 }
 
+fn ffprobe_duration(path: &Path) -> Result<f64, String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| format!("ffprobe gave no duration for {}", path.display()))
+}
+
 fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(), String> {
-    let bytes = as_mp4(path).map_err(|e| e.to_string())?;
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let media = Media::open(path).map_err(|e| e.to_string())?;
+    let whole = plan(&media, "format=mp4").map_err(|e| e.to_string())?;
+    let kind = if has_video { "video/mp4" } else { "audio/mp4" };
+    if whole.content_type() != kind {
+        return Err(format!(
+            "Content-Type {}, want {kind}",
+            whole.content_type()
+        ));
+    }
+    let as_flv = plan(&media, "").map_err(|e| e.to_string())?;
+    if as_flv.etag == whole.etag || as_flv.content_type() != "video/x-flv" {
+        return Err("the MP4 has the FLV's validator, or the FLV is no longer one".into());
+    }
+    let bytes = body(&media, &whole);
     let mp4 = TempFile::with_bytes(&format!("{name}.mp4"), &bytes);
     warnings(mp4.path())?;
     let mut streams = Vec::new();
@@ -106,6 +108,30 @@ fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(
                 theirs.len()
             ));
         }
+    }
+    // Windows (Range) of the response are those bytes of the whole.
+    let mut rng = SplitMix::for_name(&name);
+    let len = bytes.len() as u64;
+    for _ in 0..6 {
+        let first = rng.range(0, len - 1);
+        let n = rng.range(1, (len - first).min(300_000) + 1);
+        let got = drain(&media, &whole, first, n).map_err(|e| e.to_string())?;
+        if got != bytes[first as usize..(first + n) as usize] {
+            return Err(format!(
+                "window {first}+{n} differs from the whole response"
+            ));
+        }
+    }
+    // A cut lasts end - start, within a frame, and decodes cleanly.
+    let cut = plan(&media, "format=mp4&start=3&end=7").map_err(|e| e.to_string())?;
+    let cut_file = TempFile::with_bytes(&format!("{name}.cut.mp4"), &body(&media, &cut));
+    warnings(cut_file.path())?;
+    let d = ffprobe_duration(cut_file.path())?;
+    if (d - 4.0).abs() > 0.05 || (cut.start_ms, cut.end_ms) != (3000, 7000) {
+        return Err(format!(
+            "format=mp4&start=3&end=7 lasts {d} s (plan {}..{} ms)",
+            cut.start_ms, cut.end_ms
+        ));
     }
     Ok(())
 }
@@ -140,7 +166,8 @@ fn every_flv_of_the_media_set_decodes_the_same_as_mp4() {
 fn codecs_an_mp4_for_browsers_cannot_carry_are_refused_by_name() {
     common::needs_ffmpeg!();
     let e = manifest().iter().find(|e| e.kind == "flv1_mp3").unwrap();
-    match as_mp4(&e.path) {
+    let media = Media::open(&e.path).unwrap();
+    match plan(&media, "format=mp4") {
         Err(e) => {
             assert_eq!(e.http_status(), 415, "{e}");
             assert!(e.to_string().contains("Sorenson H.263"), "{e}");

@@ -869,7 +869,9 @@ PHYSICALPATH_FUNC(mod_pseudostream_physical) {
     ps_exchange *x = NULL;
     if (NULL == options
         || PS_OK != ps_exchange_new(BUF_PTR_LEN(method),
-                                    BUF_PTR_LEN(&r->uri.query), &x)) {
+                                    BUF_PTR_LEN(&r->uri.query), &x)
+        || PS_OK != ps_exchange_configure(x, options)) {
+        ps_exchange_free(x);
         r->http_status = 500;
         return HANDLER_FINISHED;
     }

@@ -176,6 +176,10 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
                                  NGX_CONF_TAKE1),
     ngx_http_pseudostream_option("mp4_faststart", NGX_HTTP_PSEUDOSTREAM_LOC,
                                  NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("flv_output", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("flv_as", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
     ngx_http_pseudostream_option("rate", NGX_HTTP_PSEUDOSTREAM_LOC,
                                  NGX_CONF_TAKE12),
     ngx_http_pseudostream_option("burst", NGX_HTTP_PSEUDOSTREAM_LOC,
@@ -209,6 +213,8 @@ static ngx_command_t  ngx_http_pseudostream_commands[] = {
     ngx_http_pseudostream_option("param_ri", NGX_HTTP_PSEUDOSTREAM_LOC,
                                  NGX_CONF_TAKE1),
     ngx_http_pseudostream_option("param_rs", NGX_HTTP_PSEUDOSTREAM_LOC,
+                                 NGX_CONF_TAKE1),
+    ngx_http_pseudostream_option("param_format", NGX_HTTP_PSEUDOSTREAM_LOC,
                                  NGX_CONF_TAKE1),
 
     ngx_http_pseudostream_process_option("index_cache"),
@@ -1017,13 +1023,22 @@ static ngx_int_t
 ngx_http_pseudostream_index_in_thread(ngx_http_request_t *r,
     ngx_http_pseudostream_ctx_t *ctx)
 {
-    uint32_t                   leads, added;
-    ngx_http_core_loc_conf_t  *clcf;
+    uint32_t                          leads, added;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_pseudostream_loc_conf_t  *plcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     if (clcf->aio != NGX_HTTP_AIO_THREADS) {
         return NGX_DECLINED;
+    }
+
+    /* the build this request may run makes what its options need */
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_pseudostream_module);
+
+    if (ps_exchange_configure(ctx->exchange, plcf->options) != PS_OK) {
+        return ngx_http_pseudostream_failed(r, ctx, "ps_exchange_configure");
     }
 
     if (ps_exchange_open_fd_async(ctx->exchange, ctx->of.fd,

@@ -11,7 +11,6 @@ use super::request::{config_or_default, ps_options};
 use super::stream::{fill_buffer, ps_fill_state, put_fill};
 use crate::cache::{IndexCache, Pending};
 use crate::exchange::Exchange;
-use crate::index::MediaIndex;
 use crate::plan::Piece;
 use crate::source::FileSource;
 use crate::stream::Take;
@@ -318,7 +317,9 @@ pub extern "C" fn ps_build_run(build: *const ps_build, fd: i32) -> ps_status {
         let pending = &ps_build::check(build)?.inner;
         // SAFETY: the caller lends `fd` for this call.
         let source = unsafe { FileSource::lend_fd(fd) };
-        IndexCache::global().lead(pending, || MediaIndex::build(&source?))?;
+        IndexCache::global().lead(pending, || {
+            crate::media::Media::build_index(pending.identity(), &source?)
+        })?;
         Ok(())
     })
 }
@@ -409,6 +410,23 @@ pub extern "C" fn ps_exchange_open_failed(
     with_exchange(exchange, |c| {
         let name = opt_c_str(name, "name")?;
         c.exchange.open_failed(error, name);
+        Ok(())
+    })
+}
+
+/// Tells the exchange the options (NULL: defaults) it will be answered
+/// under, before ps_exchange_open_fd_async or ps_exchange_open_fd_cached:
+/// some requests need more than the file's index (an FLV asked for as MP4
+/// needs its MP4 view, which the build then makes). Hosts that open
+/// blocking (ps_exchange_open_path, ps_exchange_open_fd) need not call it.
+#[no_mangle]
+pub extern "C" fn ps_exchange_configure(
+    exchange: *mut ps_exchange,
+    options: *const ps_options,
+) -> ps_status {
+    with_exchange(exchange, |c| {
+        let config = config_or_default(options)?;
+        c.exchange.configure(config);
         Ok(())
     })
 }

@@ -1,10 +1,12 @@
-//! Container formats: pure parsers over bytes. Each format lives in its own
+//! Container formats: pure parsers and writers over bytes, and the neutral
+//! sample model (`samples`) sources are read into and outputs written from. Each format lives in its own
 //! module; code above this layer reaches a format only through
 //! `index::MediaIndex`, behind one plan shape.
 
 pub mod flv;
 pub mod mp4;
 pub mod nal;
+pub mod samples;
 
 /// A container this library can serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,10 @@ use byteorder::{BigEndian, ByteOrder};
 
 use super::flv::FlvIndex;
 use super::flv_walk::{Step, TagWalker};
-use super::samples::{Sample, SampleEntry, SampleMovie, SampleTrack, TrackKind};
 use crate::error::{Error, Result};
 use crate::format::flv::tag::{TAG_AUDIO, TAG_HEADER_LEN, TAG_VIDEO};
 use crate::format::nal::avcc_dimensions;
+use crate::format::samples::{Sample, SampleEntry, SampleMovie, SampleTrack, TrackKind};
 use crate::source::{read_full_at, ByteSource};
 
 /// Video tags: ms.

@@ -3,10 +3,10 @@
 
 pub mod flv;
 pub mod flv_head;
+pub mod flv_mp4;
 pub mod flv_samples;
 mod flv_walk;
 pub mod mp4;
-pub mod samples;
 
 use std::fmt::Write as _;
 
@@ -77,6 +77,8 @@ pub struct MediaInfo {
 pub enum MediaIndex {
     Flv(flv::FlvIndex),
     Mp4(mp4::Mp4Index),
+    /// A file served as MP4 (an FLV made into one).
+    Mp4View(Box<flv_mp4::Mp4ViewIndex>),
 }
 
 impl MediaIndex {
@@ -97,6 +99,7 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(i) => &i.info,
             MediaIndex::Mp4(i) => &i.info,
+            MediaIndex::Mp4View(v) => &v.info,
         }
     }
 
@@ -104,6 +107,7 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(i) => &i.keyframes,
             MediaIndex::Mp4(i) => &i.keyframes,
+            MediaIndex::Mp4View(v) => v.base.keyframes(),
         }
     }
 
@@ -112,7 +116,7 @@ impl MediaIndex {
     pub fn virtual_head(&self) -> Option<&flv_head::VirtualHead> {
         match self {
             MediaIndex::Flv(i) => i.virtual_head.as_ref(),
-            MediaIndex::Mp4(_) => None,
+            MediaIndex::Mp4(_) | MediaIndex::Mp4View(_) => None,
         }
     }
 
@@ -121,6 +125,7 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(i) => i.cost_bytes(),
             MediaIndex::Mp4(i) => i.cost_bytes(),
+            MediaIndex::Mp4View(v) => v.cost_bytes(),
         }
     }
 
@@ -130,6 +135,7 @@ impl MediaIndex {
         match self {
             MediaIndex::Mp4(m) => mp4::check_moov_limit(m.moov_size),
             MediaIndex::Flv(_) => Ok(()),
+            MediaIndex::Mp4View(v) => v.base.check_limits(),
         }
     }
 
@@ -161,6 +167,7 @@ impl MediaIndex {
         match self {
             MediaIndex::Flv(_) => "video/x-flv",
             MediaIndex::Mp4(i) => i.content_type(),
+            MediaIndex::Mp4View(v) => v.content_type(),
         }
     }
 }

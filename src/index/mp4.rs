@@ -67,7 +67,7 @@ pub const MAX_SCAN: u32 = 4096;
 
 const NS: i128 = 1_000_000_000;
 
-pub use super::samples::TrackKind;
+pub use crate::format::samples::TrackKind;
 
 /// The part of a track's edit list a cut composes: leading empty edits and
 /// the first edit that shows media.

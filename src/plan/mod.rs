@@ -4,11 +4,11 @@
 
 pub mod body;
 mod flv;
+mod flv_mp4;
 pub mod http;
 mod mp4;
 mod pacing;
 mod prefix;
-pub mod progressive;
 pub mod range;
 
 pub use body::{Body, Piece};
@@ -209,6 +209,8 @@ pub struct ParamNames {
     pub burst: String,
     /// Sustained rate, kbit/s.
     pub rate: String,
+    /// What an FLV is served as: `flv` or `mp4`.
+    pub format: String,
 }
 
 impl Default for ParamNames {
@@ -222,6 +224,7 @@ impl Default for ParamNames {
             byte_end: "bend".into(),
             burst: "ri".into(),
             rate: "rs".into(),
+            format: "format".into(),
         }
     }
 }
@@ -239,6 +242,8 @@ pub struct Options {
     pub metadata: MetadataMode,
     /// Where MP4 cuts begin to be presented.
     pub cut: CutMode,
+    /// What FLV files are served as when a request does not say.
+    pub flv_output: Output,
     /// Whether an MP4 stored with its `moov` after the media data is served
     /// whole with the `moov` first (as `qt-faststart` would lay it out).
     pub faststart: bool,
@@ -255,6 +260,7 @@ impl Default for Options {
             metadata: MetadataMode::Missing,
             cut: CutMode::Exact,
             faststart: true,
+            flv_output: Output::Flv,
         }
     }
 }
@@ -275,6 +281,41 @@ pub struct Request {
     pub initial_bytes: Option<u64>,
     pub burst_bytes: Option<u64>,
     pub rate_bytes_per_s: Option<u64>,
+    /// Overrides `Options::flv_output`.
+    pub output: Option<Output>,
+}
+
+impl Request {
+    /// Whether an FLV is to be served as MP4 under `options`.
+    pub fn wants_mp4(&self, options: &Options) -> bool {
+        self.output.unwrap_or(options.flv_output) == Output::Mp4
+    }
+}
+
+/// What an FLV file is served as. Numbers are part of the C ABI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Output {
+    /// As FLV (seeks, virtual file).
+    #[default]
+    Flv = 0,
+    /// As a progressive MP4 made from its samples.
+    Mp4 = 1,
+}
+
+impl Output {
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Flv => "flv",
+            Output::Mp4 => "mp4",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Output> {
+        [Output::Flv, Output::Mp4]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
 }
 
 /// What a host sends for one request.
@@ -399,6 +440,12 @@ pub(crate) fn resolve(
     options: &Options,
     request: &Request,
 ) -> Result<Plan> {
+    if let MediaIndex::Mp4View(view) = index {
+        // A view planned for a request that wants the file as it is.
+        if view.flv.is_none() || !request.wants_mp4(options) {
+            return resolve(&view.base, src, options, request);
+        }
+    }
     let info = index.info();
     let mut request = request.clone();
     request.start = request
@@ -418,6 +465,10 @@ pub(crate) fn resolve(
         MediaIndex::Mp4(mp4_index) => {
             mp4::resolve(mp4_index, src, request, options.cut, options.faststart)?
         }
+        MediaIndex::Mp4View(view) => match &view.flv {
+            Some(flv) => flv_mp4::resolve(flv, request, options.cut)?,
+            None => return resolve(&view.base, src, options, request),
+        },
     };
     let (burst_bytes, rate_bytes_per_s) =
         pacing(options, request, info.bitrate_bps, cut.prefix.len() as u64);

@@ -606,6 +606,9 @@ pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
     for m in run_mp4_cases(host) {
         fail(m);
     }
+    for m in run_flv_as_mp4_cases(host) {
+        fail(m);
+    }
 
     // Pacing requested by the client (burst 0): the library's policy paces
     // every body alike, a seek, the whole file and an open-ended Range.
@@ -645,6 +648,66 @@ pub fn run_matrix(host: &HostUnderTest) -> Vec<String> {
             fail(format!("{what}: paced body differs"));
         } else if (took - target_s).abs() / target_s > 0.05 {
             fail(format!("{what}: took {took:.3} s, target {target_s:.3} s"));
+        }
+    }
+    failures
+}
+
+/// FLV as MP4 (`?format=mp4`) through a host: whole and cut, equal to
+/// the library's and decoding cleanly, with Range, HEAD, the Content-Type
+/// of each kind, and the statuses of what cannot be done.
+fn run_flv_as_mp4_cases(host: &HostUnderTest) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut fail = |m: String| failures.push(m);
+    let media = host_media_dir();
+    let seconds =
+        |q: &str, file: &str| expected(&media.join(file), q, PrefixMode::Init, StartUnit::Seconds);
+    for (target, content_type) in [
+        ("bframes.plain.flv?format=mp4", "video/mp4"),
+        ("h264_aac.yamdi.flv?format=mp4&start=3.5&end=8", "video/mp4"),
+        ("audio_only.yamdi.flv?format=mp4", "audio/mp4"),
+    ] {
+        let (name, q) = target.split_once('?').unwrap();
+        let reply = host.get(target);
+        if reply.status != 200 || reply.header("Content-Type") != Some(content_type) {
+            fail(format!(
+                "{target}: status {}, Content-Type {:?}",
+                reply.status,
+                reply.header("Content-Type")
+            ));
+            continue;
+        }
+        let want = seconds(q, name);
+        if reply.body != want {
+            fail(format!(
+                "{target}: {} bytes differ from the library's {}",
+                reply.body.len(),
+                want.len()
+            ));
+            continue;
+        }
+        let t = TempFile::with_bytes("host-flv.mp4", &reply.body);
+        if let Err(e) = decode_clean(t.path()) {
+            fail(format!("{target}: {e}"));
+        }
+        let part = host.request("GET", target, &[("Range", "bytes=1000-1999")]);
+        if part.status != 206 || part.body != want[1000..2000] {
+            fail(format!("{target} Range 1000-1999: status {}", part.status));
+        }
+        let head = host.request("HEAD", target, &[]);
+        if head.status != 200 || head.header("Content-Length") != Some(&want.len().to_string()) {
+            fail(format!("HEAD {target}: status {}", head.status));
+        }
+    }
+    for (target, want) in [
+        ("flv1_mp3.flvmeta.flv?format=mp4", 415),
+        ("bframes.plain.flv?format=avi", 400),
+        ("bframes.plain.flv?format=mp4&start=999", 416),
+        ("bframes.plain.flv?format=mp4&bstart=100", 400),
+    ] {
+        let reply = host.get(target);
+        if reply.status != want {
+            fail(format!("{target}: status {} (want {want})", reply.status));
         }
     }
     failures

@@ -6,6 +6,7 @@
 pub mod boxes;
 pub mod fragment;
 pub mod moov;
+pub mod progressive;
 pub mod relocate;
 pub mod tables;
 pub mod write;

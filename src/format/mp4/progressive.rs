@@ -1,165 +1,180 @@
 //! A progressive MP4 written from the neutral sample model: `ftyp`, a
 //! `moov` with sample tables built from the samples, and an `mdat` whose
-//! payload is the samples' file bytes, each a file piece (an FLV's payloads
-//! lie between tag headers). Samples are grouped into chunks of about a
-//! second per track, interleaved by time, as a muxer lays them out.
+//! payload is the samples' bytes, each a range of the source file (an
+//! FLV's payloads lie between tag headers). Samples are grouped into chunks
+//! of about a second per track, interleaved by time, as a muxer lays them
+//! out. Pure: the writer returns the head's bytes and where each sample's
+//! bytes go; the caller sends them.
 
-use std::sync::Arc;
-
-use super::body::{Body, Part, PieceRun, RunPiece, GENERATED_MAX};
-use super::prefix::Prefix;
-use crate::error::{Error, Result};
-use crate::fnv::Fnv;
+use super::write::{mdat_header, BoxWriter};
+use super::Mp4Error;
 use crate::format::mp4::boxes::FourCc;
-use crate::format::mp4::write::{mdat_header, BoxWriter};
-use crate::index::samples::{SampleEntry, SampleMovie, SampleTrack, TrackKind};
+use crate::format::samples::{SampleEntry, SampleTrack, TrackKind};
 
 /// The movie timescale: ms.
 const MOVIE_TIMESCALE: u32 = 1000;
 const IDENTITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
 
-/// An MP4 made from a sample movie: its head (`ftyp`, `moov`, `mdat`
-/// header), then the samples' bytes in `mdat` order.
+/// Samples `[from, to)` of a track, and the part of their presentation an
+/// MP4 shows (presentation times in the track's timescale; None: all of it).
+#[derive(Clone, Copy, Debug)]
+pub struct TrackPart<'a> {
+    pub track: &'a SampleTrack,
+    pub from: usize,
+    pub to: usize,
+    pub shown: Option<(i64, i64)>,
+}
+
+impl<'a> TrackPart<'a> {
+    pub fn whole(track: &'a SampleTrack) -> TrackPart<'a> {
+        TrackPart {
+            track,
+            from: 0,
+            to: track.samples.len(),
+            shown: None,
+        }
+    }
+
+    /// Decode time just past the part's last sample.
+    fn end_dts(&self) -> u64 {
+        self.track
+            .samples
+            .get(self.to)
+            .map_or(self.track.end_dts, |s| s.dts)
+    }
+
+    /// What is shown: the given window, or every sample's presentation.
+    pub fn shown_window(&self) -> (i64, i64) {
+        self.shown.unwrap_or_else(|| {
+            let pts = |s: &crate::format::samples::Sample| s.dts as i64 + i64::from(s.cts);
+            let samples = &self.track.samples[self.from..self.to];
+            let first = samples.iter().take(64).map(pts).min().unwrap_or(0);
+            let last = samples[samples.len().saturating_sub(64)..]
+                .iter()
+                .map(pts)
+                .max()
+                .unwrap_or(0);
+            let last_duration = self.end_dts() - samples.last().map_or(0, |s| s.dts);
+            (first, last + last_duration as i64)
+        })
+    }
+}
+
+/// An MP4 laid out: its head (`ftyp`, `moov`, `mdat` header), then the
+/// samples' file bytes, chunk by chunk.
 #[derive(Debug)]
 pub struct ProgressiveMp4 {
-    pub head: Arc<[u8]>,
-    pub head_digest: u64,
-    pub mdat: MdatPieces,
+    pub head: Vec<u8>,
+    pub mdat: MdatLayout,
+    /// The movie's duration, ms.
     pub duration_ms: u64,
 }
 
-/// The `mdat` payload: each sample's file range, in `mdat` order.
-#[derive(Debug)]
-pub struct MdatPieces {
-    /// (file offset, bytes) per sample.
-    pieces: Vec<(u64, u32)>,
-    /// Where each starts in the payload.
-    starts: Vec<u64>,
-    len: u64,
-    digest: u64,
+/// Samples `[from, to)` of part `part`, stored together at `at` in the
+/// `mdat` payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MdatChunk {
+    pub part: u32,
+    pub from: u32,
+    pub to: u32,
+    pub at: u64,
 }
 
-impl MdatPieces {
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn cost_bytes(&self) -> usize {
-        self.pieces.len() * (std::mem::size_of::<(u64, u32)>() + 8)
-    }
+/// The `mdat` payload: its chunks in order (a few per second of media, so
+/// the layout of a long file stays small; the samples say the rest).
+#[derive(Debug, Default)]
+pub struct MdatLayout {
+    pub chunks: Vec<MdatChunk>,
+    pub len: u64,
 }
 
-impl PieceRun for MdatPieces {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn piece_at(&self, pos: u64, _scratch: &mut [u8; GENERATED_MAX]) -> RunPiece {
-        let i = self.starts.partition_point(|&s| s <= pos) - 1;
-        let within = pos - self.starts[i];
-        let (offset, size) = self.pieces[i];
-        RunPiece::File {
-            offset: offset + within,
-            len: u64::from(size) - within,
+impl MdatLayout {
+    /// The file range that payload byte `pos` (< `len`) is in, given each
+    /// part's track: its offset and the bytes left in it from there.
+    pub fn at<'t>(&self, track: impl Fn(usize) -> &'t SampleTrack, pos: u64) -> (u64, u64) {
+        let c = &self.chunks[self.chunks.partition_point(|c| c.at <= pos) - 1];
+        let samples = &track(c.part as usize).samples[c.from as usize..c.to as usize];
+        let mut at = c.at;
+        for s in samples {
+            let next = at + u64::from(s.size);
+            if pos < next {
+                return (s.offset + (pos - at), next - pos);
+            }
+            at = next;
         }
+        // Past the chunk's samples: not a position of this layout.
+        (0, 0)
     }
 
-    fn digest(&self, h: &mut Fnv) {
-        h.write(&self.digest.to_le_bytes());
+    /// A digest of the layout, given the parts' tracks (the file ranges in
+    /// order).
+    pub fn digest<'t>(&self, track: impl Fn(usize) -> &'t SampleTrack) -> u64 {
+        let mut h = crate::fnv::Fnv::new();
+        for c in &self.chunks {
+            for s in &track(c.part as usize).samples[c.from as usize..c.to as usize] {
+                h.write(&s.offset.to_le_bytes());
+                h.write(&s.size.to_le_bytes());
+            }
+        }
+        h.finish()
     }
-}
 
-impl PieceRun for ProgressiveMp4 {
-    fn len(&self) -> u64 {
-        self.mdat.len
-    }
-
-    fn piece_at(&self, pos: u64, scratch: &mut [u8; GENERATED_MAX]) -> RunPiece {
-        self.mdat.piece_at(pos, scratch)
-    }
-
-    fn digest(&self, h: &mut Fnv) {
-        self.mdat.digest(h);
-    }
-}
-
-impl ProgressiveMp4 {
     pub fn cost_bytes(&self) -> usize {
-        self.head.len() + self.mdat.cost_bytes()
+        self.chunks.len() * std::mem::size_of::<MdatChunk>()
     }
+}
 
-    /// The whole file as a body: the head, then the samples from the file.
-    pub fn body(self: &Arc<Self>) -> Body {
-        let mut body = Body::new();
-        body.push(Part::Bytes(Prefix::shared(&self.head, 0, self.head_digest)));
-        body.push(Part::Run(Arc::clone(self) as Arc<dyn PieceRun>));
-        body
+/// Lays out the parts (none empty), in this order, on a timeline whose 0 is
+/// presentation time `origin_ms` of the source (None: the earliest
+/// presentation shown).
+pub fn write(parts: &[TrackPart], origin_ms: Option<i64>) -> Result<ProgressiveMp4, Mp4Error> {
+    if parts.is_empty() || parts.iter().any(|p| p.to <= p.from) {
+        return Err(Mp4Error::new("no samples to write"));
     }
-
-    /// Lays the movie out.
-    pub fn build(movie: &SampleMovie) -> Result<ProgressiveMp4> {
-        let tracks: Vec<&SampleTrack> = movie
-            .tracks
+    let chunks = interleave(parts);
+    let mut layout = Vec::with_capacity(chunks.len());
+    let mut chunk_at = vec![Vec::new(); parts.len()];
+    let mut at = 0u64;
+    for c in &chunks {
+        chunk_at[c.track].push(at);
+        layout.push(MdatChunk {
+            part: c.track as u32,
+            from: c.from as u32,
+            to: c.to as u32,
+            at,
+        });
+        at += parts[c.track].track.samples[c.from..c.to]
             .iter()
-            .filter(|t| !t.samples.is_empty())
-            .collect();
-        if tracks.is_empty() {
-            return Err(Error::UnsupportedFormat("no samples to write".into()));
-        }
-        let chunks = interleave(&tracks);
-        // Offsets within the mdat payload, in mdat order.
-        let mut pieces = Vec::with_capacity(tracks.iter().map(|t| t.samples.len()).sum());
-        let mut starts = Vec::with_capacity(pieces.capacity());
-        let mut chunk_at = vec![Vec::new(); tracks.len()];
-        let mut at = 0u64;
-        for c in &chunks {
-            chunk_at[c.track].push(at);
-            for s in &tracks[c.track].samples[c.from..c.to] {
-                starts.push(at);
-                pieces.push((s.offset, s.size));
-                at += u64::from(s.size);
-            }
-        }
-        let mdat_len = at;
-        let mut h = Fnv::new();
-        for (o, n) in &pieces {
-            h.write(&o.to_le_bytes());
-            h.write(&n.to_le_bytes());
-        }
-        let timing = Timing::of(&tracks);
-        let ftyp = ftyp();
-        let mdat_head = mdat_header(mdat_len);
-        // The moov's size does not depend on the offsets' values, only on
-        // their width.
-        let mut wide = false;
-        let moov = loop {
-            let probe = moov(&tracks, &chunks, &chunk_at, &timing, 0, wide);
-            let base = (ftyp.len() + probe.len() + mdat_head.len()) as u64;
-            if !wide && base + mdat_len > u64::from(u32::MAX) {
-                wide = true;
-                continue;
-            }
-            break moov(&tracks, &chunks, &chunk_at, &timing, base, wide);
-        };
-        let mut head = ftyp;
-        head.extend_from_slice(&moov);
-        head.extend_from_slice(&mdat_head);
-        Ok(ProgressiveMp4 {
-            head_digest: crate::fnv::digest(&head),
-            head: head.into(),
-            mdat: MdatPieces {
-                pieces,
-                starts,
-                len: mdat_len,
-                digest: h.finish(),
-            },
-            duration_ms: timing.movie_duration,
-        })
+            .map(|s| u64::from(s.size))
+            .sum::<u64>();
     }
+    let mdat_len = at;
+    let timing = Timing::of(parts, origin_ms);
+    let ftyp = ftyp();
+    let mdat_head = mdat_header(mdat_len);
+    // The moov's size depends on the width of its chunk offsets, not on
+    // their values.
+    let mut wide = false;
+    let moov = loop {
+        let probe = moov(parts, &chunks, &chunk_at, &timing, 0, wide);
+        let base = (ftyp.len() + probe.len() + mdat_head.len()) as u64;
+        if !wide && base + mdat_len > u64::from(u32::MAX) {
+            wide = true;
+            continue;
+        }
+        break moov(parts, &chunks, &chunk_at, &timing, base, wide);
+    };
+    let mut head = ftyp;
+    head.extend_from_slice(&moov);
+    head.extend_from_slice(&mdat_head);
+    Ok(ProgressiveMp4 {
+        head,
+        mdat: MdatLayout {
+            chunks: layout,
+            len: mdat_len,
+        },
+        duration_ms: timing.movie_duration,
+    })
 }
 
 /// Samples `[from, to)` of one track, stored together.
@@ -174,21 +189,22 @@ struct Chunk {
 
 /// Chunks of about a second per track (a new one also where the sample
 /// description changes), in order of time.
-fn interleave(tracks: &[&SampleTrack]) -> Vec<Chunk> {
+fn interleave(parts: &[TrackPart]) -> Vec<Chunk> {
     let mut chunks = Vec::new();
-    for (ti, t) in tracks.iter().enumerate() {
-        let second = u64::from(t.timescale);
-        let mut from = 0;
-        for i in 1..=t.samples.len() {
-            let cut = i == t.samples.len()
-                || t.samples[i].dts - t.samples[from].dts >= second
-                || t.samples[i].entry != t.samples[from].entry;
+    for (ti, p) in parts.iter().enumerate() {
+        let samples = &p.track.samples;
+        let second = u64::from(p.track.timescale);
+        let mut from = p.from;
+        for i in p.from + 1..=p.to {
+            let cut = i == p.to
+                || samples[i].dts - samples[from].dts >= second
+                || samples[i].entry != samples[from].entry;
             if cut {
                 chunks.push(Chunk {
                     track: ti,
                     from,
                     to: i,
-                    time: t.samples[from].dts as f64 / f64::from(t.timescale),
+                    time: samples[from].dts as f64 / f64::from(p.track.timescale),
                 });
                 from = i;
             }
@@ -200,33 +216,38 @@ fn interleave(tracks: &[&SampleTrack]) -> Vec<Chunk> {
 
 /// Where each track sits on the movie's timeline.
 struct Timing {
-    /// Per track: leading empty time (movie timescale), first media time
-    /// shown and how long it shows (movie timescale).
+    /// Per track: leading empty time (movie timescale), the first media
+    /// time shown (track timescale, from the part's first decode time) and
+    /// how long it shows (movie timescale).
     edits: Vec<(u64, i64, u64)>,
     movie_duration: u64,
 }
 
+/// Track time to movie time, rounded: a start in ms goes through a track's
+/// timescale and back to where it was.
+fn to_movie(v: i64, timescale: u32) -> i64 {
+    let ts = i128::from(timescale);
+    ((i128::from(v) * i128::from(MOVIE_TIMESCALE) + ts / 2).div_euclid(ts)) as i64
+}
+
 impl Timing {
-    fn of(tracks: &[&SampleTrack]) -> Timing {
-        // Rounded: a track's start in ms, through its own timescale and
-        // back, lands where its stamp was.
-        let to_movie = |v: i128, ts: u32| -> i128 {
-            let ts = i128::from(ts);
-            (v * i128::from(MOVIE_TIMESCALE) + ts / 2).div_euclid(ts)
-        };
-        // The movie starts with the earliest presentation of any track.
-        let base = tracks
-            .iter()
-            .map(|t| to_movie(i128::from(t.first_pts()), t.timescale))
-            .min()
-            .unwrap_or(0);
+    fn of(parts: &[TrackPart], origin_ms: Option<i64>) -> Timing {
+        let windows: Vec<(i64, i64)> = parts.iter().map(TrackPart::shown_window).collect();
+        let origin = origin_ms.unwrap_or_else(|| {
+            parts
+                .iter()
+                .zip(&windows)
+                .map(|(p, w)| to_movie(w.0, p.track.timescale))
+                .min()
+                .unwrap_or(0)
+        });
         let mut edits = Vec::new();
         let mut movie_duration = 0;
-        for t in tracks {
-            let dts0 = t.samples[0].dts as i64;
-            let first = t.first_pts();
-            let empty = (to_movie(i128::from(first), t.timescale) - base).max(0) as u64;
-            let shown = to_movie(i128::from(t.end_pts() - first), t.timescale).max(0) as u64;
+        for (p, &(first, end)) in parts.iter().zip(&windows) {
+            let ts = p.track.timescale;
+            let dts0 = p.track.samples[p.from].dts as i64;
+            let empty = (to_movie(first, ts) - origin).max(0) as u64;
+            let shown = (to_movie(end, ts) - to_movie(first, ts)).max(0) as u64;
             edits.push((empty, first - dts0, shown));
             movie_duration = movie_duration.max(empty + shown);
         }
@@ -250,7 +271,7 @@ fn ftyp() -> Vec<u8> {
 }
 
 fn moov(
-    tracks: &[&SampleTrack],
+    parts: &[TrackPart],
     chunks: &[Chunk],
     chunk_at: &[Vec<u64>],
     timing: &Timing,
@@ -267,14 +288,14 @@ fn moov(
     w.bytes(&[0; 10]);
     IDENTITY_MATRIX.iter().for_each(|&m| w.u32(m));
     w.bytes(&[0; 24]);
-    w.u32(tracks.len() as u32 + 1);
+    w.u32(parts.len() as u32 + 1);
     w.close(mvhd);
-    for (ti, t) in tracks.iter().enumerate() {
+    for (ti, p) in parts.iter().enumerate() {
         let track_chunks: Vec<&Chunk> = chunks.iter().filter(|c| c.track == ti).collect();
         trak(
             &mut w,
             ti,
-            t,
+            p,
             &track_chunks,
             &chunk_at[ti],
             timing.edits[ti],
@@ -305,13 +326,14 @@ fn times(w: &mut BoxWriter, long: bool, timescale: u32, duration: u64) {
 fn trak(
     w: &mut BoxWriter,
     ti: usize,
-    t: &SampleTrack,
+    p: &TrackPart,
     chunks: &[&Chunk],
     chunk_at: &[u64],
     (empty, media_time, shown): (u64, i64, u64),
     base: u64,
     wide: bool,
 ) {
+    let t = p.track;
     let video = t.kind == Some(TrackKind::Video);
     let trak = w.open(*b"trak");
     let duration = empty + shown;
@@ -367,7 +389,7 @@ fn trak(
     w.close(edts);
 
     let mdia = w.open(*b"mdia");
-    let media_duration = t.end_dts - t.samples[0].dts;
+    let media_duration = p.end_dts() - t.samples[p.from].dts;
     let long = media_duration > u64::from(u32::MAX);
     let mdhd = w.open_full(*b"mdhd", u8::from(long), 0);
     times(w, long, t.timescale, media_duration);
@@ -401,7 +423,7 @@ fn trak(
     w.close(url);
     w.close(dref);
     w.close(dinf);
-    stbl(w, ti, t, chunks, chunk_at, base, wide);
+    stbl(w, ti, p, chunks, chunk_at, base, wide);
     w.close(minf);
     w.close(mdia);
     w.close(trak);
@@ -410,12 +432,14 @@ fn trak(
 fn stbl(
     w: &mut BoxWriter,
     ti: usize,
-    t: &SampleTrack,
+    p: &TrackPart,
     chunks: &[&Chunk],
     chunk_at: &[u64],
     base: u64,
     wide: bool,
 ) {
+    let t = p.track;
+    let samples = &t.samples[p.from..p.to];
     let stbl = w.open(*b"stbl");
     let stsd = w.open_full(*b"stsd", 0, 0);
     w.u32(t.entries.len() as u32);
@@ -424,8 +448,8 @@ fn stbl(
     }
     w.close(stsd);
 
-    let n = t.samples.len();
-    let stts_runs = runs((0..n).map(|i| t.duration(i) as u32));
+    let n = samples.len();
+    let stts_runs = runs((p.from..p.to).map(|i| t.duration(i) as u32));
     let stts = w.open_full(*b"stts", 0, 0);
     w.u32(stts_runs.len() as u32);
     for (count, delta) in stts_runs {
@@ -434,10 +458,10 @@ fn stbl(
     }
     w.close(stts);
 
-    if t.samples.iter().any(|s| s.cts != 0) {
-        let negative = t.samples.iter().any(|s| s.cts < 0);
+    if samples.iter().any(|s| s.cts != 0) {
+        let negative = samples.iter().any(|s| s.cts < 0);
         let ctts = w.open_full(*b"ctts", u8::from(negative), 0);
-        let list = runs(t.samples.iter().map(|s| s.cts));
+        let list = runs(samples.iter().map(|s| s.cts));
         w.u32(list.len() as u32);
         for (count, offset) in list {
             w.u32(count);
@@ -446,10 +470,10 @@ fn stbl(
         w.close(ctts);
     }
 
-    if t.samples.iter().any(|s| !s.sync) {
+    if samples.iter().any(|s| !s.sync) {
         let stss = w.open_full(*b"stss", 0, 0);
         let sync: Vec<u32> = (0..n)
-            .filter(|&i| t.samples[i].sync)
+            .filter(|&i| samples[i].sync)
             .map(|i| i as u32 + 1)
             .collect();
         w.u32(sync.len() as u32);
@@ -478,14 +502,14 @@ fn stbl(
     w.close(stsc);
 
     let stsz = w.open_full(*b"stsz", 0, 0);
-    let first = t.samples[0].size;
-    if t.samples.iter().all(|s| s.size == first) {
+    let first = samples[0].size;
+    if samples.iter().all(|s| s.size == first) {
         w.u32(first);
         w.u32(n as u32);
     } else {
         w.u32(0);
         w.u32(n as u32);
-        t.samples.iter().for_each(|s| w.u32(s.size));
+        samples.iter().for_each(|s| w.u32(s.size));
     }
     w.close(stsz);
 
