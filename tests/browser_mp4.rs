@@ -35,6 +35,11 @@
 //!   neither Chromium's requests nor the server's log hold one for anything
 //!   but byte 0 on: nothing asked the file's tail, where it keeps its moov.
 //!
+//! The movie remuxed to FLV is served as MP4 (`?format=mp4`) and played by
+//! the same `<video>`: `format=mp4&start=61` plays and seeks as above,
+//! `format=mp4&start=30&end=45` plays to its end, and `format=mp4` alone
+//! shows its first frame after one request from byte 0.
+//!
 //! And the same movie fragmented by ffmpeg (a fragment per keyframe, no
 //! edit list, so its video is presented 80 ms late): a cut from the
 //! fragment of the keyframe at 60 s, and one from 30 s to 46 s, play from
@@ -100,6 +105,19 @@ const LANDING_WINDOW_S: f64 = 1.0;
 /// 32 KiB blocks, and an audio sample or two is stored before the keyframe.
 const RANGE_BEFORE_KEYFRAME: u64 = 256 * 1024;
 const VARIANTS: [&str; 2] = ["faststart", "moov-at-end"];
+/// The movie as FLV (remuxed from the faststart one), served as MP4
+/// (`?format=mp4`): cut and seeked, cut to an end, and whole.
+const FLV: &str = "flv";
+const FLV_KINDS: [Kind; 3] = [Kind::Seek, Kind::End, Kind::Whole];
+
+/// The file of a variant in `movies()`.
+fn movie_file(variant: &str) -> String {
+    if variant == FLV {
+        "movie.flv".to_string()
+    } else {
+        format!("movie.{variant}.mp4")
+    }
+}
 
 // ------------------------------------------------------------ set-up --
 
@@ -196,6 +214,19 @@ fn movies() -> PathBuf {
             "ffmpeg (faststart remux)",
         );
         fs::rename(&tmp, &fast).unwrap();
+    }
+    let flv = dir.join("movie.flv");
+    if !flv.exists() {
+        let tmp = dir.join(format!("movie.{}.tmp.flv", std::process::id()));
+        run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&fast)
+                .args(["-c", "copy", "-f", "flv"])
+                .arg(&tmp),
+            "ffmpeg (FLV remux)",
+        );
+        fs::rename(&tmp, &flv).unwrap();
     }
     let frag = dir.join("movie.fragmented.mp4");
     if !frag.exists() {
@@ -418,11 +449,15 @@ fn variant_kinds() -> Vec<(&'static str, Kind)> {
         out.push((FRAGMENTED, kind));
     }
     out.push(("moov-at-end", Kind::Whole));
+    for kind in FLV_KINDS {
+        out.push((FLV, kind));
+    }
     out
 }
 
 fn case_file(host: &str, variant: &str, kind: Kind) -> String {
-    format!("{variant}-{host}-{}.mp4", kind.name())
+    let ext = if variant == FLV { "flv" } else { "mp4" };
+    format!("{variant}-{host}-{}.{ext}", kind.name())
 }
 
 /// A fresh directory under target/ with one hard link per case, so that
@@ -437,7 +472,7 @@ fn served_dir(movies: &Path) -> PathBuf {
     make_public(&dir.join("media"));
     for host in ["example", "example-kf", "nginx", "lighttpd"] {
         for (variant, kind) in variant_kinds() {
-            let src = movies.join(format!("movie.{variant}.mp4"));
+            let src = movies.join(movie_file(variant));
             let link = dir.join("media").join(case_file(host, variant, kind));
             if fs::hard_link(&src, &link).is_err() {
                 fs::copy(&src, &link).unwrap();
@@ -477,9 +512,12 @@ impl Host for Server {
     /// The example hosts serve at their root; the server modules cut at
     /// keyframes below `/kf/` and exactly below `/media/`.
     fn cut_target(&self, file: &str, kind: Kind) -> Option<String> {
-        let query = match kind.query() {
-            q if q.is_empty() => q,
-            q => format!("?{q}"),
+        // An FLV is asked for as MP4.
+        let query = match (file.ends_with(".flv"), kind.query()) {
+            (true, q) if q.is_empty() => "?format=mp4".to_string(),
+            (true, q) => format!("?format=mp4&{q}"),
+            (false, q) if q.is_empty() => q,
+            (false, q) => format!("?{q}"),
         };
         if self.is_example() {
             let keyframe_host = self.name == KEYFRAME_EXAMPLE;
@@ -523,7 +561,12 @@ fn start_nginx(dir: &Path) -> Server {
          location /kf/ {{ alias {m}/; pseudostream; pseudostream_rate auto 1.25; \
          pseudostream_mp4_cut keyframe; }}"
     );
-    Server::nginx(dir, "nginx", "video/mp4 mp4; text/html html;", &locations)
+    Server::nginx(
+        dir,
+        "nginx",
+        "video/mp4 mp4; video/x-flv flv; text/html html;",
+        &locations,
+    )
 }
 
 /// lighttpd with the module: `/media/` cuts exactly (the default), `/kf/` at
@@ -542,9 +585,9 @@ fn start_lighttpd(dir: &Path) -> Server {
     let conf = format!(
         r#"server.document-root = "{r}"
 index-file.names = ("index.html")
-mimetype.assign = (".mp4" => "video/mp4", ".html" => "text/html")
+mimetype.assign = (".mp4" => "video/mp4", ".flv" => "video/x-flv", ".html" => "text/html")
 alias.url = ("/media/" => "{m}/", "/kf/" => "{m}/")
-pseudostream.extensions = (".mp4")
+pseudostream.extensions = (".mp4", ".flv")
 pseudostream.rate = "auto 1.25"
 $HTTP["url"] =^ "/kf/" {{
     pseudostream.mp4-cut = "keyframe"
@@ -607,6 +650,31 @@ impl Cut {
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .copied()
     }
+}
+
+/// When the video of `movie` served as MP4 (`format=mp4`) starts, by
+/// ffprobe.
+fn video_start(movie: &Path, dir: &Path) -> f64 {
+    let bytes = run(
+        Command::new(example_exe())
+            .arg("cut")
+            .arg(movie)
+            .arg("format=mp4"),
+        "pseudostream cut format=mp4",
+    );
+    let path = dir.join("flv-as-mp4.mp4");
+    fs::write(&path, bytes).unwrap();
+    let out = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=start_time", "-of", "csv=p=0"])
+            .arg(&path),
+        "ffprobe (the FLV as MP4)",
+    );
+    let _ = fs::remove_file(&path);
+    let t: f64 = String::from_utf8_lossy(&out).trim().parse().unwrap();
+    assert!((0.0..0.2).contains(&t), "video starts at {t} s");
+    t
 }
 
 // ------------------------------------------------------------ frames --
@@ -733,6 +801,10 @@ struct Case {
     /// Path and query.
     target: String,
     port: u16,
+    /// Where the movie's 0 is on the case's timeline, s: the FLV's video
+    /// starts after its audio's priming, which an FLV shows and so the MP4
+    /// made from it shows too.
+    shift: f64,
 }
 
 /// What one case measured, for the table.
@@ -934,7 +1006,7 @@ fn check_seek(
     figures.seek_frame_mad = check_frame(
         refs,
         frame,
-        case.kind.cut_start(),
+        case.kind.cut_start() - case.shift,
         &format!("{at}: first frame after it"),
         fail,
     );
@@ -1045,13 +1117,20 @@ fn check_case(
     }
     let first = report.field("frames").field("first");
     match first.field("mediaTime").num() {
-        Some(t) if t.abs() <= 0.001 => {}
+        // An FLV's video may start a little after its audio (AAC priming
+        // shows in an FLV): its first frame is then the first one after 0.
+        Some(t) if t.abs() <= 0.001 || (case.shift > 0.0 && t.abs() < 1.0 / FPS) => {}
         t => fail.push(format!(
             "the first frame presented is at media time {t:?}, not 0"
         )),
     }
-    figures.first_frame_mad =
-        check_frame(refs, first, case.kind.cut_start(), "first frame", &mut fail);
+    figures.first_frame_mad = check_frame(
+        refs,
+        first,
+        case.kind.cut_start() - case.shift,
+        "first frame",
+        &mut fail,
+    );
 
     match case.kind {
         Kind::End | Kind::FragmentEnd => {
@@ -1157,6 +1236,8 @@ fn mp4_cuts_play_and_seek_in_chromium() {
     hosts.push(&nginx);
     hosts.push(&lighttpd);
 
+    let flv_shift = video_start(&movies.join(movie_file(FLV)), &dir);
+    eprintln!("browser-mp4: the FLV served as MP4 starts its video at {flv_shift} s");
     let mut cases = Vec::new();
     for host in &hosts {
         for (variant, kind) in variant_kinds() {
@@ -1169,6 +1250,7 @@ fn mp4_cuts_play_and_seek_in_chromium() {
                     kind,
                     target,
                     port: host.port(),
+                    shift: if variant == FLV { flv_shift } else { 0.0 },
                 });
             }
         }
@@ -1232,12 +1314,14 @@ fn mp4_cuts_play_and_seek_in_chromium() {
     // The library's own cut of each file, for the seeks' byte checks.
     let cuts: HashMap<&str, Cut> = VARIANTS
         .iter()
+        .chain([&FLV])
         .map(|&v| {
-            let movie = movies.join(format!("movie.{v}.mp4"));
-            (
-                v,
-                Cut::make(&movie, &Kind::Seek.query(), &dir, &format!("cut.{v}.mp4")),
-            )
+            let movie = movies.join(movie_file(v));
+            let query = match v {
+                FLV => format!("format=mp4&{}", Kind::Seek.query()),
+                _ => Kind::Seek.query(),
+            };
+            (v, Cut::make(&movie, &query, &dir, &format!("cut.{v}.mp4")))
         })
         .collect();
     let mut refs = References {
