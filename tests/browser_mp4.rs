@@ -692,7 +692,9 @@ impl References {
         if let Some(f) = self.cache.get(&n) {
             return f.clone();
         }
-        let from = (n - 1) as f64 / FPS - 0.005;
+        // From the frame before (none before the first).
+        let first = (n - 1).max(0);
+        let from = (first as f64 / FPS - 0.005).max(0.0);
         let raw = run(
             Command::new("ffmpeg")
                 .args(["-hide_banner", "-loglevel", "error", "-ss"])
@@ -705,7 +707,7 @@ impl References {
         let size = WIDTH * HEIGHT * 3;
         assert_eq!(raw.len(), 3 * size, "ffmpeg gave {} bytes", raw.len());
         for (i, frame) in raw.chunks(size).enumerate() {
-            self.cache.insert(n - 1 + i as i64, block_means(frame));
+            self.cache.insert(first + i as i64, block_means(frame));
         }
         self.cache[&n].clone()
     }
@@ -713,9 +715,14 @@ impl References {
     /// How far the shown frame is from the movie's frame at `t` s, and the
     /// bound (half the distance from that frame to its nearer neighbour).
     fn compare(&mut self, shown: &[f64], t: f64) -> (f64, f64) {
-        let n = (t * FPS).round() as i64;
-        let (prev, reference, next) = (self.frame(n - 1), self.frame(n), self.frame(n + 1));
-        let bound = mad(&reference, &prev).min(mad(&reference, &next)) / 2.0;
+        let n = ((t * FPS).round() as i64).max(0);
+        let (reference, next) = (self.frame(n), self.frame(n + 1));
+        // The first frame has one neighbour.
+        let nearest = match n {
+            0 => mad(&reference, &next),
+            _ => mad(&reference, &self.frame(n - 1)).min(mad(&reference, &next)),
+        };
+        let bound = nearest / 2.0;
         (mad(shown, &reference), bound)
     }
 }
