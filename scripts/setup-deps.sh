@@ -2,7 +2,8 @@
 # Install the external tools used by libpseudostream's sample/test-media
 # scripts and header checks on a Debian 12 machine (run as root), and the
 # other muxers the corpus of scripts/make-muxer-corpus.sh comes from
-# (GStreamer, the x264 CLI, AtomicParsley).
+# (GStreamer, the x264 CLI, AtomicParsley), and MediaInfo, one of the
+# independent readers the MP4s made from FLVs are checked with.
 # Idempotent: does nothing when everything is already present.
 # Only the stable Rust toolchain is needed; this script never installs Rust.
 set -euo pipefail
@@ -23,8 +24,10 @@ declare -A pkg_for=(
   [gst-inspect-1.0]=gstreamer1.0-tools
   [x264]=x264
   [AtomicParsley]=atomicparsley
+  [mediainfo]=mediainfo
 )
-tools=(ffmpeg ffprobe yamdi flvmeta cc php make curl gst-launch-1.0 gst-inspect-1.0 x264 AtomicParsley)
+tools=(ffmpeg ffprobe yamdi flvmeta cc php make curl gst-launch-1.0 gst-inspect-1.0 x264 AtomicParsley
+       mediainfo)
 # GStreamer elements the corpus uses -> the plugin package holding them.
 declare -A gst_pkg_for=(
   [flvmux]=gstreamer1.0-plugins-good

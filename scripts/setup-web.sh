@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo page and the browser tests need on Debian 12, run as
 # root: Debian's chromium (apt) and web/node_modules from npm — mpegts.js,
-# flv.js and playwright-core at the exact versions of web/package-lock.json
+# flv.js, playwright-core and mp4box (GPAC's mp4box.js, a reader the tests
+# check MP4s with) at the exact versions of web/package-lock.json
 # (npm ci). node_modules is never committed. Idempotent: does nothing, and
 # prints one line, when everything is in place. Needs Node.js >= 20 with npm
 # and access to the npm registry for the first install.
@@ -34,7 +35,8 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 # What must exist after an install.
 wanted=(web/node_modules/mpegts.js/dist/mpegts.js
         web/node_modules/flv.js/dist/flv.js
-        web/node_modules/playwright-core/index.mjs)
+        web/node_modules/playwright-core/index.mjs
+        web/node_modules/mp4box/dist/mp4box.all.js)
 # npm writes node_modules/.package-lock.json after every install: when it is
 # newer than the manifest and the lock, node_modules matches them.
 installed=web/node_modules/.package-lock.json
@@ -64,7 +66,7 @@ for f in "${wanted[@]}"; do
   [[ -e $f ]] || die "$f missing after npm install"
 done
 version() { node -p "require('./web/node_modules/$1/package.json').version"; }
-packages="mpegts.js $(version mpegts.js), flv.js $(version flv.js), playwright-core $(version playwright-core)"
+packages="mpegts.js $(version mpegts.js), flv.js $(version flv.js), playwright-core $(version playwright-core), mp4box $(version mp4box)"
 if ((browser)); then
   echo "setup-web: ok ($(/usr/bin/chromium --version 2>/dev/null | head -n1); $packages)"
 else

@@ -77,6 +77,8 @@ lane_servers() {
 }
 lane_apps() {
     cargo test --release --test host_dotnet --test host_php --test host_ruby -- --include-ignored
+    # MediaInfo and mp4box.js read every MP4 made from an FLV.
+    cargo test --release --test flv_as_mp4 -- --include-ignored
 }
 lane_installed() {
     # make install, pkg-config from outside the tree, the app hosts on it.

@@ -18,7 +18,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::mp4::{frame_md5_filtered, FrameSum, SplitMix};
@@ -136,10 +137,11 @@ fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(
     Ok(())
 }
 
-#[test]
-fn every_flv_of_the_media_set_decodes_the_same_as_mp4() {
-    common::needs_ffmpeg!();
-    let mut cases: Vec<(std::path::PathBuf, bool, bool, &str)> = manifest()
+/// The FLVs converted: the media set (but Sorenson H.263), the muxer
+/// corpus's resolution change, and a copy of one whose times run past
+/// 2^24 ms (TimestampExtended). (path, has audio, has video, video filter)
+fn cases() -> Vec<(PathBuf, bool, bool, &'static str)> {
+    let mut cases: Vec<(PathBuf, bool, bool, &str)> = manifest()
         .iter()
         .filter(|e| e.kind != "flv1_mp3")
         .map(|e| (e.path.clone(), e.has_audio, e.has_video, "null"))
@@ -153,6 +155,49 @@ fn every_flv_of_the_media_set_decodes_the_same_as_mp4() {
         true,
         "scale=320:180",
     ));
+    cases.push((extended_timestamps(), true, true, "null"));
+    cases
+}
+
+/// `h264_aac.plain.flv` with every time 16 780 s later (past 2^24 ms, so
+/// each tag needs its TimestampExtended byte), made once under target/.
+fn extended_timestamps() -> PathBuf {
+    let dir = root().join("target").join("flv-as-mp4");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("late.flv");
+    if !out.exists() {
+        let src = manifest()
+            .iter()
+            .find(|e| e.file == "h264_aac.plain.flv")
+            .unwrap();
+        let tmp = dir.join(format!("late.{}.flv", std::process::id()));
+        let ok = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&src.path)
+            .args(["-c", "copy", "-output_ts_offset", "16780", "-f", "flv"])
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ffmpeg could not write {}", tmp.display());
+        fs::rename(&tmp, &out).unwrap();
+    }
+    // Its media tags carry a TimestampExtended byte.
+    let bytes = fs::read(&out).unwrap();
+    let flv = common::parse_flv(&bytes).unwrap();
+    assert!(
+        flv.tags
+            .iter()
+            .any(|t| t.is_av() && bytes[t.pos as usize + 7] != 0),
+        "{}: no extended timestamp",
+        out.display()
+    );
+    out
+}
+
+#[test]
+fn every_flv_of_the_media_set_decodes_the_same_as_mp4() {
+    common::needs_ffmpeg!();
+    let cases = cases();
     let failures: Vec<String> = par_map(cases, |(path, audio, video, scale)| {
         check(&path, audio, video, scale).map_err(|m| format!("{}: {m}", path.display()))
     })
@@ -174,4 +219,127 @@ fn codecs_an_mp4_for_browsers_cannot_carry_are_refused_by_name() {
         }
         Ok(_) => panic!("{} was written as MP4", e.file),
     }
+}
+
+/// Packets of stream `s` (`v:0`, `a:0`) by ffprobe, those before an edit
+/// list's start included (`-advanced_editlist 0`).
+fn packets(path: &Path, s: &str) -> Result<u64, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-advanced_editlist", "0"])
+        .args(["-select_streams", s, "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| format!("ffprobe counted no packets of {s} in {}", path.display()))
+}
+
+/// What MediaInfo says is wrong with an MP4 (nothing: Ok).
+fn mediainfo(path: &Path, has_audio: bool, has_video: bool) -> Result<(), String> {
+    let out = Command::new("mediainfo")
+        .arg("--Output=JSON")
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run mediainfo: {e}"))?;
+    // Compared without white space (MediaInfo indents its JSON).
+    let text: String = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect();
+    let want = |kind: &str, on: bool| text.contains(&format!("\"@type\":\"{kind}\"")) == on;
+    let complaint = ["IsTruncated", "Conformance", "Error", "Warning"]
+        .iter()
+        .find(|w| text.contains(*w));
+    if !out.status.success()
+        || !text.contains("\"Format\":\"MPEG-4\"")
+        || !want("Video", has_video)
+        || !want("Audio", has_audio)
+        || complaint.is_some()
+    {
+        return Err(format!("MediaInfo: {complaint:?} in {}", text.trim()));
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs mediainfo (scripts/setup-deps.sh) and mp4box.js in web/node_modules (scripts/setup-web.sh)"]
+fn independent_readers_accept_every_mp4() {
+    common::needs_ffmpeg!();
+    assert!(
+        Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "node is missing: install Node.js 20 or later"
+    );
+    let script = root().join("tests").join("readers").join("mp4box.mjs");
+    let dir = root().join("target").join("flv-as-mp4").join("readers");
+    fs::create_dir_all(&dir).unwrap();
+    // Every MP4, whole and cut, written out for the readers.
+    let mut files = Vec::new();
+    for (path, audio, video, _) in cases() {
+        let media = Media::open(&path).unwrap();
+        for q in ["format=mp4", "format=mp4&start=3&end=7"] {
+            let bytes = body(&media, &plan(&media, q).unwrap());
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let out = dir.join(format!(
+                "{name}.{}.mp4",
+                if q.contains("start") { "cut" } else { "whole" }
+            ));
+            fs::write(&out, bytes).unwrap();
+            files.push((out, audio, video));
+        }
+    }
+    let run = Command::new("node")
+        .arg(&script)
+        .args(files.iter().map(|f| &f.0))
+        .output()
+        .expect("node runs");
+    assert!(
+        run.status.success(),
+        "mp4box.js: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reports = String::from_utf8_lossy(&run.stdout).into_owned();
+    let mut failures = Vec::new();
+    for ((file, audio, video), line) in files.iter().zip(reports.lines()) {
+        let name = file.display();
+        // mp4box.js: no error or warning, and each track holds the samples
+        // ffprobe counts as packets.
+        if !line.contains("\"error\":null") || !line.contains("\"said\":[]") {
+            failures.push(format!("{name}: mp4box.js: {line}"));
+            continue;
+        }
+        for (kind, s, on) in [("video", "v:0", *video), ("audio", "a:0", *audio)] {
+            if !on {
+                continue;
+            }
+            let want = packets(file, s).unwrap_or(0);
+            let found = line
+                .split("{\"type\":")
+                .find(|t| t.starts_with(&format!("\"{kind}\"")))
+                .and_then(|t| t.split("\"samples\":").nth(1))
+                .and_then(|t| t.split(',').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if found != Some(want) || want == 0 {
+                failures.push(format!(
+                    "{name}: mp4box.js finds {found:?} {kind} samples, ffprobe {want} packets"
+                ));
+            }
+        }
+        if let Err(e) = mediainfo(file, *audio, *video) {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    if reports.lines().count() != files.len() {
+        failures.push(format!(
+            "mp4box.js reported on {} of {} files",
+            reports.lines().count(),
+            files.len()
+        ));
+    }
+    assert_no_failures("readers of FLV as MP4", &failures);
+    let _ = fs::remove_dir_all(&dir);
 }

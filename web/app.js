@@ -7,15 +7,19 @@
 // loads a new cut, one after it is the browser's (a Range request), and
 // "Start at" loads the cut that starts there.
 //
-// Query parameters: lib=mpegts|flvjs, seekType=range|param, src=URL (one
+// FLV plays through mpegts.js or flv.js, or, with lib=native, in the
+// browser's own <video> as the MP4 the server makes of it (`?format=mp4`),
+// cut and seeked like an MP4.
+//
+// Query parameters: lib=mpegts|flvjs|native, seekType=range|param, src=URL (one
 // file only), autoplay=1 (start muted, without a click).
-import { cutUrl, installRequestLog, libraryLabel, mediaKind, Session } from './player.js';
+import { asMp4Url, cutUrl, installRequestLog, libraryLabel, mediaKind, Session } from './player.js';
 
 installRequestLog();
 
 const params = new URLSearchParams(location.search);
 const settings = {
-  lib: params.get('lib') === 'flvjs' ? 'flvjs' : 'mpegts',
+  lib: ['flvjs', 'native'].includes(params.get('lib')) ? params.get('lib') : 'mpegts',
   seekType: params.get('seekType') === 'param' ? 'param' : 'range',
   autoplay: params.get('autoplay') === '1',
 };
@@ -92,13 +96,17 @@ class Card {
     if (file.error) facts.push(`the server cannot serve it: ${file.error}`);
     this.q('.facts').textContent = facts.join(' · ');
 
-    this.kind = mediaKind(file.url);
+    // What the player loads: an FLV as MP4 for the browser's own player.
+    this.url = settings.lib === 'native' && mediaKind(file.url) === 'flv' ? asMp4Url(file.url) : file.url;
+    this.kind = mediaKind(this.url);
     // The movie's duration (an MP4 cut's own is shorter).
     this.movieDuration = file.duration_ms ? file.duration_ms / 1000 : NaN;
     this.q('.player').textContent =
       this.kind === 'flv'
         ? `${libraryLabel(settings.lib)}, seekType '${settings.seekType}'`
-        : this.kind === 'mp4'
+        : this.kind === 'mp4' && this.url !== file.url
+          ? "the browser's own <video>, the FLV served as MP4 (?format=mp4)"
+          : this.kind === 'mp4'
           ? "the browser's own <video> (its requests are not visible to the page)"
           : 'no player for this file type';
 
@@ -118,7 +126,7 @@ class Card {
     this.q('.start').hidden = true;
     this.q('.toggle').disabled = false;
     this.video.muted = muted;
-    const url = this.kind === 'mp4' && at > 0 ? cutUrl(this.file.url, at) : this.file.url;
+    const url = this.kind === 'mp4' && at > 0 ? cutUrl(this.url, at) : this.url;
     this.session = new Session(this.video, {
       url,
       library: settings.lib,

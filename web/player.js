@@ -79,8 +79,10 @@ export function onRequest(fn) {
 /** What plays a URL, by the extension of its path: 'flv' (through a
  *  player library), 'mp4' (the browser's own <video>), or null. */
 export function mediaKind(url) {
-  const path = new URL(url, location.href).pathname.toLowerCase();
-  if (path.endsWith('.flv')) return 'flv';
+  const u = new URL(url, location.href);
+  const path = u.pathname.toLowerCase();
+  // An FLV the server serves as MP4 plays like one.
+  if (path.endsWith('.flv')) return u.searchParams.get('format') === 'mp4' ? 'mp4' : 'flv';
   if (path.endsWith('.mp4') || path.endsWith('.m4v')) return 'mp4';
   return null;
 }
@@ -109,6 +111,13 @@ const LIBRARIES = {
   mpegts: { script: '/_web/lib/mpegts.js', global: 'mpegts', label: 'mpegts.js' },
   flvjs: { script: '/_web/lib/flv.js', global: 'flvjs', label: 'flv.js' },
 };
+
+/** The URL of an FLV served as MP4 (`?format=mp4`). */
+export function asMp4Url(url) {
+  const u = new URL(url, location.href);
+  u.searchParams.set('format', 'mp4');
+  return u.href;
+}
 
 export function libraryLabel(name) {
   return LIBRARIES[name] ? LIBRARIES[name].label : name;
