@@ -31,13 +31,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/servers.sh
 bench_args secs=10 rounds=3 cold_runs=7 -- "$@"
 
-make --no-print-directory nginx-module >/dev/null
-need_wrk
-for tool in ffmpeg ffprobe curl python3; do
-    command -v "$tool" >/dev/null || die "$tool not found (scripts/setup-deps.sh)"
-done
-cargo build -q --release --example pseudostream
-cli=$(pwd)/target/release/examples/pseudostream
+bench_tools
 
 work=$(pwd)/target/bench-nginx-mp4
 rm -rf "$work/tmp" "$work/body" "$work"/*.txt "$work"/*.log

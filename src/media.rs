@@ -93,7 +93,7 @@ impl Media {
     /// Resolves a request into what to send. An FLV asked for as MP4 is
     /// planned on its MP4 view, built (blocking) when not cached.
     pub fn plan(&self, options: &Options, request: &Request) -> Result<Plan> {
-        if matches!(*self.index, MediaIndex::Flv(_)) && request.wants_mp4(options) {
+        if self.index.mp4_needs_view() && request.wants_mp4(options) {
             return self.mp4_view()?.plan(options, request);
         }
         plan::resolve(&self.index, &*self.source, options, request)
@@ -102,7 +102,7 @@ impl Media {
     /// The file as MP4: for an FLV, its MP4 view from the process-wide
     /// cache (built when missing); any other file as it is.
     pub fn mp4_view(&self) -> Result<Media> {
-        if !matches!(*self.index, MediaIndex::Flv(_)) {
+        if !self.index.mp4_needs_view() {
             return Ok(self.clone());
         }
         let identity = self.source.identity().mp4_view();

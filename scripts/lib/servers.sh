@@ -134,6 +134,19 @@ bench_pinning() {
   fi
 }
 
+# bench_tools: what the MP4 benchmarks run: the nginx module, wrk, ffmpeg,
+# ffprobe, curl, python3 and the example CLI (its path in $cli).
+bench_tools() {
+  make --no-print-directory nginx-module >/dev/null
+  need_wrk
+  local tool
+  for tool in ffmpeg ffprobe curl python3; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/setup-deps.sh)"
+  done
+  cargo build -q --release --example pseudostream
+  cli=$(pwd)/target/release/examples/pseudostream
+}
+
 # median: the median of the numbers on stdin, one a line.
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

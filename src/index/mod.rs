@@ -162,6 +162,12 @@ impl MediaIndex {
         }
     }
 
+    /// Whether the file is served as MP4 through a view made from its
+    /// samples (it is not MP4 itself).
+    pub fn mp4_needs_view(&self) -> bool {
+        matches!(self, MediaIndex::Flv(_))
+    }
+
     /// The Content-Type a host should send for this file.
     pub fn content_type(&self) -> &'static str {
         match self {

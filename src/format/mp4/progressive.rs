@@ -248,7 +248,9 @@ impl Timing {
             let dts0 = p.track.samples[p.from].dts as i64;
             let empty = (to_movie(first, ts) - origin).max(0) as u64;
             let shown = (to_movie(end, ts) - to_movie(first, ts)).max(0) as u64;
-            edits.push((empty, first - dts0, shown));
+            // An edit cannot start before the media (negative composition
+            // offsets can put a presentation there).
+            edits.push((empty, (first - dts0).max(0), shown));
             movie_duration = movie_duration.max(empty + shown);
         }
         Timing {
