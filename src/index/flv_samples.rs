@@ -382,6 +382,45 @@ fn read_body(src: &dyn ByteSource, at: u64, len: u32) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::flv::tag::{write_stream_header, write_tag};
+    use crate::index::flv::FlvIndex;
+    use crate::source::MemorySource;
+
+    /// An FLV of a few tags: `video` bodies at 40 ms apart, `audio` ones
+    /// at 23 ms.
+    fn flv(video: &[&[u8]], audio: &[&[u8]]) -> MemorySource {
+        let mut out = Vec::new();
+        write_stream_header(&mut out, !audio.is_empty(), !video.is_empty());
+        for (i, body) in video.iter().enumerate() {
+            write_tag(&mut out, TAG_VIDEO, i as u32 * 40, body);
+        }
+        for (i, body) in audio.iter().enumerate() {
+            write_tag(&mut out, TAG_AUDIO, i as u32 * 23, body);
+        }
+        MemorySource::new(out)
+    }
+
+    fn refusal(src: &MemorySource) -> String {
+        let index = FlvIndex::build(src).unwrap();
+        match sample_movie(&index, src) {
+            Err(e @ Error::UnsupportedFormat(_)) => e.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn codecs_an_mp4_for_browsers_cannot_carry_are_named() {
+        // VP6 key and inter frames (CodecID 4), Sorenson H.263 (2).
+        let vp6 = flv(&[&[0x14, 0, 0, 0], &[0x24, 0, 0, 0]], &[]);
+        assert!(refusal(&vp6).contains("On2 VP6"), "{}", refusal(&vp6));
+        let h263 = flv(&[&[0x12, 0, 0, 0]], &[]);
+        assert!(refusal(&h263).contains("Sorenson H.263"));
+        // Nellymoser (6) and Speex (11) audio.
+        let nelly = flv(&[], &[&[0x62, 1, 2, 3]]);
+        assert!(refusal(&nelly).contains("Nellymoser"));
+        let speex = flv(&[], &[&[0xb2, 1, 2, 3]]);
+        assert!(refusal(&speex).contains("Speex"));
+    }
 
     #[test]
     fn audio_configurations() {
