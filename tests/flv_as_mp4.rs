@@ -8,8 +8,10 @@
 //! header mid-file), the MP4
 //!
 //! - reads and decodes without a word from `ffmpeg -v warning`;
-//! - decodes to the FLV's own video frames and audio samples, frame by
-//!   frame (`-f framemd5` sums, timestamps aside);
+//! - decodes to the FLV's own video frames, frame by frame (`-f framemd5`
+//!   sums, timestamps aside), and to its audio samples, sample for sample,
+//!   less what its edit list hides before the first picture (at most one
+//!   AAC frame: the encoder's priming, which an FLV plays);
 //! - has its own ETag (not the FLV's), and any window of it (Range) is
 //!   those bytes of the whole;
 //! - cut with `start=3&end=7` lasts 4 s within a frame, decoding cleanly.
@@ -69,6 +71,37 @@ fn ffprobe_duration(path: &Path) -> Result<f64, String> {
         .map_err(|_| format!("ffprobe gave no duration for {}", path.display()))
 }
 
+/// The first audio stream decoded to 32-bit float samples, as stored.
+fn pcm(path: &Path) -> Result<Vec<u8>, String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-threads", "1", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-f", "f32le", "-"])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ffmpeg decoding the audio of {}", path.display()));
+    }
+    Ok(out.stdout)
+}
+
+/// The MP4's audio, decoded, is the FLV's: the same samples, less at most
+/// one AAC frame at the start that the MP4's edit list hides (what an FLV
+/// plays before its first picture: the encoder's priming).
+fn audio_is_the_flvs(flv: &Path, mp4: &Path) -> Result<(), String> {
+    let (theirs, ours) = (pcm(flv)?, pcm(mp4)?);
+    let hidden = theirs.len().checked_sub(ours.len());
+    // 2048 samples of two channels of 4 bytes: more than an AAC frame.
+    if ours.is_empty() || hidden.map_or(true, |h| h > 2048 * 2 * 4 || theirs[h..] != ours[..]) {
+        return Err(format!(
+            "a:0: {} bytes of decoded audio, the FLV's {} do not end with them",
+            ours.len(),
+            theirs.len()
+        ));
+    }
+    Ok(())
+}
+
 fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(), String> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let media = Media::open(path).map_err(|e| e.to_string())?;
@@ -96,6 +129,10 @@ fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(
     }
     for s in streams {
         let filter = if s.starts_with('v') { scale } else { "anull" };
+        if s.starts_with('a') {
+            audio_is_the_flvs(path, mp4.path())?;
+            continue;
+        }
         let theirs = frame_md5_filtered(path, s, filter)?;
         let ours = frame_md5_filtered(mp4.path(), s, filter)?;
         if ours.is_empty() || sums(&ours) != sums(&theirs) {

@@ -111,14 +111,21 @@ pub(crate) fn resolve(view: &FlvAsMp4, request: &Request, mode: CutMode) -> Resu
     cut(view, start, end, mode)
 }
 
-/// Source presentation time (ms) of the movie's 0: the earliest sample
-/// presented, as the whole file's timeline has it.
+/// Source presentation time (ms) of the movie's 0, as the whole file's
+/// timeline has it: the first picture, or without video the earliest
+/// sample presented.
 fn movie_origin_ms(view: &FlvAsMp4) -> i64 {
-    view.movie
-        .tracks
-        .iter()
-        .map(|t| ms_of(t, t.first_pts()))
+    let starts = || {
+        view.movie
+            .tracks
+            .iter()
+            .map(|t| (t.kind, ms_of(t, t.first_pts())))
+    };
+    starts()
+        .filter(|(kind, _)| *kind == Some(TrackKind::Video))
+        .map(|(_, t)| t)
         .min()
+        .or_else(|| starts().map(|(_, t)| t).min())
         .unwrap_or(0)
 }
 

@@ -309,10 +309,33 @@ pub fn frame_md5_filtered(
     stream: &str,
     filter: &str,
 ) -> Result<Vec<FrameSum>, String> {
+    frame_md5_with(path, stream, filter, &[])
+}
+
+/// As `frame_md5_filtered`, with edit lists ignored (`-advanced_editlist
+/// 0`): every stored sample decoded, those an edit list hides included.
+pub fn frame_md5_every_sample(
+    path: &Path,
+    stream: &str,
+    filter: &str,
+) -> Result<Vec<FrameSum>, String> {
+    frame_md5_with(path, stream, filter, &["-advanced_editlist", "0"])
+}
+
+fn frame_md5_with(
+    path: &Path,
+    stream: &str,
+    filter: &str,
+    input: &[&str],
+) -> Result<Vec<FrameSum>, String> {
+    let input: Vec<&str> = ["-threads", "1", "-copyts"]
+        .into_iter()
+        .chain(input.iter().copied())
+        .collect();
     let out = ffmpeg_stream(
         path,
         stream,
-        &["-threads", "1", "-copyts"],
+        &input,
         &[
             "-vf",
             filter,

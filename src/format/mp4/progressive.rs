@@ -125,8 +125,10 @@ impl MdatLayout {
 }
 
 /// Lays out the parts (none empty), in this order, on a timeline whose 0 is
-/// presentation time `origin_ms` of the source (None: the earliest
-/// presentation shown).
+/// presentation time `origin_ms` of the source (None: the first picture
+/// shown, or without video the earliest presentation shown). What a track
+/// shows before the origin (audio priming that an FLV keeps) is hidden by
+/// its edit list.
 pub fn write(parts: &[TrackPart], origin_ms: Option<i64>) -> Result<ProgressiveMp4, Mp4Error> {
     if parts.is_empty() || parts.iter().any(|p| p.to <= p.from) {
         return Err(Mp4Error::new("no samples to write"));
@@ -232,15 +234,26 @@ fn to_movie(v: i64, timescale: u32) -> i64 {
 
 impl Timing {
     fn of(parts: &[TrackPart], origin_ms: Option<i64>) -> Timing {
-        let windows: Vec<(i64, i64)> = parts.iter().map(TrackPart::shown_window).collect();
-        let origin = origin_ms.unwrap_or_else(|| {
+        let mut windows: Vec<(i64, i64)> = parts.iter().map(TrackPart::shown_window).collect();
+        let starts = || {
             parts
                 .iter()
-                .zip(&windows)
-                .map(|(p, w)| to_movie(w.0, p.track.timescale))
+                .zip(windows.iter())
+                .map(|(p, w)| (p.track.kind, to_movie(w.0, p.track.timescale)))
+        };
+        let origin = origin_ms.unwrap_or_else(|| {
+            starts()
+                .filter(|(kind, _)| *kind == Some(TrackKind::Video))
+                .map(|(_, t)| t)
                 .min()
+                .or_else(|| starts().map(|(_, t)| t).min())
                 .unwrap_or(0)
         });
+        for (p, w) in parts.iter().zip(windows.iter_mut()) {
+            let ts = i128::from(p.track.timescale);
+            let from = (i128::from(origin) * ts / i128::from(MOVIE_TIMESCALE)) as i64;
+            w.0 = w.0.max(from).min(w.1);
+        }
         let mut edits = Vec::new();
         let mut movie_duration = 0;
         for (p, &(first, end)) in parts.iter().zip(&windows) {
