@@ -172,15 +172,16 @@ fn first_sample(t: &SampleTrack, at: i64, sync_only: bool) -> usize {
 }
 
 /// Past the last sample needed to show up to `end` (exclusive, track
-/// timescale): every sample presented before it, and what they need
-/// before them in decode order.
+/// timescale): the last in decode order presented before it, and all
+/// before it. Samples decoded later but presented after `end` are left
+/// out: a player would count them into the duration.
 fn last_sample(t: &SampleTrack, end: i64) -> usize {
     let near = t.samples.partition_point(|s| (s.dts as i64) < end);
     let hi = (near + 64).min(t.samples.len());
     (near.saturating_sub(64)..hi)
         .rev()
         .find(|&i| pts(t, i) < end)
-        .map_or(near, |i| (i + 1).max(near))
+        .map_or(near, |i| i + 1)
 }
 
 fn cut(view: &FlvAsMp4, start: u64, end: Option<u64>, mode: CutMode) -> Result<super::Cut> {
