@@ -140,10 +140,11 @@ run() { # mix location -> "req/s bytes/s"
     wrk_rate "$base/$2/$q"
 }
 for target in "ps/$whole_ps" "static/$whole_peer" "ps/$cut_ps" "mp4/$cut_peer"; do
-    "${pin_client[@]}" wrk -t1 -c2 -d2s "$base/$target" >/dev/null 2>&1
+    "${pin_client[@]}" wrk -t1 -c2 -d2s --timeout 60s "$base/$target" >/dev/null 2>&1
 done
 echo
-paired_table static whole
+# Whole files of ~170 MB: two connections, each download taking seconds.
+wrk_load="-t1 -c2 --timeout 60s" paired_table static whole
 echo "(whole = /static/$whole_peer against /ps/$whole_ps)"
 echo
 paired_table mp4 cut

@@ -200,13 +200,15 @@ $(printf '        %s\n' "$@")
 EOF
 }
 
-# wrk_rate URL [LUA]: a run of wrk -t2 -c16 for $secs s at URL (through the
-# LUA script, if given) on pin_client's core; prints "req/s bytes/s". Fails
-# with wrk's output on a script error or a non-2xx answer.
+# wrk_rate URL [LUA]: a run of wrk -t2 -c16 (or $wrk_load's threads,
+# connections and timeout) for $secs s at URL (through the LUA script, if
+# given) on pin_client's core; prints "req/s bytes/s". Fails with wrk's
+# output on a script error, a timeout or a non-2xx answer.
 wrk_rate() {
-  local out script=()
+  local out script=() load
   [[ -z ${2:-} ]] || script=(-s "$2")
-  out=$("${pin_client[@]}" wrk -t2 -c16 -d"${secs}s" "${script[@]}" "$1" 2>&1) || true
+  read -r -a load <<<"${wrk_load:--t2 -c16}"
+  out=$("${pin_client[@]}" wrk "${load[@]}" -d"${secs}s" "${script[@]}" "$1" 2>&1) || true
   if ! grep -q 'Requests/sec' <<<"$out" || grep -qiE 'non-2xx|error' <<<"$out"; then
     echo "$(basename "$0" .sh): wrk run of $1${2:+ with $2} failed:" >&2
     echo "$out" >&2
@@ -239,7 +241,7 @@ paired_table() {
       printf "%-8s %12.0f %12.0f %7.2fx %14.1f %14.1f %7.2fx\n",
         m, fr, pr, pr / fr, ft / 1048576, pt / 1048576, pt / ft }'
   done
-  echo "(median of $rounds runs of ${secs}s each; wrk -t2 -c16${pin_client[*]:+ on core 0};" \
+  echo "(median of $rounds runs of ${secs}s each; wrk ${wrk_load:--t2 -c16}${pin_client[*]:+ on core 0};" \
     "one nginx worker${nginx_affinity:+ on core 1}; $(nproc) cores)"
 }
 
