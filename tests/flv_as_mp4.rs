@@ -52,25 +52,6 @@ fn sums(f: &[FrameSum]) -> Vec<&str> {
     f.iter().map(|x| x.md5.as_str()).collect()
 }
 
-fn ffprobe_duration(path: &Path) -> Result<f64, String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| format!("ffprobe gave no duration for {}", path.display()))
-}
-
 /// The first audio stream decoded to 32-bit float samples, as stored.
 fn pcm(path: &Path) -> Result<Vec<u8>, String> {
     let out = Command::new("ffmpeg")
@@ -164,7 +145,7 @@ fn check(path: &Path, has_audio: bool, has_video: bool, scale: &str) -> Result<(
     let cut = plan(&media, "format=mp4&start=3&end=7").map_err(|e| e.to_string())?;
     let cut_file = TempFile::with_bytes(&format!("{name}.cut.mp4"), &body(&media, &cut));
     warnings(cut_file.path())?;
-    let d = ffprobe_duration(cut_file.path())?;
+    let d = common::ffprobe_duration_ms(cut_file.path())? / 1000.0;
     // One video frame at 25 fps, and the ms a plan is stated in.
     if (d - 4.0).abs() > 0.041 || (cut.start_ms, cut.end_ms) != (3000, 7000) {
         return Err(format!(

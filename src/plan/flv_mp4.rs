@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use super::body::{Part, PieceRun, RunPiece, GENERATED_MAX};
-use super::{CutMode, Position, Prefix, PrefixMode, Request};
+use super::{CutMode, Prefix, PrefixMode, Request};
 use crate::error::{Error, Result};
 use crate::fnv::Fnv;
-use crate::format::mp4::progressive::{self, MdatLayout, TrackPart};
+use crate::format::mp4::progressive::{self, to_movie, MdatLayout, TrackPart};
 use crate::format::samples::{SampleMovie, SampleTrack, TrackKind};
 use crate::index::flv_mp4::FlvAsMp4;
 
@@ -72,17 +72,9 @@ pub(crate) fn resolve(view: &FlvAsMp4, request: &Request, mode: CutMode) -> Resu
              ib/fs and bstart/bend do not apply",
         ));
     }
-    let millis = |p: Option<Position>, name: &str| -> Result<Option<u64>> {
-        match p {
-            None => Ok(None),
-            Some(Position::Millis(t)) => Ok(Some(t)),
-            Some(_) => Err(Error::bad_request(format!(
-                "an FLV served as MP4 is cut by time: '{name}' must be in seconds"
-            ))),
-        }
-    };
-    let start = millis(request.start, "start")?;
-    let end = millis(request.end, "end")?;
+    let what = "an FLV served as MP4";
+    let start = super::seconds(request.start, "start", what)?;
+    let end = super::seconds(request.end, "end", what)?;
     let duration_ms = view.duration_ms;
     if start.is_none() && end.is_none() {
         let run = MdatRun {
@@ -112,26 +104,18 @@ pub(crate) fn resolve(view: &FlvAsMp4, request: &Request, mode: CutMode) -> Resu
 }
 
 /// Source presentation time (ms) of the movie's 0, as the whole file's
-/// timeline has it: the first picture, or without video the earliest
-/// sample presented.
+/// timeline has it.
 fn movie_origin_ms(view: &FlvAsMp4) -> i64 {
-    let starts = || {
-        view.movie
-            .tracks
+    let tracks = &view.movie.tracks;
+    progressive::movie_origin(
+        tracks
             .iter()
-            .map(|t| (t.kind, ms_of(t, t.first_pts())))
-    };
-    starts()
-        .filter(|(kind, _)| *kind == Some(TrackKind::Video))
-        .map(|(_, t)| t)
-        .min()
-        .or_else(|| starts().map(|(_, t)| t).min())
-        .unwrap_or(0)
+            .map(|t| (t.kind, to_movie(t.first_pts(), t.timescale))),
+    )
 }
 
 fn ms_of(t: &SampleTrack, v: i64) -> i64 {
-    let ts = i128::from(t.timescale);
-    ((i128::from(v) * 1000 + ts / 2).div_euclid(ts)) as i64
+    to_movie(v, t.timescale)
 }
 
 fn in_track(t: &SampleTrack, ms: i64) -> i64 {

@@ -548,6 +548,18 @@ fn last_modified(identity: &SourceIdentity) -> Option<i64> {
     }
 }
 
+/// A `start`/`end` of a format cut by time, in ms (`what` names the
+/// format for the error).
+fn seconds(p: Option<Position>, name: &str, what: &str) -> Result<Option<u64>> {
+    match p {
+        None => Ok(None),
+        Some(Position::Millis(t)) => Ok(Some(t)),
+        Some(_) => Err(Error::bad_request(format!(
+            "{what} is cut by time: '{name}' must be in seconds"
+        ))),
+    }
+}
+
 /// What a format's resolver decides.
 pub(crate) struct Cut {
     pub prefix: Prefix,

@@ -45,17 +45,8 @@ pub(crate) fn resolve(
     if request.prefix == Some(PrefixMode::None) {
         return raw_bytes(index, request);
     }
-    let millis = |p: Option<Position>, name: &str| -> Result<Option<u64>> {
-        match p {
-            None => Ok(None),
-            Some(Position::Millis(t)) => Ok(Some(t)),
-            Some(_) => Err(Error::bad_request(format!(
-                "MP4 is cut by time: '{name}' must be in seconds"
-            ))),
-        }
-    };
-    let start = millis(request.start, "start")?;
-    let end = millis(request.end, "end")?;
+    let start = super::seconds(request.start, "start", "MP4")?;
+    let end = super::seconds(request.end, "end", "MP4")?;
     let duration_ms = index.info.duration_ms;
     if start.is_none() && end.is_none() {
         if let Some(f) = index.faststart.as_ref().filter(|_| faststart) {

@@ -225,9 +225,22 @@ struct Timing {
     movie_duration: u64,
 }
 
-/// Track time to movie time, rounded: a start in ms goes through a track's
-/// timescale and back to where it was.
-fn to_movie(v: i64, timescale: u32) -> i64 {
+/// Where a movie's timeline starts, given each track's kind and first
+/// presentation time (ms): at the first picture, or without video at the
+/// earliest sample.
+pub fn movie_origin(starts: impl Iterator<Item = (Option<TrackKind>, i64)> + Clone) -> i64 {
+    starts
+        .clone()
+        .filter(|(kind, _)| *kind == Some(TrackKind::Video))
+        .map(|(_, t)| t)
+        .min()
+        .or_else(|| starts.map(|(_, t)| t).min())
+        .unwrap_or(0)
+}
+
+/// Track time to movie time (ms), rounded: a start in ms goes through a
+/// track's timescale and back to where it was.
+pub fn to_movie(v: i64, timescale: u32) -> i64 {
     let ts = i128::from(timescale);
     ((i128::from(v) * i128::from(MOVIE_TIMESCALE) + ts / 2).div_euclid(ts)) as i64
 }
@@ -241,14 +254,7 @@ impl Timing {
                 .zip(windows.iter())
                 .map(|(p, w)| (p.track.kind, to_movie(w.0, p.track.timescale)))
         };
-        let origin = origin_ms.unwrap_or_else(|| {
-            starts()
-                .filter(|(kind, _)| *kind == Some(TrackKind::Video))
-                .map(|(_, t)| t)
-                .min()
-                .or_else(|| starts().map(|(_, t)| t).min())
-                .unwrap_or(0)
-        });
+        let origin = origin_ms.unwrap_or_else(|| movie_origin(starts()));
         for (p, w) in parts.iter().zip(windows.iter_mut()) {
             let ts = i128::from(p.track.timescale);
             let from = (i128::from(origin) * ts / i128::from(MOVIE_TIMESCALE)) as i64;
